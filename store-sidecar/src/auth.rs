@@ -1,0 +1,375 @@
+//! Encoder authentication: HTTP Digest (RFC 7616: SHA-256 and MD5, `qop=auth`) and Basic.
+//!
+//! Nonces are stateless: `hex(issued_at_secs) "." hex(HMAC-SHA256(server_secret, issued_at))`, so
+//! any number of uploads can authenticate without the server remembering anything, and an expired
+//! (or pre-restart) nonce with otherwise correct credentials is answered `stale=true`, which makes
+//! the client retry with the fresh nonce instead of asking for a password.
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use md5::Md5;
+use sha2::{Digest as _, Sha256};
+
+use crate::config::Credentials;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Issues and checks nonces; one per process.
+pub struct Authenticator {
+    secret: [u8; 32],
+    realm: String,
+    nonce_ttl_secs: u64,
+    opaque: String,
+}
+
+/// Why a request was not authenticated.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthFailure {
+    /// No `Authorization` header.
+    Missing,
+    /// The header could not be parsed.
+    Malformed(&'static str),
+    /// Wrong user, password or digest.
+    Rejected,
+    /// Credentials were right but the nonce expired or is not ours: retry with a new one.
+    Stale,
+}
+
+impl AuthFailure {
+    /// Plain-text reason for the 401 body and the log line.
+    pub fn reason(&self) -> String {
+        match self {
+            AuthFailure::Missing => "credentials required (Digest or Basic)".to_owned(),
+            AuthFailure::Malformed(why) => format!("malformed Authorization header: {why}"),
+            AuthFailure::Rejected => "wrong username or password for this input".to_owned(),
+            AuthFailure::Stale => "nonce expired; retry with the new nonce".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Algorithm {
+    Md5,
+    Sha256,
+}
+
+impl Algorithm {
+    fn hash(self, data: &str) -> String {
+        match self {
+            Algorithm::Md5 => hex::encode(Md5::digest(data.as_bytes())),
+            Algorithm::Sha256 => hex::encode(Sha256::digest(data.as_bytes())),
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Authenticator {
+    /// A new authenticator with a random secret (nonces from a previous process are stale).
+    pub fn new(realm: &str, nonce_ttl_secs: u64) -> Result<Self, getrandom::Error> {
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret)?;
+        let mut opaque = [0u8; 16];
+        getrandom::fill(&mut opaque)?;
+        Ok(Self {
+            secret,
+            realm: realm.to_owned(),
+            nonce_ttl_secs,
+            opaque: hex::encode(opaque),
+        })
+    }
+
+    fn mac(&self, issued: u64) -> Vec<u8> {
+        let mut mac = match HmacSha256::new_from_slice(&self.secret) {
+            Ok(m) => m,
+            // HMAC takes keys of any length; this cannot happen, and an empty MAC fails closed.
+            Err(_) => return Vec::new(),
+        };
+        mac.update(&issued.to_be_bytes());
+        mac.finalize().into_bytes()[..16].to_vec()
+    }
+
+    fn nonce_at(&self, issued: u64) -> String {
+        format!("{issued:x}.{}", hex::encode(self.mac(issued)))
+    }
+
+    /// True when the nonce is ours and not expired.
+    fn nonce_fresh(&self, nonce: &str, now: u64) -> bool {
+        let Some((ts, mac)) = nonce.split_once('.') else {
+            return false;
+        };
+        let (Ok(issued), Ok(mac)) = (u64::from_str_radix(ts, 16), hex::decode(mac)) else {
+            return false;
+        };
+        let expected = self.mac(issued);
+        !expected.is_empty()
+            && constant_time_eq(&expected, &mac)
+            && issued <= now
+            && now - issued <= self.nonce_ttl_secs
+    }
+
+    /// The `WWW-Authenticate` values of a 401, strongest first. ffmpeg keeps the last Digest
+    /// challenge it parses and understands only MD5, so MD5 comes after SHA-256; Basic is last.
+    pub fn challenges(&self, stale: bool) -> Vec<String> {
+        let nonce = self.nonce_at(now_secs());
+        let stale = if stale { ", stale=true" } else { "" };
+        let mut out = Vec::with_capacity(3);
+        for alg in ["SHA-256", "MD5"] {
+            out.push(format!(
+                "Digest realm=\"{}\", qop=\"auth\", algorithm={alg}, nonce=\"{nonce}\", opaque=\"{}\"{stale}",
+                self.realm, self.opaque
+            ));
+        }
+        out.push(format!("Basic realm=\"{}\", charset=\"UTF-8\"", self.realm));
+        out
+    }
+
+    /// Checks an `Authorization` header for `method` and the request target `uri` (path and
+    /// query, exactly as sent) against the input's credentials.
+    pub fn verify(
+        &self,
+        header: Option<&str>,
+        method: &str,
+        uri: &str,
+        creds: &Credentials,
+    ) -> Result<(), AuthFailure> {
+        let header = header.ok_or(AuthFailure::Missing)?.trim();
+        let (scheme, rest) = header
+            .split_once(' ')
+            .ok_or(AuthFailure::Malformed("no scheme"))?;
+        if scheme.eq_ignore_ascii_case("basic") {
+            self.verify_basic(rest.trim(), creds)
+        } else if scheme.eq_ignore_ascii_case("digest") {
+            self.verify_digest(rest, method, uri, creds, now_secs())
+        } else {
+            Err(AuthFailure::Malformed("scheme must be Digest or Basic"))
+        }
+    }
+
+    fn verify_basic(&self, token: &str, creds: &Credentials) -> Result<(), AuthFailure> {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(token)
+            .map_err(|_| AuthFailure::Malformed("Basic credentials are not base64"))?;
+        let text = String::from_utf8(raw)
+            .map_err(|_| AuthFailure::Malformed("Basic credentials are not UTF-8"))?;
+        let (user, pass) = text
+            .split_once(':')
+            .ok_or(AuthFailure::Malformed("Basic credentials lack ':'"))?;
+        let user_ok = constant_time_eq(user.as_bytes(), creds.username.as_bytes());
+        let pass_ok = constant_time_eq(
+            &Sha256::digest(pass.as_bytes()),
+            &Sha256::digest(creds.password.as_bytes()),
+        );
+        if user_ok && pass_ok {
+            Ok(())
+        } else {
+            Err(AuthFailure::Rejected)
+        }
+    }
+
+    fn verify_digest(
+        &self,
+        params: &str,
+        method: &str,
+        uri: &str,
+        creds: &Credentials,
+        now: u64,
+    ) -> Result<(), AuthFailure> {
+        let p = parse_params(params).ok_or(AuthFailure::Malformed("bad Digest parameter list"))?;
+        let get = |k: &str| {
+            p.iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.as_str())
+        };
+        let username = get("username").ok_or(AuthFailure::Malformed("Digest without username"))?;
+        let realm = get("realm").ok_or(AuthFailure::Malformed("Digest without realm"))?;
+        let nonce = get("nonce").ok_or(AuthFailure::Malformed("Digest without nonce"))?;
+        let duri = get("uri").ok_or(AuthFailure::Malformed("Digest without uri"))?;
+        let response = get("response").ok_or(AuthFailure::Malformed("Digest without response"))?;
+        let alg = match get("algorithm") {
+            None => Algorithm::Md5,
+            Some(a) if a.eq_ignore_ascii_case("MD5") => Algorithm::Md5,
+            Some(a) if a.eq_ignore_ascii_case("SHA-256") => Algorithm::Sha256,
+            Some(_) => return Err(AuthFailure::Malformed("algorithm must be MD5 or SHA-256")),
+        };
+        if get("qop").is_some_and(|q| !q.eq_ignore_ascii_case("auth")) {
+            return Err(AuthFailure::Malformed("qop must be auth"));
+        }
+        let qop = get("qop").ok_or(AuthFailure::Malformed("qop=auth is required"))?;
+        let nc = get("nc").ok_or(AuthFailure::Malformed("qop=auth without nc"))?;
+        let cnonce = get("cnonce").ok_or(AuthFailure::Malformed("qop=auth without cnonce"))?;
+        if duri != uri {
+            return Err(AuthFailure::Malformed(
+                "Digest uri does not match the request target",
+            ));
+        }
+        if realm != self.realm || !constant_time_eq(username.as_bytes(), creds.username.as_bytes())
+        {
+            return Err(AuthFailure::Rejected);
+        }
+        let ha1 = alg.hash(&format!("{username}:{realm}:{}", creds.password));
+        let ha2 = alg.hash(&format!("{method}:{duri}"));
+        let expected = alg.hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"));
+        if !constant_time_eq(
+            expected.as_bytes(),
+            response.to_ascii_lowercase().as_bytes(),
+        ) {
+            return Err(AuthFailure::Rejected);
+        }
+        if !self.nonce_fresh(nonce, now) {
+            return Err(AuthFailure::Stale);
+        }
+        Ok(())
+    }
+}
+
+/// Parses `k=v, k="quoted, v"` lists; `None` when malformed.
+fn parse_params(s: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    let mut rest = s.trim();
+    while !rest.is_empty() {
+        let eq = rest.find('=')?;
+        let key = rest[..eq].trim().to_owned();
+        if key.is_empty() || key.contains([',', ' ', '"']) {
+            return None;
+        }
+        rest = rest[eq + 1..].trim_start();
+        let value;
+        if let Some(q) = rest.strip_prefix('"') {
+            let mut v = String::new();
+            let mut chars = q.char_indices();
+            let mut end = None;
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => v.push(chars.next()?.1),
+                    '"' => {
+                        end = Some(i);
+                        break;
+                    }
+                    c => v.push(c),
+                }
+            }
+            rest = &q[end? + 1..];
+            value = v;
+        } else {
+            let end = rest.find(',').unwrap_or(rest.len());
+            value = rest[..end].trim().to_owned();
+            rest = &rest[end..];
+        }
+        out.push((key, value));
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix(',') {
+            rest = r.trim_start();
+        } else if !rest.is_empty() {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn creds() -> Credentials {
+        Credentials {
+            username: "enc1".into(),
+            password: "s3cret".into(),
+        }
+    }
+
+    fn digest_header(a: &Authenticator, alg: &str, nonce: &str, pass: &str, uri: &str) -> String {
+        let algo = if alg == "MD5" {
+            Algorithm::Md5
+        } else {
+            Algorithm::Sha256
+        };
+        let ha1 = algo.hash(&format!("enc1:{}:{pass}", a.realm));
+        let ha2 = algo.hash(&format!("PUT:{uri}"));
+        let resp = algo.hash(&format!("{ha1}:{nonce}:00000001:abc:auth:{ha2}"));
+        format!(
+            "Digest username=\"enc1\", realm=\"{}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={alg}, qop=auth, nc=00000001, cnonce=\"abc\", response=\"{resp}\"",
+            a.realm
+        )
+    }
+
+    #[test]
+    fn digest_md5_and_sha256_accept_right_and_reject_wrong() {
+        let a = Authenticator::new("edgepack", 300).unwrap();
+        let nonce = a.nonce_at(now_secs());
+        let uri = "/in/v1/news/1/a.ts";
+        for alg in ["MD5", "SHA-256"] {
+            let h = digest_header(&a, alg, &nonce, "s3cret", uri);
+            assert_eq!(a.verify(Some(&h), "PUT", uri, &creds()), Ok(()));
+            let h = digest_header(&a, alg, &nonce, "wrong", uri);
+            assert_eq!(
+                a.verify(Some(&h), "PUT", uri, &creds()),
+                Err(AuthFailure::Rejected)
+            );
+            // A digest made for another path must not authorize this one.
+            let h = digest_header(&a, alg, &nonce, "s3cret", "/in/v1/news/1/b.ts");
+            assert!(a.verify(Some(&h), "PUT", uri, &creds()).is_err());
+        }
+    }
+
+    #[test]
+    fn expired_or_foreign_nonce_with_right_password_is_stale() {
+        let a = Authenticator::new("edgepack", 300).unwrap();
+        let uri = "/in/v1/news/1/a.ts";
+        let old = a.nonce_at(now_secs() - 301);
+        let h = digest_header(&a, "MD5", &old, "s3cret", uri);
+        assert_eq!(
+            a.verify(Some(&h), "PUT", uri, &creds()),
+            Err(AuthFailure::Stale)
+        );
+        let other = Authenticator::new("edgepack", 300).unwrap();
+        let foreign = other.nonce_at(now_secs());
+        let h = digest_header(&a, "MD5", &foreign, "s3cret", uri);
+        assert_eq!(
+            a.verify(Some(&h), "PUT", uri, &creds()),
+            Err(AuthFailure::Stale)
+        );
+        assert!(a.challenges(true)[0].contains("stale=true"));
+    }
+
+    #[test]
+    fn basic() {
+        let a = Authenticator::new("edgepack", 300).unwrap();
+        let ok = base64::engine::general_purpose::STANDARD.encode("enc1:s3cret");
+        let bad = base64::engine::general_purpose::STANDARD.encode("enc1:nope");
+        assert_eq!(
+            a.verify(Some(&format!("Basic {ok}")), "PUT", "/x", &creds()),
+            Ok(())
+        );
+        assert_eq!(
+            a.verify(Some(&format!("Basic {bad}")), "PUT", "/x", &creds()),
+            Err(AuthFailure::Rejected)
+        );
+        assert_eq!(
+            a.verify(None, "PUT", "/x", &creds()),
+            Err(AuthFailure::Missing)
+        );
+        assert!(matches!(
+            a.verify(Some("Basic !!!"), "PUT", "/x", &creds()),
+            Err(AuthFailure::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn params_parse_quoted_commas_and_escapes() {
+        let p = parse_params(r#"a="x, y", b=z , c="q\"d""#).unwrap();
+        assert_eq!(p[0], ("a".into(), "x, y".into()));
+        assert_eq!(p[1], ("b".into(), "z".into()));
+        assert_eq!(p[2], ("c".into(), "q\"d".into()));
+        assert!(parse_params(r#"a="unterminated"#).is_none());
+    }
+}

@@ -1,0 +1,357 @@
+//! The sidecar's TOML configuration: parsed and validated once at start-up.
+//!
+//! Every error names the field it is about (`channel[1].input[0].password`), so an operator can
+//! fix the file without reading the code.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// Longest startover window a channel may keep (14 days, as MediaPackage).
+pub const MAX_STARTOVER_WINDOW_SECONDS: u64 = 14 * 24 * 3600;
+
+/// A configuration that failed to load; the message names the field.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config field `{field}`: {message}")]
+    Invalid { field: String, message: String },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default, rename = "channel")]
+    pub channels: Vec<ChannelConfig>,
+}
+
+/// `[server]`: listeners, storage and request limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Encoder-facing listener (authenticated ingest).
+    pub ingest_listen: SocketAddr,
+    /// Filter-facing listener (`/store/v1`, `/metrics`, `/healthz`), unauthenticated.
+    pub internal_listen: SocketAddr,
+    /// Where segments, playlists and the index live.
+    pub data_dir: PathBuf,
+    /// Realm offered in Digest and Basic challenges.
+    pub realm: String,
+    /// How long a Digest nonce is accepted before the client is told it is stale.
+    pub nonce_ttl_seconds: u64,
+    /// Largest accepted segment (or other non-playlist file) upload.
+    pub max_segment_bytes: u64,
+    /// Largest accepted playlist upload.
+    pub max_playlist_bytes: u64,
+    /// Longest accepted request path (bytes, as sent).
+    pub max_path_bytes: usize,
+    /// Uploaded files no playlist has listed are removed after this long.
+    pub stale_upload_seconds: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            ingest_listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            internal_listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            data_dir: PathBuf::from("./data"),
+            realm: "edgepack".to_owned(),
+            nonce_ttl_seconds: 300,
+            max_segment_bytes: 64 * 1024 * 1024,
+            max_playlist_bytes: 4 * 1024 * 1024,
+            max_path_bytes: 1024,
+            stale_upload_seconds: 600,
+        }
+    }
+}
+
+/// `[[channel]]`: one live channel with its two redundant inputs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelConfig {
+    pub id: String,
+    #[serde(default = "default_window")]
+    pub startover_window_seconds: u64,
+    /// Switch inputs when the active one has not advanced for this long; default 2 × target duration.
+    #[serde(default)]
+    pub failover_after_seconds: Option<f64>,
+    #[serde(default, rename = "input")]
+    pub inputs: Vec<InputConfig>,
+}
+
+fn default_window() -> u64 {
+    7200
+}
+
+/// `[[channel.input]]`: the credentials of one encoder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputConfig {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Name of an environment variable holding the password (keeps secrets out of the file).
+    #[serde(default)]
+    pub password_env: Option<String>,
+}
+
+/// A validated channel, with secrets resolved.
+#[derive(Debug, Clone)]
+pub struct Channel {
+    pub id: String,
+    pub startover_window_seconds: u64,
+    pub failover_after_seconds: Option<f64>,
+    /// Index 0 is input 1, index 1 is input 2.
+    pub inputs: [Credentials; 2],
+}
+
+/// One encoder's username and password.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    pub username: String,
+    pub password: String,
+}
+
+/// The configuration after validation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerConfig,
+    pub channels: Vec<Channel>,
+}
+
+/// True for ids that are safe in a URL path segment and a file name.
+pub fn is_safe_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+impl Settings {
+    /// Reads, parses and validates the file; environment variables resolve `password_env`.
+    pub fn load(path: &std::path::Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, |k| std::env::var(k).ok()).map_err(|e| match e {
+            ConfigError::Parse { message, .. } => ConfigError::Parse {
+                path: path.to_owned(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parses and validates TOML text; `env` looks up environment variables.
+    pub fn from_toml(
+        text: &str,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let raw: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: PathBuf::new(),
+            message: e.to_string(),
+        })?;
+        Self::validate(raw, env)
+    }
+
+    fn validate(raw: Config, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let s = &raw.server;
+        if s.ingest_listen == s.internal_listen && s.ingest_listen.port() != 0 {
+            return Err(invalid(
+                "server.internal_listen",
+                "must differ from server.ingest_listen (the internal API has no authentication)",
+            ));
+        }
+        if s.realm.is_empty() || s.realm.contains('"') || s.realm.contains('\\') {
+            return Err(invalid(
+                "server.realm",
+                "must be non-empty and contain no quote or backslash",
+            ));
+        }
+        if s.nonce_ttl_seconds == 0 {
+            return Err(invalid("server.nonce_ttl_seconds", "must be at least 1"));
+        }
+        if s.max_segment_bytes == 0 || s.max_playlist_bytes == 0 {
+            return Err(invalid(
+                "server.max_segment_bytes / server.max_playlist_bytes",
+                "must be at least 1",
+            ));
+        }
+        if s.max_path_bytes < 32 {
+            return Err(invalid("server.max_path_bytes", "must be at least 32"));
+        }
+        if raw.channels.is_empty() {
+            return Err(invalid("channel", "at least one [[channel]] is required"));
+        }
+        let mut seen = HashSet::new();
+        let mut channels = Vec::with_capacity(raw.channels.len());
+        for (i, c) in raw.channels.iter().enumerate() {
+            let field = format!("channel[{i}]");
+            if !is_safe_id(&c.id) {
+                return Err(invalid(
+                    format!("{field}.id"),
+                    format!(
+                        "'{}' must be 1-64 characters of A-Z, a-z, 0-9, '-' or '_'",
+                        c.id
+                    ),
+                ));
+            }
+            if !seen.insert(c.id.clone()) {
+                return Err(invalid(
+                    format!("{field}.id"),
+                    format!("channel '{}' is defined twice", c.id),
+                ));
+            }
+            if c.startover_window_seconds == 0
+                || c.startover_window_seconds > MAX_STARTOVER_WINDOW_SECONDS
+            {
+                return Err(invalid(
+                    format!("{field}.startover_window_seconds"),
+                    format!(
+                        "{} is out of range 1..={MAX_STARTOVER_WINDOW_SECONDS} (14 days)",
+                        c.startover_window_seconds
+                    ),
+                ));
+            }
+            if let Some(f) = c.failover_after_seconds
+                && !(f.is_finite() && f > 0.0 && f <= 3600.0)
+            {
+                return Err(invalid(
+                    format!("{field}.failover_after_seconds"),
+                    format!("{f} is out of range (0, 3600]"),
+                ));
+            }
+            if c.inputs.len() != 2 {
+                return Err(invalid(
+                    format!("{field}.input"),
+                    format!(
+                        "exactly two [[channel.input]] are required (input 1 and input 2), found {}",
+                        c.inputs.len()
+                    ),
+                ));
+            }
+            let mut creds = Vec::with_capacity(2);
+            for (j, input) in c.inputs.iter().enumerate() {
+                let f = format!("{field}.input[{j}]");
+                if input.username.is_empty() || input.username.contains([':', '"', '\\']) {
+                    return Err(invalid(
+                        format!("{f}.username"),
+                        "must be non-empty and contain no ':', quote or backslash",
+                    ));
+                }
+                let password = match (&input.password, &input.password_env) {
+                    (Some(p), None) => p.clone(),
+                    (None, Some(var)) => env(var).ok_or_else(|| {
+                        invalid(
+                            format!("{f}.password_env"),
+                            format!("environment variable {var} is not set"),
+                        )
+                    })?,
+                    (Some(_), Some(_)) => {
+                        return Err(invalid(
+                            format!("{f}.password"),
+                            "set either password or password_env, not both",
+                        ));
+                    }
+                    (None, None) => {
+                        return Err(invalid(
+                            format!("{f}.password"),
+                            "missing (set password or password_env)",
+                        ));
+                    }
+                };
+                if password.is_empty() {
+                    return Err(invalid(format!("{f}.password"), "must not be empty"));
+                }
+                creds.push(Credentials {
+                    username: input.username.clone(),
+                    password,
+                });
+            }
+            let [a, b]: [Credentials; 2] = creds
+                .try_into()
+                .map_err(|_| invalid(format!("{field}.input"), "exactly two inputs required"))?;
+            channels.push(Channel {
+                id: c.id.clone(),
+                startover_window_seconds: c.startover_window_seconds,
+                failover_after_seconds: c.failover_after_seconds,
+                inputs: [a, b],
+            });
+        }
+        Ok(Settings {
+            server: raw.server,
+            channels,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[server]
+data_dir = "/tmp/x"
+[[channel]]
+id = "news"
+[[channel.input]]
+username = "enc1"
+password = "a"
+[[channel.input]]
+username = "enc2"
+password_env = "PW2"
+"#;
+
+    fn env(k: &str) -> Option<String> {
+        (k == "PW2").then(|| "b".to_owned())
+    }
+
+    #[test]
+    fn good_config_resolves_env_password() {
+        let s = Settings::from_toml(GOOD, env).unwrap();
+        assert_eq!(s.channels[0].inputs[1].password, "b");
+        assert_eq!(s.channels[0].startover_window_seconds, 7200);
+        assert_eq!(s.server.max_path_bytes, 1024);
+    }
+
+    fn err(text: &str) -> String {
+        Settings::from_toml(text, env).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert!(err(&GOOD.replace("PW2", "NOPE")).contains("channel[0].input[1].password_env"));
+        assert!(err(&GOOD.replace("news", "n/ws")).contains("channel[0].id"));
+        assert!(err(&GOOD.replace("data_dir", "data_dri")).contains("data_dri"));
+        let one_input = GOOD
+            .split("[[channel.input]]\nusername = \"enc2\"")
+            .next()
+            .unwrap();
+        assert!(err(one_input).contains("channel[0].input"));
+        let big = GOOD.replace(
+            "id = \"news\"",
+            "id = \"news\"\nstartover_window_seconds = 9999999",
+        );
+        assert!(err(&big).contains("startover_window_seconds"));
+        assert!(err("").contains("at least one [[channel]]"));
+    }
+}

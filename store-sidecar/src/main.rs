@@ -1,0 +1,159 @@
+//! `edgepack-store`: the store sidecar. Encoders push live HLS to it (WebDAV/HTTP PUT with Digest
+//! or Basic credentials, two redundant inputs per channel); the edgepack filter in Envoy reads a
+//! normalized view of every channel from it.
+
+mod auth;
+mod channel;
+mod config;
+mod disk;
+mod ingest_path;
+mod metrics;
+mod server;
+mod source_playlist;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+
+/// edgepack store sidecar: authenticated live HLS ingest, startover history, redundant inputs,
+/// and the internal API the edgepack Envoy filter reads.
+///
+/// Listeners (addresses in the config file):
+///   ingest    PUT|DELETE|MKCOL|OPTIONS /in/v1/{channel}/{1|2}/{file}   (Digest or Basic auth)
+///             GET /healthz
+///   internal  GET /store/v1/{channel}/index.m3u8                        multivariant playlist
+///             GET /store/v1/{channel}/{rendition}/index.m3u8            media playlist, whole window
+///             GET /store/v1/{channel}/{rendition}/{sequence}.{ext}      segment
+///             GET /store/v1/{channel}/status                            JSON status
+///             GET /metrics (Prometheus), GET /healthz
+///
+/// The config file is TOML; see store-sidecar/edgepack-store.example.toml for every field.
+/// Passwords may come from the environment with `password_env = "VAR"`.
+/// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=edgepack_store=debug) to change the level.
+/// On start-up one line `edgepack-store listening ingest=ADDR internal=ADDR` is printed on stdout.
+#[derive(Parser, Debug)]
+#[command(version, verbatim_doc_comment)]
+struct Cli {
+    /// Path of the TOML configuration file.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: PathBuf,
+    /// Validate the configuration, print a summary and exit (status 0 when valid).
+    #[arg(long)]
+    check: bool,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    let settings = match config::Settings::load(&cli.config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("edgepack-store: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.check {
+        println!(
+            "config OK: {} channel(s): {}",
+            settings.channels.len(),
+            settings
+                .channels
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("edgepack-store: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("edgepack-store: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: config::Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let ingest_addr = settings.server.ingest_listen;
+    let internal_addr = settings.server.internal_listen;
+    let app = Arc::new(server::App::open(settings)?);
+    let ingest = tokio::net::TcpListener::bind(ingest_addr)
+        .await
+        .map_err(|e| format!("cannot listen on ingest_listen {ingest_addr}: {e}"))?;
+    let internal = tokio::net::TcpListener::bind(internal_addr)
+        .await
+        .map_err(|e| format!("cannot listen on internal_listen {internal_addr}: {e}"))?;
+    let (ia, na) = (ingest.local_addr()?, internal.local_addr()?);
+    println!("edgepack-store listening ingest={ia} internal={na}");
+    tracing::info!(ingest = %ia, internal = %na, channels = app.channels.len(), "listening");
+    tokio::spawn(server::housekeeping(app.clone()));
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let a = tokio::spawn(server::serve(
+        ingest,
+        server::ingest_router(app.clone()),
+        rx.clone(),
+    ));
+    let b = tokio::spawn(server::serve(
+        internal,
+        server::internal_router(app.clone()),
+        rx,
+    ));
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = tx.send(true);
+    let _ = tokio::join!(a, b);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
