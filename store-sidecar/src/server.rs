@@ -75,15 +75,20 @@ pub enum StartupError {
     },
 }
 
+/// The reason of a refusal, kept on the response for the log line.
+#[derive(Clone)]
+struct Reason(String);
+
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    let mut body = body.into();
-    body.push('\n');
-    (
+    let reason = body.into();
+    let mut r = (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
+        format!("{reason}\n"),
     )
-        .into_response()
+        .into_response();
+    r.extensions_mut().insert(Reason(reason));
+    r
 }
 
 /// The encoder-facing router.
@@ -121,7 +126,11 @@ async fn ingest(State(app): State<Arc<App>>, req: Request) -> Response {
     let (channel, input, response) = handle_ingest(&app, req).await;
     let status = response.status();
     if !status.is_success() {
-        tracing::warn!(%method, path, status = status.as_u16(), channel, input, "ingest refused");
+        let reason = response
+            .extensions()
+            .get::<Reason>()
+            .map_or("", |r| r.0.as_str());
+        tracing::warn!(%method, path, status = status.as_u16(), channel, input, reason, "ingest refused");
     }
     app.metrics
         .ingest_requests

@@ -1,0 +1,50 @@
+# edgepack — build, test, lint, bench, demo.
+CARGO ?= cargo
+
+.PHONY: all build wasm test lint fmt fmt-check bench demo run-store clean
+
+all: build
+
+## build: native binaries (the store sidecar) in release mode
+build:
+	$(CARGO) build --release -p edgepack-store
+
+## wasm: the Envoy filter for wasm32-wasip1 (release)
+wasm:
+	$(CARGO) build --release --target wasm32-wasip1 -p edgepack-filter
+
+## test: formatting, lints and every test (unit + end-to-end with ffmpeg)
+test: fmt-check lint
+	$(CARGO) test --workspace --all-targets
+	$(MAKE) wasm
+
+## lint: clippy on all targets, natively and for the wasm target, warnings are errors
+lint:
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target wasm32-wasip1 -p edgepack-filter -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+## bench: every benchmark, printed as figures
+bench:
+	$(CARGO) bench -p edgepack-store --bench ingest
+
+## demo: docker compose demo (Envoy + sidecar + encoder + player)
+demo:
+	@if [ ! -f envoy/docker-compose.yml ]; then \
+	  echo "make demo: envoy/docker-compose.yml does not exist yet (issue #5); use 'make run-store' for the sidecar alone"; \
+	  exit 1; \
+	fi
+	docker compose -f envoy/docker-compose.yml up --build
+
+## run-store: run the store sidecar with the example configuration
+run-store:
+	EDGEPACK_NEWS_INPUT2_PASSWORD=change-me-2 $(CARGO) run --release -p edgepack-store -- \
+	  --config store-sidecar/edgepack-store.example.toml
+
+clean:
+	$(CARGO) clean
