@@ -685,8 +685,8 @@ pub async fn housekeeping(app: Arc<App>) {
         n += 1;
         for (id, state) in &app.channels {
             let state = state.clone();
-            let prune = n % 20 == 0;
-            let gc = n % 240 == 0;
+            let prune = n.is_multiple_of(20);
+            let gc = n.is_multiple_of(240);
             let result = blocking(move || {
                 let mut st = state.blocking_lock();
                 let failover = st.tick(Instant::now())?;

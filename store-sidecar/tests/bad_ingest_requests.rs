@@ -1,6 +1,7 @@
 //! User story: a misconfigured or hostile client gets a specific status and a reason it can act
 //! on for every bad ingest request, and the stored state does not change.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 mod common;
 
 use common::*;

@@ -2,6 +2,7 @@
 //! credentials, and the edge reads back exactly what it sent: the multivariant playlist, media
 //! playlists that list only committed segments, every segment byte-identical.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 mod common;
 
 use std::collections::BTreeMap;

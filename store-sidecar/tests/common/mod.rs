@@ -3,6 +3,8 @@
 //! HTTP/1.1 where a client library would "fix" the request (dot segments, encodings).
 
 #![allow(dead_code)]
+// Test support: a failed step must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
