@@ -1120,3 +1120,136 @@ fn read_doc(path: &Path) -> io::Result<Option<StoredDoc>> {
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Credentials;
+
+    fn channel() -> Channel {
+        let c = || Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        Channel {
+            id: "news".into(),
+            startover_window_seconds: 3600,
+            failover_after_seconds: None,
+            inputs: [c(), c()],
+        }
+    }
+
+    fn playlist(first: u64, count: u64) -> String {
+        let mut t = format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{first}\n");
+        for m in first..first + count {
+            t.push_str(&format!("#EXTINF:2.0,\ns{m}.ts\n"));
+        }
+        t
+    }
+
+    fn upload(st: &mut ChannelState, input: usize, name: &str) {
+        let tmp = st.upload_temp_path().unwrap();
+        fs::write(&tmp, name.as_bytes()).unwrap();
+        st.commit_upload(input, name, &tmp, name.len() as u64, "e".into())
+            .unwrap();
+    }
+
+    fn uris(st: &mut ChannelState) -> Vec<String> {
+        let r = st.media_playlist("hd").unwrap();
+        String::from_utf8(r.body.to_vec())
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn both_inputs_share_one_timeline_and_fill_each_others_gaps() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        for m in 0..3 {
+            upload(&mut st, 0, &format!("s{m}.ts"));
+        }
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 3).as_bytes())
+            .unwrap();
+        // Input 2 delivers 1..4: 1 and 2 attach to existing entries, 3 and 4 extend the timeline.
+        for m in 1..5 {
+            upload(&mut st, 1, &format!("s{m}.ts"));
+        }
+        st.accept_playlist(1, "hd.m3u8", playlist(1, 4).as_bytes())
+            .unwrap();
+        assert_eq!(uris(&mut st), ["0.ts", "1.ts", "2.ts", "3.ts", "4.ts"]);
+        assert_eq!(
+            st.segment("hd", 1, "ts").unwrap().input,
+            0,
+            "active input first"
+        );
+        assert_eq!(
+            st.segment("hd", 4, "ts").unwrap().input,
+            1,
+            "else the other"
+        );
+        assert!(st.segment("hd", 4, "mp4").is_none());
+    }
+
+    #[test]
+    fn sequence_jump_is_a_discontinuity_not_a_hole() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        upload(&mut st, 0, "s10.ts");
+        st.accept_playlist(0, "hd.m3u8", playlist(10, 1).as_bytes())
+            .unwrap();
+        upload(&mut st, 0, "s500.ts");
+        st.accept_playlist(0, "hd.m3u8", playlist(500, 1).as_bytes())
+            .unwrap();
+        let text = String::from_utf8(st.media_playlist("hd").unwrap().body.to_vec()).unwrap();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:10\n"), "{text}");
+        assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+        assert_eq!(uris(&mut st), ["10.ts", "11.ts"]);
+    }
+
+    #[test]
+    fn failover_only_from_a_stalled_input_to_a_live_one() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        upload(&mut st, 0, "s0.ts");
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 1).as_bytes())
+            .unwrap();
+        upload(&mut st, 1, "s0.ts");
+        st.accept_playlist(1, "hd.m3u8", playlist(0, 1).as_bytes())
+            .unwrap();
+        assert_eq!(st.active(), Some(0));
+        let t0 = Instant::now();
+        assert_eq!(st.failover_after(), Duration::from_secs(4));
+        // Both fresh: no switch.
+        assert_eq!(st.tick(t0 + Duration::from_secs(1)).unwrap(), None);
+        // Both stalled: nowhere better to go.
+        assert_eq!(st.tick(t0 + Duration::from_secs(10)).unwrap(), None);
+        // Input 2 delivers again while input 1 stays silent: switch once, then stay.
+        st.inputs[1].last_advance = Some(t0 + Duration::from_secs(9));
+        assert_eq!(
+            st.tick(t0 + Duration::from_secs(10)).unwrap(),
+            Some(Failover { from: 0, to: 1 })
+        );
+        assert_eq!(st.tick(t0 + Duration::from_secs(11)).unwrap(), None);
+        assert_eq!(st.active(), Some(1));
+    }
+
+    #[test]
+    fn lost_upload_is_skipped_once_later_segments_are_old_enough() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        upload(&mut st, 0, "s0.ts");
+        upload(&mut st, 0, "s2.ts");
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 3).as_bytes())
+            .unwrap();
+        assert_eq!(uris(&mut st), ["0.ts"], "s1 pending");
+        st.tick(Instant::now() + Duration::from_secs(1)).unwrap();
+        assert_eq!(uris(&mut st), ["0.ts"], "still within the grace period");
+        st.tick(Instant::now() + Duration::from_secs(5)).unwrap();
+        let text = String::from_utf8(st.media_playlist("hd").unwrap().body.to_vec()).unwrap();
+        assert_eq!(uris(&mut st), ["0.ts", "1.ts"]);
+        assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    }
+}

@@ -204,9 +204,20 @@ async fn handle_ingest(app: &App, req: Request) -> (String, String, Response) {
     }
     // Authenticate before touching the body: hyper sends `100 Continue` only when the body is
     // first read, and ffmpeg retries with credentials only when the 401 replaces it.
-    let state_cfg_creds = {
-        let guard = state.lock().await;
-        guard.cfg.inputs[target.input].clone()
+    // Credentials come from the immutable settings, not the channel lock, so a 401 never waits
+    // behind another upload's disk I/O.
+    let Some(creds) = app
+        .settings
+        .channels
+        .iter()
+        .find(|c| c.id == target.channel)
+        .map(|c| &c.inputs[target.input])
+    else {
+        return (
+            labels.0,
+            labels.1,
+            text(StatusCode::NOT_FOUND, "unknown channel"),
+        );
     };
     let request_target = req
         .uri()
@@ -218,7 +229,7 @@ async fn handle_ingest(app: &App, req: Request) -> (String, String, Response) {
         .and_then(|v| v.to_str().ok());
     if let Err(failure) = app
         .auth
-        .verify(authz, method.as_str(), &request_target, &state_cfg_creds)
+        .verify(authz, method.as_str(), &request_target, creds)
     {
         let mut r = text(StatusCode::UNAUTHORIZED, failure.reason());
         for c in app.auth.challenges(failure == AuthFailure::Stale) {
