@@ -1,5 +1,31 @@
-//! edgepack's Proxy-Wasm filter.
+//! edgepack's Proxy-Wasm filter: just-in-time HLS packaging inside Envoy.
 //!
-//! Not implemented yet: the sans-IO core (config, route, hls, crypto) is issue #3 and the
-//! proxy-wasm shell is issue #4. The crate exists now so the workspace, the wasm build and CI
-//! are in place for them.
+//! This crate is the sans-IO core: every decision and transformation is plain Rust with no
+//! proxy-wasm call in it, tested natively, under wasm (`wasm-bindgen-test`) and benchmarked.
+//! [`packager::plan`] turns a viewer's request into an answer or a store fetch;
+//! [`packager::respond`] turns the store's answer into the viewer's. The proxy-wasm shell that
+//! does the I/O inside Envoy is issue #4.
+//!
+//! Modules, one job each: [`config`] (plugin JSON), [`route`] (egress paths), [`query`]
+//! (MediaPackage query parameters), [`access`] (CDN identifier, IP allowlist),
+//! [`media_playlist`] (reading the store's playlist), [`playlist_window`] (live window, delay,
+//! time shift), [`media_rewrite`] and [`multivariant`] (writing playlists), [`crypto`] (AES-128,
+//! keys, tokens).
+
+pub mod access;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod media_playlist;
+pub mod media_rewrite;
+pub mod multivariant;
+pub mod packager;
+pub mod playlist_window;
+pub mod query;
+pub mod response;
+pub mod route;
+
+pub use config::Settings;
+pub use error::FilterError;
+pub use packager::{Fetch, Job, Plan, Request, StoreAnswer, plan, respond};
+pub use response::Response;

@@ -1,0 +1,106 @@
+//! Who may request an endpoint: MediaPackage's CDN identifier header and an IP allowlist.
+
+use std::net::IpAddr;
+
+use crate::config::Endpoint;
+use crate::error::FilterError;
+
+/// An IPv4 or IPv6 network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `203.0.113.0/24`, `2001:db8::/32`, or a bare address (a /32 or /128).
+    pub fn parse(s: &str) -> Option<Self> {
+        let (addr, prefix) = match s.trim().split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.trim().parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Self { addr, prefix })
+    }
+
+    /// True when `ip` is inside (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Checks the endpoint's access rules. `header` looks up a request header by lower-case name.
+pub fn check(
+    endpoint: &Endpoint,
+    header: &dyn Fn(&str) -> Option<String>,
+    client_ip: Option<IpAddr>,
+) -> Result<(), FilterError> {
+    if let Some(cdn) = &endpoint.cfg.access.cdn_identifier {
+        let name = cdn.header.to_ascii_lowercase();
+        match header(&name) {
+            None => {
+                return Err(FilterError::Forbidden(format!(
+                    "missing {name} header: this endpoint is served only through its CDN"
+                )));
+            }
+            Some(v) if !cdn.secrets.iter().any(|s| constant_time_eq(s.as_bytes(), v.as_bytes())) => {
+                return Err(FilterError::Forbidden(format!(
+                    "wrong {name} header: this endpoint is served only through its CDN"
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    if !endpoint.allowlist.is_empty() {
+        let allowed = client_ip.is_some_and(|ip| endpoint.allowlist.iter().any(|c| c.contains(ip)));
+        if !allowed {
+            return Err(FilterError::Forbidden(format!(
+                "client address {} is not in this endpoint's IP allowlist",
+                client_ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn cidr_v4_v6_and_mapped() {
+        let net = Cidr::parse("203.0.113.0/24").unwrap();
+        assert!(net.contains("203.0.113.77".parse().unwrap()));
+        assert!(!net.contains("203.0.114.1".parse().unwrap()));
+        assert!(net.contains("::ffff:203.0.113.9".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::5".parse().unwrap()));
+        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.1").unwrap().contains("10.0.0.1".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_none());
+        assert!(Cidr::parse("nonsense").is_none());
+    }
+}

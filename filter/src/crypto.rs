@@ -1,0 +1,171 @@
+//! AES-128 for HLS (RFC 8216 §4.3.2.4, §5.2): whole-segment AES-128-CBC with PKCS#7, keys derived
+//! per rotation period without a key server, and HMAC tokens that guard key delivery.
+
+use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::{Endpoint, KeySource};
+use crate::error::FilterError;
+
+type HmacSha256 = Hmac<Sha256>;
+type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
+
+fn hmac(secret: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], FilterError> {
+    let mut mac = HmacSha256::new_from_slice(secret)
+        .map_err(|_| FilterError::BadGateway("HMAC key rejected".into()))?;
+    for p in parts {
+        mac.update(p);
+    }
+    Ok(mac.finalize().into_bytes().into())
+}
+
+/// Encrypts a whole segment: AES-128-CBC, PKCS#7 padding.
+pub fn encrypt_segment(key: &[u8; 16], iv: &[u8; 16], data: &[u8]) -> Vec<u8> {
+    Aes128CbcEnc::new(key.into(), iv.into()).encrypt_padded_vec_mut::<Pkcs7>(data)
+}
+
+/// The key period of a segment: its program date time ÷ the rotation interval (0: one period).
+pub fn key_period(pdt_ms: i64, rotation_seconds: u64) -> u64 {
+    if rotation_seconds == 0 || pdt_ms < 0 {
+        return 0;
+    }
+    (pdt_ms as u64 / 1000) / rotation_seconds
+}
+
+/// The key of a period: the static key, or the first 16 bytes of
+/// HMAC-SHA256(secret, "{channel}/{endpoint}/{period}"). Every edge computes the same key.
+pub fn key_for(endpoint: &Endpoint, period: u64) -> Result<[u8; 16], FilterError> {
+    let enc = endpoint
+        .cfg
+        .encryption
+        .as_ref()
+        .ok_or_else(|| FilterError::NotFound("this endpoint is not encrypted".into()))?;
+    match (&enc.key, endpoint.static_key) {
+        (KeySource::Static { .. }, Some(k)) => Ok(k),
+        (KeySource::Derived { secret }, _) => {
+            let label = format!("{}/{}/{period}", endpoint.channel, endpoint.name);
+            let mac = hmac(secret.as_bytes(), &[label.as_bytes()])?;
+            let mut key = [0u8; 16];
+            key.copy_from_slice(&mac[..16]);
+            Ok(key)
+        }
+        (KeySource::Static { .. }, None) => {
+            Err(FilterError::BadGateway("static key was not validated".into()))
+        }
+    }
+}
+
+/// The IV of a segment: the constant IV, or its media sequence number as a 128-bit big-endian
+/// integer.
+pub fn iv_for(endpoint: &Endpoint, sequence: u64) -> [u8; 16] {
+    endpoint
+        .constant_iv
+        .unwrap_or_else(|| u128::from(sequence).to_be_bytes())
+}
+
+/// A key-delivery token for `path`, valid until `expiry` (epoch seconds):
+/// `{expiry}-{hex(HMAC-SHA256(secret, path "\n" expiry))[..32]}`.
+pub fn token(secret: &str, path: &str, expiry: u64) -> Result<String, FilterError> {
+    let e = expiry.to_string();
+    let mac = hmac(secret.as_bytes(), &[path.as_bytes(), b"\n", e.as_bytes()])?;
+    Ok(format!("{e}-{}", hex::encode(&mac[..16])))
+}
+
+/// Expiry of tokens minted now: rounded up to the minute so every edge and every request within
+/// a minute mints the same token (playlists stay cacheable and identical across edges).
+pub fn token_expiry(now_ms: i64, ttl_seconds: u64) -> u64 {
+    let now = (now_ms.max(0) as u64) / 1000;
+    (now + ttl_seconds).div_ceil(60) * 60
+}
+
+/// Checks a key-delivery token.
+pub fn verify_token(
+    secret: &str,
+    path: &str,
+    token_value: Option<&str>,
+    now_ms: i64,
+) -> Result<(), FilterError> {
+    let t = token_value.ok_or_else(|| {
+        FilterError::Forbidden("key request without a token; use the key URI from the playlist".into())
+    })?;
+    let malformed = || FilterError::BadRequest("malformed key token; expected EXPIRY-HMAC".into());
+    let (expiry, mac) = t.split_once('-').ok_or_else(malformed)?;
+    let expiry: u64 = expiry.parse().map_err(|_| malformed())?;
+    let mac = hex::decode(mac).map_err(|_| malformed())?;
+    if mac.len() != 16 {
+        return Err(malformed());
+    }
+    let expected = token(secret, path, expiry)?;
+    let expected_mac = expected
+        .split_once('-')
+        .and_then(|(_, m)| hex::decode(m).ok())
+        .unwrap_or_default();
+    let same = expected_mac.len() == mac.len()
+        && expected_mac
+            .iter()
+            .zip(&mac)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if !same {
+        return Err(FilterError::Forbidden("invalid key token".into()));
+    }
+    if (now_ms.max(0) as u64) / 1000 > expiry {
+        return Err(FilterError::Forbidden(
+            "key token expired; reload the playlist for a fresh one".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aes::cipher::{BlockDecryptMut, block_padding::Pkcs7};
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn cbc_round_trip_and_padding() {
+        let key = [7u8; 16];
+        let iv = u128::from(42u64).to_be_bytes();
+        for len in [0usize, 1, 15, 16, 17, 188 * 100] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let enc = encrypt_segment(&key, &iv, &data);
+            assert_eq!(enc.len(), (len / 16 + 1) * 16, "PKCS#7 always pads");
+            let dec = cbc::Decryptor::<aes::Aes128>::new(&key.into(), &iv.into())
+                .decrypt_padded_vec_mut::<Pkcs7>(&enc)
+                .unwrap();
+            assert_eq!(dec, data);
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn periods_and_boundaries() {
+        assert_eq!(key_period(59_999, 60), 0);
+        assert_eq!(key_period(60_000, 60), 1);
+        assert_eq!(key_period(1_700_000_000_000, 0), 0);
+        assert_eq!(key_period(1_700_000_000_000, 10), 170_000_000);
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn tokens() {
+        let path = "/out/v1/news/secure/key/5";
+        let t = token("s3cret-s3cret-s3", path, 1000).unwrap();
+        assert_eq!(verify_token("s3cret-s3cret-s3", path, Some(&t), 999_000), Ok(()));
+        let expired = verify_token("s3cret-s3cret-s3", path, Some(&t), 1_001_000).unwrap_err();
+        assert!(expired.to_string().contains("expired"));
+        assert_eq!(expired.status(), 403);
+        let other = verify_token("s3cret-s3cret-s3", "/out/v1/news/secure/key/6", Some(&t), 0);
+        assert_eq!(other.unwrap_err().status(), 403);
+        let mut tampered = t.clone();
+        tampered.replace_range(5..6, if &t[5..6] == "0" { "1" } else { "0" });
+        assert_eq!(verify_token("s3cret-s3cret-s3", path, Some(&tampered), 0).unwrap_err().status(), 403);
+        assert_eq!(verify_token("s3cret-s3cret-s3", path, None, 0).unwrap_err().status(), 403);
+        for bad in ["", "abc", "12-zz", "12-00", "x-00112233445566778899aabbccddeeff"] {
+            assert_eq!(verify_token("s3cret-s3cret-s3", path, Some(bad), 0).unwrap_err().status(), 400, "{bad}");
+        }
+        assert_eq!(token_expiry(1_000_000, 300), 1320);
+    }
+}

@@ -1,0 +1,51 @@
+//! Every way a request can fail, each with one HTTP status and a short body a human can act on.
+
+use crate::response::Response;
+
+/// A refused or failed request.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FilterError {
+    /// Unknown channel, endpoint, rendition, path, or the store has no such object.
+    #[error("{0}")]
+    NotFound(String),
+    /// A malformed or invalid request (query parameters, token syntax).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Access denied: CDN identifier, IP allowlist, key token.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Method other than GET/HEAD.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The store answered with an error or something unusable.
+    #[error("{0}")]
+    BadGateway(String),
+    /// The store did not answer in time.
+    #[error("{0}")]
+    GatewayTimeout(String),
+}
+
+impl FilterError {
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            FilterError::NotFound(_) => 404,
+            FilterError::BadRequest(_) => 400,
+            FilterError::Forbidden(_) => 403,
+            FilterError::MethodNotAllowed(_) => 405,
+            FilterError::BadGateway(_) => 502,
+            FilterError::GatewayTimeout(_) => 504,
+        }
+    }
+
+    /// The plain-text answer.
+    pub fn to_response(&self) -> Response {
+        let mut r = Response::text(self.status(), &self.to_string());
+        // Errors must not be cached as if they were content.
+        r.headers.push(("cache-control".into(), "no-store".into()));
+        if matches!(self, FilterError::MethodNotAllowed(_)) {
+            r.headers.push(("allow".into(), "GET, HEAD".into()));
+        }
+        r
+    }
+}

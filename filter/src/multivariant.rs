@@ -1,0 +1,273 @@
+//! Writes an endpoint's multivariant playlist from the store's: stream selection, then the
+//! request's `aws.manifestfilter`, stream order, URIs carrying the time-shift query so every
+//! rendition sees the same window, and audio/subtitle groups kept consistent. Lines it does not
+//! change are kept verbatim.
+
+use std::collections::HashSet;
+
+use m3u8_rs::{AlternativeMedia, AlternativeMediaType, VariantStream};
+
+use crate::config::{Endpoint, StreamOrder};
+use crate::error::FilterError;
+use crate::query::{AUDIO_CODECS, ManifestFilter, Range, VIDEO_CODECS};
+
+enum Line {
+    Other(String),
+    /// `EXT-X-STREAM-INF` + URI line; index into the parsed variants.
+    Variant(usize, String),
+    /// `EXT-X-I-FRAME-STREAM-INF` line; index into the parsed variants.
+    IFrame(usize, String),
+    /// `EXT-X-MEDIA` line; index into the parsed alternatives.
+    Media(usize, String),
+}
+
+fn bad(why: &str) -> FilterError {
+    FilterError::BadGateway(format!("the store sent an unusable multivariant playlist: {why}"))
+}
+
+fn in_ranges(ranges: &Option<Vec<Range>>, v: Option<f64>) -> bool {
+    match (ranges, v) {
+        (Some(r), Some(v)) => r.iter().any(|r| r.contains(v)),
+        // No filter, or an attribute the playlist does not state: nothing to judge by.
+        _ => true,
+    }
+}
+
+fn codecs(v: &VariantStream) -> Vec<String> {
+    v.codecs
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(|c| c.trim().to_ascii_lowercase())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+fn matches_codec(list: &Option<Vec<String>>, table: &[(&str, &[&str])], stated: &[String]) -> bool {
+    let Some(names) = list else { return true };
+    if stated.is_empty() {
+        return true;
+    }
+    stated.iter().any(|c| {
+        names.iter().any(|n| {
+            table
+                .iter()
+                .filter(|(name, _)| name == n)
+                .any(|(_, prefixes)| prefixes.iter().any(|p| c.starts_with(p)))
+        })
+    })
+}
+
+fn is_video_codec(c: &str) -> bool {
+    VIDEO_CODECS
+        .iter()
+        .any(|(_, ps)| ps.iter().any(|p| c.starts_with(p)))
+}
+
+fn is_audio_codec(c: &str) -> bool {
+    AUDIO_CODECS
+        .iter()
+        .any(|(_, ps)| ps.iter().any(|p| c.starts_with(p)))
+        || c.starts_with("mp4a")
+}
+
+fn variant_passes(v: &VariantStream, endpoint: &Endpoint, f: Option<&ManifestFilter>) -> bool {
+    let cs = codecs(v);
+    let video: Vec<String> = cs.iter().filter(|c| is_video_codec(c)).cloned().collect();
+    let audio: Vec<String> = cs.iter().filter(|c| is_audio_codec(c)).cloned().collect();
+    let audio_only = video.is_empty() && v.resolution.is_none() && !audio.is_empty();
+    let bw = v.bandwidth as f64;
+    if !audio_only {
+        let sel = &endpoint.cfg.stream_selection;
+        if v.bandwidth < sel.min_video_bits_per_second || v.bandwidth > sel.max_video_bits_per_second {
+            return false;
+        }
+    }
+    let Some(f) = f else { return true };
+    if audio_only {
+        return in_ranges(&f.audio_bitrate, Some(bw))
+            && matches_codec(&f.audio_codec, AUDIO_CODECS, &audio);
+    }
+    in_ranges(&f.video_bitrate, Some(bw))
+        && in_ranges(&f.video_height, v.resolution.map(|r| r.height as f64))
+        && in_ranges(&f.video_framerate, v.frame_rate)
+        && matches_codec(&f.video_codec, VIDEO_CODECS, &video)
+        && matches_codec(&f.audio_codec, AUDIO_CODECS, &audio)
+}
+
+fn alternative_passes(a: &AlternativeMedia, f: Option<&ManifestFilter>) -> bool {
+    let Some(f) = f else { return true };
+    let lang_ok = |list: &Option<Vec<String>>| match (list, &a.language) {
+        (Some(l), Some(lang)) => l.contains(&lang.to_ascii_lowercase()),
+        (Some(_), None) => false,
+        (None, _) => true,
+    };
+    match a.media_type {
+        AlternativeMediaType::Audio => {
+            let channels = a
+                .channels
+                .as_deref()
+                .and_then(|c| c.split('/').next())
+                .and_then(|c| c.trim().parse::<f64>().ok());
+            lang_ok(&f.audio_language) && in_ranges(&f.audio_channels, channels)
+        }
+        AlternativeMediaType::Subtitles => lang_ok(&f.subtitle_language),
+        _ => true,
+    }
+}
+
+/// Replaces the value of the `URI="…"` attribute in a tag line.
+fn with_uri(line: &str, uri: &str) -> String {
+    match line.find("URI=\"") {
+        Some(i) => {
+            let start = i + 5;
+            let end = line[start..].find('"').map_or(line.len(), |e| start + e);
+            format!("{}{uri}{}", &line[..start], &line[end..])
+        }
+        None => line.to_owned(),
+    }
+}
+
+fn with_query(uri: &str, carry: &[String]) -> String {
+    if carry.is_empty() {
+        uri.to_owned()
+    } else {
+        let sep = if uri.contains('?') { '&' } else { '?' };
+        format!("{uri}{sep}{}", carry.join("&"))
+    }
+}
+
+/// Renders the endpoint's multivariant playlist. `carry` are the raw query pairs every child
+/// playlist must see (time shift); the manifest filter is never carried.
+pub fn write(
+    bytes: &[u8],
+    endpoint: &Endpoint,
+    filter: Option<&ManifestFilter>,
+    carry: &[String],
+) -> Result<String, FilterError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+    let parsed = m3u8_rs::parse_master_playlist_res(bytes).map_err(|_| bad("m3u8-rs cannot parse it"))?;
+    let mut lines = Vec::new();
+    let (mut vi, mut ai) = (0usize, 0usize);
+    let mut iter = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    while let Some(line) = iter.next() {
+        if line.starts_with("#EXT-X-STREAM-INF") {
+            let uri = iter.next().ok_or_else(|| bad("STREAM-INF without URI"))?;
+            lines.push(Line::Variant(vi, format!("{line}\n{}", with_query(uri, carry))));
+            vi += 1;
+        } else if line.starts_with("#EXT-X-I-FRAME-STREAM-INF") {
+            lines.push(Line::IFrame(vi, line.to_owned()));
+            vi += 1;
+        } else if line.starts_with("#EXT-X-MEDIA:") {
+            lines.push(Line::Media(ai, line.to_owned()));
+            ai += 1;
+        } else {
+            lines.push(Line::Other(line.to_owned()));
+        }
+    }
+    if vi != parsed.variants.len() || ai != parsed.alternatives.len() {
+        return Err(bad("variant or media count differs from m3u8-rs"));
+    }
+    // Alternatives first: a variant whose audio or subtitle group loses every rendition goes too.
+    let alt_ok: Vec<bool> = parsed
+        .alternatives
+        .iter()
+        .map(|a| alternative_passes(a, filter))
+        .collect();
+    let group_alive = |ty: AlternativeMediaType, group: &str| {
+        parsed
+            .alternatives
+            .iter()
+            .zip(&alt_ok)
+            .any(|(a, ok)| *ok && a.media_type == ty && a.group_id == group)
+    };
+    let kept: Vec<bool> = parsed
+        .variants
+        .iter()
+        .map(|v| {
+            variant_passes(v, endpoint, filter)
+                && v.audio.as_deref().is_none_or(|g| group_alive(AlternativeMediaType::Audio, g))
+                && v.subtitles
+                    .as_deref()
+                    .is_none_or(|g| group_alive(AlternativeMediaType::Subtitles, g))
+        })
+        .collect();
+    let stream_variants = parsed.variants.iter().zip(&kept).filter(|(v, k)| **k && !v.is_i_frame);
+    if stream_variants.count() == 0 {
+        return Err(match filter {
+            Some(_) => FilterError::BadRequest(
+                "aws.manifestfilter leaves no stream in this channel".into(),
+            ),
+            None => FilterError::NotFound(format!(
+                "endpoint '{}' stream_selection leaves no variant of channel '{}'",
+                endpoint.name, endpoint.channel
+            )),
+        });
+    }
+    // Groups still referenced by a kept variant.
+    let mut referenced: HashSet<(String, &str)> = HashSet::new();
+    for (v, _) in parsed.variants.iter().zip(&kept).filter(|(_, k)| **k) {
+        for (ty, g) in [
+            ("AUDIO", &v.audio),
+            ("SUBTITLES", &v.subtitles),
+            ("VIDEO", &v.video),
+        ] {
+            if let Some(g) = g {
+                referenced.insert((ty.to_owned(), g.as_str()));
+            }
+        }
+        if let Some(m3u8_rs::ClosedCaptionGroupId::GroupId(g)) = &v.closed_captions {
+            referenced.insert(("CLOSED-CAPTIONS".to_owned(), g.as_str()));
+        }
+    }
+    let mut order: Vec<usize> = lines
+        .iter()
+        .filter_map(|l| match l {
+            Line::Variant(i, _) if kept[*i] => Some(*i),
+            _ => None,
+        })
+        .collect();
+    match endpoint.cfg.stream_selection.stream_order {
+        StreamOrder::Original => {}
+        StreamOrder::VideoBitrateAscending => {
+            order.sort_by_key(|i| parsed.variants[*i].bandwidth);
+        }
+        StreamOrder::VideoBitrateDescending => {
+            order.sort_by_key(|i| std::cmp::Reverse(parsed.variants[*i].bandwidth));
+        }
+    }
+    let variant_text = |i: usize| {
+        lines.iter().find_map(|l| match l {
+            Line::Variant(j, t) if *j == i => Some(t.clone()),
+            _ => None,
+        })
+    };
+    let mut next = order.into_iter();
+    let mut out = String::with_capacity(text.len() + 256);
+    for l in &lines {
+        let emitted = match l {
+            Line::Other(t) => Some(t.clone()),
+            Line::Variant(i, _) if kept[*i] => next.next().and_then(variant_text),
+            Line::Variant(..) => None,
+            Line::IFrame(i, t) if kept[*i] => {
+                let uri = parsed.variants[*i].uri.as_str();
+                Some(with_uri(t, &with_query(uri, carry)))
+            }
+            Line::IFrame(..) => None,
+            Line::Media(i, t) => {
+                let a = &parsed.alternatives[*i];
+                let ty = a.media_type.to_string();
+                let alive = alt_ok[*i] && referenced.contains(&(ty, a.group_id.as_str()));
+                alive.then(|| match &a.uri {
+                    Some(uri) => with_uri(t, &with_query(uri, carry)),
+                    None => t.clone(),
+                })
+            }
+        };
+        if let Some(t) = emitted {
+            out.push_str(&t);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}

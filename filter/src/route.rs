@@ -1,0 +1,113 @@
+//! Egress paths: `/out/v1/{channel}/{endpoint}/…` → what is asked for, or "not ours".
+
+use crate::error::FilterError;
+
+/// What a viewer asks an endpoint for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asset {
+    /// `index.m3u8`
+    Multivariant,
+    /// `{rendition}/index.m3u8`
+    Media { rendition: String },
+    /// `{rendition}/{sequence}.{ext}`
+    Segment {
+        rendition: String,
+        sequence: u64,
+        ext: String,
+    },
+    /// `key/{key-id}`
+    Key { key_id: String },
+}
+
+/// A routed egress request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub channel: String,
+    pub endpoint: String,
+    pub asset: Asset,
+}
+
+const PREFIX: &str = "/out/v1/";
+
+fn safe(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 96
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Routes a path (without query). `Ok(None)`: not an edgepack path, pass it on untouched.
+pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
+    let Some(rest) = path.strip_prefix(PREFIX) else {
+        return Ok(None);
+    };
+    let not_found = || {
+        FilterError::NotFound(format!(
+            "no such edgepack path '{path}'; use /out/v1/{{channel}}/{{endpoint}}/index.m3u8, …/{{rendition}}/index.m3u8, …/{{rendition}}/{{sequence}}.ts or …/key/{{key-id}}"
+        ))
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let (channel, endpoint) = match parts.as_slice() {
+        [c, e, ..] if safe(c) && safe(e) => ((*c).to_owned(), (*e).to_owned()),
+        _ => return Err(not_found()),
+    };
+    let asset = match &parts[2..] {
+        ["index.m3u8"] => Asset::Multivariant,
+        ["key", id] if safe(id) => Asset::Key {
+            key_id: (*id).to_owned(),
+        },
+        [r, "index.m3u8"] if safe(r) => Asset::Media {
+            rendition: (*r).to_owned(),
+        },
+        [r, file] if safe(r) => {
+            let (seq, ext) = file.split_once('.').ok_or_else(not_found)?;
+            let ext_ok = (1..=5).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric());
+            match (seq.parse::<u64>(), ext_ok) {
+                (Ok(sequence), true) if !seq.starts_with('+') => Asset::Segment {
+                    rendition: (*r).to_owned(),
+                    sequence,
+                    ext: ext.to_owned(),
+                },
+                _ => return Err(not_found()),
+            }
+        }
+        _ => return Err(not_found()),
+    };
+    Ok(Some(Route {
+        channel,
+        endpoint,
+        asset,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn routes() {
+        let r = |p: &str| route(p).unwrap().unwrap().asset;
+        assert_eq!(r("/out/v1/news/hls/index.m3u8"), Asset::Multivariant);
+        assert_eq!(r("/out/v1/news/hls/stream_0/index.m3u8"), Asset::Media { rendition: "stream_0".into() });
+        assert_eq!(
+            r("/out/v1/news/hls/stream_0/42.ts"),
+            Asset::Segment { rendition: "stream_0".into(), sequence: 42, ext: "ts".into() }
+        );
+        assert_eq!(r("/out/v1/news/secure/key/29433"), Asset::Key { key_id: "29433".into() });
+        assert_eq!(route("/healthz").unwrap(), None);
+        assert_eq!(route("/out/v2/x").unwrap(), None);
+        for bad in [
+            "/out/v1/",
+            "/out/v1/news",
+            "/out/v1/news/hls",
+            "/out/v1/news/hls/a/b/c.ts",
+            "/out/v1/news/hls/stream_0/x.ts",
+            "/out/v1/news/hls/stream_0/+1.ts",
+            "/out/v1/news/hls/../index.m3u8",
+            "/out/v1/news/hls/stream_0/1.tsxxxx",
+        ] {
+            assert_eq!(route(bad).unwrap_err().status(), 404, "{bad}");
+        }
+    }
+}
