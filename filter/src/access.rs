@@ -32,7 +32,9 @@ impl Cidr {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -64,7 +66,12 @@ pub fn check(
                     "missing {name} header: this endpoint is served only through its CDN"
                 )));
             }
-            Some(v) if !cdn.secrets.iter().any(|s| constant_time_eq(s.as_bytes(), v.as_bytes())) => {
+            Some(v)
+                if !cdn
+                    .secrets
+                    .iter()
+                    .any(|s| constant_time_eq(s.as_bytes(), v.as_bytes())) =>
+            {
                 return Err(FilterError::Forbidden(format!(
                     "wrong {name} header: this endpoint is served only through its CDN"
                 )));
@@ -98,8 +105,16 @@ mod tests {
         let v6 = Cidr::parse("2001:db8::/32").unwrap();
         assert!(v6.contains("2001:db8:1::5".parse().unwrap()));
         assert!(!v6.contains("2001:db9::5".parse().unwrap()));
-        assert!(Cidr::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
-        assert!(Cidr::parse("10.0.0.1").unwrap().contains("10.0.0.1".parse().unwrap()));
+        assert!(
+            Cidr::parse("0.0.0.0/0")
+                .unwrap()
+                .contains("8.8.8.8".parse().unwrap())
+        );
+        assert!(
+            Cidr::parse("10.0.0.1")
+                .unwrap()
+                .contains("10.0.0.1".parse().unwrap())
+        );
         assert!(Cidr::parse("10.0.0.0/33").is_none());
         assert!(Cidr::parse("nonsense").is_none());
     }

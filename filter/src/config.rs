@@ -245,7 +245,10 @@ impl Settings {
 
     fn validate(raw: Config) -> Result<Self, ConfigError> {
         if raw.store.cluster.is_empty() {
-            return Err(err("store.cluster", "must name the Envoy cluster of the store sidecar"));
+            return Err(err(
+                "store.cluster",
+                "must name the Envoy cluster of the store sidecar",
+            ));
         }
         if raw.store.authority.is_empty() {
             return Err(err("store.authority", "must not be empty"));
@@ -432,7 +435,9 @@ mod tests {
     }
 
     fn field_of(json: &str) -> String {
-        Settings::from_json(json.as_bytes()).unwrap_err().to_string()
+        Settings::from_json(json.as_bytes())
+            .unwrap_err()
+            .to_string()
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
@@ -444,10 +449,16 @@ mod tests {
             "\"key_rotation_interval_seconds\": 60,",
             "\"key_rotation_interval_seconds\": 60, \"constant_iv\": \"abc\",",
         ));
-        assert!(e.contains("channels.news.endpoints.secure.encryption.constant_iv"), "{e}");
+        assert!(
+            e.contains("channels.news.endpoints.secure.encryption.constant_iv"),
+            "{e}"
+        );
         let e = field_of(&EXAMPLE.replace("203.0.113.0/24", "203.0.113.0/33"));
         assert!(e.contains("ip_allowlist[0]"), "{e}");
-        let e = field_of(&EXAMPLE.replace("\"format\": \"hls\", \"manifest_window_seconds\": 60 }", "\"format\": \"dash\" }"));
+        let e = field_of(&EXAMPLE.replace(
+            "\"format\": \"hls\", \"manifest_window_seconds\": 60 }",
+            "\"format\": \"dash\" }",
+        ));
         assert!(e.contains("channels.news.endpoints.hls.format"), "{e}");
         let e = field_of(&EXAMPLE.replace("\"cluster\": \"edgepack_store\"", "\"cluster\": \"\""));
         assert!(e.contains("store.cluster"), "{e}");

@@ -50,9 +50,9 @@ pub fn key_for(endpoint: &Endpoint, period: u64) -> Result<[u8; 16], FilterError
             key.copy_from_slice(&mac[..16]);
             Ok(key)
         }
-        (KeySource::Static { .. }, None) => {
-            Err(FilterError::BadGateway("static key was not validated".into()))
-        }
+        (KeySource::Static { .. }, None) => Err(FilterError::BadGateway(
+            "static key was not validated".into(),
+        )),
     }
 }
 
@@ -87,7 +87,9 @@ pub fn verify_token(
     now_ms: i64,
 ) -> Result<(), FilterError> {
     let t = token_value.ok_or_else(|| {
-        FilterError::Forbidden("key request without a token; use the key URI from the playlist".into())
+        FilterError::Forbidden(
+            "key request without a token; use the key URI from the playlist".into(),
+        )
     })?;
     let malformed = || FilterError::BadRequest("malformed key token; expected EXPIRY-HMAC".into());
     let (expiry, mac) = t.split_once('-').ok_or_else(malformed)?;
@@ -153,7 +155,10 @@ mod tests {
     fn tokens() {
         let path = "/out/v1/news/secure/key/5";
         let t = token("s3cret-s3cret-s3", path, 1000).unwrap();
-        assert_eq!(verify_token("s3cret-s3cret-s3", path, Some(&t), 999_000), Ok(()));
+        assert_eq!(
+            verify_token("s3cret-s3cret-s3", path, Some(&t), 999_000),
+            Ok(())
+        );
         let expired = verify_token("s3cret-s3cret-s3", path, Some(&t), 1_001_000).unwrap_err();
         assert!(expired.to_string().contains("expired"));
         assert_eq!(expired.status(), 403);
@@ -161,10 +166,32 @@ mod tests {
         assert_eq!(other.unwrap_err().status(), 403);
         let mut tampered = t.clone();
         tampered.replace_range(5..6, if &t[5..6] == "0" { "1" } else { "0" });
-        assert_eq!(verify_token("s3cret-s3cret-s3", path, Some(&tampered), 0).unwrap_err().status(), 403);
-        assert_eq!(verify_token("s3cret-s3cret-s3", path, None, 0).unwrap_err().status(), 403);
-        for bad in ["", "abc", "12-zz", "12-00", "x-00112233445566778899aabbccddeeff"] {
-            assert_eq!(verify_token("s3cret-s3cret-s3", path, Some(bad), 0).unwrap_err().status(), 400, "{bad}");
+        assert_eq!(
+            verify_token("s3cret-s3cret-s3", path, Some(&tampered), 0)
+                .unwrap_err()
+                .status(),
+            403
+        );
+        assert_eq!(
+            verify_token("s3cret-s3cret-s3", path, None, 0)
+                .unwrap_err()
+                .status(),
+            403
+        );
+        for bad in [
+            "",
+            "abc",
+            "12-zz",
+            "12-00",
+            "x-00112233445566778899aabbccddeeff",
+        ] {
+            assert_eq!(
+                verify_token("s3cret-s3cret-s3", path, Some(bad), 0)
+                    .unwrap_err()
+                    .status(),
+                400,
+                "{bad}"
+            );
         }
         assert_eq!(token_expiry(1_000_000, 300), 1320);
     }

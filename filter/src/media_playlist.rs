@@ -121,9 +121,9 @@ pub fn parse(bytes: &[u8]) -> Result<MediaPlaylist, FilterError> {
                 disc_seq += 1;
             }
             let prev = pl.segments.last();
-            let pdt_ms = pdt.take().or_else(|| {
-                prev.filter(|_| !discontinuity).and_then(Segment::end_ms)
-            });
+            let pdt_ms = pdt
+                .take()
+                .or_else(|| prev.filter(|_| !discontinuity).and_then(Segment::end_ms));
             pl.segments.push(Segment {
                 sequence: pl.media_sequence + pl.segments.len() as u64,
                 duration,
@@ -205,7 +205,11 @@ mod tests {
         assert_eq!(pl.segments[1].tags, vec!["#EXT-X-CUE-OUT:30"]);
         assert_eq!(pl.segments[1].duration_text, "1.960000");
         assert_eq!(pl.segments[1].title, "title");
-        assert_eq!(pl.segments[1].pdt_ms, Some(1_795_615_202_000), "extrapolated");
+        assert_eq!(
+            pl.segments[1].pdt_ms,
+            Some(1_795_615_202_000),
+            "extrapolated"
+        );
         assert_eq!(pl.segments[2].disc_seq, 5);
         assert!(pl.segments[2].discontinuity);
         assert_eq!(pl.segments[2].pdt_ms, Some(1_795_618_800_000));

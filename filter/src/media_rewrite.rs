@@ -14,11 +14,16 @@ use crate::media_playlist::MediaPlaylist;
 use crate::playlist_window::Kind;
 
 fn format_pdt(ms: i64) -> Option<String> {
-    DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 /// The `EXT-X-KEY` line for a key period, with a fresh token.
-pub fn key_tag(endpoint: &Endpoint, period: u64, now_ms: i64) -> Result<Option<String>, FilterError> {
+pub fn key_tag(
+    endpoint: &Endpoint,
+    period: u64,
+    now_ms: i64,
+) -> Result<Option<String>, FilterError> {
     let Some(enc) = &endpoint.cfg.encryption else {
         return Ok(None);
     };
@@ -34,7 +39,10 @@ pub fn key_tag(endpoint: &Endpoint, period: u64, now_ms: i64) -> Result<Option<S
 
 /// Absolute path of a key on this endpoint; tokens are bound to it.
 pub fn key_path(endpoint: &Endpoint, period: u64) -> String {
-    format!("/out/v1/{}/{}/key/{period}", endpoint.channel, endpoint.name)
+    format!(
+        "/out/v1/{}/{}/key/{period}",
+        endpoint.channel, endpoint.name
+    )
 }
 
 /// Renders the endpoint's media playlist.
@@ -62,7 +70,9 @@ pub fn write(
                 || pl.media_sequence + pl.segments.len() as u64,
                 |s| s.sequence,
             ),
-            pl.segments.last().map_or(pl.discontinuity_sequence, |s| s.disc_seq),
+            pl.segments
+                .last()
+                .map_or(pl.discontinuity_sequence, |s| s.disc_seq),
         ),
     };
     let mut out = String::with_capacity(256 + segs.len() * 96);
@@ -89,7 +99,8 @@ pub fn write(
         }
         let key = match encryption {
             Some(e) => {
-                let period = crypto::key_period(s.pdt_ms.unwrap_or(0), e.key_rotation_interval_seconds);
+                let period =
+                    crypto::key_period(s.pdt_ms.unwrap_or(0), e.key_rotation_interval_seconds);
                 // The token changes per request; compare periods, not lines.
                 let id = period.to_string();
                 if last_key.as_deref() != Some(id.as_str()) {
@@ -114,9 +125,7 @@ pub fn write(
         if interval_ms > 0
             && let Some(pdt) = s.pdt_ms
         {
-            let due = i == 0
-                || s.discontinuity
-                || last_pdt.is_none_or(|l| pdt - l >= interval_ms);
+            let due = i == 0 || s.discontinuity || last_pdt.is_none_or(|l| pdt - l >= interval_ms);
             if due && let Some(text) = format_pdt(pdt) {
                 let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{text}");
                 last_pdt = Some(pdt);
@@ -126,7 +135,14 @@ pub fn write(
             out.push_str(t);
             out.push('\n');
         }
-        let _ = write!(out, "#EXTINF:{},{}\n{}.{}\n", s.duration_text, s.title, s.sequence, s.ext());
+        let _ = write!(
+            out,
+            "#EXTINF:{},{}\n{}.{}\n",
+            s.duration_text,
+            s.title,
+            s.sequence,
+            s.ext()
+        );
     }
     for t in &pl.trailing_tags {
         out.push_str(t);

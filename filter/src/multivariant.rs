@@ -22,7 +22,9 @@ enum Line {
 }
 
 fn bad(why: &str) -> FilterError {
-    FilterError::BadGateway(format!("the store sent an unusable multivariant playlist: {why}"))
+    FilterError::BadGateway(format!(
+        "the store sent an unusable multivariant playlist: {why}"
+    ))
 }
 
 fn in_ranges(ranges: &Option<Vec<Range>>, v: Option<f64>) -> bool {
@@ -79,7 +81,9 @@ fn variant_passes(v: &VariantStream, endpoint: &Endpoint, f: Option<&ManifestFil
     let bw = v.bandwidth as f64;
     if !audio_only {
         let sel = &endpoint.cfg.stream_selection;
-        if v.bandwidth < sel.min_video_bits_per_second || v.bandwidth > sel.max_video_bits_per_second {
+        if v.bandwidth < sel.min_video_bits_per_second
+            || v.bandwidth > sel.max_video_bits_per_second
+        {
             return false;
         }
     }
@@ -146,14 +150,18 @@ pub fn write(
     carry: &[String],
 ) -> Result<String, FilterError> {
     let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-    let parsed = m3u8_rs::parse_master_playlist_res(bytes).map_err(|_| bad("m3u8-rs cannot parse it"))?;
+    let parsed =
+        m3u8_rs::parse_master_playlist_res(bytes).map_err(|_| bad("m3u8-rs cannot parse it"))?;
     let mut lines = Vec::new();
     let (mut vi, mut ai) = (0usize, 0usize);
     let mut iter = text.lines().map(str::trim).filter(|l| !l.is_empty());
     while let Some(line) = iter.next() {
         if line.starts_with("#EXT-X-STREAM-INF") {
             let uri = iter.next().ok_or_else(|| bad("STREAM-INF without URI"))?;
-            lines.push(Line::Variant(vi, format!("{line}\n{}", with_query(uri, carry))));
+            lines.push(Line::Variant(
+                vi,
+                format!("{line}\n{}", with_query(uri, carry)),
+            ));
             vi += 1;
         } else if line.starts_with("#EXT-X-I-FRAME-STREAM-INF") {
             lines.push(Line::IFrame(vi, line.to_owned()));
@@ -186,13 +194,19 @@ pub fn write(
         .iter()
         .map(|v| {
             variant_passes(v, endpoint, filter)
-                && v.audio.as_deref().is_none_or(|g| group_alive(AlternativeMediaType::Audio, g))
+                && v.audio
+                    .as_deref()
+                    .is_none_or(|g| group_alive(AlternativeMediaType::Audio, g))
                 && v.subtitles
                     .as_deref()
                     .is_none_or(|g| group_alive(AlternativeMediaType::Subtitles, g))
         })
         .collect();
-    let stream_variants = parsed.variants.iter().zip(&kept).filter(|(v, k)| **k && !v.is_i_frame);
+    let stream_variants = parsed
+        .variants
+        .iter()
+        .zip(&kept)
+        .filter(|(v, k)| **k && !v.is_i_frame);
     if stream_variants.count() == 0 {
         return Err(match filter {
             Some(_) => FilterError::BadRequest(

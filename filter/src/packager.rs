@@ -34,7 +34,7 @@ pub enum Plan {
     /// Answer now (errors, key delivery).
     Respond(Response),
     /// Fetch from the store, then call [`respond`].
-    Fetch(Fetch),
+    Fetch(Box<Fetch>),
 }
 
 /// A store request and what to do with its answer.
@@ -78,7 +78,11 @@ pub struct StoreAnswer<'a> {
 /// Header the store puts on segments: their program date time (RFC 3339).
 pub const PDT_HEADER: &str = "x-edgepack-program-date-time";
 
-fn endpoint<'s>(settings: &'s Settings, channel: &str, name: &str) -> Result<&'s Endpoint, FilterError> {
+fn endpoint<'s>(
+    settings: &'s Settings,
+    channel: &str,
+    name: &str,
+) -> Result<&'s Endpoint, FilterError> {
     let endpoints = settings.channels.get(channel).ok_or_else(|| {
         let known: Vec<&str> = settings.channels.keys().map(String::as_str).collect();
         FilterError::NotFound(format!(
@@ -130,27 +134,31 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
     let store = |rest: &str| format!("/store/v1/{}/{rest}", r.channel);
     match &r.asset {
         Asset::Multivariant => {
-            let filter = query.manifest_filter.as_deref().map(ManifestFilter::parse).transpose()?;
+            let filter = query
+                .manifest_filter
+                .as_deref()
+                .map(ManifestFilter::parse)
+                .transpose()?;
             // Validate the time-shift now, so a bad one fails here and not in every child.
             TimeShift::from_query(&query)?;
-            Ok(Plan::Fetch(Fetch {
+            Ok(Plan::Fetch(Box::new(Fetch {
                 path: store("index.m3u8"),
                 job: job(JobKind::Multivariant {
                     filter,
                     carry: query.carry.clone(),
                 }),
-            }))
+            })))
         }
         Asset::Media { rendition } => {
             if query.manifest_filter.is_some() {
                 return Err(child_filter());
             }
-            Ok(Plan::Fetch(Fetch {
+            Ok(Plan::Fetch(Box::new(Fetch {
                 path: store(&format!("{rendition}/index.m3u8")),
                 job: job(JobKind::Media {
                     time: TimeShift::from_query(&query)?,
                 }),
-            }))
+            })))
         }
         Asset::Segment {
             rendition,
@@ -160,21 +168,26 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
             if query.manifest_filter.is_some() {
                 return Err(child_filter());
             }
-            Ok(Plan::Fetch(Fetch {
+            Ok(Plan::Fetch(Box::new(Fetch {
                 path: store(&format!("{rendition}/{sequence}.{ext}")),
                 job: job(JobKind::Segment {
                     sequence: *sequence,
                 }),
-            }))
+            })))
         }
         Asset::Key { key_id } => {
             let enc = ep.cfg.encryption.as_ref().ok_or_else(|| {
                 FilterError::NotFound(format!("endpoint '{}' is not encrypted: no keys", ep.name))
             })?;
-            let period: u64 = key_id
-                .parse()
-                .map_err(|_| FilterError::BadRequest(format!("key id '{key_id}' is not a key period")))?;
-            crypto::verify_token(&enc.key_token.secret, path, query.token.as_deref(), req.now_ms)?;
+            let period: u64 = key_id.parse().map_err(|_| {
+                FilterError::BadRequest(format!("key id '{key_id}' is not a key period"))
+            })?;
+            crypto::verify_token(
+                &enc.key_token.secret,
+                path,
+                query.token.as_deref(),
+                req.now_ms,
+            )?;
             let key = crypto::key_for(ep, period)?;
             Ok(Plan::Respond(
                 Response::with_body(200, "application/octet-stream", key.to_vec())
@@ -193,7 +206,11 @@ pub fn respond(settings: &Settings, job: &Job, answer: &StoreAnswer<'_>, now_ms:
 }
 
 fn store_error(answer: &StoreAnswer<'_>) -> FilterError {
-    let detail = String::from_utf8_lossy(answer.body).trim().chars().take(300).collect::<String>();
+    let detail = String::from_utf8_lossy(answer.body)
+        .trim()
+        .chars()
+        .take(300)
+        .collect::<String>();
     match answer.status {
         0 => FilterError::BadGateway(
             "the store reset the request or answered with more than 32 MiB".into(),
@@ -221,14 +238,19 @@ fn try_respond(
     match &job.kind {
         JobKind::Multivariant { filter, carry } => {
             let text = multivariant::write(answer.body, ep, filter.as_ref(), carry)?;
-            Ok(Response::with_body(200, "application/vnd.apple.mpegurl", text.into_bytes())
-                .header("cache-control", "max-age=5"))
+            Ok(
+                Response::with_body(200, "application/vnd.apple.mpegurl", text.into_bytes())
+                    .header("cache-control", "max-age=5"),
+            )
         }
         JobKind::Media { time } => {
             let pl = media_playlist::parse(answer.body)?;
             let spec = WindowSpec {
                 now_ms,
-                window_ms: time.window_seconds.unwrap_or(ep.cfg.manifest_window_seconds) as i64 * 1000,
+                window_ms: time
+                    .window_seconds
+                    .unwrap_or(ep.cfg.manifest_window_seconds) as i64
+                    * 1000,
                 delay_ms: time.delay_seconds.unwrap_or(ep.cfg.time_delay_seconds) as i64 * 1000,
                 start_ms: time.start_ms,
                 end_ms: time.end_ms,
@@ -252,8 +274,10 @@ fn try_respond(
             }
             let text = media_rewrite::write(&pl, range, kind, ep, now_ms)?;
             let max_age = (pl.target_duration / 2).max(1);
-            Ok(Response::with_body(200, "application/vnd.apple.mpegurl", text.into_bytes())
-                .header("cache-control", format!("max-age={max_age}")))
+            Ok(
+                Response::with_body(200, "application/vnd.apple.mpegurl", text.into_bytes())
+                    .header("cache-control", format!("max-age={max_age}")),
+            )
         }
         JobKind::Segment { sequence } => {
             let mut body = answer.body.to_vec();
@@ -274,5 +298,526 @@ fn try_respond(
             Ok(Response::with_body(200, &ct, body)
                 .header("cache-control", "max-age=1209600, immutable"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media_rewrite::key_path;
+    use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
+
+    const STORE_MASTER: &str = include_str!("../tests/fixtures/store_multivariant.m3u8");
+    const STORE_MEDIA: &str = include_str!("../tests/fixtures/store_media_stream_0.m3u8");
+    const GROUPS: &str = include_str!("../tests/fixtures/multivariant_groups.m3u8");
+    /// 2026-11-25T14:35:31.666Z, the first segment of the recorded store playlist.
+    const T0: i64 = 1_795_617_331_666;
+
+    const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
+      "channels": { "news": { "endpoints": {
+        "hls": { "format": "hls", "manifest_window_seconds": 4 },
+        "pdt": { "format": "hls", "program_date_time_interval_seconds": 4 },
+        "sorted": { "format": "hls", "stream_selection": { "max_video_bits_per_second": 2000000, "stream_order": "video_bitrate_ascending" } },
+        "secure": { "format": "hls", "manifest_window_seconds": 60,
+          "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 4,
+                          "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                          "key_token": { "secret": "tok-0123456789abcdef", "ttl_seconds": 300 } },
+          "access": { "cdn_identifier": { "secrets": ["current", "previous"] },
+                      "ip_allowlist": ["127.0.0.0/8"] } },
+        "fixed": { "format": "hls",
+          "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 0,
+                          "constant_iv": "000102030405060708090a0b0c0d0e0f",
+                          "key": { "static": { "key_hex": "2b7e151628aed2a6abf7158809cf4f3c" } },
+                          "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
+
+    fn settings() -> Settings {
+        Settings::from_json(CONFIG.as_bytes()).unwrap()
+    }
+
+    fn headers(h: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let h: Vec<(String, String)> = h
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |name: &str| h.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    fn plan_at(path: &str, hdrs: &[(&str, &str)], now_ms: i64) -> Plan {
+        let h = headers(hdrs);
+        plan(
+            &settings(),
+            &Request {
+                method: "GET",
+                path,
+                header: &h,
+                client_ip: Some("127.0.0.1".parse().unwrap()),
+                now_ms,
+            },
+        )
+    }
+
+    const CDN: &[(&str, &str)] = &[("x-edgepack-cdn-identifier", "previous")];
+
+    fn fetch(path: &str, hdrs: &[(&str, &str)]) -> Fetch {
+        match plan_at(path, hdrs, T0 + 10_000) {
+            Plan::Fetch(f) => *f,
+            other => panic!("{path}: expected a fetch, got {other:?}"),
+        }
+    }
+
+    fn status(path: &str, hdrs: &[(&str, &str)]) -> (u16, String) {
+        match plan_at(path, hdrs, T0 + 10_000) {
+            Plan::Respond(r) => (r.status, String::from_utf8(r.body).unwrap()),
+            other => panic!("{path}: expected an answer, got {other:?}"),
+        }
+    }
+
+    fn answer(job: &Job, status: u16, hdrs: &[(&str, &str)], body: &[u8], now_ms: i64) -> Response {
+        let h = headers(hdrs);
+        respond(
+            &settings(),
+            job,
+            &StoreAnswer {
+                status,
+                header: &h,
+                body,
+            },
+            now_ms,
+        )
+    }
+
+    fn text(r: &Response) -> String {
+        String::from_utf8(r.body.clone()).unwrap()
+    }
+
+    fn uris(t: &str) -> Vec<&str> {
+        t.lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .collect()
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn routing_errors_name_what_exists() {
+        assert_eq!(plan_at("/healthz", &[], 0), Plan::NotOurs);
+        let (s, body) = status("/out/v1/sports/hls/index.m3u8", &[]);
+        assert_eq!(
+            (s, body.trim()),
+            (404, "unknown channel 'sports'; configured: news")
+        );
+        let (s, body) = status("/out/v1/news/dash/index.m3u8", &[]);
+        assert_eq!(s, 404);
+        assert!(
+            body.contains("configured: fixed, hls, pdt, secure, sorted"),
+            "{body}"
+        );
+        assert_eq!(status("/out/v1/news/hls/a/b/c", &[]).0, 404);
+        let h = headers(&[]);
+        let post = plan(
+            &settings(),
+            &Request {
+                method: "POST",
+                path: "/out/v1/news/hls/index.m3u8",
+                header: &h,
+                client_ip: None,
+                now_ms: 0,
+            },
+        );
+        match post {
+            Plan::Respond(r) => assert_eq!((r.status, r.get("allow")), (405, Some("GET, HEAD"))),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn access_rules() {
+        let (s, body) = status("/out/v1/news/secure/index.m3u8", &[]);
+        assert_eq!(s, 403);
+        assert!(body.contains("missing x-edgepack-cdn-identifier"));
+        let (s, body) = status(
+            "/out/v1/news/secure/index.m3u8",
+            &[("x-edgepack-cdn-identifier", "old")],
+        );
+        assert_eq!(s, 403);
+        assert!(body.contains("wrong"));
+        fetch(
+            "/out/v1/news/secure/index.m3u8",
+            &[("x-edgepack-cdn-identifier", "current")],
+        );
+        fetch("/out/v1/news/secure/index.m3u8", CDN);
+        let h = headers(CDN);
+        let outside = plan(
+            &settings(),
+            &Request {
+                method: "GET",
+                path: "/out/v1/news/secure/index.m3u8",
+                header: &h,
+                client_ip: Some("203.0.113.9".parse().unwrap()),
+                now_ms: 0,
+            },
+        );
+        match outside {
+            Plan::Respond(r) => {
+                assert_eq!(r.status, 403);
+                assert!(String::from_utf8(r.body).unwrap().contains("203.0.113.9"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn multivariant_carries_time_shift_and_filters() {
+        let f = fetch(
+            "/out/v1/news/hls/index.m3u8?start=1795617331&x=cachebuster",
+            &[],
+        );
+        assert_eq!(f.path, "/store/v1/news/index.m3u8");
+        let r = answer(&f.job, 200, &[], STORE_MASTER.as_bytes(), T0);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.get("content-type"), Some("application/vnd.apple.mpegurl"));
+        let t = text(&r);
+        assert_eq!(
+            uris(&t),
+            [
+                "stream_0/index.m3u8?start=1795617331",
+                "stream_1/index.m3u8?start=1795617331"
+            ]
+        );
+        assert!(t.contains("RESOLUTION=320x240"), "{t}");
+
+        let f = fetch(
+            "/out/v1/news/hls/index.m3u8?aws.manifestfilter=video_height%3A0-200",
+            &[],
+        );
+        let t = text(&answer(&f.job, 200, &[], STORE_MASTER.as_bytes(), T0));
+        assert_eq!(uris(&t), ["stream_1/index.m3u8"], "{t}");
+        let f = fetch(
+            "/out/v1/news/hls/index.m3u8?aws.manifestfilter=video_height:2000-3000",
+            &[],
+        );
+        let r = answer(&f.job, 200, &[], STORE_MASTER.as_bytes(), T0);
+        assert_eq!(r.status, 400, "an empty result is a 400");
+        assert_eq!(
+            status(
+                "/out/v1/news/hls/stream_0/index.m3u8?aws.manifestfilter=video_height:0-200",
+                &[]
+            )
+            .0,
+            400
+        );
+        assert_eq!(
+            status(
+                "/out/v1/news/hls/stream_0/3.ts?aws.manifestfilter=video_height:0-200",
+                &[]
+            )
+            .0,
+            400
+        );
+        assert_eq!(
+            status(
+                "/out/v1/news/hls/index.m3u8?aws.manifestfilter=donut:1",
+                &[]
+            )
+            .0,
+            400
+        );
+        assert_eq!(
+            status("/out/v1/news/hls/index.m3u8?start=2&end=1", &[]).0,
+            400
+        );
+    }
+
+    fn groups(path: &str) -> (u16, String) {
+        let f = fetch(path, &[]);
+        let r = answer(&f.job, 200, &[], GROUPS.as_bytes(), T0);
+        (r.status, text(&r))
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn groups_stay_consistent() {
+        let (_, t) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=audio_language:fr");
+        // The ac3 group has no French: its only variant goes, and the group with it.
+        assert_eq!(
+            uris(&t),
+            [
+                "v1080/index.m3u8",
+                "v720hevc/index.m3u8",
+                "v360/index.m3u8",
+                "audio_en/index.m3u8"
+            ]
+        );
+        assert!(
+            t.contains("LANGUAGE=\"fr\"")
+                && !t.contains("LANGUAGE=\"en\",NAME=\"English\",DEFAULT"),
+            "{t}"
+        );
+        assert!(!t.contains("GROUP-ID=\"ac3\""), "{t}");
+        assert!(
+            t.contains("#EXT-X-INDEPENDENT-SEGMENTS\n## hand-made"),
+            "other lines kept verbatim: {t}"
+        );
+
+        let (_, t) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=video_codec:h265");
+        assert_eq!(uris(&t), ["v720hevc/index.m3u8", "audio_en/index.m3u8"]);
+        assert!(
+            t.contains("GROUP-ID=\"subs\"") && !t.contains("GROUP-ID=\"ac3\""),
+            "{t}"
+        );
+
+        let (_, t) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=audio_codec:ac-3");
+        assert_eq!(uris(&t), ["v540/index.m3u8"], "{t}");
+        assert!(
+            !t.contains("GROUP-ID=\"subs\"") && !t.contains("GROUP-ID=\"aac\""),
+            "{t}"
+        );
+
+        let (_, t) = groups(
+            "/out/v1/news/hls/index.m3u8?aws.manifestfilter=subtitle_language:es;video_bitrate:1000000-6000000;video_framerate:24-30",
+        );
+        // v540 has no subtitles group, so a subtitle filter does not judge it.
+        assert_eq!(
+            uris(&t),
+            ["v1080/index.m3u8", "v540/index.m3u8", "audio_en/index.m3u8"],
+            "{t}"
+        );
+        assert!(
+            t.contains("LANGUAGE=\"es\"") && !t.contains("NAME=\"English\",URI=\"subs_en"),
+            "{t}"
+        );
+
+        let (_, t) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=audio_channels:6-8");
+        assert_eq!(uris(&t), ["v540/index.m3u8"], "{t}");
+
+        let (_, t) = groups("/out/v1/news/sorted/index.m3u8?start=100");
+        assert_eq!(
+            uris(&t),
+            [
+                "audio_en/index.m3u8?start=100",
+                "v360/index.m3u8?start=100",
+                "v540/index.m3u8?start=100"
+            ],
+            "{t}"
+        );
+        assert!(t.contains("URI=\"audio_fr/index.m3u8?start=100\""), "{t}");
+
+        let (s, _) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=audio_language:dahlia");
+        assert_eq!(s, 400, "every audio group empty: nothing left");
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn live_window_and_pdt_interval() {
+        let f = fetch("/out/v1/news/hls/stream_0/index.m3u8", &[]);
+        assert_eq!(f.path, "/store/v1/news/stream_0/index.m3u8");
+        let r = answer(&f.job, 200, &[], STORE_MEDIA.as_bytes(), T0 + 10_000);
+        assert_eq!(r.get("cache-control"), Some("max-age=1"));
+        let t = text(&r);
+        assert_eq!(uris(&t), ["2.ts", "3.ts"]);
+        assert!(t.contains("#EXT-X-MEDIA-SEQUENCE:2\n"), "{t}");
+        assert!(!t.contains("PROGRAM-DATE-TIME"), "interval 0: no PDT: {t}");
+        assert!(!t.contains("ENDLIST") && !t.contains("PLAYLIST-TYPE"));
+
+        let f = fetch("/out/v1/news/pdt/stream_0/index.m3u8", &[]);
+        let t = text(&answer(
+            &f.job,
+            200,
+            &[],
+            STORE_MEDIA.as_bytes(),
+            T0 + 10_000,
+        ));
+        assert_eq!(
+            t.matches("#EXT-X-PROGRAM-DATE-TIME:").count(),
+            2,
+            "t0 and t0+4 s: {t}"
+        );
+        assert!(
+            t.contains(
+                "#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:35:31.666Z\n#EXTINF:2.000000,\n0.ts"
+            ),
+            "{t}"
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn time_shift_vod_and_event() {
+        let start = (T0 + 2_000) / 1000;
+        let end = (T0 + 7_000) / 1000;
+        let f = fetch(
+            &format!("/out/v1/news/hls/stream_0/index.m3u8?start={start}&end={end}"),
+            &[],
+        );
+        let t = text(&answer(
+            &f.job,
+            200,
+            &[],
+            STORE_MEDIA.as_bytes(),
+            T0 + 60_000,
+        ));
+        assert_eq!(uris(&t), ["1.ts", "2.ts"], "{t}");
+        assert!(
+            t.contains("#EXT-X-PLAYLIST-TYPE:VOD\n") && t.ends_with("#EXT-X-ENDLIST\n"),
+            "{t}"
+        );
+        let f = fetch(
+            &format!(
+                "/out/v1/news/hls/stream_0/index.m3u8?start={start}&end={}",
+                end + 3600
+            ),
+            &[],
+        );
+        let t = text(&answer(
+            &f.job,
+            200,
+            &[],
+            STORE_MEDIA.as_bytes(),
+            T0 + 60_000,
+        ));
+        assert!(
+            t.contains("#EXT-X-PLAYLIST-TYPE:EVENT\n") && !t.contains("ENDLIST"),
+            "{t}"
+        );
+        assert_eq!(uris(&t), ["1.ts", "2.ts", "3.ts"]);
+        let f = fetch(
+            "/out/v1/news/hls/stream_0/index.m3u8?start=1000000000&end=1000000600",
+            &[],
+        );
+        let r = answer(&f.job, 200, &[], STORE_MEDIA.as_bytes(), T0 + 60_000);
+        assert_eq!(r.status, 400);
+        assert!(text(&r).contains("startover window"), "{}", text(&r));
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn encrypted_playlist_keys_and_segments() {
+        let now = T0 + 10_000;
+        let f = fetch("/out/v1/news/secure/stream_0/index.m3u8", CDN);
+        let t = text(&answer(&f.job, 200, &[], STORE_MEDIA.as_bytes(), now));
+        // 4 s rotation: periods change at multiples of 4 s of PDT.
+        let keys: Vec<&str> = t.lines().filter(|l| l.starts_with("#EXT-X-KEY")).collect();
+        assert!(keys.len() >= 2, "{t}");
+        assert!(
+            keys.iter()
+                .all(|k| k.starts_with("#EXT-X-KEY:METHOD=AES-128,URI=\"../key/")
+                    && !k.contains("IV=")),
+            "{t}"
+        );
+        // Fetch the first key with its token, as a player would.
+        let uri = keys[0]
+            .split("URI=\"")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('"');
+        let key_url = format!("/out/v1/news/secure/{}", uri.trim_start_matches("../"));
+        let period: u64 = uri
+            .trim_start_matches("../key/")
+            .split('?')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ep = &settings().channels["news"]["secure"];
+        match plan_at(&key_url, CDN, now) {
+            Plan::Respond(r) => {
+                assert_eq!((r.status, r.get("cache-control")), (200, Some("no-store")));
+                assert_eq!(r.body, crypto::key_for(ep, period).unwrap().to_vec());
+            }
+            other => panic!("{other:?}"),
+        }
+        let expired = plan_at(&key_url, CDN, now + 3_600_000);
+        assert!(
+            matches!(expired, Plan::Respond(ref r) if r.status == 403 && String::from_utf8_lossy(&r.body).contains("expired"))
+        );
+        let tampered = key_url.replace("token=", "token=1");
+        assert!(matches!(plan_at(&tampered, CDN, now), Plan::Respond(ref r) if r.status == 403));
+        let other_key =
+            key_url.replacen(&format!("key/{period}"), &format!("key/{}", period + 1), 1);
+        assert!(
+            matches!(plan_at(&other_key, CDN, now), Plan::Respond(ref r) if r.status == 403),
+            "tokens are bound to their key"
+        );
+        assert!(
+            matches!(plan_at("/out/v1/news/secure/key/1?token=x", CDN, now), Plan::Respond(ref r) if r.status == 400)
+        );
+        assert!(
+            matches!(plan_at("/out/v1/news/secure/key/1", CDN, now), Plan::Respond(ref r) if r.status == 403)
+        );
+        assert!(
+            matches!(plan_at("/out/v1/news/hls/key/1", &[], now), Plan::Respond(ref r) if r.status == 404)
+        );
+
+        // The segment is encrypted with its period's key and the media-sequence IV.
+        let f = fetch("/out/v1/news/secure/stream_0/3.ts", CDN);
+        assert_eq!(f.path, "/store/v1/news/stream_0/3.ts");
+        let clear: Vec<u8> = (0..188 * 50).map(|i| (i % 251) as u8).collect();
+        let pdt = "2026-11-25T14:35:37.666Z";
+        let r = answer(
+            &f.job,
+            200,
+            &[(PDT_HEADER, pdt), ("content-type", "video/mp2t")],
+            &clear,
+            now,
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.get("cache-control"), Some("max-age=1209600, immutable"));
+        let p = crypto::key_period(T0 + 6_000, 4);
+        let dec = cbc::Decryptor::<aes::Aes128>::new(
+            &crypto::key_for(ep, p).unwrap().into(),
+            &u128::from(3u64).to_be_bytes().into(),
+        )
+        .decrypt_padded_vec_mut::<Pkcs7>(&r.body)
+        .unwrap();
+        assert_eq!(dec, clear);
+        // Identical on every edge: same request, same bytes.
+        let again = answer(
+            &f.job,
+            200,
+            &[(PDT_HEADER, pdt), ("content-type", "video/mp2t")],
+            &clear,
+            now + 99_000,
+        );
+        assert_eq!(again.body, r.body);
+        let no_pdt = answer(&f.job, 200, &[], &clear, now);
+        assert_eq!(no_pdt.status, 502);
+        assert_eq!(key_path(ep, 7), "/out/v1/news/secure/key/7");
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn constant_iv_is_announced() {
+        let f = fetch("/out/v1/news/fixed/stream_0/index.m3u8", &[]);
+        let t = text(&answer(
+            &f.job,
+            200,
+            &[],
+            STORE_MEDIA.as_bytes(),
+            T0 + 10_000,
+        ));
+        assert_eq!(
+            t.matches("#EXT-X-KEY").count(),
+            1,
+            "no rotation: one key: {t}"
+        );
+        assert!(
+            t.contains("URI=\"../key/0?token=")
+                && t.contains(",IV=0x000102030405060708090A0B0C0D0E0F"),
+            "{t}"
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn store_failures_map_to_clear_statuses() {
+        let f = fetch("/out/v1/news/hls/stream_0/index.m3u8", &[]);
+        let cases = [(404, 404), (503, 502), (504, 504), (500, 502), (0, 502)];
+        for (store, viewer) in cases {
+            let r = answer(&f.job, store, &[], b"upstream connect error", T0);
+            assert_eq!(r.status, viewer, "store {store}");
+            assert_eq!(r.get("cache-control"), Some("no-store"));
+        }
+        assert_eq!(answer(&f.job, 200, &[], b"<html>", T0).status, 502);
     }
 }

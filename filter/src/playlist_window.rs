@@ -46,7 +46,11 @@ pub fn select(segments: &[Segment], spec: &WindowSpec) -> (Range<usize>, Kind) {
         return (first..last, Kind::Live);
     };
     let end = spec.end_ms.unwrap_or(i64::MAX);
-    let kind = if end <= horizon { Kind::Vod } else { Kind::Event };
+    let kind = if end <= horizon {
+        Kind::Vod
+    } else {
+        Kind::Event
+    };
     let Some(first) = segments
         .iter()
         .position(|s| s.pdt_ms.is_some_and(|p| p >= start))
@@ -101,9 +105,16 @@ mod tests {
     fn live_window_delay_and_partial() {
         let s = segs(30, 2.0, 0);
         assert_eq!(select(&s, &spec(60_000)), (25..30, Kind::Live));
-        assert_eq!(select(&s[..3], &spec(60_000)), (0..3, Kind::Live), "fewer than a window");
+        assert_eq!(
+            select(&s[..3], &spec(60_000)),
+            (0..3, Kind::Live),
+            "fewer than a window"
+        );
         assert_eq!(select(&[], &spec(0)), (0..0, Kind::Live));
-        let delayed = WindowSpec { delay_ms: 20_000, ..spec(60_000) };
+        let delayed = WindowSpec {
+            delay_ms: 20_000,
+            ..spec(60_000)
+        };
         // Available at t=40 s: segments ending by 40 s are 0..20.
         assert_eq!(select(&s, &delayed), (15..20, Kind::Live));
     }
@@ -112,15 +123,34 @@ mod tests {
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn time_shift_vod_and_event() {
         let s = segs(30, 2.0, 0);
-        let past = WindowSpec { start_ms: Some(10_000), end_ms: Some(20_000), ..spec(60_000) };
+        let past = WindowSpec {
+            start_ms: Some(10_000),
+            end_ms: Some(20_000),
+            ..spec(60_000)
+        };
         assert_eq!(select(&s, &past), (5..10, Kind::Vod));
-        let unaligned = WindowSpec { start_ms: Some(9_000), end_ms: Some(20_500), ..spec(60_000) };
+        let unaligned = WindowSpec {
+            start_ms: Some(9_000),
+            end_ms: Some(20_500),
+            ..spec(60_000)
+        };
         assert_eq!(select(&s, &unaligned), (5..10, Kind::Vod));
-        let future = WindowSpec { start_ms: Some(50_000), end_ms: Some(90_000), ..spec(60_000) };
+        let future = WindowSpec {
+            start_ms: Some(50_000),
+            end_ms: Some(90_000),
+            ..spec(60_000)
+        };
         assert_eq!(select(&s, &future), (25..30, Kind::Event));
-        let open = WindowSpec { start_ms: Some(50_000), ..spec(60_000) };
+        let open = WindowSpec {
+            start_ms: Some(50_000),
+            ..spec(60_000)
+        };
         assert_eq!(select(&s, &open), (25..30, Kind::Event));
-        let before = WindowSpec { start_ms: Some(-50_000), end_ms: Some(-40_000), ..spec(60_000) };
+        let before = WindowSpec {
+            start_ms: Some(-50_000),
+            end_ms: Some(-40_000),
+            ..spec(60_000)
+        };
         assert_eq!(select(&s, &before).0.len(), 0);
     }
 }

@@ -30,10 +30,14 @@ impl Query {
         let mut q = Query::default();
         for pair in raw.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let key = percent_decode_str(k).decode_utf8_lossy().to_ascii_lowercase();
+            let key = percent_decode_str(k)
+                .decode_utf8_lossy()
+                .to_ascii_lowercase();
             let value = percent_decode_str(&v.replace('+', "%20"))
                 .decode_utf8()
-                .map_err(|_| FilterError::BadRequest(format!("query parameter {key} is not UTF-8")))?
+                .map_err(|_| {
+                    FilterError::BadRequest(format!("query parameter {key} is not UTF-8"))
+                })?
                 .into_owned();
             let slot = match key.as_str() {
                 "aws.manifestfilter" => &mut q.manifest_filter,
@@ -105,7 +109,12 @@ fn bad(msg: String) -> FilterError {
     FilterError::BadRequest(msg)
 }
 
-fn parse_ranges(name: &str, value: &str, max: u64, decimals: bool) -> Result<Vec<Range>, FilterError> {
+fn parse_ranges(
+    name: &str,
+    value: &str,
+    max: u64,
+    decimals: bool,
+) -> Result<Vec<Range>, FilterError> {
     value
         .split(',')
         .map(|part| {
@@ -114,10 +123,17 @@ fn parse_ranges(name: &str, value: &str, max: u64, decimals: bool) -> Result<Vec
             let num = |s: &str| -> Result<f64, FilterError> {
                 let s = s.trim();
                 let ok = !s.is_empty()
-                    && s.bytes().all(|c| c.is_ascii_digit() || (decimals && c == b'.'));
-                let v: f64 = if ok { s.parse().map_err(|_| ()).unwrap_or(f64::NAN) } else { f64::NAN };
+                    && s.bytes()
+                        .all(|c| c.is_ascii_digit() || (decimals && c == b'.'));
+                let v: f64 = if ok {
+                    s.parse().map_err(|_| ()).unwrap_or(f64::NAN)
+                } else {
+                    f64::NAN
+                };
                 if v.is_nan() {
-                    return Err(bad(format!("aws.manifestfilter {name}: '{s}' is not a number")));
+                    return Err(bad(format!(
+                        "aws.manifestfilter {name}: '{s}' is not a number"
+                    )));
                 }
                 if v > max as f64 {
                     return Err(bad(format!(
@@ -137,7 +153,11 @@ fn parse_ranges(name: &str, value: &str, max: u64, decimals: bool) -> Result<Vec
         .collect()
 }
 
-fn parse_list(name: &str, value: &str, allowed: Option<&[(&str, &[&str])]>) -> Result<Vec<String>, FilterError> {
+fn parse_list(
+    name: &str,
+    value: &str,
+    allowed: Option<&[(&str, &[&str])]>,
+) -> Result<Vec<String>, FilterError> {
     let mut out = Vec::new();
     for v in value.split(',') {
         let v = v.trim().to_ascii_lowercase();
@@ -174,9 +194,9 @@ impl ManifestFilter {
             if item.is_empty() {
                 continue;
             }
-            let (name, value) = item.split_once(':').ok_or_else(|| {
-                bad(format!("aws.manifestfilter: '{item}' is not name:value"))
-            })?;
+            let (name, value) = item
+                .split_once(':')
+                .ok_or_else(|| bad(format!("aws.manifestfilter: '{item}' is not name:value")))?;
             let name = name.trim().to_ascii_lowercase();
             if value.contains(':') || value.trim().is_empty() {
                 return Err(bad(format!("aws.manifestfilter: '{item}' is malformed")));
@@ -195,9 +215,14 @@ impl ManifestFilter {
                 "video_framerate" => set!(video_framerate, parse_ranges(&name, value, 999, true)?),
                 "video_codec" => set!(video_codec, parse_list(&name, value, Some(VIDEO_CODECS))?),
                 "audio_bitrate" => set!(audio_bitrate, parse_ranges(&name, value, INT_MAX, false)?),
-                "audio_channels" => set!(audio_channels, parse_ranges(&name, value, 32_767, false)?),
+                "audio_channels" => {
+                    set!(audio_channels, parse_ranges(&name, value, 32_767, false)?)
+                }
                 "audio_sample_rate" => {
-                    set!(audio_sample_rate, parse_ranges(&name, value, INT_MAX, false)?)
+                    set!(
+                        audio_sample_rate,
+                        parse_ranges(&name, value, INT_MAX, false)?
+                    )
                 }
                 "audio_codec" => set!(audio_codec, parse_list(&name, value, Some(AUDIO_CODECS))?),
                 "audio_language" => set!(audio_language, parse_list(&name, value, None)?),
@@ -255,15 +280,17 @@ impl TimeShift {
                 return Err(bad("aws.manifestsettings is over 1024 characters".into()));
             }
             for item in s.split(';').map(str::trim).filter(|i| !i.is_empty()) {
-                let (k, v) = item
-                    .split_once(':')
-                    .ok_or_else(|| bad(format!("aws.manifestsettings: '{item}' is not name:value")))?;
+                let (k, v) = item.split_once(':').ok_or_else(|| {
+                    bad(format!("aws.manifestsettings: '{item}' is not name:value"))
+                })?;
                 let k = k.trim().to_ascii_lowercase();
                 let dup = || bad(format!("aws.manifestsettings: {k} is given twice"));
                 let secs = |v: &str| -> Result<u64, FilterError> {
-                    v.trim()
-                        .parse()
-                        .map_err(|_| bad(format!("aws.manifestsettings: {k}:{v} is not a number of seconds")))
+                    v.trim().parse().map_err(|_| {
+                        bad(format!(
+                            "aws.manifestsettings: {k}:{v} is not a number of seconds"
+                        ))
+                    })
                 };
                 match k.as_str() {
                     "manifest_window_seconds" => {
@@ -297,12 +324,16 @@ impl TimeShift {
         if let Some(s) = &q.start
             && t.start_ms.replace(parse_time("start", s)?).is_some()
         {
-            return Err(bad("start is given twice (query and aws.manifestsettings)".into()));
+            return Err(bad(
+                "start is given twice (query and aws.manifestsettings)".into()
+            ));
         }
         if let Some(e) = &q.end
             && t.end_ms.replace(parse_time("end", e)?).is_some()
         {
-            return Err(bad("end is given twice (query and aws.manifestsettings)".into()));
+            return Err(bad(
+                "end is given twice (query and aws.manifestsettings)".into()
+            ));
         }
         if t.window_seconds.is_some_and(|w| w == 0 || w > 86_400) {
             return Err(bad("manifest_window_seconds must be 1..=86400".into()));
@@ -343,20 +374,40 @@ mod tests {
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn mediapackage_filter_rules() {
-        let f = ManifestFilter::parse("video_bitrate:0-3000000;AUDIO_LANGUAGE:fr,en-US,de;video_codec:H264").unwrap();
-        assert_eq!(f.video_bitrate.unwrap()[0], Range { min: 0.0, max: 3_000_000.0 });
+        let f = ManifestFilter::parse(
+            "video_bitrate:0-3000000;AUDIO_LANGUAGE:fr,en-US,de;video_codec:H264",
+        )
+        .unwrap();
+        assert_eq!(
+            f.video_bitrate.unwrap()[0],
+            Range {
+                min: 0.0,
+                max: 3_000_000.0
+            }
+        );
         assert_eq!(f.audio_language.unwrap(), vec!["fr", "en-us", "de"]);
         assert_eq!(f.video_codec.unwrap(), vec!["h264"]);
-        assert_eq!(status("audio_language:dahlia"), 200, "unknown list value is fine");
+        assert_eq!(
+            status("audio_language:dahlia"),
+            200,
+            "unknown list value is fine"
+        );
         assert_eq!(status("video_framerate:23.976-30"), 200);
-        assert_eq!(status("audio_sample_rate:0-48000;audio_sample_rate:0-48000"), 400);
+        assert_eq!(
+            status("audio_sample_rate:0-48000;audio_sample_rate:0-48000"),
+            400
+        );
         assert_eq!(status("donut_type:rhododendron"), 400);
         assert_eq!(status("audio_sample_rate:300-0"), 400);
         assert_eq!(status("audio_sample_rate:0-2147483648"), 400);
         assert_eq!(status("audio_sample_rate:0-2147483647"), 200);
         assert_eq!(status("audio_sample_rate:is:0-44100"), 400);
         assert_eq!(status(&format!("audio_language:{}", "a".repeat(1100))), 400);
-        assert_eq!(status("video_codec:mpeg2"), 400, "codec lists are constrained");
+        assert_eq!(
+            status("video_codec:mpeg2"),
+            400,
+            "codec lists are constrained"
+        );
         assert_eq!(status("video_bitrate:abc"), 400);
         assert_eq!(status("video_bitrate"), 400);
         assert_eq!(status(""), 400);
@@ -365,8 +416,14 @@ mod tests {
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn query_parsing_and_repeats() {
-        let q = Query::parse("aws.manifestfilter=video_bitrate%3A0-100%3Baudio_language%3Aen&start=1700000000&x=1").unwrap();
-        assert_eq!(q.manifest_filter.as_deref(), Some("video_bitrate:0-100;audio_language:en"));
+        let q = Query::parse(
+            "aws.manifestfilter=video_bitrate%3A0-100%3Baudio_language%3Aen&start=1700000000&x=1",
+        )
+        .unwrap();
+        assert_eq!(
+            q.manifest_filter.as_deref(),
+            Some("video_bitrate:0-100;audio_language:en")
+        );
         assert_eq!(q.carry, vec!["start=1700000000"]);
         let e = Query::parse("aws.manifestfilter=a:1&aws.manifestfilter=b:2").unwrap_err();
         assert_eq!(e.status(), 400);
@@ -379,8 +436,13 @@ mod tests {
         let t = ts("start=2026-11-25T14:00:00Z&end=1795615500").unwrap();
         assert_eq!(t.start_ms, Some(1_795_615_200_000));
         assert_eq!(t.end_ms, Some(1_795_615_500_000));
-        let t = ts("aws.manifestsettings=manifest_window_seconds:30;time_delay:10;start:1700000000").unwrap();
-        assert_eq!((t.window_seconds, t.delay_seconds, t.start_ms), (Some(30), Some(10), Some(1_700_000_000_000)));
+        let t =
+            ts("aws.manifestsettings=manifest_window_seconds:30;time_delay:10;start:1700000000")
+                .unwrap();
+        assert_eq!(
+            (t.window_seconds, t.delay_seconds, t.start_ms),
+            (Some(30), Some(10), Some(1_700_000_000_000))
+        );
         for bad in [
             "start=100&end=50",
             "start=0&end=90000",

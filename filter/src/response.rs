@@ -13,10 +13,7 @@ impl Response {
     pub fn text(status: u16, body: &str) -> Self {
         Self {
             status,
-            headers: vec![(
-                "content-type".into(),
-                "text/plain; charset=utf-8".into(),
-            )],
+            headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
             body: format!("{body}\n").into_bytes(),
         }
     }

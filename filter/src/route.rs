@@ -61,7 +61,8 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
         },
         [r, file] if safe(r) => {
             let (seq, ext) = file.split_once('.').ok_or_else(not_found)?;
-            let ext_ok = (1..=5).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric());
+            let ext_ok =
+                (1..=5).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric());
             match (seq.parse::<u64>(), ext_ok) {
                 (Ok(sequence), true) if !seq.starts_with('+') => Asset::Segment {
                     rendition: (*r).to_owned(),
@@ -89,12 +90,26 @@ mod tests {
     fn routes() {
         let r = |p: &str| route(p).unwrap().unwrap().asset;
         assert_eq!(r("/out/v1/news/hls/index.m3u8"), Asset::Multivariant);
-        assert_eq!(r("/out/v1/news/hls/stream_0/index.m3u8"), Asset::Media { rendition: "stream_0".into() });
+        assert_eq!(
+            r("/out/v1/news/hls/stream_0/index.m3u8"),
+            Asset::Media {
+                rendition: "stream_0".into()
+            }
+        );
         assert_eq!(
             r("/out/v1/news/hls/stream_0/42.ts"),
-            Asset::Segment { rendition: "stream_0".into(), sequence: 42, ext: "ts".into() }
+            Asset::Segment {
+                rendition: "stream_0".into(),
+                sequence: 42,
+                ext: "ts".into()
+            }
         );
-        assert_eq!(r("/out/v1/news/secure/key/29433"), Asset::Key { key_id: "29433".into() });
+        assert_eq!(
+            r("/out/v1/news/secure/key/29433"),
+            Asset::Key {
+                key_id: "29433".into()
+            }
+        );
         assert_eq!(route("/healthz").unwrap(), None);
         assert_eq!(route("/out/v2/x").unwrap(), None);
         for bad in [

@@ -168,6 +168,8 @@ pub struct SegmentFile {
     pub path: PathBuf,
     pub copy: SegmentCopy,
     pub input: usize,
+    pub pdt: DateTime<Utc>,
+    pub duration: f64,
 }
 
 /// A failover that just happened.
@@ -1040,6 +1042,8 @@ impl ChannelState {
                 path: self.segment_path(rid, seq, input, &copy.ext),
                 copy: copy.clone(),
                 input,
+                pdt: e.pdt,
+                duration: e.duration,
             })
         })
     }

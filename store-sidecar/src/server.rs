@@ -617,6 +617,15 @@ async fn handle_internal(
                     }
                     r.headers_mut()
                         .insert(ACTIVE_INPUT_HEADER, HeaderValue::from(seg.input as u64 + 1));
+                    // The filter picks the segment's key period from its program date time.
+                    if let Ok(v) = HeaderValue::from_str(
+                        &seg.pdt.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                    ) {
+                        r.headers_mut().insert("x-edgepack-program-date-time", v);
+                    }
+                    if let Ok(v) = HeaderValue::from_str(&format!("{:.6}", seg.duration)) {
+                        r.headers_mut().insert("x-edgepack-duration", v);
+                    }
                     r.headers_mut().insert(
                         "x-edgepack-served-input",
                         HeaderValue::from(seg.input as u64 + 1),

@@ -237,7 +237,13 @@ fn playlist_before_its_segment_is_published_only_after_the_upload() {
     );
     let pl = String::from_utf8(sc.get_ok("/store/v1/news/hd/index.m3u8")).unwrap();
     assert_eq!(segment_uris(&pl), vec!["5.ts", "6.ts"]);
-    assert_eq!(sc.get_ok("/store/v1/news/hd/6.ts"), vec![8u8; 10]);
+    let seg = sc.get("/store/v1/news/hd/6.ts");
+    assert_eq!(seg.body, vec![8u8; 10]);
+    assert_eq!(
+        seg.header("x-edgepack-program-date-time"),
+        Some("2026-11-25T14:00:02.000Z")
+    );
+    assert_eq!(seg.header("x-edgepack-duration"), Some("2.000000"));
     // The PDT of a segment without one follows from the previous segment.
     assert!(
         pl.contains("#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:02.000Z"),
