@@ -153,3 +153,60 @@ pub fn write(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Settings;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn store_playlist_round_trips_byte_identical() {
+        let fixture = include_str!("../tests/fixtures/store_media_stream_0.m3u8");
+        let settings = Settings::from_json(
+            br#"{"store":{"cluster":"s"},"channels":{"news":{"endpoints":{"e":{"format":"hls","program_date_time_interval_seconds":1}}}}}"#,
+        )
+        .unwrap();
+        let pl = crate::media_playlist::parse(fixture.as_bytes()).unwrap();
+        let all = 0..pl.segments.len();
+        let out = write(&pl, all, Kind::Live, &settings.channels["news"]["e"], 0).unwrap();
+        assert_eq!(out, fixture);
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn tags_survive_and_pdt_follows_discontinuities() {
+        let text = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n#EXT-X-DISCONTINUITY-SEQUENCE:2\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00.000Z\n#EXTINF:2.000000,\n7.ts\n\
+#EXT-X-CUE-OUT:DURATION=30\n#EXT-X-DATERANGE:ID=\"ad1\",START-DATE=\"2026-01-01T00:00:02.000Z\"\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:02.000Z\n#EXTINF:2.000000,\n8.ts\n\
+#EXT-X-DISCONTINUITY\n#EXT-X-CUE-IN\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T01:00:00.000Z\n#EXTINF:2.000000,\n9.ts\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-01-01T01:00:02.000Z\n#EXTINF:2.000000,\n10.ts\n";
+        let settings = Settings::from_json(
+            br#"{"store":{"cluster":"s"},"channels":{"news":{"endpoints":{"e":{"format":"hls","program_date_time_interval_seconds":60}}}}}"#,
+        )
+        .unwrap();
+        let pl = crate::media_playlist::parse(text.as_bytes()).unwrap();
+        let out = write(&pl, 1..4, Kind::Live, &settings.channels["news"]["e"], 0).unwrap();
+        assert!(
+            out.contains("#EXT-X-MEDIA-SEQUENCE:8\n#EXT-X-DISCONTINUITY-SEQUENCE:2\n"),
+            "{out}"
+        );
+        assert!(out.contains("#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:02.000Z\n#EXT-X-CUE-OUT:DURATION=30\n#EXT-X-DATERANGE:ID=\"ad1\""), "{out}");
+        assert!(out.contains("#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-01-01T01:00:00.000Z\n#EXT-X-CUE-IN\n"), "{out}");
+        assert_eq!(
+            out.matches("PROGRAM-DATE-TIME").count(),
+            2,
+            "first, after the discontinuity; not 10.ts: {out}"
+        );
+        // Sliding past the discontinuity bumps DISCONTINUITY-SEQUENCE.
+        let out = write(&pl, 2..4, Kind::Live, &settings.channels["news"]["e"], 0).unwrap();
+        assert!(
+            out.contains("#EXT-X-MEDIA-SEQUENCE:9\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n"),
+            "{out}"
+        );
+        assert!(!out.contains("#EXT-X-DISCONTINUITY\n"), "{out}");
+        // Empty window: numbering continues after the last segment.
+        let out = write(&pl, 4..4, Kind::Live, &settings.channels["news"]["e"], 0).unwrap();
+        assert!(out.contains("#EXT-X-MEDIA-SEQUENCE:11\n"), "{out}");
+    }
+}

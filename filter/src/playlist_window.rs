@@ -154,3 +154,114 @@ mod tests {
         assert_eq!(select(&s, &before).0.len(), 0);
     }
 }
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Segments with random durations, gaps in PDT and discontinuities, as a store would list.
+    fn arb_segments() -> impl Strategy<Value = Vec<Segment>> {
+        prop::collection::vec((500u32..10_000, 0u32..3, any::<bool>()), 0..200).prop_map(|v| {
+            let mut t = 1_700_000_000_000i64;
+            let mut disc = 0;
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (dur_ms, gap_s, d))| {
+                    let discontinuity = d && i % 7 == 0;
+                    if discontinuity {
+                        disc += 1;
+                        t += i64::from(gap_s) * 1000;
+                    }
+                    let s = Segment {
+                        sequence: 1000 + i as u64,
+                        duration: f64::from(dur_ms) / 1000.0,
+                        duration_text: format!("{:.3}", f64::from(dur_ms) / 1000.0),
+                        title: String::new(),
+                        pdt_ms: Some(t),
+                        discontinuity,
+                        disc_seq: disc,
+                        source_key: None,
+                        tags: vec![],
+                        uri: format!("{}.ts", 1000 + i),
+                    };
+                    t += i64::from(dur_ms);
+                    s
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn live_window_is_the_newest_contiguous_run_covering_the_window(
+            segs in arb_segments(), window_s in 1i64..600
+        ) {
+            let spec = WindowSpec { now_ms: i64::MAX / 2, window_ms: window_s * 1000, delay_ms: 0, start_ms: None, end_ms: None };
+            let (r, kind) = select(&segs, &spec);
+            prop_assert_eq!(kind, Kind::Live);
+            prop_assert_eq!(r.end, segs.len());
+            let total: f64 = segs[r.clone()].iter().map(|s| s.duration).sum();
+            if r.start > 0 {
+                prop_assert!(total * 1000.0 >= (window_s * 1000) as f64);
+                // Minimal: without its first segment the window would be too short.
+                let without_first = total - segs[r.start].duration;
+                prop_assert!(without_first * 1000.0 < (window_s * 1000) as f64);
+            }
+        }
+
+        #[test]
+        fn time_shift_keeps_segments_inside_the_range(
+            segs in arb_segments(), a in 0i64..2_000_000, len in 1i64..86_400_000
+        ) {
+            let start = 1_700_000_000_000 + a;
+            let end = start + len;
+            let spec = WindowSpec { now_ms: i64::MAX / 2, window_ms: 60_000, delay_ms: 0, start_ms: Some(start), end_ms: Some(end) };
+            let (r, kind) = select(&segs, &spec);
+            prop_assert_eq!(kind, Kind::Vod);
+            let w = &segs[r.clone()];
+            for s in w {
+                prop_assert!(s.pdt_ms.unwrap() >= start && s.end_ms().unwrap() <= end);
+            }
+            // Contiguous sequences, monotonic discontinuity numbers.
+            for pair in w.windows(2) {
+                prop_assert_eq!(pair[1].sequence, pair[0].sequence + 1);
+                prop_assert!(pair[1].disc_seq >= pair[0].disc_seq);
+            }
+            // Maximal at the front: the segment before the range starts before `start`.
+            if r.start > 0 && !w.is_empty() {
+                prop_assert!(segs[r.start - 1].pdt_ms.unwrap() < start);
+            }
+        }
+
+        #[test]
+        fn written_playlists_number_and_sum_correctly(segs in arb_segments(), window_s in 1i64..600) {
+            let pl = crate::media_playlist::MediaPlaylist {
+                version: 3,
+                target_duration: 10,
+                media_sequence: 1000,
+                segments: segs.clone(),
+                ..Default::default()
+            };
+            let settings = crate::config::Settings::from_json(br#"{"store":{"cluster":"s"},"channels":{"c":{"endpoints":{"e":{"format":"hls"}}}}}"#).unwrap();
+            let ep = &settings.channels["c"]["e"];
+            let spec = WindowSpec { now_ms: i64::MAX / 2, window_ms: window_s * 1000, delay_ms: 0, start_ms: None, end_ms: None };
+            let (r, kind) = select(&segs, &spec);
+            let text = crate::media_rewrite::write(&pl, r.clone(), kind, ep, 0).unwrap();
+            let reparsed = crate::media_playlist::parse(text.as_bytes()).unwrap();
+            prop_assert_eq!(reparsed.segments.len(), r.len());
+            if let Some(first) = segs.get(r.start).filter(|_| !r.is_empty()) {
+                prop_assert_eq!(reparsed.media_sequence, first.sequence);
+                prop_assert_eq!(reparsed.discontinuity_sequence, first.disc_seq);
+            }
+            for (a, b) in reparsed.segments.iter().zip(&segs[r.clone()]) {
+                prop_assert_eq!(a.sequence, b.sequence);
+                prop_assert_eq!(&a.duration_text, &b.duration_text);
+                prop_assert_eq!(a.disc_seq, b.disc_seq);
+            }
+            let sum_in: f64 = segs[r.clone()].iter().map(|s| s.duration).sum();
+            let sum_out: f64 = reparsed.segments.iter().map(|s| s.duration).sum();
+            prop_assert!((sum_in - sum_out).abs() < 1e-6);
+        }
+    }
+}
