@@ -1,7 +1,7 @@
 # edgepack — build, test, lint, bench, demo.
 CARGO ?= cargo
 
-.PHONY: all build wasm test lint fmt fmt-check bench demo run-store clean
+.PHONY: all build wasm test test-wasm lint fmt fmt-check bench demo run-store clean
 
 all: build
 
@@ -13,10 +13,17 @@ build:
 wasm:
 	$(CARGO) build --release --target wasm32-wasip1 -p edgepack-filter
 
-## test: formatting, lints and every test (unit + end-to-end with ffmpeg)
+## test: formatting, lints and every test (unit + end-to-end with ffmpeg, core tests under wasm)
 test: fmt-check lint
 	$(CARGO) test --workspace --all-targets
+	$(MAKE) test-wasm
 	$(MAKE) wasm
+	@ls -l target/wasm32-wasip1/release/edgepack_filter.wasm
+
+## test-wasm: the filter core's tests compiled to wasm32-unknown-unknown, run under node
+## (needs wasm-bindgen-test-runner of the wasm-bindgen version in Cargo.lock; .ci/run installs it)
+test-wasm:
+	$(CARGO) test -p edgepack-filter --target wasm32-unknown-unknown --lib
 
 ## lint: clippy on all targets, natively and for the wasm target, warnings are errors
 lint:
@@ -31,6 +38,7 @@ fmt-check:
 
 ## bench: every benchmark, printed as figures
 bench:
+	$(CARGO) bench -p edgepack-filter --bench core
 	$(CARGO) bench -p edgepack-store --bench ingest
 
 ## demo: docker compose demo (Envoy + sidecar + encoder + player)
