@@ -3,8 +3,8 @@
 //! This crate is the sans-IO core: every decision and transformation is plain Rust with no
 //! proxy-wasm call in it, tested natively, under wasm (`wasm-bindgen-test`) and benchmarked.
 //! [`packager::plan`] turns a viewer's request into an answer or a store fetch;
-//! [`packager::respond`] turns the store's answer into the viewer's. The proxy-wasm shell that
-//! does the I/O inside Envoy is issue #4.
+//! [`packager::respond`] turns the store's answer into the viewer's. The `shell` module (built
+//! only for `wasm32-wasip1`, the Envoy artifact) is the one place that calls proxy-wasm.
 //!
 //! Modules, one job each: [`config`] (plugin JSON), [`route`] (egress paths), [`query`]
 //! (MediaPackage query parameters), [`access`] (CDN identifier, IP allowlist),
@@ -24,6 +24,8 @@ pub mod playlist_window;
 pub mod query;
 pub mod response;
 pub mod route;
+#[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
+pub mod shell;
 
 pub use config::Settings;
 pub use error::FilterError;

@@ -1,0 +1,344 @@
+//! The only module that touches `proxy_wasm`: contexts, store fetches with
+//! `dispatch_http_call`, local replies and metrics. It maps the core's plans and answers to
+//! hostcalls, and never calls a hostcall in a phase where Envoy refuses it (a refused hostcall
+//! that the SDK unwraps would trap the VM; every call here goes through `hostcalls`, which
+//! returns the status instead).
+//!
+//! Lifecycle in Envoy: one VM per worker plus a validation VM; `on_configure` parses the plugin
+//! JSON once per VM and defines the metrics; each request gets an [`Http`] context.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+
+use crate::packager::{self, Job, Plan, Request, StoreAnswer};
+use crate::{Response, Settings};
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+}}
+
+/// Metric ids of one endpoint (or of requests that match no endpoint).
+#[derive(Debug, Default, Clone)]
+struct EndpointMetrics {
+    /// Requests by status class: 2xx, 3xx, 4xx, 5xx.
+    requests: [u32; 4],
+    bytes: u32,
+    response_time_ms: u32,
+}
+
+type MetricTable = HashMap<(String, String), EndpointMetrics>;
+
+/// Name of a metric as defined; Envoy shows it as `wasmcustom.<name>` in `/stats` and without the
+/// prefix in `/stats/prometheus`.
+pub fn metric_name(kind: &str, channel: &str, endpoint: &str, class: Option<&str>) -> String {
+    match class {
+        Some(c) => {
+            format!("edgepack.{kind}.channel.{channel}.endpoint.{endpoint}.status_class.{c}")
+        }
+        None => format!("edgepack.{kind}.channel.{channel}.endpoint.{endpoint}"),
+    }
+}
+
+const UNKNOWN: &str = "_unknown";
+
+fn define_endpoint(channel: &str, endpoint: &str) -> Option<EndpointMetrics> {
+    let mut m = EndpointMetrics::default();
+    for (i, class) in ["2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+        let name = metric_name("egress_requests", channel, endpoint, Some(class));
+        m.requests[i] = hostcalls::define_metric(MetricType::Counter, &name).ok()?;
+    }
+    m.bytes = hostcalls::define_metric(
+        MetricType::Counter,
+        &metric_name("egress_bytes", channel, endpoint, None),
+    )
+    .ok()?;
+    m.response_time_ms = hostcalls::define_metric(
+        MetricType::Histogram,
+        &metric_name("egress_response_time_ms", channel, endpoint, None),
+    )
+    .ok()?;
+    Some(m)
+}
+
+/// The root context: configuration and metric ids, shared with the HTTP contexts of this VM.
+#[derive(Default)]
+struct Root {
+    settings: Option<Rc<Settings>>,
+    metrics: Rc<RefCell<MetricTable>>,
+}
+
+impl Context for Root {}
+
+impl RootContext for Root {
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(Some(b)) => b,
+            _ => {
+                log::error!(
+                    "edgepack: no plugin configuration; set `configuration` to the edgepack JSON"
+                );
+                return false;
+            }
+        };
+        let settings = match Settings::from_json(&bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                // Returning false makes Envoy refuse the filter, with this line in its log.
+                log::error!("edgepack: {e}");
+                return false;
+            }
+        };
+        let mut table = MetricTable::new();
+        let pairs = settings
+            .channels
+            .iter()
+            .flat_map(|(c, eps)| eps.keys().map(move |e| (c.clone(), e.clone())))
+            .chain(std::iter::once((UNKNOWN.to_owned(), UNKNOWN.to_owned())));
+        for (c, e) in pairs {
+            match define_endpoint(&c, &e) {
+                Some(m) => {
+                    table.insert((c, e), m);
+                }
+                None => {
+                    log::error!("edgepack: the host refused to define metrics for {c}/{e}");
+                    return false;
+                }
+            }
+        }
+        self.metrics = Rc::new(RefCell::new(table));
+        self.settings = Some(Rc::new(settings));
+        true
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        let settings = self.settings.clone()?;
+        Some(Box::new(Http {
+            settings,
+            metrics: self.metrics.clone(),
+            job: None,
+            started_ms: 0,
+            replied: false,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+/// One viewer request.
+struct Http {
+    settings: Rc<Settings>,
+    metrics: Rc<RefCell<MetricTable>>,
+    /// The store fetch in flight, and what its answer is for.
+    job: Option<Job>,
+    started_ms: i64,
+    /// This context sent a local reply: its own response callbacks must leave it alone.
+    replied: bool,
+}
+
+fn now_ms() -> i64 {
+    hostcalls::get_current_time()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn request_header(name: &str) -> Option<String> {
+    hostcalls::get_map_value(MapType::HttpRequestHeaders, name)
+        .ok()
+        .flatten()
+}
+
+impl Http {
+    fn reply(&mut self, channel: &str, endpoint: &str, r: &Response) {
+        let headers: Vec<(&str, &str)> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if let Err(status) =
+            hostcalls::send_http_response(u32::from(r.status), headers, Some(&r.body))
+        {
+            log::warn!("edgepack: local reply refused by the host: {status:?}");
+            return;
+        }
+        self.replied = true;
+        self.count(channel, endpoint, r);
+    }
+
+    fn count(&self, channel: &str, endpoint: &str, r: &Response) {
+        let table = self.metrics.borrow();
+        let key = (channel.to_owned(), endpoint.to_owned());
+        let Some(m) = table
+            .get(&key)
+            .or_else(|| table.get(&(UNKNOWN.to_owned(), UNKNOWN.to_owned())))
+        else {
+            return;
+        };
+        let class = match r.status {
+            200..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            _ => 3,
+        };
+        let _ = hostcalls::increment_metric(m.requests[class], 1);
+        if !r.body.is_empty() {
+            let _ = hostcalls::increment_metric(m.bytes, r.body.len() as i64);
+        }
+        let elapsed = (now_ms() - self.started_ms).max(0) as u64;
+        let _ = hostcalls::record_metric(m.response_time_ms, elapsed);
+    }
+}
+
+/// Channel and endpoint of an `/out/v1/{channel}/{endpoint}/…` path, for metrics.
+fn labels(path: &str, settings: &Settings) -> (String, String) {
+    let mut parts = path.trim_start_matches("/out/v1/").split(['/', '?']);
+    let (c, e) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    if settings
+        .channels
+        .get(c)
+        .is_some_and(|eps| eps.contains_key(e))
+    {
+        (c.to_owned(), e.to_owned())
+    } else {
+        (UNKNOWN.to_owned(), UNKNOWN.to_owned())
+    }
+}
+
+impl Context for Http {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        num_headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(job) = self.job.take() else {
+            return;
+        };
+        if self.replied {
+            return;
+        }
+        // Zero headers: the call was reset (or its answer was over Envoy's limit); there is no
+        // header map to read.
+        let (status, headers) = if num_headers == 0 {
+            (0, Vec::new())
+        } else {
+            let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+            let status = headers
+                .iter()
+                .find(|(k, _)| k == ":status")
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
+            (status, headers)
+        };
+        let body = if body_size > 0 {
+            hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let header = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        };
+        let response = packager::respond(
+            &self.settings,
+            &job,
+            &StoreAnswer {
+                status,
+                header: &header,
+                body: &body,
+            },
+            now_ms(),
+        );
+        self.reply(&job.channel, &job.endpoint, &response);
+    }
+}
+
+impl HttpContext for Http {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        self.started_ms = now_ms();
+        let path = request_header(":path").unwrap_or_default();
+        let method = request_header(":method").unwrap_or_default();
+        let client_ip = hostcalls::get_property(vec!["source", "address"])
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|a| {
+                a.parse::<std::net::SocketAddr>()
+                    .map(|s| s.ip())
+                    .ok()
+                    .or_else(|| a.parse().ok())
+            });
+        let header = |name: &str| request_header(name);
+        let plan = packager::plan(
+            &self.settings,
+            &Request {
+                method: &method,
+                path: &path,
+                header: &header,
+                client_ip,
+                now_ms: self.started_ms,
+            },
+        );
+        let (channel, endpoint) = labels(&path, &self.settings);
+        match plan {
+            // Not an edgepack path: pass it on untouched.
+            Plan::NotOurs => Action::Continue,
+            Plan::Respond(r) => {
+                self.reply(&channel, &endpoint, &r);
+                // Pause: the local reply is sent when this callback returns.
+                Action::Pause
+            }
+            Plan::Fetch(fetch) => {
+                let store = &self.settings.store;
+                let call = hostcalls::dispatch_http_call(
+                    &store.cluster,
+                    vec![
+                        (":method", "GET"),
+                        (":path", &fetch.path),
+                        (":authority", &store.authority),
+                    ],
+                    None,
+                    vec![],
+                    Duration::from_millis(store.timeout_ms),
+                );
+                match call {
+                    Ok(_) => {
+                        self.job = Some(fetch.job);
+                        // Pause: the answer is built in on_http_call_response.
+                        Action::Pause
+                    }
+                    Err(status) => {
+                        let r = crate::FilterError::BadGateway(format!(
+                            "cannot call the store cluster '{}' ({status:?}): is it defined in Envoy?",
+                            store.cluster
+                        ))
+                        .to_response();
+                        self.reply(&channel, &endpoint, &r);
+                        Action::Pause
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        // Our own local reply comes back through this filter: leave it alone. Other responses
+        // are not ours either.
+        Action::Continue
+    }
+}
