@@ -1,5 +1,14 @@
 //! edgepack's proxy-wasm test host and the end-to-end tests.
 //!
-//! Not implemented yet: the test host and the end-to-end tests with the filter are issue #4.
-//! The store sidecar's own end-to-end tests with a real ffmpeg encoder live in
-//! `store-sidecar/tests/`.
+//! The host runs the real `edgepack_filter.wasm` on wasmtime the way Envoy runs a Proxy-Wasm
+//! HTTP filter (`../shared/ENVOY.md`): ABI 0.2.1 hostcalls with Envoy's statuses and phase
+//! windows, one VM per worker plus a validation VM, deferred local replies that run through the
+//! filter's own response callbacks, `dispatch_http_call` with Envoy's failure answers, and
+//! metrics at `/stats/prometheus`. It is a test host, not Envoy.
+
+pub mod artifacts;
+pub mod host;
+pub mod metrics;
+pub mod vm;
+
+pub use host::{HostOptions, RunningHost, start};

@@ -4,9 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
-use std::path::PathBuf;
-use std::process::Command;
-
 /// WASI preview 1 functions Envoy implements (proxy-wasm-cpp-host `src/exports.cc`).
 const ENVOY_WASI: &[&str] = &[
     "fd_write",
@@ -23,32 +20,9 @@ const ENVOY_WASI: &[&str] = &[
     "random_get",
 ];
 
-/// The release `.wasm`, built now (the same command as `make wasm`).
-fn filter_wasm() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip1",
-            "-p",
-            "edgepack-filter",
-        ])
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "building the filter for wasm32-wasip1 failed"
-    );
-    root.join("target/wasm32-wasip1/release/edgepack_filter.wasm")
-}
-
 #[test]
 fn imports_are_proxy_abi_and_envoy_wasi_only() {
-    let bytes = std::fs::read(filter_wasm()).unwrap();
+    let bytes = std::fs::read(edgepack_tests::artifacts::filter_wasm().unwrap()).unwrap();
     let mut imports = Vec::new();
     let mut exports = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(&bytes) {

@@ -51,10 +51,27 @@ password = "{PASSWORD_2}"
     path
 }
 
+/// The `edgepack-store` binary: cargo's own for this crate's tests; built on demand when these
+/// helpers are used from the end-to-end tests in `tests/`.
+pub fn store_binary() -> PathBuf {
+    if let Some(p) = option_env!("CARGO_BIN_EXE_edgepack-store") {
+        return PathBuf::from(p);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "-p", "edgepack-store"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "building edgepack-store failed");
+    root.join("target/debug/edgepack-store")
+}
+
 impl Sidecar {
     /// Starts the binary and waits for its "listening" line.
     pub fn start(config: &Path) -> Sidecar {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_edgepack-store"))
+        let mut child = Command::new(store_binary())
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "edgepack_store=debug")

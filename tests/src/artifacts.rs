@@ -1,0 +1,27 @@
+//! The artifacts the end-to-end tests load: the release `.wasm`, built on demand with the same
+//! command as `make wasm`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Builds (if needed) and returns `target/wasm32-wasip1/release/edgepack_filter.wasm`.
+pub fn filter_wasm() -> Result<PathBuf, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "-p",
+            "edgepack-filter",
+        ])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building the filter for wasm32-wasip1 failed".into());
+    }
+    Ok(root.join("target/wasm32-wasip1/release/edgepack_filter.wasm"))
+}

@@ -1,0 +1,334 @@
+//! User stories, end to end: Debian's ffmpeg pushes a live two-rendition stream to the store
+//! sidecar; the real `edgepack_filter.wasm` runs in the proxy-wasm test host (two worker VMs plus
+//! a validation VM); ffmpeg as a player decodes every frame of the clear and the AES-128
+//! endpoints through it. Keys come through tokenised key URIs; a token for another key is
+//! refused; two host instances serve byte-identical encrypted segments; the filter's metrics
+//! count what was served; no VM traps.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+#[path = "../../store-sidecar/tests/common/mod.rs"]
+mod sidecar;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::process::Command;
+use std::time::Duration;
+
+use edgepack_tests::{HostOptions, RunningHost, artifacts, start};
+use sidecar::{Auth, Encoder, EncoderSpec, PASSWORD_1, Sidecar, raw, write_config};
+
+fn config() -> Vec<u8> {
+    br#"{ "store": { "cluster": "edgepack_store", "authority": "store", "timeout_ms": 2000 },
+      "channels": { "news": { "endpoints": {
+        "hls": { "format": "hls", "manifest_window_seconds": 60 },
+        "secure": { "format": "hls", "manifest_window_seconds": 60, "program_date_time_interval_seconds": 10,
+          "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 10,
+                          "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                          "key_token": { "secret": "tok-0123456789abcdef", "ttl_seconds": 300 } } },
+        "cdn": { "format": "hls",
+          "access": { "cdn_identifier": { "secrets": ["s3cret"] } } } } } } }"#
+        .to_vec()
+}
+
+fn host(store: SocketAddr, workers: usize) -> RunningHost {
+    let mut o = HostOptions::new(artifacts::filter_wasm().unwrap(), config());
+    o.clusters = vec![("edgepack_store".into(), store)];
+    o.workers = workers;
+    start(o).unwrap()
+}
+
+fn get(addr: SocketAddr, path: &str, headers: &str) -> sidecar::Response {
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: edge\r\n{headers}Connection: close\r\n\r\n")
+            .as_bytes(),
+    )
+}
+
+/// Decoded video frames per stream (`-f framemd5`): stream index → md5 of each frame.
+fn frames(url: &str) -> Result<BTreeMap<u32, Vec<String>>, String> {
+    let out = Command::new("timeout")
+        .args([
+            "-s",
+            "KILL",
+            "120",
+            "ffmpeg",
+            "-hide_banner",
+            "-v",
+            "error",
+            "-xerror",
+            "-i",
+            url,
+        ])
+        .args(["-map", "0:v", "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let mut per = BTreeMap::new();
+    for l in String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+    {
+        let cols: Vec<&str> = l.split(',').map(str::trim).collect();
+        per.entry(cols[0].parse().unwrap())
+            .or_insert_with(Vec::new)
+            .push(cols[cols.len() - 1].to_owned());
+    }
+    Ok(per)
+}
+
+/// Pushes ~12 s of live video with Digest credentials and waits until it is all stored.
+fn stored_stream(dir: &std::path::Path) -> Sidecar {
+    let sc = Sidecar::start(&write_config(dir, "", ""));
+    Encoder::start(EncoderSpec {
+        ingest: sc.ingest,
+        input: 1,
+        auth: Auth::DigestInUrl {
+            user: "enc1",
+            pass: PASSWORD_1,
+        },
+        seconds: 12,
+        two_renditions: true,
+        local_copy: None,
+        start_number: 0,
+    })
+    .wait(Duration::from_secs(90));
+    sc
+}
+
+#[test]
+fn clear_and_aes128_endpoints_play_every_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = stored_stream(dir.path());
+    let h = host(sc.internal, 2);
+    let status = sc.status();
+    let first = status["renditions"][0]["first_program_date_time"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start_s = chrono::DateTime::parse_from_rfc3339(&first)
+        .unwrap()
+        .timestamp();
+    // Everything stored is in the past now: a time-shifted range is a VOD playlist that ffmpeg
+    // plays from start to end.
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let range = format!("start={start_s}&end={now_s}");
+    let seconds: f64 = status["renditions"][0]["duration_seconds"]
+        .as_f64()
+        .unwrap();
+    let expected = (seconds * 25.0).round() as usize;
+
+    let clear = frames(&format!(
+        "http://{}/out/v1/news/hls/index.m3u8?{range}",
+        h.addr
+    ))
+    .unwrap();
+    assert_eq!(clear.len(), 2, "two renditions: {:?}", clear.keys());
+    for (stream, f) in &clear {
+        assert_eq!(
+            f.len(),
+            expected,
+            "stream {stream}: every frame of {seconds} s decoded"
+        );
+    }
+    let secure = frames(&format!(
+        "http://{}/out/v1/news/secure/index.m3u8?{range}",
+        h.addr
+    ))
+    .unwrap();
+    assert_eq!(
+        secure, clear,
+        "the AES-128 endpoint decodes to the very same frames"
+    );
+
+    // The encrypted playlist rotates keys every 10 s and tokenises their URIs.
+    let pl = get(
+        h.addr,
+        &format!("/out/v1/news/secure/stream_0/index.m3u8?{range}"),
+        "",
+    );
+    let text = pl.text();
+    assert_eq!(pl.status, 200, "{text}");
+    let keys: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("#EXT-X-KEY"))
+        .collect();
+    assert!(keys.len() >= 2, "{text}");
+    let key_uri = keys[0]
+        .split("URI=\"")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches('"');
+    let key_path = format!("/out/v1/news/secure/{}", key_uri.trim_start_matches("../"));
+    let key = get(h.addr, &key_path, "");
+    assert_eq!((key.status, key.body.len()), (200, 16));
+    assert_eq!(key.header("cache-control"), Some("no-store"));
+    // A token is bound to its key: used for the next key it is refused.
+    let period: u64 = key_uri
+        .trim_start_matches("../key/")
+        .split('?')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let other = key_path.replacen(&format!("key/{period}"), &format!("key/{}", period + 1), 1);
+    assert_eq!(get(h.addr, &other, "").status, 403);
+    let tampered = key_path.replace("token=", "token=9");
+    assert_eq!(get(h.addr, &tampered, "").status, 403);
+
+    // Playback with tampered key URIs fails.
+    let bad = text.replace("token=", "token=9").replace(
+        "URI=\"../key/",
+        &format!("URI=\"http://{}/out/v1/news/secure/key/", h.addr),
+    );
+    let bad = bad
+        .lines()
+        .map(|l| {
+            if l.ends_with(".ts") {
+                format!("http://{}/out/v1/news/secure/stream_0/{l}", h.addr)
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let bad_path = dir.path().join("tampered.m3u8");
+    std::fs::write(&bad_path, bad).unwrap();
+    let out = Command::new("timeout")
+        .args([
+            "-s",
+            "KILL",
+            "60",
+            "ffmpeg",
+            "-v",
+            "error",
+            "-xerror",
+            "-protocol_whitelist",
+            "file,http,tcp",
+            "-i",
+        ])
+        .arg(&bad_path)
+        .args(["-map", "0:v", "-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "playback with refused keys must fail"
+    );
+
+    // A second edge (another host, one worker) serves byte-identical encrypted segments.
+    let h2 = host(sc.internal, 1);
+    for seq in [0, 3] {
+        let path = format!("/out/v1/news/secure/stream_1/{seq}.ts");
+        let a = get(h.addr, &path, "");
+        let b = get(h2.addr, &path, "");
+        assert_eq!(a.status, 200);
+        assert_eq!(
+            a.header("cache-control"),
+            Some("max-age=1209600, immutable")
+        );
+        assert!(a.body == b.body, "segment {seq} differs between edges");
+    }
+    assert_eq!(h.traps() + h2.traps(), 0);
+    sc.stop();
+}
+
+#[test]
+fn faults_answer_clearly_and_the_vms_survive() {
+    // A store address with nothing listening yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let h = host(store, 2);
+    for _ in 0..4 {
+        let r = get(h.addr, "/out/v1/news/hls/index.m3u8", "");
+        assert_eq!(r.status, 502, "{}", r.text());
+        assert!(r.text().contains("store is unavailable"), "{}", r.text());
+    }
+    let r = get(h.addr, "/out/v1/sports/hls/index.m3u8", "");
+    assert_eq!(r.status, 404);
+    assert!(r.text().contains("configured: news"));
+    let r = get(h.addr, "/out/v1/news/dash/index.m3u8", "");
+    assert_eq!(r.status, 404);
+    assert!(
+        r.text().contains("configured: cdn, hls, secure"),
+        "{}",
+        r.text()
+    );
+    let cdn_refused = get(h.addr, "/out/v1/news/cdn/index.m3u8", "");
+    assert_eq!(cdn_refused.status, 403);
+    assert_eq!(
+        get(h.addr, "/somewhere/else", "").status,
+        404,
+        "not ours, and no route"
+    );
+
+    // The store comes up on that address: the same VMs serve again.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write_config(dir.path(), "", "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "internal_listen = \"127.0.0.1:0\"",
+        &format!("internal_listen = \"{store}\""),
+        1,
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let mut sc = Sidecar::start(&cfg);
+    let ok = sidecar::basic("enc1", PASSWORD_1);
+    sidecar::put(sc.ingest, "/in/v1/news/1/s0.ts", Some(&ok), &[0x47; 188]);
+    let pl = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.0,\ns0.ts\n";
+    sidecar::put(sc.ingest, "/in/v1/news/1/hd.m3u8", Some(&ok), pl.as_bytes());
+    for _ in 0..4 {
+        let r = get(h.addr, "/out/v1/news/hls/index.m3u8", "");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.text().contains("hd/index.m3u8"));
+    }
+    let r = get(
+        h.addr,
+        "/out/v1/news/cdn/hd/0.ts",
+        "x-edgepack-cdn-identifier: s3cret\r\n",
+    );
+    assert_eq!((r.status, r.body.len()), (200, 188));
+    let cdn_bytes = r.body.len() + cdn_refused.body.len();
+    assert_eq!(get(h.addr, "/out/v1/news/hls/hd/7.ts", "").status, 404);
+    assert_eq!(h.traps(), 0, "no VM trapped");
+
+    // Metrics count what was served, per channel, endpoint and status class.
+    let m = &h.metrics;
+    let name = |ep: &str, class: &str| {
+        format!("edgepack.egress_requests.channel.news.endpoint.{ep}.status_class.{class}")
+    };
+    assert_eq!(m.get(&name("hls", "5xx")), Some(4));
+    assert_eq!(m.get(&name("hls", "2xx")), Some(4));
+    assert_eq!(m.get(&name("hls", "4xx")), Some(1));
+    assert_eq!(m.get(&name("cdn", "4xx")), Some(1));
+    assert_eq!(m.get(&name("cdn", "2xx")), Some(1));
+    assert_eq!(
+        m.get("edgepack.egress_bytes.channel.news.endpoint.cdn"),
+        Some(cdn_bytes as i64),
+        "every body byte served, refusals included"
+    );
+    assert_eq!(
+        m.get("edgepack.egress_requests.channel._unknown.endpoint._unknown.status_class.4xx"),
+        Some(2)
+    );
+    let prom = get(h.admin, "/stats/prometheus", "").text();
+    assert!(
+        prom.contains("edgepack_egress_requests_channel_news_endpoint_hls_status_class_2xx{} 4"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("edgepack_egress_response_time_ms_channel_news_endpoint_hls_count{} 9"),
+        "{prom}"
+    );
+    sc.stop();
+}
