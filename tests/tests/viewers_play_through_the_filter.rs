@@ -332,3 +332,75 @@ fn faults_answer_clearly_and_the_vms_survive() {
     );
     sc.stop();
 }
+
+/// The last sequence and the segment URIs of a media playlist served through the filter.
+fn edge_playlist(h: &RunningHost) -> (u64, Vec<String>, String) {
+    let r = get(h.addr, "/out/v1/news/hls/stream_0/index.m3u8", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let uris = sidecar::segment_uris(&text);
+    let first: u64 = sidecar::tag_value(&text, "#EXT-X-MEDIA-SEQUENCE")
+        .unwrap()
+        .parse()
+        .unwrap();
+    (first + uris.len() as u64, uris, text)
+}
+
+#[test]
+fn egress_keeps_advancing_from_input_2_when_encoder_1_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
+    let h = host(sc.internal, 2);
+    let encoder = |input: u8, seconds: u32| {
+        let (user, pass) = if input == 1 {
+            ("enc1", PASSWORD_1)
+        } else {
+            ("enc2", sidecar::PASSWORD_2)
+        };
+        Encoder::start(EncoderSpec {
+            ingest: sc.ingest,
+            input,
+            auth: Auth::DigestInUrl { user, pass },
+            seconds,
+            two_renditions: false,
+            local_copy: None,
+            start_number: 0,
+        })
+    };
+    let mut one = encoder(1, 60);
+    let two = encoder(2, 24);
+    sidecar::wait_for(Duration::from_secs(30), "both inputs publishing", || {
+        let s = sc.status();
+        (s["inputs"][0]["publishing"] == true && s["inputs"][1]["publishing"] == true).then_some(())
+    });
+    let (before, _, _) = edge_playlist(&h);
+    one.kill();
+    sidecar::wait_for(
+        Duration::from_secs(20),
+        "egress to advance past the kill",
+        || (edge_playlist(&h).0 >= before + 4).then_some(()),
+    );
+    two.wait(Duration::from_secs(60));
+    let (_, uris, text) = edge_playlist(&h);
+    let first: u64 = sidecar::tag_value(&text, "#EXT-X-MEDIA-SEQUENCE")
+        .unwrap()
+        .parse()
+        .unwrap();
+    for (i, uri) in uris.iter().enumerate() {
+        assert_eq!(
+            uri,
+            &format!("{}.ts", first + i as u64),
+            "no sequence gap: {text}"
+        );
+    }
+    assert!(!text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    assert_eq!(sc.status()["active_input"], 2);
+    let last = get(
+        h.addr,
+        &format!("/out/v1/news/hls/stream_0/{}", uris.last().unwrap()),
+        "",
+    );
+    assert_eq!(last.status, 200);
+    assert_eq!(h.traps(), 0);
+    sc.stop();
+}
