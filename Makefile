@@ -40,6 +40,7 @@ fmt-check:
 bench:
 	$(CARGO) bench -p edgepack-filter --bench core
 	$(CARGO) bench -p edgepack-store --bench ingest
+	$(CARGO) bench -p edgepack-tests --bench filter_in_host
 
 ## demo: docker compose demo (Envoy + sidecar + encoder + player)
 demo:

@@ -1,0 +1,263 @@
+//! Benchmarks of the filter inside the proxy-wasm test host (`make bench`; prints figures, never
+//! fails on timing). In one run:
+//! 1. the same request handled by the filter compiled to wasm inside the host (wasmtime 48,
+//!    Cranelift) and by the same core natively: media playlist rewrite (1 h of 2 s segments into a
+//!    60 s window) and AES-128 encryption of a 2 s segment (1 MB);
+//! 2. requests/s and latency of encrypted 2 s segments through host + filter, against the same
+//!    segment served clear by the store sidecar directly, with a load generator on loopback.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // benchmark harness
+
+#[path = "../../store-sidecar/tests/common/mod.rs"]
+mod sidecar;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use edgepack_filter::packager::{Plan, Request as CoreRequest, StoreAnswer, plan, respond};
+use edgepack_tests::vm::{CallResult, Vm, VmState};
+use edgepack_tests::{HostOptions, artifacts, start};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::rt::TokioIo;
+use wasmtime::{Engine, Module, Val};
+
+const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
+  "channels": { "news": { "endpoints": {
+    "hls": { "format": "hls", "manifest_window_seconds": 60 },
+    "secure": { "format": "hls", "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 60,
+      "key": { "derived": { "secret": "0123456789abcdef0123" } },
+      "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
+const T0: i64 = 1_795_600_000_000;
+const PDT: &str = "2026-11-25T06:40:00.000Z";
+
+fn store_playlist(n: u64) -> Vec<u8> {
+    let mut s = String::from(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n",
+    );
+    for i in 0..n {
+        let t = chrono::DateTime::from_timestamp_millis(T0 + i as i64 * 2000).unwrap();
+        s.push_str(&format!(
+            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:2.000000,\n{i}.ts\n",
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ));
+    }
+    s.into_bytes()
+}
+
+fn vm() -> Vm {
+    let engine = Engine::default();
+    let module = Module::from_file(&engine, artifacts::filter_wasm().unwrap()).unwrap();
+    let linker = edgepack_tests::vm::linker(&engine).unwrap();
+    let state = VmState {
+        name: "bench".into(),
+        root_id: 1,
+        plugin_config: CONFIG.as_bytes().to_vec(),
+        plugin_config_open: false,
+        effective: 1,
+        streams: Default::default(),
+        clusters: std::sync::Arc::new(
+            [(
+                "edgepack_store".to_owned(),
+                SocketAddr::from(([127, 0, 0, 1], 9)),
+            )]
+            .into(),
+        ),
+        pending: Vec::new(),
+        next_token: 0,
+        call_response: None,
+        metrics: Default::default(),
+        metric_ids: Vec::new(),
+        shared: Default::default(),
+        tick_period_ms: 0,
+        log_prefix: "bench".into(),
+    };
+    Vm::start(&engine, &module, &linker, state).unwrap()
+}
+
+/// One request through the wasm filter: request headers, the store answer, the local reply.
+fn in_vm(vm: &mut Vm, path: &str, body: &[u8]) -> usize {
+    let id = vm.new_stream("127.0.0.1:5000".into()).unwrap();
+    let st = vm.stream(id).unwrap();
+    st.request_headers = vec![
+        (":method".into(), "GET".into()),
+        (":path".into(), path.into()),
+        (":authority".into(), "edge".into()),
+    ];
+    st.request_headers_open = true;
+    vm.stream_call(
+        id,
+        "proxy_on_request_headers",
+        &[Val::I32(id as i32), Val::I32(3), Val::I32(1)],
+    )
+    .unwrap();
+    let call = vm.take_pending(id).pop().expect("a store fetch");
+    vm.deliver(
+        call.token,
+        CallResult::Response {
+            headers: vec![
+                (":status".into(), "200".into()),
+                ("x-edgepack-program-date-time".into(), PDT.into()),
+            ],
+            body: body.to_vec(),
+            trailers: vec![],
+        },
+    )
+    .unwrap();
+    let reply = vm.stream(id).unwrap().local_reply.take().expect("a reply");
+    assert_eq!(reply.status, 200);
+    vm.end_stream(id);
+    reply.body.len()
+}
+
+fn native(settings: &edgepack_filter::Settings, path: &str, body: &[u8]) -> usize {
+    let none = |_: &str| None;
+    let now = T0 + 3_600_000;
+    let Plan::Fetch(f) = plan(
+        settings,
+        &CoreRequest {
+            method: "GET",
+            path,
+            header: &none,
+            client_ip: None,
+            now_ms: now,
+        },
+    ) else {
+        panic!("expected a fetch")
+    };
+    let pdt = |n: &str| (n == "x-edgepack-program-date-time").then(|| PDT.to_owned());
+    respond(
+        settings,
+        &f.job,
+        &StoreAnswer {
+            status: 200,
+            header: &pdt,
+            body,
+        },
+        now,
+    )
+    .body
+    .len()
+}
+
+fn mean_us(iterations: u32, mut f: impl FnMut() -> usize) -> f64 {
+    for _ in 0..3 {
+        std::hint::black_box(f());
+    }
+    let start = Instant::now();
+    for _ in 0..iterations {
+        std::hint::black_box(f());
+    }
+    start.elapsed().as_secs_f64() * 1e6 / f64::from(iterations)
+}
+
+/// Closed-loop load: `conns` keep-alive connections GET `path` for `secs`; (req/s, p50, p99 ms).
+fn load(addr: SocketAddr, path: &str, conns: usize, secs: u64) -> (f64, f64, f64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..conns {
+            let path = path.to_owned();
+            tasks.push(tokio::spawn(async move {
+                let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                let mut lat = Vec::new();
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    let req = hyper::Request::get(path.as_str())
+                        .header("host", "edge")
+                        .body(Empty::<Bytes>::new())
+                        .unwrap();
+                    let resp = sender.send_request(req).await.unwrap();
+                    assert_eq!(resp.status(), 200);
+                    let _ = resp.into_body().collect().await.unwrap();
+                    lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                }
+                lat
+            }));
+        }
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(t.await.unwrap());
+        }
+        let secs = start.elapsed().as_secs_f64();
+        all.sort_by(f64::total_cmp);
+        let pct = |p: f64| all[((all.len() as f64 - 1.0) * p) as usize];
+        (all.len() as f64 / secs, pct(0.5), pct(0.99))
+    })
+}
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("filter_in_host: run with `cargo bench -p edgepack-tests --bench filter_in_host`");
+        return;
+    }
+    let settings = edgepack_filter::Settings::from_json(CONFIG.as_bytes()).unwrap();
+    let playlist = store_playlist(1800);
+    let segment = vec![0x47u8; 1_000_000];
+    let mut vm = vm();
+    let pl_path = "/out/v1/news/hls/stream_0/index.m3u8";
+    let seg_path = "/out/v1/news/secure/stream_0/100.ts";
+    let wasm_pl = mean_us(100, || in_vm(&mut vm, pl_path, &playlist));
+    let native_pl = mean_us(100, || native(&settings, pl_path, &playlist));
+    let wasm_seg = mean_us(50, || in_vm(&mut vm, seg_path, &segment));
+    let native_seg = mean_us(50, || native(&settings, seg_path, &segment));
+    println!("filter in the test host (wasmtime 48) vs the same core native, this machine:");
+    println!(
+        "  media playlist rewrite, 1 h store playlist -> 60 s window: wasm {wasm_pl:.0} us, native {native_pl:.0} us, ratio {:.2}",
+        wasm_pl / native_pl
+    );
+    println!(
+        "  AES-128 of a 1 MB segment: wasm {wasm_seg:.0} us ({:.0} MB/s), native {native_seg:.0} us ({:.0} MB/s), ratio {:.2}",
+        1e6 / wasm_seg,
+        1e6 / native_seg,
+        wasm_seg / native_seg
+    );
+
+    // Through HTTP: sidecar direct (clear) vs host + filter (encrypted).
+    let dir = tempfile::tempdir().unwrap();
+    let sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
+    let auth = sidecar::basic("enc1", sidecar::PASSWORD_1);
+    let seg = vec![0x47u8; 500_000]; // a 2 s segment at 2 Mb/s
+    sidecar::put(sc.ingest, "/in/v1/news/1/s0.ts", Some(&auth), &seg);
+    let pl = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.0,\ns0.ts\n";
+    sidecar::put(
+        sc.ingest,
+        "/in/v1/news/1/hd.m3u8",
+        Some(&auth),
+        pl.as_bytes(),
+    );
+    let mut o = HostOptions::new(
+        artifacts::filter_wasm().unwrap(),
+        CONFIG.as_bytes().to_vec(),
+    );
+    o.clusters = vec![("edgepack_store".into(), sc.internal)];
+    o.workers = 2;
+    let h = start(o).unwrap();
+    let (d_rps, d_p50, d_p99) = load(sc.internal, "/store/v1/news/hd/0.ts", 8, 5);
+    let (h_rps, h_p50, h_p99) = load(h.addr, "/out/v1/news/secure/hd/0.ts", 8, 5);
+    println!(
+        "500 kB segments, 8 connections, 5 s each, loopback (load generator on the same cores):"
+    );
+    println!(
+        "  sidecar direct, clear:         {d_rps:.0} req/s, p50 {d_p50:.1} ms, p99 {d_p99:.1} ms"
+    );
+    println!(
+        "  host + filter, AES-128:        {h_rps:.0} req/s, p50 {h_p50:.1} ms, p99 {h_p99:.1} ms"
+    );
+    println!(
+        "  ratio host+filter / direct:    req/s {:.2}, p99 {:.2}",
+        h_rps / d_rps,
+        h_p99 / d_p99
+    );
+    assert_eq!(h.traps(), 0);
+}
