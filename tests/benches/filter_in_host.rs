@@ -223,7 +223,22 @@ fn main() {
         wasm_seg / native_seg
     );
 
-    // Through HTTP: sidecar direct (clear) vs host + filter (encrypted).
+    // Through HTTP: sidecar direct (clear) vs host + filter (encrypted), both optimized builds.
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let built = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--profile", "bench", "-p", "edgepack-store"])
+        .status()
+        .unwrap();
+    assert!(built.success());
+    // SAFETY: set before any other thread of this process reads the environment.
+    unsafe {
+        std::env::set_var(
+            "EDGEPACK_STORE_BIN",
+            root.join("target/release/edgepack-store"),
+        )
+    };
     let dir = tempfile::tempdir().unwrap();
     let sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
     let auth = sidecar::basic("enc1", sidecar::PASSWORD_1);

@@ -57,6 +57,9 @@ pub fn store_binary() -> PathBuf {
     if let Some(p) = option_env!("CARGO_BIN_EXE_edgepack-store") {
         return PathBuf::from(p);
     }
+    if let Some(p) = std::env::var_os("EDGEPACK_STORE_BIN") {
+        return PathBuf::from(p);
+    }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
