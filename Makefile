@@ -14,11 +14,16 @@ wasm:
 	$(CARGO) build --release --target wasm32-wasip1 -p edgepack-filter
 
 ## test: formatting, lints and every test (unit + end-to-end with ffmpeg, core tests under wasm)
-test: fmt-check lint
+test: fmt-check lint tests/browser/node_modules
 	$(CARGO) test --workspace --all-targets
 	$(MAKE) test-wasm
 	$(MAKE) wasm
 	@ls -l target/wasm32-wasip1/release/edgepack_filter.wasm
+
+## hls.js and playwright-core for the browser test (Debian's chromium is the browser)
+tests/browser/node_modules: tests/browser/package.json tests/browser/package-lock.json
+	cd tests/browser && npm ci --no-audit --no-fund
+	@touch $@
 
 ## test-wasm: the filter core's tests compiled to wasm32-unknown-unknown, run under node
 ## (needs wasm-bindgen-test-runner of the wasm-bindgen version in Cargo.lock; .ci/run installs it)

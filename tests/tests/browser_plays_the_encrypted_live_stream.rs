@@ -1,0 +1,154 @@
+//! User story: a viewer's browser plays the AES-128 live stream. hls.js (npm) in Debian's
+//! headless Chromium, driven by playwright-core, loads a page served through the filter (a path
+//! that is not edgepack's goes on to the upstream cluster) and plays
+//! `/out/v1/news/secure/index.m3u8` while ffmpeg is pushing live: `currentTime` advances at least
+//! 5 s within 10 s of playing with no fatal error. With every key token tampered, playback fails
+//! with a key error.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+#[path = "../../store-sidecar/tests/common/mod.rs"]
+mod sidecar;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use bytes::Bytes;
+use edgepack_tests::{HostOptions, artifacts, start};
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+
+const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
+  "channels": { "news": { "endpoints": {
+    "secure": { "format": "hls", "manifest_window_seconds": 30,
+      "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 10,
+                      "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                      "key_token": { "secret": "tok-0123456789abcdef", "ttl_seconds": 300 } } } } } } }"#;
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// The player page and hls.js, as the upstream web server behind the edge.
+fn web_server() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.set_nonblocking(true).unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            loop {
+                let Ok((s, _)) = l.accept().await else {
+                    continue;
+                };
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(
+                        |req: hyper::Request<hyper::body::Incoming>| async move {
+                            let (file, ct) = match req.uri().path() {
+                                "/player.html" => ("player.html", "text/html"),
+                                "/hls.min.js" => (
+                                    "node_modules/hls.js/dist/hls.min.js",
+                                    "application/javascript",
+                                ),
+                                _ => ("", "text/plain"),
+                            };
+                            let body = std::fs::read(browser_dir().join(file)).unwrap_or_default();
+                            let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
+                            r.headers_mut().insert(
+                                "content-type",
+                                hyper::header::HeaderValue::from_static(ct),
+                            );
+                            Ok::<_, Infallible>(r)
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+    });
+    addr
+}
+
+/// Runs the page in Chromium for `seconds`; returns hls.js's state as JSON.
+fn play(page: &str, seconds: u32) -> serde_json::Value {
+    let out = Command::new("timeout")
+        .args([
+            "-s",
+            "KILL",
+            "90",
+            "node",
+            "play.mjs",
+            page,
+            &seconds.to_string(),
+        ])
+        .current_dir(browser_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "play.mjs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(out.stdout.trim_ascii()).unwrap()
+}
+
+#[test]
+fn hls_js_in_chromium_plays_aes128_live_and_fails_with_wrong_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
+    let _encoder = sidecar::Encoder::start(sidecar::EncoderSpec {
+        ingest: sc.ingest,
+        input: 1,
+        auth: sidecar::Auth::DigestInUrl {
+            user: "enc1",
+            pass: sidecar::PASSWORD_1,
+        },
+        seconds: 60,
+        two_renditions: true,
+        local_copy: None,
+        start_number: 0,
+    });
+    sidecar::wait_for(Duration::from_secs(30), "three segments", || {
+        (sc.status()["renditions"][0]["segments"].as_u64()? >= 3).then_some(())
+    });
+    let mut o = HostOptions::new(
+        artifacts::filter_wasm().unwrap(),
+        CONFIG.as_bytes().to_vec(),
+    );
+    o.clusters = vec![
+        ("edgepack_store".into(), sc.internal),
+        ("web".into(), web_server()),
+    ];
+    o.route_cluster = Some("web".into());
+    let h = start(o).unwrap();
+    let src = format!("http://{}/out/v1/news/secure/index.m3u8", h.addr);
+    let page = format!("http://{}/player.html?src={src}", h.addr);
+
+    // 12 s: time for hls.js to start, then at least 10 s of playing.
+    let good = play(&page, 12);
+    eprintln!("good stream: {good}");
+    assert!(good["fatal"].is_null(), "{good}");
+    assert!(
+        good["currentTime"].as_f64().unwrap() >= 5.0,
+        "playback must advance 5 s: {good}"
+    );
+
+    let bad = play(&format!("{page}&tamper=1"), 12);
+    eprintln!("tampered keys: {bad}");
+    assert!(
+        !bad["fatal"].is_null() || bad["currentTime"].as_f64().unwrap() < 1.0,
+        "{bad}"
+    );
+    assert!(bad["keyErrors"].as_u64().unwrap() > 0, "{bad}");
+    assert_eq!(h.traps(), 0);
+    sc.stop();
+}
