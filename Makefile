@@ -1,7 +1,7 @@
 # edgepack — build, test, lint, bench, demo.
 CARGO ?= cargo
 
-.PHONY: all build wasm test test-wasm lint fmt fmt-check bench demo run-store clean
+.PHONY: all build wasm test test-wasm lint lint-envoy fmt fmt-check bench demo run-store clean
 
 all: build
 
@@ -14,7 +14,7 @@ wasm:
 	$(CARGO) build --release --target wasm32-wasip1 -p edgepack-filter
 
 ## test: formatting, lints and every test (unit + end-to-end with ffmpeg, core tests under wasm)
-test: fmt-check lint tests/browser/node_modules
+test: fmt-check lint lint-envoy tests/browser/node_modules
 	$(CARGO) test --workspace --all-targets
 	$(MAKE) test-wasm
 	$(MAKE) wasm
@@ -34,6 +34,19 @@ test-wasm:
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 -p edgepack-filter -- -D warnings
+
+## lint-envoy: every envoy/*.yaml loads strictly through Envoy's v3 API types (PyPI
+## envoy-data-plane, in .venv), and each embedded plugin JSON passes the filter's own validator
+VENV := .venv
+$(VENV)/.installed: envoy/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r envoy/requirements.txt
+	@touch $@
+
+lint-envoy: $(VENV)/.installed
+	$(VENV)/bin/python envoy/check_envoy_config.py --self-test envoy/envoy.yaml
+	$(VENV)/bin/python envoy/check_envoy_config.py target/envoy-check envoy/*.yaml
+	$(CARGO) run -q -p edgepack-filter --example check_config -- target/envoy-check/*.json
 
 fmt:
 	$(CARGO) fmt --all
