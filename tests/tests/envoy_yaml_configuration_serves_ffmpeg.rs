@@ -1,0 +1,87 @@
+//! User story: the filter configuration shipped in `envoy/envoy.yaml` works — the test host runs
+//! the real `.wasm` with exactly that JSON, and ffmpeg plays both demo endpoints (clear and
+//! AES-128) from a live push.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+#[path = "../../store-sidecar/tests/common/mod.rs"]
+mod sidecar;
+
+use std::process::Command;
+use std::time::Duration;
+
+use edgepack_tests::{HostOptions, artifacts, start};
+
+/// The block scalar under `configuration: … value: |` in envoy.yaml.
+fn plugin_json() -> String {
+    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../envoy/envoy.yaml"))
+        .unwrap();
+    let mut lines = yaml.lines().skip_while(|l| l.trim() != "value: |");
+    let header = lines.next().unwrap();
+    let indent = header.len() - header.trim_start().len();
+    lines
+        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn demo_endpoints_play() {
+    let json = plugin_json();
+    assert!(json.contains("\"secure\""), "{json}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
+    sidecar::Encoder::start(sidecar::EncoderSpec {
+        ingest: sc.ingest,
+        input: 1,
+        auth: sidecar::Auth::DigestInUrl {
+            user: "enc1",
+            pass: sidecar::PASSWORD_1,
+        },
+        seconds: 6,
+        two_renditions: true,
+        local_copy: None,
+        start_number: 0,
+    })
+    .wait(Duration::from_secs(60));
+    let mut o = HostOptions::new(artifacts::filter_wasm().unwrap(), json.into_bytes());
+    o.clusters = vec![("edgepack_store".into(), sc.internal)];
+    let h = start(o).unwrap();
+    let first = sc.status()["renditions"][0]["first_program_date_time"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let start_s = chrono::DateTime::parse_from_rfc3339(&first)
+        .unwrap()
+        .timestamp();
+    let end_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    for endpoint in ["hls", "secure"] {
+        let url = format!(
+            "http://{}/out/v1/news/{endpoint}/index.m3u8?start={start_s}&end={end_s}",
+            h.addr
+        );
+        let out = Command::new("timeout")
+            .args([
+                "-s", "KILL", "120", "ffmpeg", "-v", "error", "-xerror", "-i", &url, "-map",
+                "0:v:0",
+            ])
+            .args(["-f", "framemd5", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{endpoint}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let frames = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count();
+        assert_eq!(frames, expected, "{endpoint}: every frame decoded");
+    }
+    assert_eq!(h.traps(), 0);
+    sc.stop();
+}
