@@ -47,10 +47,15 @@ fn demo_endpoints_play() {
     let mut o = HostOptions::new(artifacts::filter_wasm().unwrap(), json.into_bytes());
     o.clusters = vec![("edgepack_store".into(), sc.internal)];
     let h = start(o).unwrap();
-    let first = sc.status()["renditions"][0]["first_program_date_time"]
+    let status = sc.status();
+    let first = status["renditions"][0]["first_program_date_time"]
         .as_str()
         .unwrap()
         .to_owned();
+    let seconds = status["renditions"][0]["duration_seconds"]
+        .as_f64()
+        .unwrap();
+    let expected = (seconds * 25.0).round() as usize;
     let start_s = chrono::DateTime::parse_from_rfc3339(&first)
         .unwrap()
         .timestamp();
