@@ -34,16 +34,9 @@ fn ffmpeg_digest_push_two_renditions_served_byte_identical() {
     let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
     let local = dir.path().join("local");
     let mut enc = Encoder::start(EncoderSpec {
-        ingest: sc.ingest,
-        input: 1,
-        auth: Auth::DigestInUrl {
-            user: "enc1",
-            pass: PASSWORD_1,
-        },
-        seconds: 12,
         two_renditions: true,
         local_copy: Some(&local),
-        start_number: 0,
+        ..EncoderSpec::digest(sc.ingest, 1, 12)
     });
     // While the encoder runs (and its playlist PUTs race its segment PUTs), every served
     // playlist lists only segments that can be fetched.
@@ -147,16 +140,12 @@ fn ffmpeg_basic_auth_header_push_is_stored() {
     let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
     let local = dir.path().join("local");
     let enc = Encoder::start(EncoderSpec {
-        ingest: sc.ingest,
-        input: 2,
         auth: Auth::BasicHeader {
             user: "enc2",
             pass: PASSWORD_2,
         },
-        seconds: 6,
-        two_renditions: false,
         local_copy: Some(&local),
-        start_number: 0,
+        ..EncoderSpec::digest(sc.ingest, 2, 6)
     });
     enc.wait(Duration::from_secs(60));
     let pl = String::from_utf8(sc.get_ok("/store/v1/news/stream_0/index.m3u8")).unwrap();
@@ -182,16 +171,11 @@ fn ffmpeg_with_wrong_password_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
     let enc = Encoder::start(EncoderSpec {
-        ingest: sc.ingest,
-        input: 1,
         auth: Auth::DigestInUrl {
             user: "enc1",
             pass: "not-the-password",
         },
-        seconds: 4,
-        two_renditions: false,
-        local_copy: None,
-        start_number: 0,
+        ..EncoderSpec::digest(sc.ingest, 1, 4)
     });
     // ffmpeg ignores the 401s and exits 0; what matters is what was stored.
     enc.wait(Duration::from_secs(60));

@@ -17,25 +17,7 @@ fn last_sequence(sc: &Sidecar) -> Option<u64> {
 fn killing_encoder_1_fails_over_to_input_2_without_a_gap() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
-    let spec = |input: u8, seconds: u32| EncoderSpec {
-        ingest: sc.ingest,
-        input,
-        auth: if input == 1 {
-            Auth::DigestInUrl {
-                user: "enc1",
-                pass: PASSWORD_1,
-            }
-        } else {
-            Auth::DigestInUrl {
-                user: "enc2",
-                pass: PASSWORD_2,
-            }
-        },
-        seconds,
-        two_renditions: false,
-        local_copy: None,
-        start_number: 0,
-    };
+    let spec = |input: u8, seconds: u32| EncoderSpec::digest(sc.ingest, input, seconds);
     let mut enc1 = Encoder::start(spec(1, 60));
     wait_for(Duration::from_secs(20), "input 1 to publish", || {
         (sc.status()["active_input"] == 1).then_some(())

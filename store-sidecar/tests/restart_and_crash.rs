@@ -32,16 +32,8 @@ fn restart_keeps_history_and_numbering_continues() {
     let config = write_config(dir.path(), "", "");
     let mut sc = Sidecar::start(&config);
     Encoder::start(EncoderSpec {
-        ingest: sc.ingest,
-        input: 1,
-        auth: Auth::DigestInUrl {
-            user: "enc1",
-            pass: PASSWORD_1,
-        },
-        seconds: 6,
         two_renditions: true,
-        local_copy: None,
-        start_number: 0,
+        ..EncoderSpec::digest(sc.ingest, 1, 6)
     })
     .wait(Duration::from_secs(60));
     let before = served(&sc);
@@ -63,16 +55,9 @@ fn restart_keeps_history_and_numbering_continues() {
     // -hls_start_number_source epoch): history is kept, numbering stays contiguous and the
     // jump becomes a discontinuity.
     Encoder::start(EncoderSpec {
-        ingest: sc.ingest,
-        input: 1,
-        auth: Auth::DigestInUrl {
-            user: "enc1",
-            pass: PASSWORD_1,
-        },
-        seconds: 4,
         two_renditions: true,
-        local_copy: None,
         start_number: 1000,
+        ..EncoderSpec::digest(sc.ingest, 1, 4)
     })
     .wait(Duration::from_secs(60));
     let pl = String::from_utf8(sc.get_ok("/store/v1/news/stream_0/index.m3u8")).unwrap();

@@ -106,16 +106,8 @@ fn hls_js_in_chromium_plays_aes128_live_and_fails_with_wrong_keys() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
     let _encoder = sidecar::Encoder::start(sidecar::EncoderSpec {
-        ingest: sc.ingest,
-        input: 1,
-        auth: sidecar::Auth::DigestInUrl {
-            user: "enc1",
-            pass: sidecar::PASSWORD_1,
-        },
-        seconds: 60,
         two_renditions: true,
-        local_copy: None,
-        start_number: 0,
+        ..sidecar::EncoderSpec::digest(sc.ingest, 1, 60)
     });
     sidecar::wait_for(Duration::from_secs(30), "three segments", || {
         (sc.status()["renditions"][0]["segments"].as_u64()? >= 3).then_some(())

@@ -32,16 +32,8 @@ fn demo_endpoints_play() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
     sidecar::Encoder::start(sidecar::EncoderSpec {
-        ingest: sc.ingest,
-        input: 1,
-        auth: sidecar::Auth::DigestInUrl {
-            user: "enc1",
-            pass: sidecar::PASSWORD_1,
-        },
-        seconds: 6,
         two_renditions: true,
-        local_copy: None,
-        start_number: 0,
+        ..sidecar::EncoderSpec::digest(sc.ingest, 1, 6)
     })
     .wait(Duration::from_secs(60));
     let mut o = HostOptions::new(artifacts::filter_wasm().unwrap(), json.into_bytes());

@@ -16,7 +16,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use edgepack_tests::{HostOptions, RunningHost, artifacts, start};
-use sidecar::{Auth, Encoder, EncoderSpec, PASSWORD_1, Sidecar, raw, write_config};
+use sidecar::{Encoder, EncoderSpec, PASSWORD_1, Sidecar, raw, write_config};
 
 fn config() -> Vec<u8> {
     br#"{ "store": { "cluster": "edgepack_store", "authority": "store", "timeout_ms": 2000 },
@@ -85,16 +85,8 @@ fn frames(url: &str) -> Result<BTreeMap<u32, Vec<String>>, String> {
 fn stored_stream(dir: &std::path::Path) -> Sidecar {
     let sc = Sidecar::start(&write_config(dir, "", ""));
     Encoder::start(EncoderSpec {
-        ingest: sc.ingest,
-        input: 1,
-        auth: Auth::DigestInUrl {
-            user: "enc1",
-            pass: PASSWORD_1,
-        },
-        seconds: 12,
         two_renditions: true,
-        local_copy: None,
-        start_number: 0,
+        ..EncoderSpec::digest(sc.ingest, 1, 12)
     })
     .wait(Duration::from_secs(90));
     sc
@@ -351,22 +343,8 @@ fn egress_keeps_advancing_from_input_2_when_encoder_1_dies() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
     let h = host(sc.internal, 2);
-    let encoder = |input: u8, seconds: u32| {
-        let (user, pass) = if input == 1 {
-            ("enc1", PASSWORD_1)
-        } else {
-            ("enc2", sidecar::PASSWORD_2)
-        };
-        Encoder::start(EncoderSpec {
-            ingest: sc.ingest,
-            input,
-            auth: Auth::DigestInUrl { user, pass },
-            seconds,
-            two_renditions: false,
-            local_copy: None,
-            start_number: 0,
-        })
-    };
+    let encoder =
+        |input: u8, seconds: u32| Encoder::start(EncoderSpec::digest(sc.ingest, input, seconds));
     let mut one = encoder(1, 60);
     let two = encoder(2, 24);
     sidecar::wait_for(Duration::from_secs(30), "both inputs publishing", || {

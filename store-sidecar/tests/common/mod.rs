@@ -341,6 +341,27 @@ pub struct EncoderSpec<'a> {
     pub start_number: u64,
 }
 
+impl EncoderSpec<'_> {
+    /// One rendition, numbered from 0, pushed to `input` with that input's Digest credentials in
+    /// the URL; override fields with `..EncoderSpec::digest(…)`.
+    pub fn digest(ingest: SocketAddr, input: u8, seconds: u32) -> Self {
+        let (user, pass) = if input == 1 {
+            ("enc1", PASSWORD_1)
+        } else {
+            ("enc2", PASSWORD_2)
+        };
+        EncoderSpec {
+            ingest,
+            input,
+            auth: Auth::DigestInUrl { user, pass },
+            seconds,
+            two_renditions: false,
+            local_copy: None,
+            start_number: 0,
+        }
+    }
+}
+
 fn encode_args(spec: &EncoderSpec<'_>, vlabels: (&str, &str), alabel: &str) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |s: &[&str]| a.extend(s.iter().map(|x| x.to_string()));
