@@ -7,6 +7,9 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
+#[path = "../../tests/src/player.rs"]
+mod player;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -189,37 +192,6 @@ fn serve(settings: Arc<Settings>, store: Arc<Store>) -> String {
     format!("http://{addr}")
 }
 
-/// Decoded video frames as MD5 lines (`-f framemd5`), so two inputs can be compared frame by frame.
-fn frame_md5s(input: &str) -> Vec<String> {
-    let out = Command::new("timeout")
-        .args([
-            "-s",
-            "KILL",
-            "120",
-            "ffmpeg",
-            "-hide_banner",
-            "-v",
-            "error",
-            "-xerror",
-            "-i",
-            input,
-        ])
-        .args(["-map", "0:v", "-f", "framemd5", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ffmpeg failed on {input}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.rsplit(',').next().unwrap_or("").trim().to_owned())
-        .collect()
-}
-
 #[test]
 fn ffmpeg_plays_the_aes128_endpoint_frame_identical_and_openssl_decrypts() {
     let dir = tempfile::tempdir().unwrap();
@@ -245,9 +217,10 @@ fn ffmpeg_plays_the_aes128_endpoint_frame_identical_and_openssl_decrypts() {
         "2 s rotation over 5 s: {text}"
     );
 
-    let clear = frame_md5s(clear_playlist.to_str().unwrap());
-    let decrypted = frame_md5s(&url);
-    assert_eq!(clear.len(), 125, "5 s at 25 fps");
+    let clear = player::decoded_frames(clear_playlist.to_str().unwrap()).unwrap();
+    let decrypted = player::decoded_frames(&url).unwrap();
+    assert_eq!(clear.len(), 1, "one video stream");
+    assert_eq!(clear[&0].len(), 125, "5 s at 25 fps");
     assert_eq!(
         decrypted, clear,
         "every frame decodes, identical to the clear source"

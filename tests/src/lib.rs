@@ -9,6 +9,7 @@
 pub mod artifacts;
 pub mod host;
 pub mod metrics;
+pub mod player;
 pub mod vm;
 
 pub use host::{HostOptions, RunningHost, start};

@@ -10,11 +10,11 @@
 #[path = "../../store-sidecar/tests/common/mod.rs"]
 mod sidecar;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
+use edgepack_tests::player::decoded_frames;
 use edgepack_tests::{HostOptions, RunningHost, artifacts, start};
 use sidecar::{Encoder, EncoderSpec, PASSWORD_1, Sidecar, raw, write_config};
 
@@ -44,41 +44,6 @@ fn get(addr: SocketAddr, path: &str, headers: &str) -> sidecar::Response {
         format!("GET {path} HTTP/1.1\r\nHost: edge\r\n{headers}Connection: close\r\n\r\n")
             .as_bytes(),
     )
-}
-
-/// Decoded video frames per stream (`-f framemd5`): stream index → md5 of each frame.
-fn frames(url: &str) -> Result<BTreeMap<u32, Vec<String>>, String> {
-    let out = Command::new("timeout")
-        .args([
-            "-s",
-            "KILL",
-            "120",
-            "ffmpeg",
-            "-hide_banner",
-            "-v",
-            "error",
-            "-xerror",
-            "-i",
-            url,
-        ])
-        .args(["-map", "0:v", "-f", "framemd5", "-"])
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
-    }
-    let mut per = BTreeMap::new();
-    for l in String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-    {
-        let cols: Vec<&str> = l.split(',').map(str::trim).collect();
-        per.entry(cols[0].parse().unwrap())
-            .or_insert_with(Vec::new)
-            .push(cols[cols.len() - 1].to_owned());
-    }
-    Ok(per)
 }
 
 /// Pushes ~12 s of live video with Digest credentials and waits until it is all stored.
@@ -117,7 +82,7 @@ fn clear_and_aes128_endpoints_play_every_frame() {
         .unwrap();
     let expected = (seconds * 25.0).round() as usize;
 
-    let clear = frames(&format!(
+    let clear = decoded_frames(&format!(
         "http://{}/out/v1/news/hls/index.m3u8?{range}",
         h.addr
     ))
@@ -130,7 +95,7 @@ fn clear_and_aes128_endpoints_play_every_frame() {
             "stream {stream}: every frame of {seconds} s decoded"
         );
     }
-    let secure = frames(&format!(
+    let secure = decoded_frames(&format!(
         "http://{}/out/v1/news/secure/index.m3u8?{range}",
         h.addr
     ))
