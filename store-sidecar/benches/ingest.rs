@@ -13,9 +13,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // benchmark harness
 
-use std::io::{BufRead, BufReader};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,14 +74,6 @@ impl Conn {
     }
 }
 
-fn basic(user: &str, pass: &str) -> String {
-    use base64::Engine as _;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
-}
-
 fn playlist(msn: u64) -> Vec<u8> {
     let first = msn.saturating_sub(4);
     let mut text = format!(
@@ -115,9 +108,13 @@ async fn paced(addr: SocketAddr) -> (Samples, f64, f64) {
     let mut tasks = Vec::new();
     for input in 1..=2u8 {
         let (tx, rx) = async_channel_pool(addr, pool_size).await;
-        let auth = basic(
+        let auth = common::basic(
             &format!("enc{input}"),
-            if input == 1 { "pw-one" } else { "pw-two" },
+            if input == 1 {
+                common::PASSWORD_1
+            } else {
+                common::PASSWORD_2
+            },
         );
         let samples = samples.clone();
         let segment = segment.clone();
@@ -135,10 +132,10 @@ async fn paced(addr: SocketAddr) -> (Samples, f64, f64) {
                     let mut conn = rx.recv().await.unwrap();
                     let msn = i / 2;
                     let (status, is_segment) = if i % 2 == 0 {
-                        let path = format!("/in/v1/bench/{input}/seg_{msn}.ts");
+                        let path = format!("/in/v1/news/{input}/seg_{msn}.ts");
                         (conn.put(&path, &auth, &segment).await, true)
                     } else {
-                        let path = format!("/in/v1/bench/{input}/hd.m3u8");
+                        let path = format!("/in/v1/news/{input}/hd.m3u8");
                         (conn.put(&path, &auth, &playlist(msn)).await, false)
                     };
                     let ms = due.elapsed().as_secs_f64() * 1000.0;
@@ -202,21 +199,17 @@ async fn sustained(addr: SocketAddr) -> (f64, f64) {
         let segment = segment.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await;
-            let auth = basic("enc1", "pw-one");
+            let auth = common::basic("enc1", common::PASSWORD_1);
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let msn = n;
-                let path = format!("/in/v1/sustained/1/c{c}_{msn}.ts");
+                let path = format!("/in/v1/news/1/c{c}_{msn}.ts");
                 assert!((200..300).contains(&conn.put(&path, &auth, &segment).await));
                 let pl = String::from_utf8(playlist(msn))
                     .unwrap()
                     .replace("seg_", &format!("c{c}_"));
                 let status = conn
-                    .put(
-                        &format!("/in/v1/sustained/1/r{c}.m3u8"),
-                        &auth,
-                        pl.as_bytes(),
-                    )
+                    .put(&format!("/in/v1/news/1/r{c}.m3u8"), &auth, pl.as_bytes())
                     .await;
                 assert!((200..300).contains(&status));
                 n += 1;
@@ -242,53 +235,10 @@ fn main() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[server]
-ingest_listen = "127.0.0.1:0"
-internal_listen = "127.0.0.1:0"
-data_dir = "{}"
-[[channel]]
-id = "bench"
-[[channel.input]]
-username = "enc1"
-password = "pw-one"
-[[channel.input]]
-username = "enc2"
-password = "pw-two"
-[[channel]]
-id = "sustained"
-[[channel.input]]
-username = "enc1"
-password = "pw-one"
-[[channel.input]]
-username = "enc2"
-password = "pw-two"
-"#,
-            dir.path().join("data").display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_edgepack-store"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "error")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("ingest="))
-        .unwrap()
-        .parse()
-        .unwrap();
+    // One channel: the paced load uses rendition `hd` on both inputs, the sustained load its own
+    // renditions on input 1, so their timelines do not interfere.
+    let mut sidecar = common::Sidecar::start(&common::write_config(dir.path(), "", ""));
+    let addr = sidecar.ingest;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -333,6 +283,5 @@ password = "pw-two"
         "  {segs:.0} segments/s, {:.1} MB/s committed (fsynced)",
         bytes / 1e6
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    sidecar.stop();
 }
