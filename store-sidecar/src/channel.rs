@@ -34,8 +34,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::config::Channel;
 use crate::disk;
-use crate::ingest_path::{rendition_id, resolve_segment_uri};
-use crate::source_playlist::{self, MediaSource, PlaylistError, SourcePlaylist};
+use crate::ingest_path::{is_playlist, rendition_id, resolve_segment_uri};
+use crate::source_playlist::{self, MediaSource, PlaylistError, SourcePlaylist, SourceSegment};
 
 /// One input's copy of a segment.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -596,7 +596,9 @@ impl ChannelState {
     /// Handles an encoder DELETE. Indexed segments stay (the startover window is ours to prune);
     /// an upload no playlist listed yet is removed.
     pub fn delete(&mut self, input: usize, path: &str) -> io::Result<()> {
-        if self.inputs[input].uploads.remove(path).is_some() || !path.ends_with(".m3u8") {
+        // A playlist's last good state stays: the channel keeps its renditions.
+        if !is_playlist(path) {
+            self.inputs[input].uploads.remove(path);
             disk::remove_if_exists(&self.incoming(input, path))?;
         }
         Ok(())
@@ -608,14 +610,26 @@ impl ChannelState {
         let Some(ir) = self.inputs[input].renditions.get(rid) else {
             return Ok(0);
         };
-        let source = ir.source.clone();
+        // Entries up to `last_msn` are done; only the rest (usually none: this runs on every
+        // upload and every tick) is resolved and looked up on disk.
+        let first_msn = ir.source.media_sequence;
+        let done = ir.last_msn.map_or(0, |l| {
+            usize::try_from((l + 1).saturating_sub(first_msn)).unwrap_or(usize::MAX)
+        });
+        if done >= ir.source.segments.len() {
+            return Ok(0);
+        }
+        let pending: Vec<SourceSegment> = ir.source.segments[done..].to_vec();
         let playlist_path = ir.path.clone();
         let mut last_msn = ir.last_msn;
-        let pending_grace = Duration::from_secs_f64(2.0 * source.target_duration.max(1) as f64);
+        let pending_grace = Duration::from_secs_f64(2.0 * ir.source.target_duration.max(1) as f64);
+        let mut disc_in_source = ir.source.discontinuity_sequence
+            + ir.source.segments[..done]
+                .iter()
+                .filter(|s| s.discontinuity)
+                .count() as u64;
         let mut indexed = 0;
-        let mut disc_in_source = source.discontinuity_sequence;
-        let files: Vec<Option<String>> = source
-            .segments
+        let files: Vec<Option<String>> = pending
             .iter()
             .map(|s| resolve_segment_uri(&playlist_path, &s.uri, &self.cfg.id, input))
             .collect();
@@ -626,13 +640,10 @@ impl ChannelState {
                     .is_some_and(|f| self.incoming(input, f).is_file())
             })
             .collect();
-        for (idx, seg) in source.segments.iter().enumerate() {
-            let msn = source.media_sequence + idx as u64;
+        for (idx, seg) in pending.iter().enumerate() {
+            let msn = first_msn + (done + idx) as u64;
             if seg.discontinuity {
                 disc_in_source += 1;
-            }
-            if last_msn.is_some_and(|l| msn <= l) {
-                continue;
             }
             let Some(file) = files[idx].clone() else {
                 last_msn = Some(msn);

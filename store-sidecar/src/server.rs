@@ -588,6 +588,9 @@ async fn handle_internal(
                     format!("segment '{file}' of '{channel}/{rid}' is not in the startover window"),
                 ),
                 Some(seg) => {
+                    // Before a restart's first upload no input is active yet: name the served one.
+                    let active = st.active().unwrap_or(seg.input);
+                    // The file is read without holding the channel.
                     drop(st);
                     let etag = format!("\"{}\"", seg.copy.etag);
                     let mut r = if not_modified(headers, &etag) {
@@ -616,7 +619,7 @@ async fn handle_internal(
                         r.headers_mut().insert(header::ETAG, v);
                     }
                     r.headers_mut()
-                        .insert(ACTIVE_INPUT_HEADER, HeaderValue::from(seg.input as u64 + 1));
+                        .insert(ACTIVE_INPUT_HEADER, HeaderValue::from(active as u64 + 1));
                     // The filter picks the segment's key period from its program date time.
                     if let Ok(v) = HeaderValue::from_str(
                         &seg.pdt.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -630,11 +633,6 @@ async fn handle_internal(
                         "x-edgepack-served-input",
                         HeaderValue::from(seg.input as u64 + 1),
                     );
-                    let active = state.lock().await.active();
-                    if let Some(a) = active {
-                        r.headers_mut()
-                            .insert(ACTIVE_INPUT_HEADER, HeaderValue::from(a as u64 + 1));
-                    }
                     return (channel, r);
                 }
             }
