@@ -11,13 +11,23 @@ use crate::error::FilterError;
 type HmacSha256 = Hmac<Sha256>;
 type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
 
-fn hmac(secret: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], FilterError> {
+fn keyed(secret: &[u8], parts: &[&[u8]]) -> Result<HmacSha256, FilterError> {
     let mut mac = HmacSha256::new_from_slice(secret)
         .map_err(|_| FilterError::BadGateway("HMAC key rejected".into()))?;
     for p in parts {
         mac.update(p);
     }
-    Ok(mac.finalize().into_bytes().into())
+    Ok(mac)
+}
+
+fn hmac(secret: &[u8], parts: &[&[u8]]) -> Result<[u8; 32], FilterError> {
+    Ok(keyed(secret, parts)?.finalize().into_bytes().into())
+}
+
+/// The HMAC a key token carries for `path` and `expiry`.
+fn token_mac(secret: &str, path: &str, expiry: u64) -> Result<HmacSha256, FilterError> {
+    let e = expiry.to_string();
+    keyed(secret.as_bytes(), &[path.as_bytes(), b"\n", e.as_bytes()])
 }
 
 /// Encrypts a whole segment: AES-128-CBC, PKCS#7 padding.
@@ -67,9 +77,8 @@ pub fn iv_for(endpoint: &Endpoint, sequence: u64) -> [u8; 16] {
 /// A key-delivery token for `path`, valid until `expiry` (epoch seconds):
 /// `{expiry}-{hex(HMAC-SHA256(secret, path "\n" expiry))[..32]}`.
 pub fn token(secret: &str, path: &str, expiry: u64) -> Result<String, FilterError> {
-    let e = expiry.to_string();
-    let mac = hmac(secret.as_bytes(), &[path.as_bytes(), b"\n", e.as_bytes()])?;
-    Ok(format!("{e}-{}", hex::encode(&mac[..16])))
+    let mac = token_mac(secret, path, expiry)?.finalize().into_bytes();
+    Ok(format!("{expiry}-{}", hex::encode(&mac[..16])))
 }
 
 /// Expiry of tokens minted now: rounded up to the minute so every edge and every request within
@@ -98,20 +107,10 @@ pub fn verify_token(
     if mac.len() != 16 {
         return Err(malformed());
     }
-    let expected = token(secret, path, expiry)?;
-    let expected_mac = expected
-        .split_once('-')
-        .and_then(|(_, m)| hex::decode(m).ok())
-        .unwrap_or_default();
-    let same = expected_mac.len() == mac.len()
-        && expected_mac
-            .iter()
-            .zip(&mac)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if !same {
-        return Err(FilterError::Forbidden("invalid key token".into()));
-    }
+    // Constant-time comparison of the 16-byte prefix.
+    token_mac(secret, path, expiry)?
+        .verify_truncated_left(&mac)
+        .map_err(|_| FilterError::Forbidden("invalid key token".into()))?;
     if (now_ms.max(0) as u64) / 1000 > expiry {
         return Err(FilterError::Forbidden(
             "key token expired; reload the playlist for a fresh one".into(),

@@ -92,35 +92,34 @@ pub fn write(
     }
     let interval_ms = endpoint.cfg.program_date_time_interval_seconds as i64 * 1000;
     let mut last_pdt: Option<i64> = None;
-    let mut last_key: Option<String> = None;
+    let mut last_period: Option<u64> = None;
+    let mut last_source_key: Option<&str> = None;
     for (i, s) in segs.iter().enumerate() {
         if s.discontinuity && i > 0 {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        let key = match encryption {
+        match encryption {
+            // Our key periods; the token in the tag changes per request, so compare periods.
             Some(e) => {
                 let period =
                     crypto::key_period(s.pdt_ms.unwrap_or(0), e.key_rotation_interval_seconds);
-                // The token changes per request; compare periods, not lines.
-                let id = period.to_string();
-                if last_key.as_deref() != Some(id.as_str()) {
+                if last_period != Some(period) {
                     if let Some(tag) = key_tag(endpoint, period, now_ms)? {
                         out.push_str(&tag);
                         out.push('\n');
                     }
-                    last_key = Some(id);
+                    last_period = Some(period);
                 }
-                None
             }
-            None => s.source_key.clone(),
-        };
-        if encryption.is_none() && key != last_key {
-            match &key {
-                Some(k) => out.push_str(k),
-                None => out.push_str("#EXT-X-KEY:METHOD=NONE"),
+            // The source's own EXT-X-KEY, passed on where it changes.
+            None => {
+                let key = s.source_key.as_deref();
+                if key != last_source_key {
+                    out.push_str(key.unwrap_or("#EXT-X-KEY:METHOD=NONE"));
+                    out.push('\n');
+                    last_source_key = key;
+                }
             }
-            out.push('\n');
-            last_key = key;
         }
         if interval_ms > 0
             && let Some(pdt) = s.pdt_ms

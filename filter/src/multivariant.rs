@@ -234,34 +234,27 @@ pub fn write(
             referenced.insert(("CLOSED-CAPTIONS".to_owned(), g.as_str()));
         }
     }
-    let mut order: Vec<usize> = lines
+    // Kept variants in the endpoint's order; they fill the variant slots of the original layout.
+    let mut order: Vec<(u64, &str)> = lines
         .iter()
         .filter_map(|l| match l {
-            Line::Variant(i, _) if kept[*i] => Some(*i),
+            Line::Variant(i, t) if kept[*i] => Some((parsed.variants[*i].bandwidth, t.as_str())),
             _ => None,
         })
         .collect();
     match endpoint.cfg.stream_selection.stream_order {
         StreamOrder::Original => {}
-        StreamOrder::VideoBitrateAscending => {
-            order.sort_by_key(|i| parsed.variants[*i].bandwidth);
-        }
+        StreamOrder::VideoBitrateAscending => order.sort_by_key(|(bw, _)| *bw),
         StreamOrder::VideoBitrateDescending => {
-            order.sort_by_key(|i| std::cmp::Reverse(parsed.variants[*i].bandwidth));
+            order.sort_by_key(|(bw, _)| std::cmp::Reverse(*bw));
         }
     }
-    let variant_text = |i: usize| {
-        lines.iter().find_map(|l| match l {
-            Line::Variant(j, t) if *j == i => Some(t.clone()),
-            _ => None,
-        })
-    };
-    let mut next = order.into_iter();
+    let mut next = order.into_iter().map(|(_, t)| t.to_owned());
     let mut out = String::with_capacity(text.len() + 256);
     for l in &lines {
         let emitted = match l {
             Line::Other(t) => Some(t.clone()),
-            Line::Variant(i, _) if kept[*i] => next.next().and_then(variant_text),
+            Line::Variant(i, _) if kept[*i] => next.next(),
             Line::Variant(..) => None,
             Line::IFrame(i, t) if kept[*i] => {
                 let uri = parsed.variants[*i].uri.as_str();

@@ -280,9 +280,10 @@ fn try_respond(
             )
         }
         JobKind::Segment { sequence } => {
-            let mut body = answer.body.to_vec();
-            if let Some(enc) = &ep.cfg.encryption {
-                let pdt = (answer.header)(PDT_HEADER)
+            let body = match &ep.cfg.encryption {
+                None => answer.body.to_vec(),
+                Some(enc) => {
+                    let pdt = (answer.header)(PDT_HEADER)
                     .and_then(|v| chrono::DateTime::parse_from_rfc3339(v.trim()).ok())
                     .map(|t| t.timestamp_millis())
                     .ok_or_else(|| {
@@ -290,10 +291,12 @@ fn try_respond(
                             "the store's segment has no {PDT_HEADER} header; cannot pick its key"
                         ))
                     })?;
-                let period = crypto::key_period(pdt, enc.key_rotation_interval_seconds);
-                let key = crypto::key_for(ep, period)?;
-                body = crypto::encrypt_segment(&key, &crypto::iv_for(ep, *sequence), &body);
-            }
+                    let period = crypto::key_period(pdt, enc.key_rotation_interval_seconds);
+                    let key = crypto::key_for(ep, period)?;
+                    // Encrypts straight from the store's answer: one copy of the segment, not two.
+                    crypto::encrypt_segment(&key, &crypto::iv_for(ep, *sequence), answer.body)
+                }
+            };
             let ct = (answer.header)("content-type").unwrap_or_else(|| "video/mp2t".into());
             Ok(Response::with_body(200, &ct, body)
                 .header("cache-control", "max-age=1209600, immutable"))

@@ -125,16 +125,9 @@ fn parse_ranges(
                 let ok = !s.is_empty()
                     && s.bytes()
                         .all(|c| c.is_ascii_digit() || (decimals && c == b'.'));
-                let v: f64 = if ok {
-                    s.parse().map_err(|_| ()).unwrap_or(f64::NAN)
-                } else {
-                    f64::NAN
-                };
-                if v.is_nan() {
-                    return Err(bad(format!(
-                        "aws.manifestfilter {name}: '{s}' is not a number"
-                    )));
-                }
+                let v: f64 = ok.then(|| s.parse().ok()).flatten().ok_or_else(|| {
+                    bad(format!("aws.manifestfilter {name}: '{s}' is not a number"))
+                })?;
                 if v > max as f64 {
                     return Err(bad(format!(
                         "aws.manifestfilter {name}: {s} is above the maximum {max}"
