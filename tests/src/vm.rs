@@ -119,6 +119,13 @@ pub struct VmState {
 
 type C<'a> = Caller<'a, VmState>;
 
+impl VmState {
+    /// The stream the hostcalls act on now (`proxy_set_effective_context`).
+    fn effective_stream(&mut self) -> Option<&mut StreamState> {
+        self.streams.get_mut(&self.effective)
+    }
+}
+
 fn memory(caller: &mut C<'_>) -> wasmtime::Result<wasmtime::Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
@@ -358,9 +365,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<VmState>> {
             let Some(data) = read(&mut c, ptr, len) else {
                 return status::BAD_ARGUMENT;
             };
-            let s = c.data_mut();
-            let effective = s.effective;
-            let Some(st) = s.streams.get_mut(&effective) else {
+            let Some(st) = c.data_mut().effective_stream() else {
                 return status::NOT_FOUND;
             };
             let buf = match ty {
@@ -530,9 +535,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<VmState>> {
                 .map(|p| String::from_utf8_lossy(p).into_owned())
                 .collect::<Vec<_>>()
                 .join(".");
-            let s = c.data_mut();
-            let effective = s.effective;
-            if let Some(st) = s.streams.get_mut(&effective) {
+            if let Some(st) = c.data_mut().effective_stream() {
                 st.properties.insert(key, v);
             }
             status::OK
@@ -556,9 +559,7 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<VmState>> {
             ) else {
                 return status::BAD_ARGUMENT;
             };
-            let s = c.data_mut();
-            let effective = s.effective;
-            let Some(st) = s.streams.get_mut(&effective) else {
+            let Some(st) = c.data_mut().effective_stream() else {
                 return status::BAD_ARGUMENT;
             };
             if st.local_reply.is_some() || st.local_reply_sent {
@@ -619,28 +620,19 @@ pub fn linker(engine: &Engine) -> wasmtime::Result<Linker<VmState>> {
             }
         },
     )?;
-    l.func_wrap("env", "proxy_continue_stream", |mut c: C<'_>, _ty: i32| {
-        let s = c.data_mut();
-        let effective = s.effective;
-        match s.streams.get_mut(&effective) {
-            Some(st) => {
-                st.continue_requested = true;
-                status::OK
+    for (name, close) in [
+        ("proxy_continue_stream", false),
+        ("proxy_close_stream", true),
+    ] {
+        l.func_wrap("env", name, move |mut c: C<'_>, _ty: i32| {
+            match c.data_mut().effective_stream() {
+                Some(st) if close => st.close_requested = true,
+                Some(st) => st.continue_requested = true,
+                None => return status::NOT_FOUND,
             }
-            None => status::NOT_FOUND,
-        }
-    })?;
-    l.func_wrap("env", "proxy_close_stream", |mut c: C<'_>, _ty: i32| {
-        let s = c.data_mut();
-        let effective = s.effective;
-        match s.streams.get_mut(&effective) {
-            Some(st) => {
-                st.close_requested = true;
-                status::OK
-            }
-            None => status::NOT_FOUND,
-        }
-    })?;
+            status::OK
+        })?;
+    }
     l.func_wrap(
         "env",
         "proxy_get_status",
