@@ -389,6 +389,12 @@ mod tests {
         )
     }
 
+    /// The media playlist an endpoint answers for the recorded store playlist at `now`.
+    fn media(path: &str, hdrs: &[(&str, &str)], now: i64) -> String {
+        let f = fetch(path, hdrs);
+        text(&answer(&f.job, 200, &[], STORE_MEDIA.as_bytes(), now))
+    }
+
     fn text(r: &Response) -> String {
         String::from_utf8(r.body.clone()).unwrap()
     }
@@ -623,14 +629,7 @@ mod tests {
         assert!(!t.contains("PROGRAM-DATE-TIME"), "interval 0: no PDT: {t}");
         assert!(!t.contains("ENDLIST") && !t.contains("PLAYLIST-TYPE"));
 
-        let f = fetch("/out/v1/news/pdt/stream_0/index.m3u8", &[]);
-        let t = text(&answer(
-            &f.job,
-            200,
-            &[],
-            STORE_MEDIA.as_bytes(),
-            T0 + 10_000,
-        ));
+        let t = media("/out/v1/news/pdt/stream_0/index.m3u8", &[], T0 + 10_000);
         assert_eq!(
             t.matches("#EXT-X-PROGRAM-DATE-TIME:").count(),
             2,
@@ -697,8 +696,7 @@ mod tests {
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn encrypted_playlist_keys_and_segments() {
         let now = T0 + 10_000;
-        let f = fetch("/out/v1/news/secure/stream_0/index.m3u8", CDN);
-        let t = text(&answer(&f.job, 200, &[], STORE_MEDIA.as_bytes(), now));
+        let t = media("/out/v1/news/secure/stream_0/index.m3u8", CDN, now);
         // 4 s rotation: periods change at multiples of 4 s of PDT.
         let keys: Vec<&str> = t.lines().filter(|l| l.starts_with("#EXT-X-KEY")).collect();
         assert!(keys.len() >= 2, "{t}");
@@ -791,14 +789,7 @@ mod tests {
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn constant_iv_is_announced() {
-        let f = fetch("/out/v1/news/fixed/stream_0/index.m3u8", &[]);
-        let t = text(&answer(
-            &f.job,
-            200,
-            &[],
-            STORE_MEDIA.as_bytes(),
-            T0 + 10_000,
-        ));
+        let t = media("/out/v1/news/fixed/stream_0/index.m3u8", &[], T0 + 10_000);
         assert_eq!(
             t.matches("#EXT-X-KEY").count(),
             1,
