@@ -102,9 +102,32 @@ fn endpoint<'s>(
 /// Decides what to do with a request.
 pub fn plan(settings: &Settings, req: &Request<'_>) -> Plan {
     match try_plan(settings, req) {
+        Ok(Plan::Respond(r)) => Plan::Respond(cors(r)),
         Ok(p) => p,
-        Err(e) => Plan::Respond(e.to_response()),
+        Err(e) => Plan::Respond(cors(e.to_response())),
     }
+}
+
+/// Every edgepack answer may be read by a player on any origin (as MediaPackage's endpoints): the
+/// player page and the stream rarely share a host name. Access rules (CDN identifier, IP
+/// allowlist, key tokens) are what protects an endpoint, not the browser's same-origin policy.
+fn cors(r: Response) -> Response {
+    r.header("access-control-allow-origin", "*")
+}
+
+/// The answer to a CORS preflight (a player that adds its own request headers triggers one).
+fn preflight(req: &Request<'_>) -> Response {
+    let mut r = Response {
+        status: 204,
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+    .header("access-control-allow-methods", "GET, HEAD, OPTIONS")
+    .header("access-control-max-age", "86400");
+    if let Some(h) = (req.header)("access-control-request-headers") {
+        r = r.header("access-control-allow-headers", h);
+    }
+    r
 }
 
 fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError> {
@@ -112,9 +135,12 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
     let Some(r) = route::route(path)? else {
         return Ok(Plan::NotOurs);
     };
+    if req.method == "OPTIONS" {
+        return Ok(Plan::Respond(preflight(req)));
+    }
     if req.method != "GET" && req.method != "HEAD" {
         return Err(FilterError::MethodNotAllowed(format!(
-            "method {} is not allowed; edgepack endpoints answer GET and HEAD",
+            "method {} is not allowed; edgepack endpoints answer GET, HEAD and OPTIONS",
             req.method
         )));
     }
@@ -199,10 +225,10 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
 
 /// Builds the viewer's answer from the store's.
 pub fn respond(settings: &Settings, job: &Job, answer: &StoreAnswer<'_>, now_ms: i64) -> Response {
-    match try_respond(settings, job, answer, now_ms) {
+    cors(match try_respond(settings, job, answer, now_ms) {
         Ok(r) => r,
         Err(e) => e.to_response(),
-    }
+    })
 }
 
 fn store_error(answer: &StoreAnswer<'_>) -> FilterError {
@@ -433,7 +459,40 @@ mod tests {
             },
         );
         match post {
-            Plan::Respond(r) => assert_eq!((r.status, r.get("allow")), (405, Some("GET, HEAD"))),
+            Plan::Respond(r) => {
+                assert_eq!((r.status, r.get("allow")), (405, Some("GET, HEAD, OPTIONS")));
+                assert_eq!(r.get("access-control-allow-origin"), Some("*"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn players_on_other_origins_may_read_answers() {
+        let h = headers(&[("access-control-request-headers", "x-player-session")]);
+        let preflight = plan(
+            &settings(),
+            &Request {
+                method: "OPTIONS",
+                path: "/out/v1/news/hls/index.m3u8",
+                header: &h,
+                client_ip: None,
+                now_ms: 0,
+            },
+        );
+        match preflight {
+            Plan::Respond(r) => {
+                assert_eq!(r.status, 204);
+                assert_eq!(r.get("access-control-allow-origin"), Some("*"));
+                assert_eq!(r.get("access-control-allow-methods"), Some("GET, HEAD, OPTIONS"));
+                assert_eq!(r.get("access-control-allow-headers"), Some("x-player-session"));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Errors and store-backed answers carry it too.
+        match plan_at("/out/v1/news/nope/index.m3u8", &[], 0) {
+            Plan::Respond(r) => assert_eq!(r.get("access-control-allow-origin"), Some("*")),
             other => panic!("{other:?}"),
         }
     }
@@ -764,6 +823,7 @@ mod tests {
         );
         assert_eq!(r.status, 200);
         assert_eq!(r.get("cache-control"), Some("max-age=1209600, immutable"));
+        assert_eq!(r.get("access-control-allow-origin"), Some("*"));
         let p = crypto::key_period(T0 + 6_000, 4);
         let dec = cbc::Decryptor::<aes::Aes128>::new(
             &crypto::key_for(ep, p).unwrap().into(),
