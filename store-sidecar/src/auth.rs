@@ -22,6 +22,11 @@ pub struct Authenticator {
     opaque: String,
 }
 
+/// 401 reason when no credentials were sent: the first round of every Digest exchange.
+pub const CHALLENGE_REASON: &str = "credentials required (Digest or Basic)";
+/// 401 reason when a Digest nonce expired: the client retries with the new one.
+pub const STALE_REASON: &str = "nonce expired; retry with the new nonce";
+
 /// Why a request was not authenticated.
 #[derive(Debug, PartialEq, Eq)]
 pub enum AuthFailure {
@@ -39,10 +44,10 @@ impl AuthFailure {
     /// Plain-text reason for the 401 body and the log line.
     pub fn reason(&self) -> String {
         match self {
-            AuthFailure::Missing => "credentials required (Digest or Basic)".to_owned(),
+            AuthFailure::Missing => CHALLENGE_REASON.to_owned(),
             AuthFailure::Malformed(why) => format!("malformed Authorization header: {why}"),
             AuthFailure::Rejected => "wrong username or password for this input".to_owned(),
-            AuthFailure::Stale => "nonce expired; retry with the new nonce".to_owned(),
+            AuthFailure::Stale => STALE_REASON.to_owned(),
         }
     }
 }

@@ -130,7 +130,13 @@ async fn ingest(State(app): State<Arc<App>>, req: Request) -> Response {
             .extensions()
             .get::<Reason>()
             .map_or("", |r| r.0.as_str());
-        tracing::warn!(%method, path, status = status.as_u16(), channel, input, reason, "ingest refused");
+        if reason == crate::auth::CHALLENGE_REASON || reason == crate::auth::STALE_REASON {
+            // Challenges are part of the Digest protocol (every exchange starts with one), not
+            // refusals an operator must look at.
+            tracing::debug!(%method, path, channel, input, "ingest challenged for credentials");
+        } else {
+            tracing::warn!(%method, path, status = status.as_u16(), channel, input, reason, "ingest refused");
+        }
     }
     app.metrics
         .ingest_requests

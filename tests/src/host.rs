@@ -39,6 +39,20 @@ pub struct HostOptions {
     pub admin: SocketAddr,
     /// Body buffer limit (Envoy's `per_connection_buffer_limit_bytes`, default 1 MiB).
     pub buffer_limit: usize,
+    /// Routes answered by the proxy itself with the filter disabled on them (Envoy's
+    /// `direct_response` + per-route `disabled: true`), matched on the exact path.
+    pub direct_responses: Vec<DirectResponse>,
+    /// Envoy's `stats_config.stats_tags`: (tag name, regex), applied to `/stats/prometheus`.
+    pub stats_tags: Vec<(String, String)>,
+}
+
+/// A route the proxy answers itself, without the filter.
+#[derive(Debug, Clone)]
+pub struct DirectResponse {
+    pub path: String,
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
 }
 
 impl HostOptions {
@@ -53,6 +67,8 @@ impl HostOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             admin: SocketAddr::from(([127, 0, 0, 1], 0)),
             buffer_limit: 1024 * 1024,
+            direct_responses: Vec::new(),
+            stats_tags: Vec::new(),
         }
     }
 }
@@ -146,7 +162,7 @@ pub fn start(opts: HostOptions) -> Result<RunningHost, String> {
         module,
         linker,
         clusters: Arc::new(clusters),
-        metrics: Arc::new(MetricStore::default()),
+        metrics: Arc::new(MetricStore::with_tags(&opts.stats_tags)?),
         shared_data: Arc::new(Mutex::new(HashMap::new())),
         traps: Arc::new(AtomicU64::new(0)),
         opts,
@@ -321,6 +337,21 @@ async fn stream(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Full<Bytes>> {
+    // Route selection comes before the filter chain runs; on these routes the filter is off.
+    if let Some(d) = shared
+        .opts
+        .direct_responses
+        .iter()
+        .find(|d| d.path == req.uri().path())
+    {
+        let headers = vec![("content-type".to_owned(), d.content_type.clone())];
+        let body = if req.method() == hyper::Method::HEAD {
+            Vec::new()
+        } else {
+            d.body.clone()
+        };
+        return build(d.status, &headers, body);
+    }
     if vm.borrow().failed.is_some() {
         return text(503, "wasm plugin failed: the VM trapped earlier");
     }

@@ -7,9 +7,10 @@
 //! metrics at `/stats/prometheus`. It is a test host, not Envoy.
 
 pub mod artifacts;
+pub mod bootstrap;
 pub mod host;
 pub mod metrics;
 pub mod player;
 pub mod vm;
 
-pub use host::{HostOptions, RunningHost, start};
+pub use host::{DirectResponse, HostOptions, RunningHost, start};

@@ -1,6 +1,7 @@
 //! The host's stats store: metrics defined by any VM are shared by name (as in Envoy, where
 //! `define_metric` creates the stat `wasmcustom.<name>` once for all workers), and exposed like
-//! Envoy's admin `/stats/prometheus`: without the `wasmcustom.` prefix, `.` turned into `_`.
+//! Envoy's admin `/stats/prometheus`: without the `wasmcustom.` prefix, `.` turned into `_`, and
+//! with the bootstrap's `stats_tags` turned into labels.
 
 use std::sync::Mutex;
 
@@ -28,9 +29,47 @@ struct Metric {
 #[derive(Debug, Default)]
 pub struct MetricStore {
     metrics: Mutex<Vec<Metric>>,
+    tags: Vec<(String, regex::Regex)>,
 }
 
 impl MetricStore {
+    /// A store that extracts labels like Envoy's `stats_config.stats_tags`; an invalid regex is
+    /// refused, as Envoy refuses the bootstrap.
+    pub fn with_tags(tags: &[(String, String)]) -> Result<Self, String> {
+        let tags = tags
+            .iter()
+            .map(|(name, re)| {
+                regex::Regex::new(re)
+                    .map(|r| (name.clone(), r))
+                    .map_err(|e| format!("stats tag {name}: invalid regex: {e}"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            metrics: Mutex::default(),
+            tags,
+        })
+    }
+
+    /// Envoy's tag extraction: each specifier in turn matches the stat's full name
+    /// (`wasmcustom.…`); on a match the first group is cut out of the name and the second is the
+    /// tag's value. Returns the name left and the labels (`name="value"`, in specifier order).
+    fn extract(&self, stat: &str) -> (String, Vec<String>) {
+        let mut name = stat.to_owned();
+        let mut labels = Vec::new();
+        for (tag, re) in &self.tags {
+            let Some(c) = re.captures(&name) else {
+                continue;
+            };
+            let (Some(cut), Some(value)) = (c.get(1), c.get(2)) else {
+                continue;
+            };
+            labels.push(format!("{tag}=\"{}\"", value.as_str()));
+            let range = cut.range();
+            name.replace_range(range, "");
+        }
+        (name, labels)
+    }
+
     /// Defines (or finds) a metric; `None` for an unknown type.
     pub fn define(&self, kind: i32, name: &str) -> Option<usize> {
         if !(COUNTER..=HISTOGRAM).contains(&kind) || name.is_empty() {
@@ -114,30 +153,48 @@ impl MetricStore {
             return String::new();
         };
         let mut out = String::new();
+        let mut typed = std::collections::HashSet::new();
         for x in m.iter() {
-            let name: String = x
-                .name
+            let (stripped, labels) = self.extract(&format!("wasmcustom.{}", x.name));
+            let stripped = stripped.strip_prefix("wasmcustom.").unwrap_or(&stripped);
+            let name: String = stripped
                 .chars()
                 .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
                 .collect();
-            match x.kind {
-                COUNTER => {
-                    out.push_str(&format!("# TYPE {name} counter\n{name}{{}} {}\n", x.value))
+            let kind = match x.kind {
+                COUNTER => "counter",
+                GAUGE => "gauge",
+                _ => "histogram",
+            };
+            // One TYPE line per metric family: tagged stats share their stripped name.
+            if typed.insert(name.clone()) {
+                out.push_str(&format!("# TYPE {name} {kind}\n"));
+            }
+            let l = labels.join(",");
+            let with = |extra: &str| {
+                if l.is_empty() {
+                    format!("{{{extra}}}")
+                } else if extra.is_empty() {
+                    format!("{{{l}}}")
+                } else {
+                    format!("{{{l},{extra}}}")
                 }
-                GAUGE => out.push_str(&format!("# TYPE {name} gauge\n{name}{{}} {}\n", x.value)),
-                _ => {
-                    out.push_str(&format!("# TYPE {name} histogram\n"));
-                    for b in BUCKETS {
-                        let n = x.samples.iter().filter(|s| (**s as f64) <= *b).count();
-                        out.push_str(&format!("{name}_bucket{{le=\"{b}\"}} {n}\n"));
-                    }
-                    let sum: u64 = x.samples.iter().sum();
-                    out.push_str(&format!(
-                        "{name}_bucket{{le=\"+Inf\"}} {}\n{name}_sum{{}} {sum}\n{name}_count{{}} {}\n",
-                        x.samples.len(),
-                        x.samples.len()
-                    ));
+            };
+            if x.kind == HISTOGRAM {
+                for b in BUCKETS {
+                    let n = x.samples.iter().filter(|s| (**s as f64) <= *b).count();
+                    out.push_str(&format!("{name}_bucket{} {n}\n", with(&format!("le=\"{b}\""))));
                 }
+                let sum: u64 = x.samples.iter().sum();
+                let count = x.samples.len();
+                out.push_str(&format!(
+                    "{name}_bucket{} {count}\n{name}_sum{} {sum}\n{name}_count{} {count}\n",
+                    with("le=\"+Inf\""),
+                    with(""),
+                    with("")
+                ));
+            } else {
+                out.push_str(&format!("{name}{} {}\n", with(""), x.value));
             }
         }
         out

@@ -1,6 +1,6 @@
 //! User story: a viewer's browser plays the AES-128 live stream. hls.js (npm) in Debian's
-//! headless Chromium, driven by playwright-core, loads a page served through the filter (a path
-//! that is not edgepack's goes on to the upstream cluster) and plays
+//! headless Chromium, driven by playwright-core, loads the demo player page (`envoy/player/`,
+//! served by the proxy on a route where the filter is off, as `envoy/envoy.yaml` does) and plays
 //! `/out/v1/news/secure/index.m3u8` while ffmpeg is pushing live: `currentTime` advances at least
 //! 5 s within 10 s of playing with no fatal error. With every key token tampered, playback fails
 //! with a key error.
@@ -10,16 +10,11 @@
 #[path = "../../store-sidecar/tests/common/mod.rs"]
 mod sidecar;
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use bytes::Bytes;
-use edgepack_tests::{HostOptions, artifacts, start};
-use http_body_util::Full;
-use hyper_util::rt::TokioIo;
+use edgepack_tests::{DirectResponse, HostOptions, artifacts, start};
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
@@ -32,50 +27,27 @@ fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
 }
 
-/// The player page and hls.js, as the upstream web server behind the edge.
-fn web_server() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.set_nonblocking(true).unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let l = tokio::net::TcpListener::from_std(l).unwrap();
-            loop {
-                let Ok((s, _)) = l.accept().await else {
-                    continue;
-                };
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(
-                        |req: hyper::Request<hyper::body::Incoming>| async move {
-                            let (file, ct) = match req.uri().path() {
-                                "/player.html" => ("player.html", "text/html"),
-                                "/hls.min.js" => (
-                                    "node_modules/hls.js/dist/hls.min.js",
-                                    "application/javascript",
-                                ),
-                                _ => ("", "text/plain"),
-                            };
-                            let body = std::fs::read(browser_dir().join(file)).unwrap_or_default();
-                            let mut r = hyper::Response::new(Full::new(Bytes::from(body)));
-                            r.headers_mut().insert(
-                                "content-type",
-                                hyper::header::HeaderValue::from_static(ct),
-                            );
-                            Ok::<_, Infallible>(r)
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(s), svc)
-                        .await;
-                });
-            }
-        });
-    });
-    addr
+/// The demo player page and hls.js, answered by the proxy itself on routes where the filter is
+/// off — as `envoy/envoy.yaml` serves them with `direct_response`.
+fn player_routes() -> Vec<DirectResponse> {
+    let file = |path: &str, file: PathBuf, content_type: &str| DirectResponse {
+        path: path.into(),
+        status: 200,
+        content_type: content_type.into(),
+        body: std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
+    };
+    vec![
+        file(
+            "/",
+            browser_dir().join("../../envoy/player/index.html"),
+            "text/html",
+        ),
+        file(
+            "/hls.min.js",
+            browser_dir().join("node_modules/hls.js/dist/hls.min.js"),
+            "application/javascript",
+        ),
+    ]
 }
 
 /// Runs the page in Chromium for `seconds`; returns hls.js's state as JSON.
@@ -116,19 +88,17 @@ fn hls_js_in_chromium_plays_aes128_live_and_fails_with_wrong_keys() {
         artifacts::filter_wasm().unwrap(),
         CONFIG.as_bytes().to_vec(),
     );
-    o.clusters = vec![
-        ("edgepack_store".into(), sc.internal),
-        ("web".into(), web_server()),
-    ];
-    o.route_cluster = Some("web".into());
+    o.clusters = vec![("edgepack_store".into(), sc.internal)];
+    o.direct_responses = player_routes();
     let h = start(o).unwrap();
-    let src = format!("http://{}/out/v1/news/secure/index.m3u8", h.addr);
-    let page = format!("http://{}/player.html?src={src}", h.addr);
+    let page = format!("http://{}/?endpoint=secure", h.addr);
 
     // 12 s: time for hls.js to start, then at least 10 s of playing.
     let good = play(&page, 12);
     eprintln!("good stream: {good}");
     assert!(good["fatal"].is_null(), "{good}");
+    // Keys rotate every 10 s: what was played spans more than one key period.
+    assert!(good["keysLoaded"].as_u64().unwrap() >= 2, "{good}");
     assert!(
         good["currentTime"].as_f64().unwrap() >= 5.0,
         "playback must advance 5 s: {good}"
