@@ -1,44 +1,117 @@
-//! User story: the filter configuration shipped in `envoy/envoy.yaml` works — the test host runs
-//! the real `.wasm` with exactly that JSON, and ffmpeg plays both demo endpoints (clear and
-//! AES-128) from a live push.
+//! User story: what ships in `envoy/` works together. The demo encoder script (`envoy/encoder.sh`,
+//! the one the compose demo and `make run-local` run) pushes to both inputs with Digest
+//! credentials; the test host runs the real `.wasm` with exactly the plugin JSON, stats tags and
+//! player routes of `envoy/envoy.yaml`; ffmpeg plays both demo endpoints (clear and AES-128),
+//! every frame; the player page is served; `/stats/prometheus` shows the filter's metrics with
+//! the labels the bootstrap's `stats_tags` extract.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 #[path = "../../store-sidecar/tests/common/mod.rs"]
 mod sidecar;
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use edgepack_tests::{HostOptions, artifacts, start};
+use edgepack_tests::bootstrap::Bootstrap;
+use edgepack_tests::{DirectResponse, HostOptions, artifacts, start};
 
-/// The block scalar under `configuration: … value: |` in envoy.yaml.
-fn plugin_json() -> String {
-    let yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../envoy/envoy.yaml"))
-        .unwrap();
-    let mut lines = yaml.lines().skip_while(|l| l.trim() != "value: |");
-    let header = lines.next().unwrap();
-    let indent = header.len() - header.trim_start().len();
-    lines
-        .take_while(|l| l.trim().is_empty() || l.len() - l.trim_start().len() > indent)
-        .collect::<Vec<_>>()
-        .join("\n")
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn get(addr: SocketAddr, path: &str) -> sidecar::Response {
+    sidecar::raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// `envoy/encoder.sh` for one input, `seconds` long.
+fn encoder(ingest: SocketAddr, input: u8, seconds: u32) -> std::process::Child {
+    let (user, pass) = if input == 1 {
+        ("enc1", sidecar::PASSWORD_1)
+    } else {
+        ("enc2", sidecar::PASSWORD_2)
+    };
+    Command::new("sh")
+        .arg(repo().join("envoy/encoder.sh"))
+        .env("EDGEPACK_INGEST", format!("http://{ingest}"))
+        .env("EDGEPACK_INPUT", input.to_string())
+        .env("EDGEPACK_USERNAME", user)
+        .env("EDGEPACK_PASSWORD", pass)
+        .env("EDGEPACK_SECONDS", seconds.to_string())
+        .env("EDGEPACK_SIZE", "320x240")
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The bootstrap names container paths; these are the same files in the repo.
+fn local(container_path: &Path) -> PathBuf {
+    match container_path.file_name().and_then(|n| n.to_str()) {
+        Some("index.html") => repo().join("envoy/player/index.html"),
+        Some("hls.min.js") => repo().join("tests/browser/node_modules/hls.js/dist/hls.min.js"),
+        _ => panic!("unexpected file in envoy.yaml: {}", container_path.display()),
+    }
 }
 
 #[test]
 fn demo_endpoints_play() {
-    let json = plugin_json();
+    let boot = Bootstrap::load(&repo().join("envoy/envoy.yaml")).unwrap();
+    // One plugin configuration (the HTTPS listener repeats the same connection manager).
+    let json = boot.plugin_configs[0].clone();
+    assert!(boot.plugin_configs.iter().all(|c| *c == json));
     assert!(json.contains("\"secure\""), "{json}");
+    assert_eq!(
+        boot.wasm_files[0],
+        Path::new("/etc/envoy/edgepack/edgepack_filter.wasm")
+    );
+    assert!(boot.listeners.iter().any(|(_, a, tls)| a.port() == 10000 && !tls));
+    assert!(boot.listeners.iter().any(|(_, a, tls)| a.port() == 10443 && *tls));
+
     let dir = tempfile::tempdir().unwrap();
     let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
-    sidecar::Encoder::start(sidecar::EncoderSpec {
-        two_renditions: true,
-        ..sidecar::EncoderSpec::digest(sc.ingest, 1, 6)
-    })
-    .wait(Duration::from_secs(60));
+    let mut encoders = [encoder(sc.ingest, 1, 6), encoder(sc.ingest, 2, 6)];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for e in &mut encoders {
+        loop {
+            if let Some(status) = e.try_wait().unwrap() {
+                assert!(status.success(), "encoder.sh failed: {status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "encoder.sh did not finish");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let status = sc.status();
+    // Both inputs published both renditions, aligned on the same media sequence numbers.
+    for input in status["inputs"].as_array().unwrap() {
+        assert_eq!(input["renditions"].as_array().unwrap().len(), 2, "{status}");
+    }
+    assert_eq!(
+        status["inputs"][0]["renditions"][0]["last_media_sequence"],
+        status["inputs"][1]["renditions"][0]["last_media_sequence"],
+        "{status}"
+    );
+
     let mut o = HostOptions::new(artifacts::filter_wasm().unwrap(), json.into_bytes());
     o.clusters = vec![("edgepack_store".into(), sc.internal)];
+    o.stats_tags = boot.stats_tags.clone();
+    o.direct_responses = boot
+        .file_routes
+        .iter()
+        .map(|r| DirectResponse {
+            path: r.path.clone(),
+            status: r.status,
+            content_type: r.content_type.clone().unwrap(),
+            body: std::fs::read(local(&r.filename)).unwrap(),
+        })
+        .collect();
     let h = start(o).unwrap();
-    let status = sc.status();
+
     let first = status["renditions"][0]["first_program_date_time"]
         .as_str()
         .unwrap()
@@ -66,6 +139,39 @@ fn demo_endpoints_play() {
         let frames = frames.values().next().map_or(0, Vec::len);
         assert_eq!(frames, expected, "{endpoint}: every frame decoded");
     }
+
+    // The player page and hls.js, from the routes where the filter is off.
+    let page = get(h.addr, "/");
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert!(page.text().contains("edgepack demo player"));
+    let js = get(h.addr, "/hls.min.js");
+    assert_eq!(
+        (js.status, js.header("content-type")),
+        (200, Some("application/javascript"))
+    );
+
+    // Labels, as Prometheus sees them once Envoy applies the bootstrap's stats_tags.
+    let prom = get(h.admin, "/stats/prometheus").text();
+    for endpoint in ["hls", "secure"] {
+        let line = prom
+            .lines()
+            .find(|l| {
+                l.starts_with(&format!(
+                    "edgepack_egress_requests{{edgepack_channel=\"news\",edgepack_endpoint=\"{endpoint}\",edgepack_status_class=\"2xx\"}} "
+                ))
+            })
+            .unwrap_or_else(|| panic!("no labelled request counter for {endpoint}:\n{prom}"));
+        let n: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+        assert!(n >= 4, "{line}");
+        assert!(
+            prom.contains(&format!(
+                "edgepack_egress_bytes{{edgepack_channel=\"news\",edgepack_endpoint=\"{endpoint}\"}} "
+            )),
+            "{prom}"
+        );
+    }
+    assert!(prom.contains("# TYPE edgepack_egress_response_time_ms histogram"));
     assert_eq!(h.traps(), 0);
     sc.stop();
 }
