@@ -1,7 +1,7 @@
 # edgepack — build, test, lint, bench, demo.
 CARGO ?= cargo
 
-.PHONY: all build wasm test test-wasm lint lint-envoy fmt fmt-check bench demo run-store clean
+.PHONY: all build wasm assets test test-wasm lint lint-envoy fmt fmt-check bench demo demo-certs run-local run-store clean
 
 all: build
 
@@ -12,6 +12,12 @@ build:
 ## wasm: the Envoy filter for wasm32-wasip1 (release)
 wasm:
 	$(CARGO) build --release --target wasm32-wasip1 -p edgepack-filter
+
+## assets: the filter and the player page laid out as Envoy mounts them (/etc/envoy/edgepack)
+assets: wasm tests/browser/node_modules
+	mkdir -p target/edgepack/player
+	cp target/wasm32-wasip1/release/edgepack_filter.wasm target/edgepack/
+	cp envoy/player/index.html tests/browser/node_modules/hls.js/dist/hls.min.js target/edgepack/player/
 
 ## test: formatting, lints and every test (unit + end-to-end with ffmpeg, core tests under wasm)
 test: fmt-check lint lint-envoy tests/browser/node_modules
@@ -43,10 +49,14 @@ $(VENV)/.installed: envoy/requirements.txt
 	$(VENV)/bin/pip install -q -r envoy/requirements.txt
 	@touch $@
 
+## and docker-compose.yml is loaded by Docker Compose v2 and checked against envoy.yaml, the
+## Dockerfile and the store configuration (envoy/check_compose.py)
 lint-envoy: $(VENV)/.installed
 	$(VENV)/bin/python envoy/check_envoy_config.py --self-test envoy/envoy.yaml
 	$(VENV)/bin/python envoy/check_envoy_config.py target/envoy-check envoy/*.yaml
 	$(CARGO) run -q -p edgepack-filter --example check_config -- target/envoy-check/*.json
+	$(VENV)/bin/python envoy/check_compose.py --self-test envoy/docker-compose.yml \
+	  $(foreach f,$(DEMO_CERTS),--generated $(f))
 
 fmt:
 	$(CARGO) fmt --all
@@ -60,13 +70,30 @@ bench:
 	$(CARGO) bench -p edgepack-store --bench ingest
 	$(CARGO) bench -p edgepack-tests --bench filter_in_host
 
-## demo: docker compose demo (Envoy + sidecar + encoder + player)
-demo:
-	@if [ ! -f envoy/docker-compose.yml ]; then \
-	  echo "make demo: envoy/docker-compose.yml does not exist yet (issue #5); use 'make run-store' for the sidecar alone"; \
-	  exit 1; \
-	fi
+## demo: docker compose demo (Envoy + sidecar + two encoders + player page); needs only Docker
+## (with the compose plugin) and openssl
+DEMO_CERTS := envoy/certs/demo.crt envoy/certs/demo.key
+demo: demo-certs
+	@docker compose version >/dev/null 2>&1 || { \
+	  echo "make demo needs Docker with the compose plugin ('docker compose version' failed)."; \
+	  echo "Without Docker: make run-local"; exit 1; }
 	docker compose -f envoy/docker-compose.yml up --build
+
+## demo-certs: a self-signed certificate for localhost, made here so no private key is committed.
+## The key is world-readable on purpose: Envoy's image runs as its own user (uid 101). Demo only.
+demo-certs: $(DEMO_CERTS)
+$(DEMO_CERTS):
+	mkdir -p envoy/certs
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 365 \
+	  -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+	  -keyout envoy/certs/demo.key -out envoy/certs/demo.crt
+	chmod 0644 envoy/certs/demo.key
+
+## run-local: the demo without Docker or Envoy — store sidecar, the proxy-wasm test host with the
+## filter and envoy.yaml's configuration, two ffmpeg encoders; prints the URLs; Ctrl-C stops all
+run-local: assets
+	$(CARGO) build --release -p edgepack-store -p edgepack-tests --bin edgepack-store --bin edgepack-host
+	envoy/run-local.sh
 
 ## run-store: run the store sidecar with the example configuration
 run-store:

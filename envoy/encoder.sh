@@ -32,7 +32,7 @@ base="http://${EDGEPACK_USERNAME}:${EDGEPACK_PASSWORD}@${host%/}/in/v1/${channel
 label=""
 font=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 if [ -f "$font" ]; then
-  label=",drawtext=fontfile=${font}:fontsize=h/12:fontcolor=white:box=1:boxcolor=black@0.5:x=20:y=20:text='input ${input}  %{localtime\:%X}'"
+  label=",drawtext=fontfile=${font}:fontsize=h/12:fontcolor=white:box=1:boxcolor=black@0.5:x=20:y=h-th-20:text='input ${input}  %{localtime\:%X}'"
 fi
 
 duration=""
