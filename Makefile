@@ -42,7 +42,8 @@ lint:
 	$(CARGO) clippy --target wasm32-wasip1 -p edgepack-filter -- -D warnings
 
 ## lint-envoy: every envoy/*.yaml loads strictly through Envoy's v3 API types (PyPI
-## envoy-data-plane, in .venv), and each embedded plugin JSON passes the filter's own validator
+## envoy-data-plane, in .venv), every envoy/istio/*.yaml through Istio's (cloudcoil-models-istio),
+## and each embedded plugin configuration passes the filter's own validator;
 VENV := .venv
 $(VENV)/.installed: envoy/requirements.txt
 	python3 -m venv $(VENV)
@@ -54,6 +55,8 @@ $(VENV)/.installed: envoy/requirements.txt
 lint-envoy: $(VENV)/.installed
 	$(VENV)/bin/python envoy/check_envoy_config.py --self-test envoy/envoy.yaml
 	$(VENV)/bin/python envoy/check_envoy_config.py target/envoy-check envoy/*.yaml
+	$(VENV)/bin/python envoy/check_istio.py --self-test envoy/istio/wasmplugin.yaml
+	$(VENV)/bin/python envoy/check_istio.py target/envoy-check envoy/istio/*.yaml
 	$(CARGO) run -q -p edgepack-filter --example check_config -- target/envoy-check/*.json
 	$(VENV)/bin/python envoy/check_compose.py --self-test envoy/docker-compose.yml \
 	  $(foreach f,$(DEMO_CERTS),--generated $(f))
