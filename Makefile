@@ -67,11 +67,16 @@ fmt:
 fmt-check:
 	$(CARGO) fmt --all -- --check
 
-## bench: every benchmark, printed as figures
+## bench: every benchmark, then one summary table (name, figure, baseline, ratio)
+BENCH_SUMMARY := $(CURDIR)/target/bench-summary.tsv
 bench:
-	$(CARGO) bench -p edgepack-filter --bench core
-	$(CARGO) bench -p edgepack-store --bench ingest
-	$(CARGO) bench -p edgepack-tests --bench filter_in_host
+	@mkdir -p target && rm -f $(BENCH_SUMMARY)
+	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench -p edgepack-filter --bench core
+	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench -p edgepack-store --bench ingest
+	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench -p edgepack-tests --bench filter_in_host
+	@echo; echo "edgepack benchmarks, $$(nproc) cores, one run ($$(date -u +%F))"; \
+	{ printf 'benchmark\tfigure\tbaseline\tratio\n'; cat $(BENCH_SUMMARY); } | \
+	  awk -F'\t' '{ printf "%-68s %-12s %-12s %s\n", $$1, $$2, $$3, $$4 }'
 
 ## demo: docker compose demo (Envoy + sidecar + two encoders + player page); needs only Docker
 ## (with the compose plugin) and openssl

@@ -5,6 +5,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // benchmark harness
 
+#[path = "../../benches/fixtures.rs"]
+mod fixtures;
+#[path = "../../benches/summary.rs"]
+mod summary;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -12,8 +17,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use edgepack_filter::packager::{Job, JobKind, StoreAnswer, respond};
 use edgepack_filter::query::{ManifestFilter, TimeShift};
 use edgepack_filter::{Settings, crypto};
-
-const T0: i64 = 1_795_600_000_000;
+use fixtures::{T0, store_playlist};
 
 fn settings() -> Settings {
     Settings::from_json(
@@ -24,22 +28,6 @@ fn settings() -> Settings {
               "key":{"derived":{"secret":"0123456789abcdef0123"}},"key_token":{"secret":"tok-0123456789abcdef"}}}}}}}"#,
     )
     .unwrap()
-}
-
-/// A store media playlist of `n` 2 s segments, as the sidecar writes it.
-fn store_playlist(n: u64) -> String {
-    let mut s = String::from(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:1000\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n",
-    );
-    for i in 0..n {
-        let t = chrono::DateTime::from_timestamp_millis(T0 + i as i64 * 2000).unwrap();
-        s.push_str(&format!(
-            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:2.000000,\n{}.ts\n",
-            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            1000 + i
-        ));
-    }
-    s
 }
 
 fn multivariant_10() -> String {
@@ -222,13 +210,104 @@ fn main() {
         return;
     }
     let ours = our_aes_mb_s();
-    match openssl_mb_s() {
-        Some(ssl) => println!(
-            "aes128-cbc 5 MB segment: edgepack {ours:.0} MB/s, openssl speed -evp {ssl:.0} MB/s, ratio {:.2}",
-            ours / ssl
-        ),
-        None => {
-            println!("aes128-cbc 5 MB segment: edgepack {ours:.0} MB/s (openssl speed unavailable)")
-        }
+    let ssl = openssl_mb_s();
+    summary::row(
+        "AES-128-CBC, 5 MB segment, native (vs openssl speed -evp)",
+        &format!("{ours:.0} MB/s"),
+        ssl.map(|s| format!("{s:.0} MB/s")).as_deref(),
+        ssl.map(|s| ours / s),
+    );
+    let (day, hour) = (rewrite_ms(43_200), rewrite_ms(1_800));
+    summary::row(
+        "media playlist, 24 h history -> 60 s window, native (vs 1 h)",
+        &format!("{day:.1} ms"),
+        Some(&format!("{hour:.2} ms")),
+        Some(day / hour),
+    );
+    speed_in_v8();
+}
+
+/// Runs the `speed` example natively and as wasm32-wasip1 under `node --no-liftoff`, the V8
+/// configuration of Envoy's official builds, and reports the two side by side.
+fn speed_in_v8() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = |extra: &[&str]| {
+        std::process::Command::new(&cargo)
+            .current_dir(&root)
+            .args(["build", "--release", "-p", "edgepack-filter", "--example", "speed"])
+            .args(extra)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !build(&[]) || !build(&["--target", "wasm32-wasip1"]) {
+        eprintln!("cannot build the speed example; skipping the V8 comparison");
+        return;
     }
+    let run = |cmd: &str, args: &[&str]| -> Option<(f64, f64)> {
+        let out = std::process::Command::new(cmd)
+            .current_dir(&root)
+            .args(args)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let value = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        Some((value("aes128_cbc_1mb_mb_s")?, value("playlist_1h_ms")?))
+    };
+    let native = run("target/release/examples/speed", &[]);
+    let v8 = run(
+        "node",
+        &[
+            "--no-liftoff",
+            "--no-warnings",
+            "benches/wasi_run.mjs",
+            "target/wasm32-wasip1/release/examples/speed.wasm",
+        ],
+    );
+    let (Some((n_aes, n_pl)), Some((v_aes, v_pl))) = (native, v8) else {
+        eprintln!("node (with WASI) is needed for the V8 comparison; skipped");
+        return;
+    };
+    summary::row(
+        "AES-128 1 MB segment, core in V8 (node --no-liftoff, as Envoy) vs native",
+        &format!("{v_aes:.0} MB/s"),
+        Some(&format!("{n_aes:.0} MB/s")),
+        Some(v_aes / n_aes),
+    );
+    summary::row(
+        "media playlist, 1 h history, core in V8 (node --no-liftoff) vs native",
+        &format!("{v_pl:.2} ms"),
+        Some(&format!("{n_pl:.2} ms")),
+        Some(v_pl / n_pl),
+    );
+}
+
+/// Mean time to answer a live media playlist from a store history of `n` 2 s segments.
+fn rewrite_ms(n: u64) -> f64 {
+    let settings = settings();
+    let body = store_playlist(n);
+    let none = |_: &str| None;
+    let live = job(
+        "hls",
+        JobKind::Media {
+            time: TimeShift::default(),
+        },
+    );
+    let now = T0 + n as i64 * 2000;
+    let start = Instant::now();
+    let mut runs = 0u32;
+    while start.elapsed() < Duration::from_secs(2) || runs < 3 {
+        let answer = StoreAnswer {
+            status: 200,
+            header: &none,
+            body: body.as_bytes(),
+        };
+        black_box(respond(&settings, &live, &answer, now));
+        runs += 1;
+    }
+    start.elapsed().as_secs_f64() * 1e3 / f64::from(runs)
 }

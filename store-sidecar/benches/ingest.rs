@@ -15,6 +15,8 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "../../benches/summary.rs"]
+mod summary;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -275,6 +277,19 @@ fn main() {
         s.playlist_ms.last().copied().unwrap_or(f64::NAN),
         s.playlist_ms.len()
     );
+    let target = (RATE_PER_INPUT * 2) as f64;
+    summary::row(
+        "sidecar ingest, paced PUTs on both inputs (vs target rate)",
+        &format!("{rps:.0} req/s"),
+        Some(&format!("{target:.0} req/s")),
+        Some(rps / target),
+    );
+    summary::row(
+        "sidecar ingest, 1 MB segment PUT p99 under that load",
+        &format!("{:.0} ms", percentile(&s.segment_ms, 0.99)),
+        None,
+        None,
+    );
     let (segs, bytes) = rt.block_on(sustained(addr));
     println!(
         "sustained: {SUSTAINED_CONNECTIONS} connections, 1 MB segment + playlist per step, {SUSTAINED_SECONDS} s"
@@ -282,6 +297,12 @@ fn main() {
     println!(
         "  {segs:.0} segments/s, {:.1} MB/s committed (fsynced)",
         bytes / 1e6
+    );
+    summary::row(
+        "sidecar ingest, sustained, committed with fsync",
+        &format!("{:.0} MB/s", bytes / 1e6),
+        None,
+        None,
     );
     sidecar.stop();
 }

@@ -10,6 +10,10 @@
 
 #[path = "../../store-sidecar/tests/common/mod.rs"]
 mod sidecar;
+#[path = "../../benches/fixtures.rs"]
+mod fixtures;
+#[path = "../../benches/summary.rs"]
+mod summary;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -18,6 +22,7 @@ use bytes::Bytes;
 use edgepack_filter::packager::{Plan, Request as CoreRequest, StoreAnswer, plan, respond};
 use edgepack_tests::vm::{CallResult, Vm, VmState};
 use edgepack_tests::{HostOptions, artifacts, start};
+use fixtures::{T0, store_playlist};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use wasmtime::{Engine, Module, Val};
@@ -28,22 +33,7 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
     "secure": { "format": "hls", "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 60,
       "key": { "derived": { "secret": "0123456789abcdef0123" } },
       "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
-const T0: i64 = 1_795_600_000_000;
 const PDT: &str = "2026-11-25T06:40:00.000Z";
-
-fn store_playlist(n: u64) -> Vec<u8> {
-    let mut s = String::from(
-        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXT-X-DISCONTINUITY-SEQUENCE:0\n",
-    );
-    for i in 0..n {
-        let t = chrono::DateTime::from_timestamp_millis(T0 + i as i64 * 2000).unwrap();
-        s.push_str(&format!(
-            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:2.000000,\n{i}.ts\n",
-            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-        ));
-    }
-    s.into_bytes()
-}
 
 fn vm() -> Vm {
     let engine = Engine::default();
@@ -202,7 +192,7 @@ fn main() {
         return;
     }
     let settings = edgepack_filter::Settings::from_json(CONFIG.as_bytes()).unwrap();
-    let playlist = store_playlist(1800);
+    let playlist = store_playlist(1800).into_bytes();
     let segment = vec![0x47u8; 1_000_000];
     let mut vm = vm();
     let pl_path = "/out/v1/news/hls/stream_0/index.m3u8";
@@ -221,6 +211,19 @@ fn main() {
         1e6 / wasm_seg,
         1e6 / native_seg,
         wasm_seg / native_seg
+    );
+
+    summary::row(
+        "media playlist, 1 h history, filter in wasmtime (vs native)",
+        &format!("{:.2} ms", wasm_pl / 1e3),
+        Some(&format!("{:.2} ms", native_pl / 1e3)),
+        Some(wasm_pl / native_pl),
+    );
+    summary::row(
+        "AES-128 1 MB segment, filter in wasmtime (vs native)",
+        &format!("{:.0} MB/s", 1e6 / wasm_seg),
+        Some(&format!("{:.0} MB/s", 1e6 / native_seg)),
+        Some(native_seg / wasm_seg),
     );
 
     // Through HTTP: sidecar direct (clear) vs host + filter (encrypted), both optimized builds.
@@ -273,6 +276,18 @@ fn main() {
         "  ratio host+filter / direct:    req/s {:.2}, p99 {:.2}",
         h_rps / d_rps,
         h_p99 / d_p99
+    );
+    summary::row(
+        "500 kB segments over HTTP: host+filter AES-128 (vs sidecar clear)",
+        &format!("{h_rps:.0} req/s"),
+        Some(&format!("{d_rps:.0} req/s")),
+        Some(h_rps / d_rps),
+    );
+    summary::row(
+        "  same, p99 latency",
+        &format!("{h_p99:.0} ms"),
+        Some(&format!("{d_p99:.0} ms")),
+        Some(h_p99 / d_p99),
     );
     assert_eq!(h.traps(), 0);
 }
