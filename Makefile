@@ -54,7 +54,7 @@ $(VENV)/.installed: envoy/requirements.txt
 ## Dockerfile and the store configuration (envoy/check_compose.py)
 lint-envoy: $(VENV)/.installed
 	$(VENV)/bin/python envoy/check_envoy_config.py --self-test envoy/envoy.yaml
-	$(VENV)/bin/python envoy/check_envoy_config.py target/envoy-check envoy/*.yaml
+	$(VENV)/bin/python envoy/check_envoy_config.py target/envoy-check envoy/*.yaml envoy/ecds/*.yaml
 	$(VENV)/bin/python envoy/check_istio.py --self-test envoy/istio/wasmplugin.yaml
 	$(VENV)/bin/python envoy/check_istio.py target/envoy-check envoy/istio/*.yaml
 	$(CARGO) run -q -p edgepack-filter --example check_config -- target/envoy-check/*.json

@@ -13,6 +13,7 @@ import sys
 import yaml
 
 from envoy_data_plane.envoy.config.bootstrap.v3 import Bootstrap
+from envoy_data_plane.envoy.service.discovery.v3 import DiscoveryResponse
 
 
 def register_types(node):
@@ -42,8 +43,18 @@ def plugin_configs(node, found):
 
 
 def check(doc):
+    """A bootstrap, or (with top-level `resources`) an xDS DiscoveryResponse such as an ECDS file."""
     register_types(doc)
-    Bootstrap.from_dict(doc)
+    if "resources" in doc:
+        DiscoveryResponse.from_dict(doc)
+        # Each resource is an Any: load it through the class its @type names, so an unknown
+        # type or field inside fails here too.
+        for r in doc["resources"]:
+            package, _, name = r["@type"].split("/", 1)[1].rpartition(".")
+            cls = getattr(importlib.import_module("envoy_data_plane." + package), name)
+            cls.from_dict({k: v for k, v in r.items() if k != "@type"})
+    else:
+        Bootstrap.from_dict(doc)
 
 
 def self_test(path):
@@ -85,7 +96,8 @@ def main():
         for name, value in found:
             json.loads(value)
             (out / f"{pathlib.Path(path).stem}.{name}.json").write_text(value)
-        print(f"{path}: valid Envoy v3 bootstrap, {len(found)} wasm plugin configuration(s)")
+        kind = "xDS resource file" if "resources" in doc else "bootstrap"
+        print(f"{path}: valid Envoy v3 {kind}, {len(found)} wasm plugin configuration(s)")
     sys.exit(1 if failed else 0)
 
 
