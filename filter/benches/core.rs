@@ -273,13 +273,13 @@ fn speed_in_v8() {
         return;
     };
     summary::row(
-        "AES-128 1 MB segment, core in V8 (node --no-liftoff, as Envoy) vs native",
+        "AES-128 1 MB, core in V8 (node --no-liftoff, as Envoy) vs native",
         &format!("{v_aes:.0} MB/s"),
         Some(&format!("{n_aes:.0} MB/s")),
         Some(v_aes / n_aes),
     );
     summary::row(
-        "media playlist, 1 h history, core in V8 (node --no-liftoff) vs native",
+        "media playlist 1 h, core in V8 (node --no-liftoff) vs native",
         &format!("{v_pl:.2} ms"),
         Some(&format!("{n_pl:.2} ms")),
         Some(v_pl / n_pl),
