@@ -53,10 +53,10 @@ $(VENV)/.installed: envoy/requirements.txt
 ## and docker-compose.yml is loaded by Docker Compose v2 and checked against envoy.yaml, the
 ## Dockerfile and the store configuration (envoy/check_compose.py)
 lint-envoy: $(VENV)/.installed
-	$(VENV)/bin/python envoy/check_envoy_config.py --self-test envoy/envoy.yaml
-	$(VENV)/bin/python envoy/check_envoy_config.py target/envoy-check envoy/*.yaml envoy/ecds/*.yaml
-	$(VENV)/bin/python envoy/check_istio.py --self-test envoy/istio/wasmplugin.yaml
-	$(VENV)/bin/python envoy/check_istio.py target/envoy-check envoy/istio/*.yaml
+	$(VENV)/bin/python envoy/check_envoy_config.py --self-test envoy/envoy.yaml \
+	  envoy/ecds/edgepack_filter.yaml envoy/istio/wasmplugin.yaml
+	$(VENV)/bin/python envoy/check_envoy_config.py target/envoy-check \
+	  envoy/*.yaml envoy/ecds/*.yaml envoy/istio/*.yaml
 	$(CARGO) run -q -p edgepack-filter --example check_config -- target/envoy-check/*.json
 	$(VENV)/bin/python envoy/check_compose.py --self-test envoy/docker-compose.yml \
 	  $(foreach f,$(DEMO_CERTS),--generated $(f))

@@ -235,7 +235,14 @@ fn speed_in_v8() {
     let build = |extra: &[&str]| {
         std::process::Command::new(&cargo)
             .current_dir(&root)
-            .args(["build", "--release", "-p", "edgepack-filter", "--example", "speed"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "edgepack-filter",
+                "--example",
+                "speed",
+            ])
             .args(extra)
             .status()
             .is_ok_and(|s| s.success())

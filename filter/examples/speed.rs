@@ -29,7 +29,11 @@ fn mean_s(mut f: impl FnMut()) -> f64 {
 fn main() {
     let data = vec![0x47u8; 1_000_000];
     let aes = mean_s(|| {
-        black_box(crypto::encrypt_segment(&[7; 16], &[9; 16], black_box(&data)));
+        black_box(crypto::encrypt_segment(
+            &[7; 16],
+            &[9; 16],
+            black_box(&data),
+        ));
     });
     println!("aes128_cbc_1mb_mb_s {:.1}", 1.0 / aes);
 

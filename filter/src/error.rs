@@ -44,7 +44,8 @@ impl FilterError {
         // Errors must not be cached as if they were content.
         r.headers.push(("cache-control".into(), "no-store".into()));
         if matches!(self, FilterError::MethodNotAllowed(_)) {
-            r.headers.push(("allow".into(), "GET, HEAD, OPTIONS".into()));
+            r.headers
+                .push(("allow".into(), "GET, HEAD, OPTIONS".into()));
         }
         r
     }

@@ -460,7 +460,10 @@ mod tests {
         );
         match post {
             Plan::Respond(r) => {
-                assert_eq!((r.status, r.get("allow")), (405, Some("GET, HEAD, OPTIONS")));
+                assert_eq!(
+                    (r.status, r.get("allow")),
+                    (405, Some("GET, HEAD, OPTIONS"))
+                );
                 assert_eq!(r.get("access-control-allow-origin"), Some("*"));
             }
             other => panic!("{other:?}"),
@@ -485,8 +488,14 @@ mod tests {
             Plan::Respond(r) => {
                 assert_eq!(r.status, 204);
                 assert_eq!(r.get("access-control-allow-origin"), Some("*"));
-                assert_eq!(r.get("access-control-allow-methods"), Some("GET, HEAD, OPTIONS"));
-                assert_eq!(r.get("access-control-allow-headers"), Some("x-player-session"));
+                assert_eq!(
+                    r.get("access-control-allow-methods"),
+                    Some("GET, HEAD, OPTIONS")
+                );
+                assert_eq!(
+                    r.get("access-control-allow-headers"),
+                    Some("x-player-session")
+                );
             }
             other => panic!("{other:?}"),
         }

@@ -8,10 +8,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // benchmark harness
 
-#[path = "../../store-sidecar/tests/common/mod.rs"]
-mod sidecar;
 #[path = "../../benches/fixtures.rs"]
 mod fixtures;
+#[path = "../../store-sidecar/tests/common/mod.rs"]
+mod sidecar;
 #[path = "../../benches/summary.rs"]
 mod summary;
 

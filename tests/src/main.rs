@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use edgepack_tests::bootstrap::Bootstrap;
 use edgepack_tests::{DirectResponse, HostOptions, start};
 
-const USAGE: &str = "usage: edgepack-host [--bootstrap envoy.yaml [--map-dir FROM=TO ...]] [--wasm PATH] \
+const USAGE: &str =
+    "usage: edgepack-host [--bootstrap envoy.yaml [--map-dir FROM=TO ...]] [--wasm PATH] \
 [--config FILE.json] [--cluster NAME=HOST:PORT ...] [--file PATH=FILE ...] [--listen ADDR] \
 [--admin ADDR] [--workers N] [--route CLUSTER]
 

@@ -183,7 +183,10 @@ impl MetricStore {
             if x.kind == HISTOGRAM {
                 for b in BUCKETS {
                     let n = x.samples.iter().filter(|s| (**s as f64) <= *b).count();
-                    out.push_str(&format!("{name}_bucket{} {n}\n", with(&format!("le=\"{b}\""))));
+                    out.push_str(&format!(
+                        "{name}_bucket{} {n}\n",
+                        with(&format!("le=\"{b}\""))
+                    ));
                 }
                 let sum: u64 = x.samples.iter().sum();
                 let count = x.samples.len();

@@ -54,7 +54,10 @@ fn local(container_path: &Path) -> PathBuf {
     match container_path.file_name().and_then(|n| n.to_str()) {
         Some("index.html") => repo().join("envoy/player/index.html"),
         Some("hls.min.js") => repo().join("tests/browser/node_modules/hls.js/dist/hls.min.js"),
-        _ => panic!("unexpected file in envoy.yaml: {}", container_path.display()),
+        _ => panic!(
+            "unexpected file in envoy.yaml: {}",
+            container_path.display()
+        ),
     }
 }
 
@@ -69,8 +72,16 @@ fn demo_endpoints_play() {
         boot.wasm_files[0],
         Path::new("/etc/envoy/edgepack/edgepack_filter.wasm")
     );
-    assert!(boot.listeners.iter().any(|(_, a, tls)| a.port() == 10000 && !tls));
-    assert!(boot.listeners.iter().any(|(_, a, tls)| a.port() == 10443 && *tls));
+    assert!(
+        boot.listeners
+            .iter()
+            .any(|(_, a, tls)| a.port() == 10000 && !tls)
+    );
+    assert!(
+        boot.listeners
+            .iter()
+            .any(|(_, a, tls)| a.port() == 10443 && *tls)
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
@@ -143,7 +154,10 @@ fn demo_endpoints_play() {
     // The player page and hls.js, from the routes where the filter is off.
     let page = get(h.addr, "/");
     assert_eq!(page.status, 200);
-    assert_eq!(page.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     assert!(page.text().contains("edgepack demo player"));
     let js = get(h.addr, "/hls.min.js");
     assert_eq!(

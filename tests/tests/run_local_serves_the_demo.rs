@@ -87,7 +87,9 @@ fn run_local_starts_serves_and_stops_everything() {
         printed.push_str(&line);
     }
     let edge = SocketAddr::from(([127, 0, 0, 1], port));
-    assert!(printed.contains(&format!("http://127.0.0.1:{port}/out/v1/news/secure/index.m3u8")));
+    assert!(printed.contains(&format!(
+        "http://127.0.0.1:{port}/out/v1/news/secure/index.m3u8"
+    )));
 
     let page = get(edge, "/");
     assert_eq!(page.status, 200);
@@ -122,7 +124,13 @@ fn run_local_starts_serves_and_stops_everything() {
 
     // Stopping the script (Ctrl-C in a terminal; TERM here) stops everything it started.
     let pid = script.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let exit = script.wait().unwrap();
     assert!(exit.success(), "{exit}");
     for (what, p) in [
