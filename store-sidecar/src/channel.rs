@@ -47,6 +47,12 @@ pub struct SegmentCopy {
     /// Path the encoder uploaded it to (for crash recovery).
     pub src: String,
     pub received_ms: i64,
+    /// fMP4: the id of its initialization segment (`EXT-X-MAP`), stored as `init-{id}.mp4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    /// fMP4: where the encoder uploaded that initialization segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_src: Option<String>,
 }
 
 /// One segment of a rendition's timeline.
@@ -134,6 +140,8 @@ struct InputState {
     last_advance_ms: Option<i64>,
     /// Size and ETag of committed uploads not yet indexed.
     uploads: HashMap<String, (u64, String)>,
+    /// Initialization segments already stored: upload path → id.
+    inits: HashMap<String, String>,
 }
 
 /// Why an upload was refused; the stored state is unchanged.
@@ -240,6 +248,20 @@ impl ChannelState {
             multivariant_cache: None,
         };
         state.replay_journals()?;
+        for r in state.renditions.values() {
+            for e in &r.entries {
+                for (input, c) in e.copies.iter().enumerate() {
+                    if let Some(SegmentCopy {
+                        init: Some(id),
+                        init_src: Some(src),
+                        ..
+                    }) = c
+                    {
+                        state.inputs[input].inits.insert(src.clone(), id.clone());
+                    }
+                }
+            }
+        }
         state.load_sources()?;
         let now = Instant::now();
         for input in 0..2 {
@@ -284,6 +306,53 @@ impl ChannelState {
             .join("renditions")
             .join(rid)
             .join(format!("{seq}-{}.{ext}", input + 1))
+    }
+
+    fn init_path(&self, rid: &str, id: &str) -> PathBuf {
+        self.root
+            .join("renditions")
+            .join(rid)
+            .join(format!("init-{id}.mp4"))
+    }
+
+    /// The id of `input`'s initialization segment uploaded at `file`, storing it (content
+    /// addressed, kept while segments refer to it) the first time. `None`: not uploaded yet.
+    fn store_init(&mut self, input: usize, rid: &str, file: &str) -> io::Result<Option<String>> {
+        if let Some(id) = self.inputs[input].inits.get(file) {
+            return Ok(Some(id.clone()));
+        }
+        let incoming = self.incoming(input, file);
+        if !incoming.is_file() {
+            return Ok(None);
+        }
+        let (_, etag) = hash_file(&incoming)?;
+        let target = self.init_path(rid, &etag);
+        if !target.is_file() {
+            // Copied, not moved: the encoder uploads it once and keeps referring to it.
+            let tmp = self.upload_temp_path()?;
+            fs::copy(&incoming, &tmp)?;
+            disk::rename_into(&tmp, &target)?;
+        }
+        self.inputs[input]
+            .inits
+            .insert(file.to_owned(), etag.clone());
+        Ok(Some(etag))
+    }
+
+    /// A stored initialization segment by id.
+    pub fn init(&self, rid: &str, id: &str) -> Option<PathBuf> {
+        let ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit());
+        let path = self.init_path(rid, id);
+        (ok && self.renditions.contains_key(rid) && path.is_file()).then_some(path)
+    }
+
+    /// The id of the initialization segment of the newest segment, as served now.
+    pub fn latest_init(&self, rid: &str) -> Option<String> {
+        let e = self.renditions.get(rid)?.entries.back()?;
+        self.preferred_inputs()
+            .into_iter()
+            .find_map(|i| e.copies[i].as_ref())
+            .and_then(|c| c.init.clone())
     }
 
     fn replay_journals(&mut self) -> io::Result<()> {
@@ -496,6 +565,8 @@ impl ChannelState {
         self.inputs[input]
             .uploads
             .insert(path.to_owned(), (size, etag));
+        // A re-uploaded initialization segment (an encoder restart) is stored afresh.
+        self.inputs[input].inits.remove(path);
         let rids: Vec<String> = self.inputs[input].renditions.keys().cloned().collect();
         let mut indexed = 0;
         let now = Instant::now();
@@ -633,11 +704,25 @@ impl ChannelState {
             .iter()
             .map(|s| resolve_segment_uri(&playlist_path, &s.uri, &self.cfg.id, input))
             .collect();
+        // fMP4: the initialization segment each one needs (a map outside the input: none).
+        let maps: Vec<Option<String>> = pending
+            .iter()
+            .map(|s| {
+                s.map
+                    .as_ref()
+                    .and_then(|m| resolve_segment_uri(&playlist_path, m, &self.cfg.id, input))
+            })
+            .collect();
         let committed: Vec<bool> = files
             .iter()
-            .map(|f| {
-                f.as_ref()
-                    .is_some_and(|f| self.incoming(input, f).is_file())
+            .zip(&maps)
+            .map(|(f, m)| {
+                let map_ready = m.as_ref().is_none_or(|m| {
+                    self.inputs[input].inits.contains_key(m) || self.incoming(input, m).is_file()
+                });
+                map_ready
+                    && f.as_ref()
+                        .is_some_and(|f| self.incoming(input, f).is_file())
             })
             .collect();
         for (idx, seg) in pending.iter().enumerate() {
@@ -670,12 +755,21 @@ impl ChannelState {
                 Some(info) => info.clone(),
                 None => hash_file(&incoming)?,
             };
+            let init = match &maps[idx] {
+                Some(m) => match self.store_init(input, rid, m)? {
+                    Some(id) => Some(id),
+                    None => break, // removed meanwhile: wait for the next upload
+                },
+                None => None,
+            };
             let copy = SegmentCopy {
                 ext: segment_ext(&file),
                 size,
                 etag,
                 src: file.clone(),
                 received_ms: now_ms(),
+                init,
+                init_src: maps[idx].clone(),
             };
             let r = self.renditions.entry(rid.to_owned()).or_default();
             // MSNs only grow along the timeline, so it is sorted by MSN too.
@@ -858,12 +952,39 @@ impl ChannelState {
                     }
                 }
             }
+            self.prune_inits(&rid, &gone)?;
             removed += gone.len() as u64;
             if lines > 2 * live + 1024 {
                 self.compact(&rid)?;
             }
         }
         Ok(removed)
+    }
+
+    /// Deletes the initialization segments of pruned entries that no retained entry needs.
+    fn prune_inits(&mut self, rid: &str, gone: &[Entry]) -> io::Result<()> {
+        let Some(r) = self.renditions.get(rid) else {
+            return Ok(());
+        };
+        let used = |id: &str| {
+            r.entries
+                .iter()
+                .flat_map(|e| e.copies.iter().flatten())
+                .any(|c| c.init.as_deref() == Some(id))
+        };
+        let unused: Vec<String> = gone
+            .iter()
+            .flat_map(|e| e.copies.iter().flatten())
+            .filter_map(|c| c.init.clone())
+            .filter(|id| !used(id))
+            .collect();
+        for id in unused {
+            disk::remove_if_exists(&self.init_path(rid, &id))?;
+            for i in &mut self.inputs {
+                i.inits.retain(|_, v| *v != id);
+            }
+        }
+        Ok(())
     }
 
     /// Deletes uploads that no playlist listed within `max_age`.
@@ -1015,6 +1136,7 @@ impl ChannelState {
             first.map_or_else(|| r.tail.map_or(0, |t| t.seq + 1), |e| e.seq),
             first.map_or_else(|| r.tail.map_or(0, |t| t.disc_seq), |e| e.disc_seq)
         );
+        let mut map: Option<&str> = None;
         for (i, e) in r.entries.iter().enumerate() {
             if e.discontinuity && i > 0 {
                 text.push_str("#EXT-X-DISCONTINUITY\n");
@@ -1023,10 +1145,15 @@ impl ChannelState {
                 text.push_str(t);
                 text.push('\n');
             }
-            let ext = e.copies[a]
-                .as_ref()
-                .or(e.copies[b].as_ref())
-                .map_or("ts", |c| c.ext.as_str());
+            let copy = e.copies[a].as_ref().or(e.copies[b].as_ref());
+            // fMP4: the initialization segment of the copy that will be served.
+            if let Some(id) = copy.and_then(|c| c.init.as_deref())
+                && map != Some(id)
+            {
+                let _ = writeln!(text, "#EXT-X-MAP:URI=\"init-{id}.mp4\"");
+                map = Some(id);
+            }
+            let ext = copy.map_or("ts", |c| c.ext.as_str());
             let _ = write!(
                 text,
                 "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.6},\n{}.{ext}\n",
@@ -1206,6 +1333,69 @@ mod tests {
             "else the other"
         );
         assert!(st.segment("hd", 4, "mp4").is_none());
+    }
+
+    fn fmp4_playlist(first: u64, count: u64, map: &str) -> String {
+        let mut t = format!(
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{first}\n#EXT-X-MAP:URI=\"{map}\"\n"
+        );
+        for m in first..first + count {
+            t.push_str(&format!("#EXTINF:2.0,\ns{m}.m4s\n"));
+        }
+        t
+    }
+
+    #[test]
+    fn fmp4_initialization_segments_are_stored_named_and_pruned() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        for m in 0..2 {
+            upload(&mut st, 0, &format!("s{m}.m4s"));
+        }
+        // The playlist names an init that has not arrived: nothing is published yet.
+        st.accept_playlist(0, "hd.m3u8", fmp4_playlist(0, 2, "init.mp4").as_bytes())
+            .unwrap();
+        assert!(uris(&mut st).is_empty());
+        upload(&mut st, 0, "init.mp4");
+        let body = String::from_utf8(st.media_playlist("hd").unwrap().body.to_vec()).unwrap();
+        let first_id = st.latest_init("hd").unwrap();
+        assert_eq!(
+            body.matches(&format!("#EXT-X-MAP:URI=\"init-{first_id}.mp4\"\n"))
+                .count(),
+            1,
+            "{body}"
+        );
+        assert_eq!(uris(&mut st), ["0.m4s", "1.m4s"]);
+        let path = st.init("hd", &first_id).unwrap();
+        assert_eq!(fs::read(path).unwrap(), b"init.mp4");
+        assert!(st.init("hd", "../../x").is_none());
+
+        // The encoder restarts with a new init under the same name: a second map from there on.
+        let tmp = st.upload_temp_path().unwrap();
+        fs::write(&tmp, b"new init").unwrap();
+        st.commit_upload(0, "init.mp4", &tmp, 8, "e".into())
+            .unwrap();
+        upload(&mut st, 0, "s2.m4s");
+        st.accept_playlist(0, "hd.m3u8", fmp4_playlist(1, 2, "init.mp4").as_bytes())
+            .unwrap();
+        let second_id = st.latest_init("hd").unwrap();
+        assert_ne!(first_id, second_id);
+        let body = String::from_utf8(st.media_playlist("hd").unwrap().body.to_vec()).unwrap();
+        let maps: Vec<&str> = body
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-MAP"))
+            .collect();
+        assert_eq!(maps.len(), 2, "{body}");
+        assert!(body.contains(&format!("init-{second_id}.mp4\"\n#EXT-X-PROGRAM-DATE-TIME")));
+
+        // A restart keeps knowing which init each segment needs.
+        drop(st);
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        assert_eq!(st.latest_init("hd").as_deref(), Some(second_id.as_str()));
+        // Pruning everything deletes both inits.
+        st.prune(now_ms() + 7_200_000).unwrap();
+        assert!(st.init("hd", &first_id).is_none());
+        assert!(st.init("hd", &second_id).is_none());
     }
 
     #[test]

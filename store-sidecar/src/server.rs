@@ -579,6 +579,50 @@ async fn handle_internal(
                 format!("channel '{channel}' has no rendition '{rid}'"),
             ),
         },
+        // fMP4 initialization segments: by id (as the media playlist's EXT-X-MAP names them), or
+        // the newest one as `init.mp4`.
+        [rid, file]
+            if file == "init.mp4" || (file.starts_with("init-") && file.ends_with(".mp4")) =>
+        {
+            let id = match file
+                .strip_prefix("init-")
+                .and_then(|f| f.strip_suffix(".mp4"))
+            {
+                Some(id) => Some(id.to_owned()),
+                None => st.latest_init(rid),
+            };
+            let found = id
+                .as_deref()
+                .and_then(|id| Some((id.to_owned(), st.init(rid, id)?)));
+            drop(st);
+            let Some((id, path)) = found else {
+                return (
+                    channel.clone(),
+                    text(
+                        StatusCode::NOT_FOUND,
+                        format!(
+                            "'{channel}/{rid}' has no initialization segment '{file}' (fMP4 ingest only)"
+                        ),
+                    ),
+                );
+            };
+            let etag = format!("\"{id}\"");
+            let mut r = if not_modified(headers, &etag) {
+                StatusCode::NOT_MODIFIED.into_response()
+            } else {
+                match tokio::fs::read(&path).await {
+                    Ok(bytes) => ([(header::CONTENT_TYPE, "video/mp4")], bytes).into_response(),
+                    Err(_) => text(
+                        StatusCode::NOT_FOUND,
+                        format!("initialization segment '{file}' just left the startover window"),
+                    ),
+                }
+            };
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                r.headers_mut().insert(header::ETAG, v);
+            }
+            return (channel, r);
+        }
         [rid, file] => {
             let found = file
                 .split_once('.')
@@ -646,7 +690,7 @@ async fn handle_internal(
         _ => text(
             StatusCode::NOT_FOUND,
             format!(
-                "no such path '{path}'; use index.m3u8, status, {{rendition}}/index.m3u8 or {{rendition}}/{{sequence}}.{{ext}}"
+                "no such path '{path}'; use index.m3u8, status, {{rendition}}/index.m3u8, {{rendition}}/{{sequence}}.{{ext}} or {{rendition}}/init.mp4"
             ),
         ),
     };

@@ -18,9 +18,7 @@ pub enum PlaylistError {
     NoTargetDuration,
     #[error("line {line}: {why}")]
     BadLine { line: usize, why: String },
-    #[error(
-        "line {line}: {tag} is not supported for ingest (segments must be whole files, fMP4 ingest is issue #6)"
-    )]
+    #[error("line {line}: {tag} is not supported for ingest (segments must be whole files)")]
     Unsupported { line: usize, tag: &'static str },
 }
 
@@ -49,6 +47,8 @@ pub struct SourceSegment {
     pub duration: f64,
     pub discontinuity: bool,
     pub program_date_time: Option<DateTime<Utc>>,
+    /// URI of the `EXT-X-MAP` (fMP4 initialization segment) in effect for this segment.
+    pub map: Option<String>,
     /// Tags kept verbatim for the filter (`EXT-X-CUE-*`, `EXT-X-DATERANGE`, `EXT-X-KEY`, …).
     pub tags: Vec<String>,
 }
@@ -103,6 +103,7 @@ fn scan_media(text: &str, parsed: &m3u8_rs::MediaPlaylist) -> Result<MediaSource
     let mut duration: Option<f64> = None;
     let mut discontinuity = false;
     let mut pdt = None;
+    let mut map: Option<String> = None;
     let mut tags = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
@@ -137,11 +138,20 @@ fn scan_media(text: &str, parsed: &m3u8_rs::MediaPlaylist) -> Result<MediaSource
                 line: line_no,
                 tag: "EXT-X-BYTERANGE",
             });
-        } else if line.starts_with("#EXT-X-MAP") {
-            return Err(PlaylistError::Unsupported {
-                line: line_no,
-                tag: "EXT-X-MAP",
-            });
+        } else if let Some(attrs) = line.strip_prefix("#EXT-X-MAP:") {
+            if attrs.contains("BYTERANGE=") {
+                return Err(PlaylistError::Unsupported {
+                    line: line_no,
+                    tag: "EXT-X-MAP with BYTERANGE",
+                });
+            }
+            let uri = attrs
+                .split_once("URI=\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(uri, _)| uri)
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| bad("EXT-X-MAP without a quoted URI"))?;
+            map = Some(uri.to_owned());
         } else if line.starts_with('#') {
             let regenerated = REGENERATED
                 .iter()
@@ -158,6 +168,7 @@ fn scan_media(text: &str, parsed: &m3u8_rs::MediaPlaylist) -> Result<MediaSource
                 duration: d,
                 discontinuity: std::mem::take(&mut discontinuity),
                 program_date_time: pdt.take(),
+                map: map.clone(),
                 tags: std::mem::take(&mut tags),
             });
         }
@@ -215,6 +226,26 @@ mod tests {
         assert!(m.segments[1].program_date_time.is_none());
     }
 
+    // As Debian's ffmpeg 5.1 writes it with `-hls_segment_type fmp4`.
+    const FFMPEG_FMP4: &str = "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
+#EXT-X-MAP:URI=\"init_0.mp4\"\n#EXTINF:2.000000,\n#EXT-X-PROGRAM-DATE-TIME:2026-11-25T17:18:39.590+0000\n\
+stream_0_0.m4s\n#EXTINF:2.000000,\nstream_0_1.m4s\n#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init_0b.mp4\"\n\
+#EXTINF:2.000000,\nstream_0_2.m4s\n";
+
+    #[test]
+    fn fmp4_segments_know_their_initialization_segment() {
+        let m = media(FFMPEG_FMP4);
+        assert_eq!(m.version, 7);
+        let maps: Vec<_> = m.segments.iter().map(|s| s.map.as_deref()).collect();
+        assert_eq!(
+            maps,
+            [Some("init_0.mp4"), Some("init_0.mp4"), Some("init_0b.mp4")]
+        );
+        // The map is the store's to rewrite, not a tag to keep verbatim.
+        assert!(m.segments.iter().all(|s| s.tags.is_empty()));
+        assert!(media(FFMPEG).segments.iter().all(|s| s.map.is_none()));
+    }
+
     #[test]
     fn refusals_say_why() {
         assert_eq!(parse(b"hello").unwrap_err(), PlaylistError::NoHeader);
@@ -228,10 +259,15 @@ mod tests {
         ));
         assert!(matches!(
             parse(
-                b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"i.mp4\"\n#EXTINF:2,\na.m4s\n"
+                b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"i.mp4\",BYTERANGE=\"800@0\"\n#EXTINF:2,\na.m4s\n"
             )
             .unwrap_err(),
-            PlaylistError::Unsupported { .. }
+            PlaylistError::Unsupported { line: 3, .. }
+        ));
+        assert!(matches!(
+            parse(b"#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\n#EXTINF:2,\na.m4s\n")
+                .unwrap_err(),
+            PlaylistError::BadLine { line: 3, .. }
         ));
         assert!(matches!(
             parse(b"#EXTM3U\n#EXT-X-TARGETDURATION:2\nno-extinf.ts\n").unwrap_err(),

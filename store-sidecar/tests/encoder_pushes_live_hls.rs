@@ -135,6 +135,88 @@ fn ffmpeg_digest_push_two_renditions_served_byte_identical() {
 }
 
 #[test]
+fn ffmpeg_fmp4_push_is_served_with_its_initialization_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
+    let local = dir.path().join("local");
+    Encoder::start(EncoderSpec {
+        two_renditions: true,
+        local_copy: Some(&local),
+        fmp4: true,
+        ..EncoderSpec::digest(sc.ingest, 1, 8)
+    })
+    .wait(Duration::from_secs(60));
+    for v in 0..2 {
+        let rendition = format!("stream_{v}");
+        let pl = String::from_utf8(sc.get_ok(&format!("/store/v1/news/{rendition}/index.m3u8")))
+            .unwrap();
+        // One initialization segment, named by the store, announced before the first segment.
+        let maps: Vec<&str> = pl
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-MAP:"))
+            .collect();
+        assert_eq!(maps.len(), 1, "{pl}");
+        let init_uri = maps[0]
+            .trim_start_matches("#EXT-X-MAP:URI=\"")
+            .trim_end_matches('"');
+        assert!(
+            init_uri.starts_with("init-") && init_uri.ends_with(".mp4"),
+            "{pl}"
+        );
+        assert!(pl.find("#EXT-X-MAP").unwrap() < pl.find("#EXTINF").unwrap());
+        let init = sc.get(&format!("/store/v1/news/{rendition}/{init_uri}"));
+        assert_eq!(init.status, 200);
+        assert_eq!(init.header("content-type"), Some("video/mp4"));
+        let sent_init = std::fs::read(local.join(format!("init_{v}.mp4"))).unwrap();
+        assert!(
+            init.body == sent_init,
+            "initialization segment byte-identical"
+        );
+        assert_eq!(
+            sc.get(&format!("/store/v1/news/{rendition}/init.mp4")).body,
+            sent_init
+        );
+
+        let uris = segment_uris(&pl);
+        assert_eq!(uris.len(), 4, "8 s of 2 s segments: {pl}");
+        let mut whole = init.body.clone();
+        for (i, uri) in uris.iter().enumerate() {
+            assert_eq!(uri, &format!("{i}.m4s"));
+            let r = sc.get(&format!("/store/v1/news/{rendition}/{uri}"));
+            assert_eq!(r.header("content-type"), Some("video/mp4"));
+            let sent = std::fs::read(local.join(format!("stream_{v}_{i}.m4s"))).unwrap();
+            assert!(r.body == sent, "{rendition}/{uri} byte-identical");
+            whole.extend_from_slice(&r.body);
+        }
+        // Initialization segment + media segments, as served, are a stream ffmpeg decodes whole.
+        let file = dir.path().join(format!("{rendition}.mp4"));
+        std::fs::write(&file, &whole).unwrap();
+        let out = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-i"])
+            .arg(&file)
+            .args(["-map", "0:v", "-f", "framemd5", "-"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let frames = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .count();
+        assert_eq!(frames, 200, "8 s at 25 fps, every frame");
+    }
+    assert_eq!(
+        sc.get("/store/v1/news/stream_0/init-0000.mp4").status,
+        404,
+        "unknown initialization segment"
+    );
+    sc.stop();
+}
+
+#[test]
 fn ffmpeg_basic_auth_header_push_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));

@@ -339,6 +339,8 @@ pub struct EncoderSpec<'a> {
     /// Also write the very same encode to this local directory (no upload), to compare bytes.
     pub local_copy: Option<&'a Path>,
     pub start_number: u64,
+    /// fMP4 segments (`-hls_segment_type fmp4`: EXT-X-MAP + `.m4s`) instead of MPEG-TS.
+    pub fmp4: bool,
 }
 
 impl EncoderSpec<'_> {
@@ -358,6 +360,7 @@ impl EncoderSpec<'_> {
             two_renditions: false,
             local_copy: None,
             start_number: 0,
+            fmp4: false,
         }
     }
 }
@@ -394,6 +397,9 @@ fn encode_args(spec: &EncoderSpec<'_>, vlabels: (&str, &str), alabel: &str) -> V
         "2",
     ]);
     push(&["-start_number", &spec.start_number.to_string()]);
+    if spec.fmp4 {
+        push(&["-hls_segment_type", "fmp4"]);
+    }
     push(&["-t", &spec.seconds.to_string()]);
     if spec.two_renditions {
         push(&[
@@ -475,10 +481,11 @@ impl Encoder {
             Some((u, p)) => format!("http://{u}:{p}@{}/in/v1/news/{}", spec.ingest, spec.input),
             None => format!("http://{}/in/v1/news/{}", spec.ingest, spec.input),
         };
+        let ext = if spec.fmp4 { "m4s" } else { "ts" };
         let (seg, pl) = if spec.two_renditions {
-            ("stream_%v_%d.ts", "stream_%v.m3u8")
+            (format!("stream_%v_%d.{ext}"), "stream_%v.m3u8")
         } else {
-            ("stream_0_%d.ts", "stream_0.m3u8")
+            (format!("stream_0_%d.{ext}"), "stream_0.m3u8")
         };
         args.push("-hls_segment_filename".into());
         args.push(format!("{base}/{seg}"));
@@ -488,7 +495,7 @@ impl Encoder {
             args.extend(encode_args(&spec, ("a2", "b2"), "1:a"));
             args.extend(["-hls_list_size", "0"].iter().map(|s| s.to_string()));
             args.push("-hls_segment_filename".into());
-            args.push(dir.join(seg).display().to_string());
+            args.push(dir.join(&seg).display().to_string());
             args.push(dir.join(pl).display().to_string());
         }
         let child = Command::new("ffmpeg")
