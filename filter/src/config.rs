@@ -63,7 +63,9 @@ pub struct ChannelConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Format {
+    /// HLS with the segments as ingested (MPEG-TS, or fMP4 with `EXT-X-MAP`).
     Hls,
+    /// HLS with fMP4 (CMAF) segments: `EXT-X-MAP` + `.m4s`. Today from fMP4 ingest only.
     Cmaf,
     Dash,
 }
@@ -296,10 +298,16 @@ fn validate_endpoint(
     name: &str,
     cfg: EndpointConfig,
 ) -> Result<Endpoint, ConfigError> {
-    if cfg.format != Format::Hls {
+    if cfg.format == Format::Dash {
         return Err(err(
             format!("{f}.format"),
-            "only \"hls\" is available in this version (cmaf and dash: issue #6)",
+            "\"dash\" is not available in this version; use \"hls\" or \"cmaf\"",
+        ));
+    }
+    if cfg.format == Format::Cmaf && cfg.encryption.is_some() {
+        return Err(err(
+            format!("{f}.encryption"),
+            "cmaf endpoints are clear in this version (SAMPLE-AES/CENC for fMP4 is not available yet); remove encryption or use format \"hls\" with MPEG-TS ingest",
         ));
     }
     if !(1..=86_400).contains(&cfg.manifest_window_seconds) {

@@ -23,6 +23,9 @@ pub enum FilterError {
     /// The store did not answer in time.
     #[error("{0}")]
     GatewayTimeout(String),
+    /// A combination this version cannot produce (e.g. encrypting fMP4 segments).
+    #[error("{0}")]
+    NotImplemented(String),
 }
 
 impl FilterError {
@@ -35,6 +38,7 @@ impl FilterError {
             FilterError::MethodNotAllowed(_) => 405,
             FilterError::BadGateway(_) => 502,
             FilterError::GatewayTimeout(_) => 504,
+            FilterError::NotImplemented(_) => 501,
         }
     }
 

@@ -23,6 +23,8 @@ pub struct Segment {
     pub disc_seq: u64,
     /// The source's `EXT-X-KEY` line in effect for this segment, if any.
     pub source_key: Option<String>,
+    /// fMP4: URI of the `EXT-X-MAP` (initialization segment) in effect for this segment.
+    pub map: Option<String>,
     /// Other tags before the URI, verbatim and in order (cues, DATERANGE, …).
     pub tags: Vec<String>,
     /// URI as listed (`{sequence}.{ext}` in the store's view).
@@ -107,6 +109,7 @@ pub fn parse(bytes: &[u8]) -> Result<MediaPlaylist, FilterError> {
     let mut discontinuity = false;
     let mut disc_seq = pl.discontinuity_sequence;
     let mut key: Option<String> = None;
+    let mut map: Option<String> = None;
     let mut seen_segment_tag = false;
     for raw in text.lines() {
         let line = raw.trim();
@@ -133,6 +136,7 @@ pub fn parse(bytes: &[u8]) -> Result<MediaPlaylist, FilterError> {
                 discontinuity,
                 disc_seq,
                 source_key: key.clone(),
+                map: map.clone(),
                 tags: std::mem::take(&mut pending),
                 uri: line.to_owned(),
             });
@@ -161,6 +165,15 @@ pub fn parse(bytes: &[u8]) -> Result<MediaPlaylist, FilterError> {
             seen_segment_tag = true;
         } else if line == "#EXT-X-DISCONTINUITY" {
             discontinuity = true;
+            seen_segment_tag = true;
+        } else if let Some(attrs) = line.strip_prefix("#EXT-X-MAP:") {
+            let uri = attrs
+                .split_once("URI=\"")
+                .and_then(|(_, rest)| rest.split_once('"'))
+                .map(|(uri, _)| uri.to_owned())
+                .filter(|u| !u.is_empty())
+                .ok_or_else(|| bad(format!("{line}: no URI")))?;
+            map = Some(uri);
             seen_segment_tag = true;
         } else if name == "#EXT-X-KEY" {
             key = (!line.contains("METHOD=NONE")).then(|| line.to_owned());

@@ -75,11 +75,23 @@ pub fn write(
                 .map_or(pl.discontinuity_sequence, |s| s.disc_seq),
         ),
     };
+    let fmp4 = segs.iter().any(|s| s.map.is_some());
+    if fmp4 && encryption.is_some() {
+        return Err(FilterError::NotImplemented(format!(
+            "endpoint '{}' encrypts with AES-128, which this version does for MPEG-TS segments only; this rendition is fMP4 (CMAF). Serve it from an endpoint without encryption",
+            endpoint.name
+        )));
+    }
+    // EXT-X-MAP in a media playlist needs protocol version 6.
+    let version = if fmp4 {
+        pl.version.max(6)
+    } else {
+        pl.version.max(3)
+    };
     let mut out = String::with_capacity(256 + segs.len() * 96);
     let _ = write!(
         out,
-        "#EXTM3U\n#EXT-X-VERSION:{}\n#EXT-X-TARGETDURATION:{td}\n#EXT-X-MEDIA-SEQUENCE:{first_seq}\n#EXT-X-DISCONTINUITY-SEQUENCE:{first_disc}\n",
-        pl.version.max(3)
+        "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{td}\n#EXT-X-MEDIA-SEQUENCE:{first_seq}\n#EXT-X-DISCONTINUITY-SEQUENCE:{first_disc}\n"
     );
     match kind {
         Kind::Live => {}
@@ -94,9 +106,17 @@ pub fn write(
     let mut last_pdt: Option<i64> = None;
     let mut last_period: Option<u64> = None;
     let mut last_source_key: Option<&str> = None;
+    let mut last_map: Option<&str> = None;
     for (i, s) in segs.iter().enumerate() {
         if s.discontinuity && i > 0 {
             out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        // The initialization segment: at the window's first segment and wherever it changes.
+        if let Some(map) = s.map.as_deref()
+            && last_map != Some(map)
+        {
+            let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
+            last_map = Some(map);
         }
         match encryption {
             // Our key periods; the token in the tag changes per request, so compare periods.

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use crate::access;
-use crate::config::{Endpoint, Settings};
+use crate::config::{Endpoint, Format, Settings};
 use crate::crypto;
 use crate::error::FilterError;
 use crate::media_playlist;
@@ -66,6 +66,8 @@ pub enum JobKind {
     Segment {
         sequence: u64,
     },
+    /// An fMP4 initialization segment, passed through.
+    Init,
 }
 
 /// The store's answer as the shell received it. `status` 0 means the call was reset (no headers).
@@ -201,6 +203,15 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
                 }),
             })))
         }
+        Asset::Init { rendition, id } => {
+            if query.manifest_filter.is_some() {
+                return Err(child_filter());
+            }
+            Ok(Plan::Fetch(Box::new(Fetch {
+                path: store(&format!("{rendition}/init-{id}.mp4")),
+                job: job(JobKind::Init),
+            })))
+        }
         Asset::Key { key_id } => {
             let enc = ep.cfg.encryption.as_ref().ok_or_else(|| {
                 FilterError::NotFound(format!("endpoint '{}' is not encrypted: no keys", ep.name))
@@ -221,6 +232,14 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
             ))
         }
     }
+}
+
+/// A `cmaf` endpoint asked for MPEG-TS content.
+fn ts_to_cmaf(ep: &Endpoint) -> FilterError {
+    FilterError::NotImplemented(format!(
+        "endpoint '{}' is cmaf, but this rendition was ingested as MPEG-TS; repackaging MPEG-TS to fMP4 is not available in this version. Push fMP4 (ffmpeg -hls_segment_type fmp4) or use format \"hls\"",
+        ep.name
+    ))
 }
 
 /// Builds the viewer's answer from the store's.
@@ -298,6 +317,16 @@ fn try_respond(
                         .map_or_else(|| first.to_string(), |t| t.to_rfc3339())
                 )));
             }
+            if ep.cfg.format == Format::Cmaf
+                && pl
+                    .segments
+                    .get(range.clone())
+                    .unwrap_or(&[])
+                    .iter()
+                    .any(|s| s.map.is_none())
+            {
+                return Err(ts_to_cmaf(ep));
+            }
             let text = media_rewrite::write(&pl, range, kind, ep, now_ms)?;
             let max_age = (pl.target_duration / 2).max(1);
             Ok(
@@ -305,7 +334,20 @@ fn try_respond(
                     .header("cache-control", format!("max-age={max_age}")),
             )
         }
+        JobKind::Init => Ok(Response::with_body(200, "video/mp4", answer.body.to_vec())
+            // Named by its content: it never changes.
+            .header("cache-control", "max-age=1209600, immutable")),
         JobKind::Segment { sequence } => {
+            let ct = (answer.header)("content-type").unwrap_or_else(|| "video/mp2t".into());
+            if ep.cfg.format == Format::Cmaf && ct != "video/mp4" {
+                return Err(ts_to_cmaf(ep));
+            }
+            if ep.cfg.encryption.is_some() && ct == "video/mp4" {
+                return Err(FilterError::NotImplemented(format!(
+                    "endpoint '{}' encrypts with AES-128, which this version does for MPEG-TS segments only; this segment is fMP4 (CMAF)",
+                    ep.name
+                )));
+            }
             let body = match &ep.cfg.encryption {
                 None => answer.body.to_vec(),
                 Some(enc) => {
@@ -323,7 +365,6 @@ fn try_respond(
                     crypto::encrypt_segment(&key, &crypto::iv_for(ep, *sequence), answer.body)
                 }
             };
-            let ct = (answer.header)("content-type").unwrap_or_else(|| "video/mp2t".into());
             Ok(Response::with_body(200, &ct, body)
                 .header("cache-control", "max-age=1209600, immutable"))
         }
@@ -339,12 +380,16 @@ mod tests {
     const STORE_MASTER: &str = include_str!("../tests/fixtures/store_multivariant.m3u8");
     const STORE_MEDIA: &str = include_str!("../tests/fixtures/store_media_stream_0.m3u8");
     const GROUPS: &str = include_str!("../tests/fixtures/multivariant_groups.m3u8");
+    const STORE_FMP4: &str = include_str!("../tests/fixtures/store_media_fmp4.m3u8");
+    /// 2026-11-25T17:23:15.749Z, the first segment of the recorded fMP4 store playlist.
+    const T_FMP4: i64 = 1795627395749;
     /// 2026-11-25T14:35:31.666Z, the first segment of the recorded store playlist.
     const T0: i64 = 1_795_617_331_666;
 
     const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
       "channels": { "news": { "endpoints": {
         "hls": { "format": "hls", "manifest_window_seconds": 4 },
+        "cmaf": { "format": "cmaf", "manifest_window_seconds": 4 },
         "pdt": { "format": "hls", "program_date_time_interval_seconds": 4 },
         "sorted": { "format": "hls", "stream_selection": { "max_video_bits_per_second": 2000000, "stream_order": "video_bitrate_ascending" } },
         "secure": { "format": "hls", "manifest_window_seconds": 60,
@@ -443,7 +488,7 @@ mod tests {
         let (s, body) = status("/out/v1/news/dash/index.m3u8", &[]);
         assert_eq!(s, 404);
         assert!(
-            body.contains("configured: fixed, hls, pdt, secure, sorted"),
+            body.contains("configured: cmaf, fixed, hls, pdt, secure, sorted"),
             "{body}"
         );
         assert_eq!(status("/out/v1/news/hls/a/b/c", &[]).0, 404);
@@ -468,6 +513,84 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn cmaf_endpoints_serve_fmp4_ingest_with_its_initialization_segment() {
+        let init = "init-e596aaddc6b8f9792ee486b6307bfa40.mp4";
+        let now = T_FMP4 + 8_000;
+        // The store names the init once, before segment 0; a window that starts later still
+        // announces it before its first segment.
+        let f = fetch("/out/v1/news/cmaf/stream_0/index.m3u8", &[]);
+        let t = text(&answer(&f.job, 200, &[], STORE_FMP4.as_bytes(), now));
+        assert!(t.contains("#EXT-X-VERSION:7\n"), "{t}");
+        assert_eq!(t.matches("#EXT-X-MAP:").count(), 1, "{t}");
+        assert!(
+            t.find(&format!("#EXT-X-MAP:URI=\"{init}\"")).unwrap() < t.find("#EXTINF").unwrap(),
+            "{t}"
+        );
+        assert_eq!(uris(&t).last(), Some(&"3.m4s"), "{t}");
+        assert!(!uris(&t).contains(&"0.m4s"), "4 s window: {t}");
+        // The plain hls format passes fMP4 through the same way.
+        let f = fetch("/out/v1/news/hls/stream_0/index.m3u8", &[]);
+        let t = text(&answer(&f.job, 200, &[], STORE_FMP4.as_bytes(), now));
+        assert_eq!(
+            t.matches(&format!("#EXT-X-MAP:URI=\"{init}\"")).count(),
+            1,
+            "{t}"
+        );
+
+        // The initialization segment: fetched by id, passed through, cached for good.
+        let f = fetch(&format!("/out/v1/news/cmaf/stream_0/{init}"), &[]);
+        assert_eq!(f.path, format!("/store/v1/news/stream_0/{init}"));
+        let r = answer(
+            &f.job,
+            200,
+            &[("content-type", "video/mp4")],
+            b"ftypmoov",
+            now,
+        );
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ftypmoov"[..]));
+        assert_eq!(r.get("content-type"), Some("video/mp4"));
+        assert_eq!(r.get("cache-control"), Some("max-age=1209600, immutable"));
+        assert_eq!(
+            status("/out/v1/news/cmaf/stream_0/init-xyz.mp4", &[]).0,
+            404
+        );
+        let f = fetch("/out/v1/news/cmaf/stream_0/3.m4s", &[]);
+        let r = answer(
+            &f.job,
+            200,
+            &[("content-type", "video/mp4")],
+            b"moofmdat",
+            now,
+        );
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"moofmdat"[..]));
+
+        // What this version cannot do is said, not faked: AES-128 of fMP4, cmaf from MPEG-TS.
+        let f = fetch("/out/v1/news/fixed/stream_0/index.m3u8", &[]);
+        let r = answer(&f.job, 200, &[], STORE_FMP4.as_bytes(), now);
+        assert_eq!(r.status, 501, "{}", text(&r));
+        assert!(text(&r).contains("fMP4"), "{}", text(&r));
+        let f = fetch("/out/v1/news/cmaf/stream_0/index.m3u8", &[]);
+        let r = answer(&f.job, 200, &[], STORE_MEDIA.as_bytes(), T0 + 8_000);
+        assert_eq!(r.status, 501);
+        assert!(text(&r).contains("MPEG-TS"), "{}", text(&r));
+        let f = fetch("/out/v1/news/cmaf/stream_0/3.ts", &[]);
+        let r = answer(&f.job, 200, &[("content-type", "video/mp2t")], b"G", now);
+        assert_eq!(r.status, 501);
+        let e = Settings::from_json(
+            CONFIG
+                .replace(
+                    r#""cmaf": { "format": "cmaf","#,
+                    r#""cmaf": { "format": "cmaf", "encryption": { "method": "aes-128", "key": { "derived": { "secret": "0123456789abcdef0123" } }, "key_token": { "secret": "tok-0123456789abcdef" } },"#,
+                )
+                .as_bytes(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("channels.news.endpoints.cmaf.encryption"), "{e}");
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

@@ -84,6 +84,7 @@ mod tests {
                 discontinuity: false,
                 disc_seq: 0,
                 source_key: None,
+                map: None,
                 tags: vec![],
                 uri: format!("{}.ts", 100 + i),
             })
@@ -182,6 +183,7 @@ mod properties {
                         discontinuity,
                         disc_seq: disc,
                         source_key: None,
+                        map: None,
                         tags: vec![],
                         uri: format!("{}.ts", 1000 + i),
                     };

@@ -17,6 +17,9 @@ pub enum Asset {
     },
     /// `key/{key-id}`
     Key { key_id: String },
+    /// `{rendition}/init-{id}.mp4`: an fMP4 initialization segment, as the playlist's EXT-X-MAP
+    /// names it.
+    Init { rendition: String, id: String },
 }
 
 /// A routed egress request.
@@ -43,7 +46,7 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
     };
     let not_found = || {
         FilterError::NotFound(format!(
-            "no such edgepack path '{path}'; use /out/v1/{{channel}}/{{endpoint}}/index.m3u8, …/{{rendition}}/index.m3u8, …/{{rendition}}/{{sequence}}.ts or …/key/{{key-id}}"
+            "no such edgepack path '{path}'; use /out/v1/{{channel}}/{{endpoint}}/index.m3u8, …/{{rendition}}/index.m3u8, …/{{rendition}}/{{sequence}}.ts, …/{{rendition}}/init-{{id}}.mp4 or …/key/{{key-id}}"
         ))
     };
     let parts: Vec<&str> = rest.split('/').collect();
@@ -59,6 +62,20 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
         [r, "index.m3u8"] if safe(r) => Asset::Media {
             rendition: (*r).to_owned(),
         },
+        [r, file]
+            if safe(r)
+                && let Some(id) = file
+                    .strip_prefix("init-")
+                    .and_then(|f| f.strip_suffix(".mp4"))
+                    .filter(|id| {
+                        (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
+                    }) =>
+        {
+            Asset::Init {
+                rendition: (*r).to_owned(),
+                id: id.to_owned(),
+            }
+        }
         [r, file] if safe(r) => {
             let (seq, ext) = file.split_once('.').ok_or_else(not_found)?;
             let ext_ok =
