@@ -3,7 +3,7 @@
 //! served by the proxy on a route where the filter is off, as `envoy/envoy.yaml` does) and plays
 //! `/out/v1/news/secure/index.m3u8` while ffmpeg is pushing live: `currentTime` advances at least
 //! 5 s within 10 s of playing with no fatal error. With every key token tampered, playback fails
-//! with a key error.
+//! with a key error. And hls.js plays a `cmaf` endpoint (fMP4 segments with `EXT-X-MAP`) live.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -111,6 +111,39 @@ fn hls_js_in_chromium_plays_aes128_live_and_fails_with_wrong_keys() {
         "{bad}"
     );
     assert!(bad["keyErrors"].as_u64().unwrap() > 0, "{bad}");
+    assert_eq!(h.traps(), 0);
+    sc.stop();
+}
+
+#[test]
+fn hls_js_in_chromium_plays_cmaf_live_from_fmp4_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
+    let _encoder = sidecar::Encoder::start(sidecar::EncoderSpec {
+        two_renditions: true,
+        fmp4: true,
+        ..sidecar::EncoderSpec::digest(sc.ingest, 1, 60)
+    });
+    sidecar::wait_for(Duration::from_secs(30), "three segments", || {
+        (sc.status()["renditions"][0]["segments"].as_u64()? >= 3).then_some(())
+    });
+    let config = r#"{ "store": { "cluster": "edgepack_store" },
+      "channels": { "news": { "endpoints": {
+        "cmaf": { "format": "cmaf", "manifest_window_seconds": 30 } } } } }"#;
+    let mut o = HostOptions::new(
+        artifacts::filter_wasm().unwrap(),
+        config.as_bytes().to_vec(),
+    );
+    o.clusters = vec![("edgepack_store".into(), sc.internal)];
+    o.direct_responses = player_routes();
+    let h = start(o).unwrap();
+    let state = play(&format!("http://{}/?endpoint=cmaf", h.addr), 12);
+    eprintln!("cmaf: {state}");
+    assert!(state["fatal"].is_null(), "{state}");
+    assert!(
+        state["advanced"].as_f64().unwrap() >= 5.0,
+        "playback must advance 5 s: {state}"
+    );
     assert_eq!(h.traps(), 0);
     sc.stop();
 }
