@@ -13,6 +13,7 @@
 //! keys, tokens).
 
 pub mod access;
+pub mod cmaf;
 pub mod config;
 pub mod crypto;
 pub mod error;

@@ -1,0 +1,285 @@
+//! MPEG-TS → CMAF (fragmented MP4), one HLS segment at a time, with no state between requests:
+//! H.264 + AAC are demultiplexed ([`ts`]), turned into MP4 samples ([`h264`], [`adts`]) and written
+//! as an initialization segment and a media segment ([`mp4`]).
+//!
+//! Decode times are the segment's own 90 kHz timestamps, made continuous across the 33-bit wrap
+//! (every 26.5 h) with the segment's program date time: the offset between wall clock and
+//! timestamps is constant for a stream, so the number of wraps is the one that puts the
+//! timestamp nearest to it. Every edge computes the same bytes for the same segment.
+
+pub mod adts;
+pub mod h264;
+pub mod mp4;
+pub mod ts;
+
+use mp4::{Codec, Run, Sample, Track};
+
+/// Why a segment cannot be repackaged.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CmafError {
+    #[error("{0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+pub const VIDEO_TRACK: u32 = 1;
+pub const AUDIO_TRACK: u32 = 2;
+const WRAP: i128 = 1 << 33;
+
+/// A repackaged segment: the tracks (for the initialization segment) and the media segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Remuxed {
+    pub tracks: Vec<Track>,
+    pub fragment: Vec<u8>,
+}
+
+impl Remuxed {
+    /// The initialization segment these fragments need.
+    pub fn init_segment(&self) -> Vec<u8> {
+        mp4::init_segment(&self.tracks)
+    }
+
+    /// RFC 6381 codec strings, video first.
+    pub fn codecs(&self) -> Vec<String> {
+        self.tracks
+            .iter()
+            .map(|t| match &t.codec {
+                Codec::Avc(c) => c.codec(),
+                Codec::Aac(c) => c.codec(),
+            })
+            .collect()
+    }
+}
+
+/// `t33` with as many 2^33 wraps added as put it nearest to `reference` (90 kHz).
+fn unwrap(t33: u64, reference: Option<i64>) -> i128 {
+    let t = i128::from(t33);
+    match reference {
+        Some(r) => {
+            let k = (i128::from(r) - t + WRAP / 2).div_euclid(WRAP);
+            t + k * WRAP
+        }
+        None => t,
+    }
+}
+
+/// `t33 − base33` across a wrap inside the segment, in (−2^32, 2^32].
+fn delta(t33: u64, base33: u64) -> i128 {
+    let d = (i128::from(t33) - i128::from(base33)).rem_euclid(WRAP);
+    if d > WRAP / 2 { d - WRAP } else { d }
+}
+
+fn video_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), CmafError> {
+    let mut sps = None;
+    let mut pps = None;
+    let mut samples = Vec::with_capacity(pes.len());
+    let mut data = Vec::with_capacity(pes.iter().map(|p| p.data.len()).sum());
+    let first = pes
+        .first()
+        .ok_or_else(|| CmafError::Malformed("no video frames in the segment".into()))?;
+    let base = unwrap(first.dts, reference);
+    let mut decode: Vec<i128> = Vec::with_capacity(pes.len());
+    for (i, p) in pes.iter().enumerate() {
+        let nals = h264::nal_units(&p.data);
+        for n in &nals {
+            match h264::nal_type(n) {
+                h264::NAL_SPS if sps.is_none() => sps = Some(n.to_vec()),
+                h264::NAL_PPS if pps.is_none() => pps = Some(n.to_vec()),
+                _ => {}
+            }
+        }
+        let (bytes, idr) = h264::sample_data(&nals);
+        if i == 0 && !idr {
+            return Err(CmafError::Unsupported(
+                "the segment does not start with an IDR frame; a CMAF fragment must (encode with a closed GOP aligned to segments, e.g. ffmpeg -g 50 -keyint_min 50 -sc_threshold 0)".into(),
+            ));
+        }
+        let d = base + delta(p.dts, first.dts);
+        decode.push(d);
+        samples.push(Sample {
+            duration: 0,
+            size: bytes.len() as u32,
+            sync: idr,
+            composition_offset: i32::try_from(delta(p.pts, p.dts))
+                .map_err(|_| CmafError::Malformed("a composition offset beyond 32 bits".into()))?,
+        });
+        data.extend_from_slice(&bytes);
+    }
+    for i in 0..samples.len() {
+        let d = match (decode.get(i + 1), i.checked_sub(1)) {
+            (Some(next), _) => next - decode[i],
+            // The last frame lasts as long as the one before it (constant frame rate).
+            (None, Some(prev)) => decode[i] - decode[prev],
+            (None, None) => 3600,
+        };
+        samples[i].duration = u32::try_from(d)
+            .ok()
+            .filter(|d| *d > 0)
+            .ok_or_else(|| CmafError::Malformed("video decode times do not increase".into()))?;
+    }
+    let (Some(sps), Some(pps)) = (sps, pps) else {
+        return Err(CmafError::Malformed(
+            "no SPS/PPS in the segment: cannot describe the video".into(),
+        ));
+    };
+    let config = h264::parse_sps(&sps, &pps)?;
+    Ok((
+        Track {
+            id: VIDEO_TRACK,
+            timescale: 90_000,
+            codec: Codec::Avc(config),
+        },
+        Run {
+            track_id: VIDEO_TRACK,
+            base_decode_time: u64::try_from(base).unwrap_or(0),
+            samples,
+            data,
+        },
+    ))
+}
+
+fn audio_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), CmafError> {
+    let first = pes
+        .first()
+        .ok_or_else(|| CmafError::Malformed("no audio frames in the segment".into()))?;
+    let mut config = None;
+    let mut samples = Vec::new();
+    let mut data = Vec::new();
+    for p in pes {
+        let (c, frames) = adts::frames(&p.data)?;
+        if *config.get_or_insert(c) != c {
+            return Err(CmafError::Unsupported(
+                "the AAC configuration changes inside a segment".into(),
+            ));
+        }
+        for f in frames {
+            samples.push(Sample {
+                duration: 1024,
+                size: f.len() as u32,
+                sync: true,
+                composition_offset: 0,
+            });
+            data.extend_from_slice(f);
+        }
+    }
+    let config =
+        config.ok_or_else(|| CmafError::Malformed("no audio frames in the segment".into()))?;
+    let base_90k = unwrap(first.pts, reference);
+    let base = base_90k * i128::from(config.sample_rate) / 90_000;
+    Ok((
+        Track {
+            id: AUDIO_TRACK,
+            timescale: config.sample_rate,
+            codec: Codec::Aac(config),
+        },
+        Run {
+            track_id: AUDIO_TRACK,
+            base_decode_time: u64::try_from(base).unwrap_or(0),
+            samples,
+            data,
+        },
+    ))
+}
+
+/// Repackages one MPEG-TS segment. `sequence` numbers the fragment; `pdt_ms` (the segment's
+/// program date time) keeps decode times continuous across the 33-bit timestamp wrap.
+pub fn remux(segment: &[u8], sequence: u64, pdt_ms: Option<i64>) -> Result<Remuxed, CmafError> {
+    let d = ts::demux(segment)?;
+    let reference = pdt_ms.map(|ms| ms.saturating_mul(90));
+    let mut tracks = Vec::new();
+    let mut runs = Vec::new();
+    if !d.video.is_empty() {
+        let (t, r) = video_run(&d.video, reference)?;
+        tracks.push(t);
+        runs.push(r);
+    }
+    if !d.audio.is_empty() {
+        let (t, r) = audio_run(&d.audio, reference)?;
+        tracks.push(t);
+        runs.push(r);
+    }
+    if runs.is_empty() {
+        return Err(CmafError::Malformed(
+            "the segment has no H.264 or AAC frames".into(),
+        ));
+    }
+    let fragment = mp4::media_segment((sequence as u32).wrapping_add(1), &runs);
+    Ok(Remuxed { tracks, fragment })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn timestamps_stay_continuous_across_the_33_bit_wrap() {
+        // A stream whose timestamps sit 5 h of 90 kHz ticks below the wall clock (mod 2^33).
+        let offset: i64 = 5 * 3600 * 90_000;
+        let wall = |ms: i64| ms * 90;
+        let t33 = |ms: i64| ((wall(ms) - offset).rem_euclid(1 << 33)) as u64;
+        let ms0 = 1_795_600_000_000i64;
+        let mut last = None;
+        // Two days of 2 s segments cross the wrap (every 26.5 h) at least once.
+        for i in 0..86_400 {
+            let ms = ms0 + i * 2000;
+            let t = unwrap(t33(ms), Some(wall(ms) + (i % 7) * 90)); // PDT jitter of a few ms
+            if let Some(l) = last {
+                assert_eq!(t - l, 180_000, "segment {i}");
+            }
+            last = Some(t);
+        }
+        assert_eq!(delta(5, (1 << 33) - 5), 10);
+        assert_eq!(delta((1 << 33) - 5, 5), -10);
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn bad_segments_are_errors_not_panics() {
+        assert!(matches!(remux(&[], 0, None), Err(CmafError::Malformed(_))));
+        assert!(matches!(
+            remux(&[0x47; 187], 0, None),
+            Err(CmafError::Malformed(_))
+        ));
+        // Packets without PAT/PMT.
+        let mut p = vec![0x47, 0x01, 0x00, 0x10];
+        p.resize(188, 0xFF);
+        let e = remux(&p.repeat(3), 0, None).unwrap_err();
+        assert!(e.to_string().contains("PAT/PMT"), "{e}");
+        // Sync lost.
+        let mut q = p.clone();
+        q[0] = 0x48;
+        assert!(remux(&q, 0, None).is_err());
+        // Odd ADTS: a frame longer than its PES, and no sync word.
+        assert!(adts::frames(&[0xFF, 0xF1, 0x50, 0x80, 0xFF, 0xFF, 0xFC, 1, 2]).is_err());
+        assert!(adts::frames(&[0, 1, 2, 3, 4, 5, 6, 7]).is_err());
+        // SPS too short.
+        assert!(h264::parse_sps(&[0x67, 0x64], &[]).is_err());
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn annex_b_and_adts_become_mp4_samples() {
+        let stream = [
+            0, 0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x67, 1, 2, 0, 0, 1, 0x65, 7, 7, 0, 0,
+        ];
+        let nals = h264::nal_units(&stream);
+        assert_eq!(nals, [&[0x09, 0xF0][..], &[0x67, 1, 2], &[0x65, 7, 7]]);
+        let (data, idr) = h264::sample_data(&nals);
+        assert!(idr);
+        assert_eq!(
+            data,
+            [0, 0, 0, 3, 0x65, 7, 7],
+            "AUD and SPS leave the sample"
+        );
+        // ADTS, AAC LC, 48 kHz, stereo, 10-byte frame.
+        let frame = [0xFF, 0xF1, 0x4C, 0x80, 0x01, 0x5F, 0xFC, 0xAA, 0xBB, 0xCC];
+        let two = [frame, frame].concat();
+        let (c, frames) = adts::frames(&two).unwrap();
+        assert_eq!((c.object_type, c.sample_rate, c.channels), (2, 48_000, 2));
+        assert_eq!(c.audio_specific_config(), [0x11, 0x90]);
+        assert_eq!(frames, [&[0xAA, 0xBB, 0xCC][..], &[0xAA, 0xBB, 0xCC]]);
+        assert_eq!(c.codec(), "mp4a.40.2");
+    }
+}

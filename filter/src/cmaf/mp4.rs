@@ -1,0 +1,294 @@
+//! The ISO BMFF boxes (ISO/IEC 14496-12) of a CMAF track: the initialization segment
+//! (`ftyp` + `moov` with `mvex`) and media segments (`styp` + `moof` + `mdat`).
+
+use super::adts::AacConfig;
+use super::h264::AvcConfig;
+
+/// Appends a box: size placeholder, type, contents, then the size.
+fn boxed(out: &mut Vec<u8>, kind: &[u8; 4], f: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(kind);
+    f(out);
+    let size = (out.len() - start) as u32;
+    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
+}
+
+/// A full box: version and flags first.
+fn full(out: &mut Vec<u8>, kind: &[u8; 4], version: u8, flags: u32, f: impl FnOnce(&mut Vec<u8>)) {
+    boxed(out, kind, |o| {
+        o.extend_from_slice(&((u32::from(version) << 24) | flags).to_be_bytes());
+        f(o);
+    });
+}
+
+fn u16be(o: &mut Vec<u8>, v: u16) {
+    o.extend_from_slice(&v.to_be_bytes());
+}
+fn u32be(o: &mut Vec<u8>, v: u32) {
+    o.extend_from_slice(&v.to_be_bytes());
+}
+fn u64be(o: &mut Vec<u8>, v: u64) {
+    o.extend_from_slice(&v.to_be_bytes());
+}
+
+const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000];
+
+/// What a track carries.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Codec {
+    Avc(AvcConfig),
+    Aac(AacConfig),
+}
+
+/// One track of the init segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Track {
+    pub id: u32,
+    pub timescale: u32,
+    pub codec: Codec,
+}
+
+/// One sample of a fragment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub duration: u32,
+    pub size: u32,
+    pub sync: bool,
+    /// PTS − DTS.
+    pub composition_offset: i32,
+}
+
+/// A track's run in a media segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub track_id: u32,
+    pub base_decode_time: u64,
+    pub samples: Vec<Sample>,
+    pub data: Vec<u8>,
+}
+
+fn esds(o: &mut Vec<u8>, track_id: u32, c: &AacConfig) {
+    full(o, b"esds", 0, 0, |o| {
+        let asc = c.audio_specific_config();
+        // ES_Descriptor(3) { ES_ID, flags, DecoderConfigDescriptor(4) { AAC, audio stream,
+        // DecoderSpecificInfo(5) { AudioSpecificConfig } }, SLConfigDescriptor(6) { 2 } }
+        let dsi_len = asc.len() as u8;
+        let dcd_len = 13 + 2 + dsi_len;
+        let es_len = 3 + 2 + dcd_len + 3;
+        o.extend_from_slice(&[3, es_len]);
+        u16be(o, track_id as u16);
+        o.push(0);
+        o.extend_from_slice(&[4, dcd_len, 0x40, 0x15, 0, 0, 0]);
+        u32be(o, 0); // max bitrate: unknown
+        u32be(o, 0); // average bitrate: unknown
+        o.extend_from_slice(&[5, dsi_len]);
+        o.extend_from_slice(&asc);
+        o.extend_from_slice(&[6, 1, 2]);
+    });
+}
+
+fn sample_entry(o: &mut Vec<u8>, t: &Track) {
+    match &t.codec {
+        Codec::Avc(c) => boxed(o, b"avc1", |o| {
+            o.extend_from_slice(&[0; 6]);
+            u16be(o, 1); // data_reference_index
+            o.extend_from_slice(&[0; 16]);
+            u16be(o, c.width);
+            u16be(o, c.height);
+            u32be(o, 0x0048_0000);
+            u32be(o, 0x0048_0000);
+            u32be(o, 0);
+            u16be(o, 1); // frame_count
+            o.extend_from_slice(&[0; 32]); // compressorname
+            u16be(o, 0x0018);
+            u16be(o, 0xFFFF);
+            boxed(o, b"avcC", |o| o.extend_from_slice(&c.avcc()));
+        }),
+        Codec::Aac(c) => boxed(o, b"mp4a", |o| {
+            o.extend_from_slice(&[0; 6]);
+            u16be(o, 1);
+            o.extend_from_slice(&[0; 8]);
+            u16be(o, u16::from(c.channels));
+            u16be(o, 16);
+            u32be(o, 0);
+            u32be(o, c.sample_rate.min(0xFFFF) << 16);
+            esds(o, t.id, c);
+        }),
+    }
+}
+
+fn trak(o: &mut Vec<u8>, t: &Track) {
+    let (video, width, height) = match &t.codec {
+        Codec::Avc(c) => (true, u32::from(c.width), u32::from(c.height)),
+        Codec::Aac(_) => (false, 0, 0),
+    };
+    boxed(o, b"trak", |o| {
+        full(o, b"tkhd", 0, 3, |o| {
+            u32be(o, 0);
+            u32be(o, 0);
+            u32be(o, t.id);
+            u32be(o, 0);
+            u32be(o, 0); // duration: fragmented
+            o.extend_from_slice(&[0; 8]);
+            u16be(o, 0); // layer
+            u16be(o, 0); // alternate group
+            u16be(o, if video { 0 } else { 0x0100 });
+            u16be(o, 0);
+            MATRIX.iter().for_each(|m| u32be(o, *m));
+            u32be(o, width << 16);
+            u32be(o, height << 16);
+        });
+        boxed(o, b"mdia", |o| {
+            full(o, b"mdhd", 0, 0, |o| {
+                u32be(o, 0);
+                u32be(o, 0);
+                u32be(o, t.timescale);
+                u32be(o, 0);
+                u16be(o, 0x55C4); // 'und'
+                u16be(o, 0);
+            });
+            full(o, b"hdlr", 0, 0, |o| {
+                u32be(o, 0);
+                o.extend_from_slice(if video { b"vide" } else { b"soun" });
+                o.extend_from_slice(&[0; 12]);
+                o.extend_from_slice(if video {
+                    b"edgepack video\0"
+                } else {
+                    b"edgepack audio\0"
+                });
+            });
+            boxed(o, b"minf", |o| {
+                if video {
+                    full(o, b"vmhd", 0, 1, |o| o.extend_from_slice(&[0; 8]));
+                } else {
+                    full(o, b"smhd", 0, 0, |o| o.extend_from_slice(&[0; 4]));
+                }
+                boxed(o, b"dinf", |o| {
+                    full(o, b"dref", 0, 0, |o| {
+                        u32be(o, 1);
+                        full(o, b"url ", 0, 1, |_| {});
+                    });
+                });
+                boxed(o, b"stbl", |o| {
+                    full(o, b"stsd", 0, 0, |o| {
+                        u32be(o, 1);
+                        sample_entry(o, t);
+                    });
+                    full(o, b"stts", 0, 0, |o| u32be(o, 0));
+                    full(o, b"stsc", 0, 0, |o| u32be(o, 0));
+                    full(o, b"stsz", 0, 0, |o| {
+                        u32be(o, 0);
+                        u32be(o, 0);
+                    });
+                    full(o, b"stco", 0, 0, |o| u32be(o, 0));
+                });
+            });
+        });
+    });
+}
+
+/// The CMAF initialization segment for these tracks.
+pub fn init_segment(tracks: &[Track]) -> Vec<u8> {
+    let mut o = Vec::with_capacity(1024);
+    boxed(&mut o, b"ftyp", |o| {
+        o.extend_from_slice(b"cmfc");
+        u32be(o, 0);
+        for brand in [b"cmfc", b"iso6", b"mp41"] {
+            o.extend_from_slice(brand);
+        }
+    });
+    boxed(&mut o, b"moov", |o| {
+        full(o, b"mvhd", 0, 0, |o| {
+            u32be(o, 0);
+            u32be(o, 0);
+            u32be(o, 1000);
+            u32be(o, 0);
+            u32be(o, 0x0001_0000);
+            u16be(o, 0x0100);
+            o.extend_from_slice(&[0; 10]);
+            MATRIX.iter().for_each(|m| u32be(o, *m));
+            o.extend_from_slice(&[0; 24]);
+            u32be(o, tracks.iter().map(|t| t.id).max().unwrap_or(0) + 1);
+        });
+        for t in tracks {
+            trak(o, t);
+        }
+        boxed(o, b"mvex", |o| {
+            for t in tracks {
+                full(o, b"trex", 0, 0, |o| {
+                    u32be(o, t.id);
+                    u32be(o, 1);
+                    u32be(o, 0);
+                    u32be(o, 0);
+                    u32be(o, 0);
+                });
+            }
+        });
+    });
+    o
+}
+
+/// `sample_flags`: a sync sample depends on nothing; any other is a non-sync sample that does.
+fn sample_flags(sync: bool) -> u32 {
+    if sync { 0x0200_0000 } else { 0x0101_0000 }
+}
+
+/// A CMAF media segment (`styp` + `moof` + `mdat`) holding one run per track.
+pub fn media_segment(sequence_number: u32, runs: &[Run]) -> Vec<u8> {
+    let mut o = Vec::with_capacity(
+        runs.iter()
+            .map(|r| r.data.len() + 16 * r.samples.len())
+            .sum::<usize>()
+            + 256,
+    );
+    boxed(&mut o, b"styp", |o| {
+        o.extend_from_slice(b"msdh");
+        u32be(o, 0);
+        for brand in [b"msdh", b"cmfs"] {
+            o.extend_from_slice(brand);
+        }
+    });
+    let moof_start = o.len();
+    let mut offset_fields = Vec::with_capacity(runs.len());
+    boxed(&mut o, b"moof", |o| {
+        full(o, b"mfhd", 0, 0, |o| u32be(o, sequence_number));
+        for r in runs {
+            boxed(o, b"traf", |o| {
+                // default-base-is-moof: data offsets count from the start of this moof.
+                full(o, b"tfhd", 0, 0x02_0000, |o| u32be(o, r.track_id));
+                full(o, b"tfdt", 1, 0, |o| u64be(o, r.base_decode_time));
+                // data offset, duration, size, flags and (signed) composition offset per sample.
+                full(
+                    o,
+                    b"trun",
+                    1,
+                    0x0001 | 0x0100 | 0x0200 | 0x0400 | 0x0800,
+                    |o| {
+                        u32be(o, r.samples.len() as u32);
+                        offset_fields.push(o.len());
+                        u32be(o, 0);
+                        for s in &r.samples {
+                            u32be(o, s.duration);
+                            u32be(o, s.size);
+                            u32be(o, sample_flags(s.sync));
+                            o.extend_from_slice(&s.composition_offset.to_be_bytes());
+                        }
+                    },
+                );
+            });
+        }
+    });
+    let moof_len = o.len() - moof_start;
+    let mut data_offset = moof_len + 8;
+    for (r, field) in runs.iter().zip(offset_fields) {
+        o[field..field + 4].copy_from_slice(&(data_offset as u32).to_be_bytes());
+        data_offset += r.data.len();
+    }
+    boxed(&mut o, b"mdat", |o| {
+        for r in runs {
+            o.extend_from_slice(&r.data);
+        }
+    });
+    o
+}

@@ -1,0 +1,145 @@
+//! User story: the filter core repackages MPEG-TS segments as a real encoder makes them (Debian's
+//! ffmpeg: H.264 with B-frames, AAC, 2 s segments) into CMAF, and a real decoder agrees: the
+//! initialization segment plus the fragments, as a player would append them, decode to exactly
+//! the frames of the source — every video frame with the same MD5, every audio frame too — and
+//! ffprobe reads the codecs, picture size and timing the source has.
+
+#![cfg(not(target_arch = "wasm32"))]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+use std::path::Path;
+use std::process::Command;
+
+use edgepack_filter::cmaf;
+
+/// `ffmpeg -f framemd5` of one stream of `input`: the MD5 of each decoded frame.
+fn frame_md5s(input: &Path, map: &str) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "error", "-i"])
+        .arg(input)
+        .args(["-map", map, "-f", "framemd5", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.rsplit(',').next().unwrap().trim().to_owned())
+        .collect()
+}
+
+fn probe(input: &Path, entries: &str) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-show_entries", entries, "-of", "csv=p=0"])
+        .arg(input)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn remuxed_segments_decode_to_the_source_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    // B-frames (libx264's default) give composition offsets; closed 2 s GOPs as for HLS.
+    let status = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error"])
+        .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", "6", "-c:v", "libx264", "-preset", "fast", "-bf", "2"])
+        .args(["-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
+        .args(["-c:a", "aac", "-b:a", "96k", "-f", "hls", "-hls_time", "2"])
+        .args(["-hls_list_size", "0", "-hls_segment_filename"])
+        .arg(dir.path().join("s%d.ts"))
+        .arg(dir.path().join("index.m3u8"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+
+    let pdt0 = 1_795_600_000_000i64;
+    let mut whole_ts = Vec::new();
+    let mut whole_mp4 = Vec::new();
+    let mut init = None;
+    let mut video_samples = 0;
+    // The codec string from the source's own level, as ffprobe reads it (High profile: 0x64).
+    let level: u8 = probe(&dir.path().join("s0.ts"), "stream=level")
+        .lines()
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    for i in 0..3u64 {
+        let ts = std::fs::read(dir.path().join(format!("s{i}.ts"))).unwrap();
+        whole_ts.extend_from_slice(&ts);
+        let r = cmaf::remux(&ts, i, Some(pdt0 + i as i64 * 2000)).unwrap();
+        assert_eq!(
+            r.codecs(),
+            [format!("avc1.6400{level:02x}"), "mp4a.40.2".into()]
+        );
+        // Every segment describes the same tracks: one initialization segment serves them all.
+        let this_init = r.init_segment();
+        match &init {
+            None => {
+                whole_mp4.extend_from_slice(&this_init);
+                init = Some(this_init);
+            }
+            Some(first) => assert_eq!(first, &this_init, "segment {i}"),
+        }
+        let cmaf::mp4::Codec::Avc(avc) = &r.tracks[0].codec else {
+            panic!("video first")
+        };
+        assert_eq!((avc.width, avc.height), (320, 180));
+        whole_mp4.extend_from_slice(&r.fragment);
+        video_samples += 50;
+    }
+    let ts_path = dir.path().join("all.ts");
+    let mp4_path = dir.path().join("all.mp4");
+    std::fs::write(&ts_path, &whole_ts).unwrap();
+    std::fs::write(&mp4_path, &whole_mp4).unwrap();
+
+    let video_src = frame_md5s(&ts_path, "0:v");
+    let video_out = frame_md5s(&mp4_path, "0:v");
+    assert_eq!(
+        video_src.len(),
+        video_samples,
+        "the source has 6 s at 25 fps"
+    );
+    assert_eq!(video_out, video_src, "every video frame, identical");
+    let audio_src = frame_md5s(&ts_path, "0:a");
+    let audio_out = frame_md5s(&mp4_path, "0:a");
+    assert!(audio_src.len() > 250, "{}", audio_src.len());
+    assert_eq!(audio_out, audio_src, "every audio frame, identical");
+
+    // What ffprobe reads from our boxes is what it reads from the source.
+    let entries = "stream=codec_name,profile,level,width,height,pix_fmt,sample_rate,channels";
+    // (ffprobe lists a TS's streams twice: under its program and alone.)
+    let two = |t: String| {
+        t.lines()
+            .filter(|l| !l.is_empty())
+            .take(2)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let streams = two(probe(&mp4_path, entries));
+    assert_eq!(streams, two(probe(&ts_path, entries)));
+    assert!(streams.contains("h264,High"), "{streams}");
+    assert!(streams.contains("aac,LC"), "{streams}");
+    // Decode times continue from the source's timestamps (placed on the wall clock through the
+    // program date time), so the file starts late; it lasts the source's 6 s.
+    let times: Vec<f64> = probe(&mp4_path, "format=start_time,duration")
+        .trim()
+        .split(',')
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let length = times[1] - times[0];
+    assert!(
+        (length - 6.0).abs() < 0.1,
+        "start {} end {}",
+        times[0],
+        times[1]
+    );
+}
