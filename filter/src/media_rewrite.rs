@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::config::Endpoint;
+use crate::config::{Endpoint, Format};
 use crate::crypto;
 use crate::error::FilterError;
 use crate::media_playlist::MediaPlaylist;
@@ -75,7 +75,17 @@ pub fn write(
                 .map_or(pl.discontinuity_sequence, |s| s.disc_seq),
         ),
     };
-    let fmp4 = segs.iter().any(|s| s.map.is_some());
+    // A cmaf endpoint over MPEG-TS ingest: the filter repackages each segment (`{sequence}.mp4`)
+    // and builds the initialization segment of each discontinuity period from the period's
+    // first segment still in the store (`init-ts{sequence}.mp4`).
+    let repackage = endpoint.cfg.format == Format::Cmaf;
+    let period_init = |disc_seq: u64| {
+        pl.segments
+            .iter()
+            .find(|s| s.disc_seq == disc_seq)
+            .map(|s| format!("init-ts{}.mp4", s.sequence))
+    };
+    let fmp4 = repackage || segs.iter().any(|s| s.map.is_some());
     if fmp4 && encryption.is_some() {
         return Err(FilterError::NotImplemented(format!(
             "endpoint '{}' encrypts with AES-128, which this version does for MPEG-TS segments only; this rendition is fMP4 (CMAF). Serve it from an endpoint without encryption",
@@ -106,17 +116,26 @@ pub fn write(
     let mut last_pdt: Option<i64> = None;
     let mut last_period: Option<u64> = None;
     let mut last_source_key: Option<&str> = None;
-    let mut last_map: Option<&str> = None;
+    let mut last_map: Option<String> = None;
     for (i, s) in segs.iter().enumerate() {
         if s.discontinuity && i > 0 {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
         // The initialization segment: at the window's first segment and wherever it changes.
-        if let Some(map) = s.map.as_deref()
-            && last_map != Some(map)
+        let derived;
+        let map = match s.map.as_deref() {
+            Some(m) => Some(m),
+            None if repackage => {
+                derived = period_init(s.disc_seq);
+                derived.as_deref()
+            }
+            None => None,
+        };
+        if let Some(map) = map
+            && last_map.as_deref() != Some(map)
         {
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
-            last_map = Some(map);
+            last_map = Some(map.to_owned());
         }
         match encryption {
             // Our key periods; the token in the tag changes per request, so compare periods.
@@ -160,7 +179,11 @@ pub fn write(
             s.duration_text,
             s.title,
             s.sequence,
-            s.ext()
+            if repackage && s.map.is_none() {
+                "mp4"
+            } else {
+                s.ext()
+            }
         );
     }
     for t in &pl.trailing_tags {

@@ -4,6 +4,7 @@
 use std::net::IpAddr;
 
 use crate::access;
+use crate::cmaf;
 use crate::config::{Endpoint, Format, Settings};
 use crate::crypto;
 use crate::error::FilterError;
@@ -68,6 +69,12 @@ pub enum JobKind {
     },
     /// An fMP4 initialization segment, passed through.
     Init,
+    /// An MPEG-TS segment repackaged as a CMAF fragment.
+    Remux {
+        sequence: u64,
+    },
+    /// The CMAF initialization segment built from an MPEG-TS segment.
+    RemuxInit,
 }
 
 /// The store's answer as the shell received it. `status` 0 means the call was reset (no headers).
@@ -196,11 +203,35 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
             if query.manifest_filter.is_some() {
                 return Err(child_filter());
             }
+            // `{sequence}.mp4` on a cmaf endpoint: the store's MPEG-TS segment, repackaged.
+            if ep.cfg.format == Format::Cmaf && ext == "mp4" {
+                return Ok(Plan::Fetch(Box::new(Fetch {
+                    path: store(&format!("{rendition}/{sequence}.ts")),
+                    job: job(JobKind::Remux {
+                        sequence: *sequence,
+                    }),
+                })));
+            }
             Ok(Plan::Fetch(Box::new(Fetch {
                 path: store(&format!("{rendition}/{sequence}.{ext}")),
                 job: job(JobKind::Segment {
                     sequence: *sequence,
                 }),
+            })))
+        }
+        Asset::TsInit {
+            rendition,
+            sequence,
+        } => {
+            if ep.cfg.format != Format::Cmaf {
+                return Err(FilterError::NotFound(format!(
+                    "endpoint '{}' is not cmaf: it has no repackaged initialization segments",
+                    ep.name
+                )));
+            }
+            Ok(Plan::Fetch(Box::new(Fetch {
+                path: store(&format!("{rendition}/{sequence}.ts")),
+                job: job(JobKind::RemuxInit),
             })))
         }
         Asset::Init { rendition, id } => {
@@ -234,12 +265,20 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
     }
 }
 
-/// A `cmaf` endpoint asked for MPEG-TS content.
-fn ts_to_cmaf(ep: &Endpoint) -> FilterError {
-    FilterError::NotImplemented(format!(
-        "endpoint '{}' is cmaf, but this rendition was ingested as MPEG-TS; repackaging MPEG-TS to fMP4 is not available in this version. Push fMP4 (ffmpeg -hls_segment_type fmp4) or use format \"hls\"",
-        ep.name
-    ))
+/// Repackages the store's MPEG-TS segment; a segment that cannot be is the store's problem (502)
+/// or a format this version does not carry (501).
+fn remux(answer: &StoreAnswer<'_>, sequence: u64) -> Result<cmaf::Remuxed, FilterError> {
+    let pdt = (answer.header)(PDT_HEADER)
+        .and_then(|v| chrono::DateTime::parse_from_rfc3339(v.trim()).ok())
+        .map(|t| t.timestamp_millis());
+    cmaf::remux(answer.body, sequence, pdt).map_err(|e| match e {
+        cmaf::CmafError::Malformed(why) => FilterError::BadGateway(format!(
+            "the store's segment {sequence} cannot be repackaged: {why}"
+        )),
+        cmaf::CmafError::Unsupported(why) => FilterError::NotImplemented(format!(
+            "segment {sequence} cannot be repackaged as CMAF: {why}"
+        )),
+    })
 }
 
 /// Builds the viewer's answer from the store's.
@@ -317,16 +356,6 @@ fn try_respond(
                         .map_or_else(|| first.to_string(), |t| t.to_rfc3339())
                 )));
             }
-            if ep.cfg.format == Format::Cmaf
-                && pl
-                    .segments
-                    .get(range.clone())
-                    .unwrap_or(&[])
-                    .iter()
-                    .any(|s| s.map.is_none())
-            {
-                return Err(ts_to_cmaf(ep));
-            }
             let text = media_rewrite::write(&pl, range, kind, ep, now_ms)?;
             let max_age = (pl.target_duration / 2).max(1);
             Ok(
@@ -334,13 +363,28 @@ fn try_respond(
                     .header("cache-control", format!("max-age={max_age}")),
             )
         }
+        JobKind::Remux { sequence } => {
+            Ok(
+                Response::with_body(200, "video/mp4", remux(answer, *sequence)?.fragment)
+                    .header("cache-control", "max-age=1209600, immutable"),
+            )
+        }
+        JobKind::RemuxInit => {
+            // Built from the segment the URI names: the same bytes on every edge, for good.
+            let init = remux(answer, 0)?.init_segment();
+            Ok(Response::with_body(200, "video/mp4", init)
+                .header("cache-control", "max-age=1209600, immutable"))
+        }
         JobKind::Init => Ok(Response::with_body(200, "video/mp4", answer.body.to_vec())
             // Named by its content: it never changes.
             .header("cache-control", "max-age=1209600, immutable")),
         JobKind::Segment { sequence } => {
             let ct = (answer.header)("content-type").unwrap_or_else(|| "video/mp2t".into());
             if ep.cfg.format == Format::Cmaf && ct != "video/mp4" {
-                return Err(ts_to_cmaf(ep));
+                return Err(FilterError::NotFound(format!(
+                    "endpoint '{}' is cmaf: its segments are {{sequence}}.mp4 (or .m4s for fMP4 ingest), as its playlists list them",
+                    ep.name
+                )));
             }
             if ep.cfg.encryption.is_some() && ct == "video/mp4" {
                 return Err(FilterError::NotImplemented(format!(
@@ -568,18 +612,42 @@ mod tests {
         );
         assert_eq!((r.status, r.body.as_slice()), (200, &b"moofmdat"[..]));
 
-        // What this version cannot do is said, not faked: AES-128 of fMP4, cmaf from MPEG-TS.
+        // What this version cannot do is said, not faked: AES-128 of fMP4.
         let f = fetch("/out/v1/news/fixed/stream_0/index.m3u8", &[]);
         let r = answer(&f.job, 200, &[], STORE_FMP4.as_bytes(), now);
         assert_eq!(r.status, 501, "{}", text(&r));
         assert!(text(&r).contains("fMP4"), "{}", text(&r));
+
+        // cmaf over MPEG-TS ingest: repackaged fragments, and one initialization segment per
+        // discontinuity period, built from the period's first segment in the store.
         let f = fetch("/out/v1/news/cmaf/stream_0/index.m3u8", &[]);
-        let r = answer(&f.job, 200, &[], STORE_MEDIA.as_bytes(), T0 + 8_000);
-        assert_eq!(r.status, 501);
-        assert!(text(&r).contains("MPEG-TS"), "{}", text(&r));
+        let t = text(&answer(
+            &f.job,
+            200,
+            &[],
+            STORE_MEDIA.as_bytes(),
+            T0 + 8_000,
+        ));
+        assert!(t.contains("#EXT-X-VERSION:6\n"), "{t}");
+        assert_eq!(
+            t.matches("#EXT-X-MAP:URI=\"init-ts0.mp4\"").count(),
+            1,
+            "{t}"
+        );
+        assert!(uris(&t).iter().all(|u| u.ends_with(".mp4")), "{t}");
+        let f = fetch("/out/v1/news/cmaf/stream_0/init-ts0.mp4", &[]);
+        assert_eq!(f.path, "/store/v1/news/stream_0/0.ts");
+        let f = fetch("/out/v1/news/cmaf/stream_0/3.mp4", &[]);
+        assert_eq!(f.path, "/store/v1/news/stream_0/3.ts");
+        // Not a TS segment: a clear 502 naming the problem, no panic.
+        let r = answer(&f.job, 200, &[], b"not a transport stream", now);
+        assert_eq!(r.status, 502, "{}", text(&r));
+        assert!(text(&r).contains("cannot be repackaged"), "{}", text(&r));
+        // The endpoint's segments are .mp4: a .ts request is answered 404 with the reason.
         let f = fetch("/out/v1/news/cmaf/stream_0/3.ts", &[]);
         let r = answer(&f.job, 200, &[("content-type", "video/mp2t")], b"G", now);
-        assert_eq!(r.status, 501);
+        assert_eq!(r.status, 404);
+        assert_eq!(status("/out/v1/news/hls/stream_0/init-ts0.mp4", &[]).0, 404);
         let e = Settings::from_json(
             CONFIG
                 .replace(

@@ -20,6 +20,9 @@ pub enum Asset {
     /// `{rendition}/init-{id}.mp4`: an fMP4 initialization segment, as the playlist's EXT-X-MAP
     /// names it.
     Init { rendition: String, id: String },
+    /// `{rendition}/init-ts{sequence}.mp4`: the initialization segment the filter builds from
+    /// an MPEG-TS segment (cmaf endpoints over TS ingest).
+    TsInit { rendition: String, sequence: u64 },
 }
 
 /// A routed egress request.
@@ -62,6 +65,19 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
         [r, "index.m3u8"] if safe(r) => Asset::Media {
             rendition: (*r).to_owned(),
         },
+        [r, file]
+            if safe(r)
+                && let Some(sequence) = file
+                    .strip_prefix("init-ts")
+                    .and_then(|f| f.strip_suffix(".mp4"))
+                    .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|n| n.parse::<u64>().ok()) =>
+        {
+            Asset::TsInit {
+                rendition: (*r).to_owned(),
+                sequence,
+            }
+        }
         [r, file]
             if safe(r)
                 && let Some(id) = file

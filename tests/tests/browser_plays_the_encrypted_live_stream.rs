@@ -3,7 +3,8 @@
 //! served by the proxy on a route where the filter is off, as `envoy/envoy.yaml` does) and plays
 //! `/out/v1/news/secure/index.m3u8` while ffmpeg is pushing live: `currentTime` advances at least
 //! 5 s within 10 s of playing with no fatal error. With every key token tampered, playback fails
-//! with a key error. And hls.js plays a `cmaf` endpoint (fMP4 segments with `EXT-X-MAP`) live.
+//! with a key error. And hls.js plays a `cmaf` endpoint (fMP4 segments with `EXT-X-MAP`) live,
+//! from fMP4 ingest and from MPEG-TS ingest repackaged by the filter.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -115,13 +116,13 @@ fn hls_js_in_chromium_plays_aes128_live_and_fails_with_wrong_keys() {
     sc.stop();
 }
 
-#[test]
-fn hls_js_in_chromium_plays_cmaf_live_from_fmp4_ingest() {
+/// hls.js plays a live `cmaf` endpoint, the encoder pushing fMP4 or MPEG-TS (repackaged).
+fn hls_js_plays_cmaf_live(fmp4: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
     let _encoder = sidecar::Encoder::start(sidecar::EncoderSpec {
         two_renditions: true,
-        fmp4: true,
+        fmp4,
         ..sidecar::EncoderSpec::digest(sc.ingest, 1, 60)
     });
     sidecar::wait_for(Duration::from_secs(30), "three segments", || {
@@ -138,7 +139,7 @@ fn hls_js_in_chromium_plays_cmaf_live_from_fmp4_ingest() {
     o.direct_responses = player_routes();
     let h = start(o).unwrap();
     let state = play(&format!("http://{}/?endpoint=cmaf", h.addr), 12);
-    eprintln!("cmaf: {state}");
+    eprintln!("cmaf (fmp4 ingest: {fmp4}): {state}");
     assert!(state["fatal"].is_null(), "{state}");
     assert!(
         state["advanced"].as_f64().unwrap() >= 5.0,
@@ -146,4 +147,14 @@ fn hls_js_in_chromium_plays_cmaf_live_from_fmp4_ingest() {
     );
     assert_eq!(h.traps(), 0);
     sc.stop();
+}
+
+#[test]
+fn hls_js_in_chromium_plays_cmaf_live_from_fmp4_ingest() {
+    hls_js_plays_cmaf_live(true);
+}
+
+#[test]
+fn hls_js_in_chromium_plays_cmaf_live_repackaged_from_mpeg_ts() {
+    hls_js_plays_cmaf_live(false);
 }
