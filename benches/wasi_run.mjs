@@ -1,10 +1,18 @@
-// Runs a wasm32-wasip1 command module under Node's WASI: node --no-liftoff benches/wasi_run.mjs X.wasm
+// Runs a wasm32-wasip1 command module under Node's WASI:
+//   node --no-liftoff benches/wasi_run.mjs [--dir HOST_DIR] X.wasm [ARGS...]
 // (--no-liftoff: V8 compiles every function with its optimizing tier up front, as Envoy starts V8).
+// --dir makes HOST_DIR readable by the module under the same path.
 import { readFile } from 'node:fs/promises';
 import { WASI } from 'node:wasi';
 
-const [file, ...args] = process.argv.slice(2);
-const wasi = new WASI({ version: 'preview1', args: [file, ...args], env: {} });
+let argv = process.argv.slice(2);
+const preopens = {};
+while (argv[0] === '--dir') {
+  preopens[argv[1]] = argv[1];
+  argv = argv.slice(2);
+}
+const [file, ...args] = argv;
+const wasi = new WASI({ version: 'preview1', args: [file, ...args], env: {}, preopens });
 const module = await WebAssembly.compile(await readFile(file));
 // The filter library links its proxy-wasm shell too; a command module never calls it, so its
 // env.proxy_* imports are stubs that fail loudly if they ever are.

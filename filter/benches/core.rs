@@ -251,7 +251,38 @@ fn speed_in_v8() {
         eprintln!("cannot build the speed example; skipping the V8 comparison");
         return;
     }
-    let run = |cmd: &str, args: &[&str]| -> Option<(f64, f64)> {
+    // 20 s of 720p H.264 (with B-frames) + AAC as one MPEG-TS file: the remux input.
+    let dir = std::env::temp_dir().join(format!("edgepack-bench-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let ts = dir.join("input.ts");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=25",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "20",
+        ])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-b:v", "5M", "-g", "50",
+        ])
+        .args(["-c:a", "aac", "-f", "mpegts"])
+        .arg(&ts)
+        .status()
+        .is_ok_and(|s| s.success());
+    let ts_arg = ts.to_string_lossy().into_owned();
+    let dir_arg = dir.to_string_lossy().into_owned();
+    let run = |cmd: &str, args: &[&str]| -> Option<(f64, f64, Option<f64>)> {
         let out = std::process::Command::new(cmd)
             .current_dir(&root)
             .args(args)
@@ -263,19 +294,22 @@ fn speed_in_v8() {
                 .find_map(|l| l.strip_prefix(key))
                 .and_then(|v| v.trim().parse::<f64>().ok())
         };
-        Some((value("aes128_cbc_1mb_mb_s")?, value("playlist_1h_ms")?))
+        Some((
+            value("aes128_cbc_1mb_mb_s")?,
+            value("playlist_1h_ms")?,
+            value("remux_mb_s"),
+        ))
     };
-    let native = run("target/release/examples/speed", &[]);
-    let v8 = run(
-        "node",
-        &[
-            "--no-liftoff",
-            "--no-warnings",
-            "benches/wasi_run.mjs",
-            "target/wasm32-wasip1/release/examples/speed.wasm",
-        ],
-    );
-    let (Some((n_aes, n_pl)), Some((v_aes, v_pl))) = (native, v8) else {
+    let input: &[&str] = if made { &[&ts_arg] } else { &[] };
+    let native = run("target/release/examples/speed", input);
+    let mut node_args = vec!["--no-liftoff", "--no-warnings", "benches/wasi_run.mjs"];
+    if made {
+        node_args.extend(["--dir", &dir_arg]);
+    }
+    node_args.push("target/wasm32-wasip1/release/examples/speed.wasm");
+    node_args.extend(input);
+    let v8 = run("node", &node_args);
+    let (Some((n_aes, n_pl, n_remux)), Some((v_aes, v_pl, v_remux))) = (native, v8) else {
         eprintln!("node (with WASI) is needed for the V8 comparison; skipped");
         return;
     };
@@ -291,6 +325,49 @@ fn speed_in_v8() {
         Some(&format!("{n_pl:.2} ms")),
         Some(v_pl / n_pl),
     );
+    if let (Some(n), Some(v)) = (n_remux, v_remux) {
+        let shaka = shaka_mb_s(&root, &ts, &dir);
+        summary::row(
+            "TS->CMAF remux, 20 s 720p, native (vs shaka-packager, same input)",
+            &format!("{n:.0} MB/s"),
+            shaka.map(|s| format!("{s:.0} MB/s")).as_deref(),
+            shaka.map(|s| n / s),
+        );
+        summary::row(
+            "TS->CMAF remux, core in V8 (node --no-liftoff) vs native",
+            &format!("{v:.0} MB/s"),
+            Some(&format!("{n:.0} MB/s")),
+            Some(v / n),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// shaka-packager (npm, the reference packager) turning the same MPEG-TS into CMAF (video and
+/// audio tracks, 2 s segments), best of 3 runs, process start included.
+fn shaka_mb_s(root: &std::path::Path, ts: &std::path::Path, dir: &std::path::Path) -> Option<f64> {
+    let packager = root.join("tests/browser/node_modules/shaka-packager/bin/packager-linux-x64");
+    let size = std::fs::metadata(ts).ok()?.len() as f64;
+    let input = ts.to_string_lossy();
+    let out = dir.join("shaka");
+    let _ = std::fs::create_dir_all(&out);
+    let o = out.to_string_lossy();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let ok = std::process::Command::new(&packager)
+            .arg(format!("in={input},stream=video,init_segment={o}/v-init.mp4,segment_template={o}/v-$Number$.m4s"))
+            .arg(format!("in={input},stream=audio,init_segment={o}/a-init.mp4,segment_template={o}/a-$Number$.m4s"))
+            .args(["--segment_duration", "2", "--quiet"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("shaka-packager unavailable (npm ci in tests/browser); no baseline");
+            return None;
+        }
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    Some(size / best / 1e6)
 }
 
 /// Mean time to answer a live media playlist from a store history of `n` 2 s segments.

@@ -2,7 +2,8 @@
 //! as wasm32-wasip1 under `node --no-liftoff` (the V8 of Envoy's official builds, with Envoy's
 //! flag: every function compiled by the optimizing tier up front), and compares the two.
 //!
-//! Prints `aes128_cbc_1mb_mb_s X` and `playlist_1h_ms Y`.
+//! Prints `aes128_cbc_1mb_mb_s X` and `playlist_1h_ms Y`; given an MPEG-TS file, also
+//! `remux_mb_s Z` (MPEG-TS → CMAF of the whole file as one segment).
 
 #[path = "../../benches/fixtures.rs"]
 mod fixtures;
@@ -63,4 +64,22 @@ fn main() {
         black_box(respond(&settings, &job, &answer, now));
     });
     println!("playlist_1h_ms {:.3}", playlist * 1e3);
+
+    if let Some(path) = std::env::args().nth(1) {
+        let ts = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                eprintln!("cannot read {path}: {e}");
+                std::process::exit(1);
+            }
+        };
+        if let Err(e) = edgepack_filter::cmaf::remux(&ts, 0, Some(fixtures::T0)) {
+            eprintln!("{path}: {e}");
+            std::process::exit(1);
+        }
+        let remux = mean_s(|| {
+            black_box(edgepack_filter::cmaf::remux(black_box(&ts), 0, Some(fixtures::T0)).ok());
+        });
+        println!("remux_mb_s {:.1}", ts.len() as f64 / remux / 1e6);
+    }
 }

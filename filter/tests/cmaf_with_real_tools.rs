@@ -2,7 +2,9 @@
 //! ffmpeg: H.264 with B-frames, AAC, 2 s segments) into CMAF, and a real decoder agrees: the
 //! initialization segment plus the fragments, as a player would append them, decode to exactly
 //! the frames of the source — every video frame with the same MD5, every audio frame too — and
-//! ffprobe reads the codecs, picture size and timing the source has.
+//! ffprobe reads the codecs, picture size and timing the source has. The reference packager
+//! (shaka-packager, from npm) packaging the same input agrees on streams, codecs, sizes and
+//! decoded frame counts.
 
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly

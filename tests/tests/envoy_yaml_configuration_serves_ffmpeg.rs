@@ -1,8 +1,8 @@
 //! User story: what ships in `envoy/` works together. The demo encoder script (`envoy/encoder.sh`,
 //! the one the compose demo and `make run-local` run) pushes to both inputs with Digest
 //! credentials; the test host runs the real `.wasm` with exactly the plugin JSON, stats tags and
-//! player routes of `envoy/envoy.yaml`; ffmpeg plays both demo endpoints (clear and AES-128),
-//! every frame; the player page is served; `/stats/prometheus` shows the filter's metrics with
+//! player routes of `envoy/envoy.yaml`; ffmpeg plays the three demo endpoints (clear, AES-128 and
+//! CMAF repackaged from TS), every frame and the same frames; the player page is served; `/stats/prometheus` shows the filter's metrics with
 //! the labels the bootstrap's `stats_tags` extract.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
@@ -138,7 +138,8 @@ fn demo_endpoints_play() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    for endpoint in ["hls", "secure"] {
+    let mut decoded = Vec::new();
+    for endpoint in ["hls", "secure", "cmaf"] {
         let url = format!(
             "http://{}/out/v1/news/{endpoint}/index.m3u8?start={start_s}&end={end_s}",
             h.addr
@@ -147,9 +148,13 @@ fn demo_endpoints_play() {
             .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
         // Every rendition, every frame.
         assert_eq!(frames.len(), 2, "{endpoint}");
-        let frames = frames.values().next().map_or(0, Vec::len);
-        assert_eq!(frames, expected, "{endpoint}: every frame decoded");
+        let n = frames.values().next().map_or(0, Vec::len);
+        assert_eq!(n, expected, "{endpoint}: every frame decoded");
+        decoded.push(frames);
     }
+    // Clear, decrypted and repackaged: the same pictures.
+    assert_eq!(decoded[0], decoded[1]);
+    assert_eq!(decoded[0], decoded[2]);
 
     // The player page and hls.js, from the routes where the filter is off.
     let page = get(h.addr, "/");
