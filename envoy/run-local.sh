@@ -79,6 +79,7 @@ Segments appear after ~4 s.
   player page        http://127.0.0.1:${port}/
   clear HLS          http://127.0.0.1:${port}/out/v1/news/hls/index.m3u8
   AES-128 HLS        http://127.0.0.1:${port}/out/v1/news/secure/index.m3u8
+  CMAF HLS           http://127.0.0.1:${port}/out/v1/news/cmaf/index.m3u8
   filter metrics     http://127.0.0.1:${admin}/stats/prometheus
   store status       http://127.0.0.1:${internal}/store/v1/news/status
   store metrics      http://127.0.0.1:${internal}/metrics
