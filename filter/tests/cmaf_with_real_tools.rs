@@ -98,6 +98,16 @@ fn remuxed_segments_decode_to_the_source_frames() {
         whole_mp4.extend_from_slice(&r.fragment);
         video_samples += 50;
     }
+    // A segment cut in the middle of a GOP (SDT, PAT and PMT kept, then the second half of the
+    // packets): its first frame is not an IDR frame. An error that says so, not a panic.
+    let s0 = std::fs::read(dir.path().join("s0.ts")).unwrap();
+    let packets: Vec<&[u8]> = s0.chunks(188).collect();
+    let mut cut: Vec<u8> = packets[..3].concat();
+    cut.extend(packets[packets.len() / 2..].concat());
+    let e = cmaf::remux(&cut, 0, None).unwrap_err();
+    assert!(matches!(e, cmaf::CmafError::Unsupported(_)), "{e}");
+    assert!(e.to_string().contains("IDR"), "{e}");
+
     let ts_path = dir.path().join("all.ts");
     let mp4_path = dir.path().join("all.mp4");
     std::fs::write(&ts_path, &whole_ts).unwrap();
