@@ -14,24 +14,14 @@ use std::process::Command;
 
 use edgepack_filter::cmaf;
 
-/// `ffmpeg -f framemd5` of one stream of `input`: the MD5 of each decoded frame.
+#[path = "../../tests/src/player.rs"]
+#[allow(dead_code)] // shared with tests that use other helpers
+mod player;
+
+/// `ffmpeg -f framemd5` of the first stream `map` selects: the MD5 of each decoded frame.
 fn frame_md5s(input: &Path, map: &str) -> Vec<String> {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "error", "-i"])
-        .arg(input)
-        .args(["-map", map, "-f", "framemd5", "-"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.rsplit(',').next().unwrap().trim().to_owned())
-        .collect()
+    let per = player::decoded(input.to_str().unwrap(), map).unwrap();
+    per.into_values().next().unwrap_or_default()
 }
 
 fn probe(input: &Path, entries: &str) -> String {

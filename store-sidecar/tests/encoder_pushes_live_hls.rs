@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 mod common;
+#[path = "../../tests/src/player.rs"]
+mod player;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -191,22 +193,8 @@ fn ffmpeg_fmp4_push_is_served_with_its_initialization_segments() {
         // Initialization segment + media segments, as served, are a stream ffmpeg decodes whole.
         let file = dir.path().join(format!("{rendition}.mp4"));
         std::fs::write(&file, &whole).unwrap();
-        let out = std::process::Command::new("ffmpeg")
-            .args(["-v", "error", "-i"])
-            .arg(&file)
-            .args(["-map", "0:v", "-f", "framemd5", "-"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let frames = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.starts_with('#'))
-            .count();
-        assert_eq!(frames, 200, "8 s at 25 fps, every frame");
+        let frames = player::decoded_frames(file.to_str().unwrap()).unwrap();
+        assert_eq!(frames[&0].len(), 200, "8 s at 25 fps, every frame");
     }
     assert_eq!(
         sc.get("/store/v1/news/stream_0/init-0000.mp4").status,

@@ -7,6 +7,11 @@ use std::process::Command;
 
 /// Stream index → MD5 of each decoded video frame; `Err` with ffmpeg's message when it fails.
 pub fn decoded_frames(input: &str) -> Result<BTreeMap<u32, Vec<String>>, String> {
+    decoded(input, "0:v")
+}
+
+/// Stream index → MD5 of each decoded frame of the streams `map` selects (`0:v`, `0:a`).
+pub fn decoded(input: &str, map: &str) -> Result<BTreeMap<u32, Vec<String>>, String> {
     let out = Command::new("timeout")
         .args([
             "-s",
@@ -18,7 +23,7 @@ pub fn decoded_frames(input: &str) -> Result<BTreeMap<u32, Vec<String>>, String>
             "error",
             "-xerror",
         ])
-        .args(["-i", input, "-map", "0:v", "-f", "framemd5", "-"])
+        .args(["-i", input, "-map", map, "-f", "framemd5", "-"])
         .output()
         .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
     if !out.status.success() {

@@ -10,6 +10,8 @@
 #[path = "../../store-sidecar/tests/common/mod.rs"]
 mod sidecar;
 
+use sidecar::get;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -20,13 +22,6 @@ use edgepack_tests::{DirectResponse, HostOptions, artifacts, start};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn get(addr: SocketAddr, path: &str) -> sidecar::Response {
-    sidecar::raw(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
 }
 
 /// `envoy/encoder.sh` for one input, `seconds` long.
@@ -123,25 +118,15 @@ fn demo_endpoints_play() {
         .collect();
     let h = start(o).unwrap();
 
-    let first = status["renditions"][0]["first_program_date_time"]
-        .as_str()
-        .unwrap()
-        .to_owned();
     let seconds = status["renditions"][0]["duration_seconds"]
         .as_f64()
         .unwrap();
     let expected = (seconds * 25.0).round() as usize;
-    let start_s = chrono::DateTime::parse_from_rfc3339(&first)
-        .unwrap()
-        .timestamp();
-    let end_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let range = sidecar::whole_history_range(&status);
     let mut decoded = Vec::new();
     for endpoint in ["hls", "secure", "cmaf"] {
         let url = format!(
-            "http://{}/out/v1/news/{endpoint}/index.m3u8?start={start_s}&end={end_s}",
+            "http://{}/out/v1/news/{endpoint}/index.m3u8?{range}",
             h.addr
         );
         let frames = edgepack_tests::player::decoded_frames(&url)

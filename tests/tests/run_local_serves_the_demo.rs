@@ -8,6 +8,8 @@
 #[path = "../../store-sidecar/tests/common/mod.rs"]
 mod sidecar;
 
+use sidecar::get;
+
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
@@ -22,13 +24,6 @@ fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-fn get(addr: SocketAddr, path: &str) -> sidecar::Response {
-    sidecar::raw(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
 }
 
 #[test]

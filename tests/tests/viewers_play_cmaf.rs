@@ -11,10 +11,12 @@
 #[path = "../../store-sidecar/tests/common/mod.rs"]
 mod sidecar;
 
-use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
-use edgepack_tests::{HostOptions, artifacts, start};
+use edgepack_tests::player::decoded_frames;
+use edgepack_tests::{HostOptions, RunningHost, artifacts, start};
+use sidecar::get;
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
@@ -24,22 +26,14 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
       "encryption": { "method": "aes-128", "key": { "derived": { "secret": "0123456789abcdef0123" } },
                       "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
 
-fn get(addr: SocketAddr, path: &str) -> sidecar::Response {
-    sidecar::raw(
-        addr,
-        format!("GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-}
-
-#[test]
-fn cmaf_endpoint_plays_every_frame_of_fmp4_ingest() {
-    let dir = tempfile::tempdir().unwrap();
-    let local = dir.path().join("local");
-    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
+/// 8 s of two renditions pushed (fMP4 or TS, a local copy in `local`), the host in front; the
+/// query range that covers all of it as a VOD playlist.
+fn served(dir: &Path, fmp4: bool) -> (sidecar::Sidecar, RunningHost, String) {
+    let sc = sidecar::Sidecar::start(&sidecar::write_config(dir, "", ""));
     sidecar::Encoder::start(sidecar::EncoderSpec {
         two_renditions: true,
-        fmp4: true,
-        local_copy: Some(&local),
+        fmp4,
+        local_copy: Some(&dir.join("local")),
         ..sidecar::EncoderSpec::digest(sc.ingest, 1, 8)
     })
     .wait(Duration::from_secs(60));
@@ -49,33 +43,39 @@ fn cmaf_endpoint_plays_every_frame_of_fmp4_ingest() {
     );
     o.clusters = vec![("edgepack_store".into(), sc.internal)];
     let h = start(o).unwrap();
+    let range = sidecar::whole_history_range(&sc.status());
+    (sc, h, range)
+}
 
-    let status = sc.status();
-    let first = status["renditions"][0]["first_program_date_time"]
-        .as_str()
-        .unwrap();
-    let start_s = chrono::DateTime::parse_from_rfc3339(first)
-        .unwrap()
-        .timestamp();
-    // An end in the past: a VOD playlist, which ffmpeg plays from its first segment to the end.
-    let end_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let range = format!("start={start_s}&end={end_s}");
+/// The media playlist of `endpoint`/`rendition` and the URI of its (only) initialization segment.
+fn playlist_and_map(
+    h: &RunningHost,
+    endpoint: &str,
+    rendition: &str,
+    range: &str,
+) -> (String, String) {
+    let pl = get(
+        h.addr,
+        &format!("/out/v1/news/{endpoint}/{rendition}/index.m3u8?{range}"),
+    );
+    assert_eq!(pl.status, 200, "{}", pl.text());
+    let text = pl.text();
+    let maps: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .collect();
+    assert_eq!(maps.len(), 1, "one initialization segment: {text}");
+    let map = maps[0].to_owned();
+    (text, map)
+}
 
+#[test]
+fn cmaf_endpoint_plays_every_frame_of_fmp4_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut sc, h, range) = served(dir.path(), true);
     for v in 0..2 {
-        let pl = get(
-            h.addr,
-            &format!("/out/v1/news/cmaf/stream_{v}/index.m3u8?{range}"),
-        );
-        assert_eq!(pl.status, 200, "{}", pl.text());
-        let text = pl.text();
-        let map = text
-            .lines()
-            .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
-            .and_then(|l| l.strip_suffix('"'))
-            .unwrap_or_else(|| panic!("no EXT-X-MAP: {text}"));
+        let (text, map) = playlist_and_map(&h, "cmaf", &format!("stream_{v}"), &range);
         assert!(
             sidecar::segment_uris(&text)
                 .iter()
@@ -85,15 +85,16 @@ fn cmaf_endpoint_plays_every_frame_of_fmp4_ingest() {
         assert_eq!(init.status, 200);
         assert_eq!(init.header("content-type"), Some("video/mp4"));
         assert_eq!(init.header("access-control-allow-origin"), Some("*"));
+        let sent = std::fs::read(dir.path().join(format!("local/init_{v}.mp4"))).unwrap();
         assert!(
-            init.body == std::fs::read(local.join(format!("init_{v}.mp4"))).unwrap(),
+            init.body == sent,
             "the encoder's initialization segment, byte for byte"
         );
     }
 
     // ffmpeg as the player: the multivariant playlist, both renditions, every frame.
     let url = format!("http://{}/out/v1/news/cmaf/index.m3u8?{range}", h.addr);
-    let frames = edgepack_tests::player::decoded_frames(&url).unwrap();
+    let frames = decoded_frames(&url).unwrap();
     assert_eq!(frames.len(), 2, "both renditions");
     for (stream, f) in &frames {
         assert_eq!(f.len(), 200, "stream {stream}: 8 s at 25 fps, every frame");
@@ -113,64 +114,29 @@ fn cmaf_endpoint_plays_every_frame_of_fmp4_ingest() {
 #[test]
 fn cmaf_endpoint_repackages_mpeg_ts_ingest_frame_for_frame() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
-    sidecar::Encoder::start(sidecar::EncoderSpec {
-        two_renditions: true,
-        ..sidecar::EncoderSpec::digest(sc.ingest, 1, 8)
-    })
-    .wait(Duration::from_secs(60));
-    let mut o = HostOptions::new(
-        artifacts::filter_wasm().unwrap(),
-        CONFIG.as_bytes().to_vec(),
-    );
-    o.clusters = vec![("edgepack_store".into(), sc.internal)];
-    let h = start(o).unwrap();
-    let status = sc.status();
-    let start_s = chrono::DateTime::parse_from_rfc3339(
-        status["renditions"][0]["first_program_date_time"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap()
-    .timestamp();
-    let end_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let range = format!("start={start_s}&end={end_s}");
-
-    let pl = get(
-        h.addr,
-        &format!("/out/v1/news/cmaf/stream_0/index.m3u8?{range}"),
-    );
-    assert_eq!(pl.status, 200, "{}", pl.text());
-    let text = pl.text();
-    assert!(text.contains("#EXT-X-MAP:URI=\"init-ts0.mp4\""), "{text}");
+    let (mut sc, h, range) = served(dir.path(), false);
+    let (text, map) = playlist_and_map(&h, "cmaf", "stream_0", &range);
+    assert_eq!(map, "init-ts0.mp4", "built from the period's first segment");
     let uris = sidecar::segment_uris(&text);
-    assert!(
-        !uris.is_empty() && uris.iter().all(|u| u.ends_with(".mp4")),
-        "{text}"
-    );
-    let init = get(h.addr, "/out/v1/news/cmaf/stream_0/init-ts0.mp4");
+    assert!(uris.iter().all(|u| u.ends_with(".mp4")), "{text}");
+    let init = get(h.addr, &format!("/out/v1/news/cmaf/stream_0/{map}"));
     assert_eq!(
         (init.status, init.header("content-type")),
         (200, Some("video/mp4"))
     );
     assert_eq!(&init.body[4..8], b"ftyp");
-    let frag = get(h.addr, &format!("/out/v1/news/cmaf/stream_0/{}", uris[0]));
-    assert_eq!(frag.status, 200);
-    assert_eq!(&frag.body[4..8], b"styp");
+    let fragment = get(h.addr, &format!("/out/v1/news/cmaf/stream_0/{}", uris[0]));
+    assert_eq!(fragment.status, 200);
+    assert_eq!(&fragment.body[4..8], b"styp");
 
-    let ts = edgepack_tests::player::decoded_frames(&format!(
-        "http://{}/out/v1/news/hls/index.m3u8?{range}",
-        h.addr
-    ))
-    .unwrap();
-    let cmaf = edgepack_tests::player::decoded_frames(&format!(
-        "http://{}/out/v1/news/cmaf/index.m3u8?{range}",
-        h.addr
-    ))
-    .unwrap();
+    let play = |endpoint: &str| {
+        decoded_frames(&format!(
+            "http://{}/out/v1/news/{endpoint}/index.m3u8?{range}",
+            h.addr
+        ))
+        .unwrap()
+    };
+    let (ts, cmaf) = (play("hls"), play("cmaf"));
     assert_eq!(cmaf.len(), 2, "both renditions");
     for (stream, frames) in &ts {
         assert_eq!(frames.len(), 200, "8 s at 25 fps");

@@ -198,6 +198,30 @@ impl Response {
     }
 }
 
+/// `GET path` on `addr`, one connection.
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// `start=…&end=…` covering everything the store holds for the first rendition, ending now: a
+/// past range, so endpoints answer a VOD playlist a player reads from its first segment to its
+/// end (ffmpeg follows a live one forever).
+pub fn whole_history_range(status: &serde_json::Value) -> String {
+    let first = status["renditions"][0]["first_program_date_time"]
+        .as_str()
+        .expect("a first program date time");
+    let start = chrono::DateTime::parse_from_rfc3339(first)
+        .expect("RFC 3339")
+        .timestamp();
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("start={start}&end={end}")
+}
+
 /// Sends raw bytes (the request must say `Connection: close`) and parses the answer.
 pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
     let mut s = TcpStream::connect(addr).unwrap();
