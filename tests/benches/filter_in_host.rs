@@ -30,6 +30,7 @@ use wasmtime::{Engine, Module, Val};
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
     "hls": { "format": "hls", "manifest_window_seconds": 60 },
+    "cmaf": { "format": "cmaf" },
     "secure": { "format": "hls", "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 60,
       "key": { "derived": { "secret": "0123456789abcdef0123" } },
       "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
@@ -225,6 +226,48 @@ fn main() {
         Some(&format!("{:.0} MB/s", 1e6 / native_seg)),
         Some(native_seg / wasm_seg),
     );
+
+    // TS → CMAF of a 2 s 720p segment at 5 Mb/s, as an encoder makes it.
+    let dir = tempfile::tempdir().unwrap();
+    let ts_file = dir.path().join("segment.ts");
+    let made = std::process::Command::new("ffmpeg")
+        .args([
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=1280x720:rate=25",
+        ])
+        .args([
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            "2",
+        ])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-b:v", "5M", "-g", "50",
+        ])
+        .args(["-c:a", "aac", "-f", "mpegts"])
+        .arg(&ts_file)
+        .status()
+        .is_ok_and(|s| s.success());
+    if made {
+        let ts = std::fs::read(&ts_file).unwrap();
+        let path = "/out/v1/news/cmaf/stream_0/100.mp4";
+        assert!(in_vm(&mut vm, path, &ts) > ts.len() / 2, "a fragment");
+        let wasm_remux = mean_us(50, || in_vm(&mut vm, path, &ts));
+        let native_remux = mean_us(50, || native(&settings, path, &ts));
+        let mb = ts.len() as f64;
+        summary::row(
+            "TS->CMAF, 2 s 720p segment, filter in wasmtime (vs native)",
+            &format!("{:.0} MB/s", mb / wasm_remux),
+            Some(&format!("{:.0} MB/s", mb / native_remux)),
+            Some(native_remux / wasm_remux),
+        );
+    }
 
     // Through HTTP: sidecar direct (clear) vs host + filter (encrypted), both optimized builds.
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
