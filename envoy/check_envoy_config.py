@@ -34,7 +34,7 @@ MISTAKES = {
     "istio": [
         ("failStrategy: FAIL_CLOSE", "failStrategy: FAIL_CLOSED"),
         ("imagePullPolicy:", "imagePulPolicy:"),
-        ("  - mode: SERVER", "  - mod: SERVER"),
+        ("pluginName: edgepack", "pluginNam: edgepack"),
     ],
 }
 
