@@ -8,11 +8,12 @@
 //! timestamp nearest to it. Every edge computes the same bytes for the same segment.
 
 pub mod adts;
+pub mod cenc;
 pub mod h264;
 pub mod mp4;
 pub mod ts;
 
-use mp4::{Codec, Run, Sample, Track};
+use mp4::{Codec, Run, Sample, Track, TrackProtection};
 
 /// Why a segment cannot be repackaged.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -129,12 +130,14 @@ fn video_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), Cm
             id: VIDEO_TRACK,
             timescale: 90_000,
             codec: Codec::Avc(config),
+            protection: None,
         },
         Run {
             track_id: VIDEO_TRACK,
             base_decode_time: u64::try_from(base).unwrap_or(0),
             samples,
             data,
+            aux: None,
         },
     ))
 }
@@ -172,12 +175,14 @@ fn audio_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), Cm
             id: AUDIO_TRACK,
             timescale: config.sample_rate,
             codec: Codec::Aac(config),
+            protection: None,
         },
         Run {
             track_id: AUDIO_TRACK,
             base_decode_time: u64::try_from(base).unwrap_or(0),
             samples,
             data,
+            aux: None,
         },
     ))
 }
@@ -185,16 +190,48 @@ fn audio_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), Cm
 /// Repackages one MPEG-TS segment. `sequence` numbers the fragment; `pdt_ms` (the segment's
 /// program date time) keeps decode times continuous across the 33-bit timestamp wrap.
 pub fn remux(segment: &[u8], sequence: u64, pdt_ms: Option<i64>) -> Result<Remuxed, CmafError> {
+    remux_protected(segment, sequence, pdt_ms, None)
+}
+
+/// Which elementary streams go into the fragment: both (HLS muxed), or one (a CMAF track, as
+/// DASH and encrypted CMAF want).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Select {
+    All,
+    Video,
+    Audio,
+}
+
+/// [`remux`] of the `select`ed tracks, encrypted under `protection` (`cenc` or `cbcs`) when
+/// given. For `cenc`, each track's per-sample IVs start from `protection.iv_base` with the track
+/// id in the top bits, so video and audio never share an IV.
+pub fn remux_protected(
+    segment: &[u8],
+    sequence: u64,
+    pdt_ms: Option<i64>,
+    protection: Option<&cenc::Protection>,
+) -> Result<Remuxed, CmafError> {
+    remux_select(segment, sequence, pdt_ms, protection, Select::All)
+}
+
+/// The general form of [`remux`]: a track selection and optional encryption.
+pub fn remux_select(
+    segment: &[u8],
+    sequence: u64,
+    pdt_ms: Option<i64>,
+    protection: Option<&cenc::Protection>,
+    select: Select,
+) -> Result<Remuxed, CmafError> {
     let d = ts::demux(segment)?;
     let reference = pdt_ms.map(|ms| ms.saturating_mul(90));
     let mut tracks = Vec::new();
     let mut runs = Vec::new();
-    if !d.video.is_empty() {
+    if !d.video.is_empty() && select != Select::Audio {
         let (t, r) = video_run(&d.video, reference)?;
         tracks.push(t);
         runs.push(r);
     }
-    if !d.audio.is_empty() {
+    if !d.audio.is_empty() && select != Select::Video {
         let (t, r) = audio_run(&d.audio, reference)?;
         tracks.push(t);
         runs.push(r);
@@ -203,6 +240,20 @@ pub fn remux(segment: &[u8], sequence: u64, pdt_ms: Option<i64>) -> Result<Remux
         return Err(CmafError::Malformed(
             "the segment has no H.264 or AAC frames".into(),
         ));
+    }
+    if let Some(p) = protection {
+        for (t, r) in tracks.iter_mut().zip(runs.iter_mut()) {
+            let mut track_key = p.clone();
+            track_key.iv_base = p.iv_base ^ (u64::from(t.id) << 56);
+            let video = matches!(t.codec, Codec::Avc(_));
+            let sizes: Vec<u32> = r.samples.iter().map(|s| s.size).collect();
+            r.aux = Some(cenc::encrypt_run(&track_key, video, &sizes, &mut r.data));
+            t.protection = Some(TrackProtection {
+                scheme: p.scheme,
+                kid: p.kid,
+                constant_iv: p.constant_iv,
+            });
+        }
     }
     let fragment = mp4::media_segment((sequence as u32).wrapping_add(1), &runs);
     Ok(Remuxed { tracks, fragment })

@@ -2,6 +2,7 @@
 //! (`ftyp` + `moov` with `mvex`) and media segments (`styp` + `moof` + `mdat`).
 
 use super::adts::AacConfig;
+use super::cenc::{RunAux, Scheme};
 use super::h264::AvcConfig;
 
 /// Appends a box: size placeholder, type, contents, then the size.
@@ -47,7 +48,24 @@ pub struct Track {
     pub id: u32,
     pub timescale: u32,
     pub codec: Codec,
+    /// Common encryption: the sample entry becomes `encv`/`enca` with a `sinf`.
+    pub protection: Option<TrackProtection>,
 }
+
+/// What the init segment says about a protected track (`sinf`/`tenc`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackProtection {
+    pub scheme: Scheme,
+    pub kid: [u8; 16],
+    /// `cbcs` only.
+    pub constant_iv: [u8; 16],
+}
+
+/// The W3C common system id (ClearKey and any system that reads key ids): 1077efec-c0b2-4d02-
+/// ace3-3c1e52e2fb4b.
+pub const COMMON_SYSTEM_ID: [u8; 16] = [
+    0x10, 0x77, 0xef, 0xec, 0xc0, 0xb2, 0x4d, 0x02, 0xac, 0xe3, 0x3c, 0x1e, 0x52, 0xe2, 0xfb, 0x4b,
+];
 
 /// One sample of a fragment.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +84,8 @@ pub struct Run {
     pub base_decode_time: u64,
     pub samples: Vec<Sample>,
     pub data: Vec<u8>,
+    /// Common encryption: per-sample IVs and subsamples (`senc`, `saiz`, `saio`).
+    pub aux: Option<RunAux>,
 }
 
 fn esds(o: &mut Vec<u8>, track_id: u32, c: &AacConfig) {
@@ -88,33 +108,80 @@ fn esds(o: &mut Vec<u8>, track_id: u32, c: &AacConfig) {
     });
 }
 
+fn sinf(o: &mut Vec<u8>, original: &[u8; 4], video: bool, p: &TrackProtection) {
+    boxed(o, b"sinf", |o| {
+        boxed(o, b"frma", |o| o.extend_from_slice(original));
+        full(o, b"schm", 0, 0, |o| {
+            o.extend_from_slice(p.scheme.fourcc());
+            u32be(o, 0x0001_0000);
+        });
+        boxed(o, b"schi", |o| match p.scheme {
+            Scheme::Cenc => full(o, b"tenc", 0, 0, |o| {
+                o.extend_from_slice(&[0, 0, 1, 8]);
+                o.extend_from_slice(&p.kid);
+            }),
+            Scheme::Cbcs => full(o, b"tenc", 1, 0, |o| {
+                // Video 1:9 pattern; audio every block (0:0 means no pattern).
+                let pattern = if video { 0x19 } else { 0 };
+                o.extend_from_slice(&[0, pattern, 1, 0]);
+                o.extend_from_slice(&p.kid);
+                o.push(16);
+                o.extend_from_slice(&p.constant_iv);
+            }),
+        });
+    });
+}
+
 fn sample_entry(o: &mut Vec<u8>, t: &Track) {
+    let protected = t.protection.as_ref();
     match &t.codec {
-        Codec::Avc(c) => boxed(o, b"avc1", |o| {
-            o.extend_from_slice(&[0; 6]);
-            u16be(o, 1); // data_reference_index
-            o.extend_from_slice(&[0; 16]);
-            u16be(o, c.width);
-            u16be(o, c.height);
-            u32be(o, 0x0048_0000);
-            u32be(o, 0x0048_0000);
-            u32be(o, 0);
-            u16be(o, 1); // frame_count
-            o.extend_from_slice(&[0; 32]); // compressorname
-            u16be(o, 0x0018);
-            u16be(o, 0xFFFF);
-            boxed(o, b"avcC", |o| o.extend_from_slice(&c.avcc()));
-        }),
-        Codec::Aac(c) => boxed(o, b"mp4a", |o| {
-            o.extend_from_slice(&[0; 6]);
-            u16be(o, 1);
-            o.extend_from_slice(&[0; 8]);
-            u16be(o, u16::from(c.channels));
-            u16be(o, 16);
-            u32be(o, 0);
-            u32be(o, c.sample_rate.min(0xFFFF) << 16);
-            esds(o, t.id, c);
-        }),
+        Codec::Avc(c) => boxed(
+            o,
+            if protected.is_some() {
+                b"encv"
+            } else {
+                b"avc1"
+            },
+            |o| {
+                o.extend_from_slice(&[0; 6]);
+                u16be(o, 1); // data_reference_index
+                o.extend_from_slice(&[0; 16]);
+                u16be(o, c.width);
+                u16be(o, c.height);
+                u32be(o, 0x0048_0000);
+                u32be(o, 0x0048_0000);
+                u32be(o, 0);
+                u16be(o, 1); // frame_count
+                o.extend_from_slice(&[0; 32]); // compressorname
+                u16be(o, 0x0018);
+                u16be(o, 0xFFFF);
+                boxed(o, b"avcC", |o| o.extend_from_slice(&c.avcc()));
+                if let Some(p) = protected {
+                    sinf(o, b"avc1", true, p);
+                }
+            },
+        ),
+        Codec::Aac(c) => boxed(
+            o,
+            if protected.is_some() {
+                b"enca"
+            } else {
+                b"mp4a"
+            },
+            |o| {
+                o.extend_from_slice(&[0; 6]);
+                u16be(o, 1);
+                o.extend_from_slice(&[0; 8]);
+                u16be(o, u16::from(c.channels));
+                u16be(o, 16);
+                u32be(o, 0);
+                u32be(o, c.sample_rate.min(0xFFFF) << 16);
+                esds(o, t.id, c);
+                if let Some(p) = protected {
+                    sinf(o, b"mp4a", false, p);
+                }
+            },
+        ),
     }
 }
 
@@ -225,6 +292,20 @@ pub fn init_segment(tracks: &[Track]) -> Vec<u8> {
                 });
             }
         });
+        // The key ids, for ClearKey and every system that reads the common `pssh`.
+        let mut kids: Vec<[u8; 16]> = tracks
+            .iter()
+            .filter_map(|t| t.protection.as_ref().map(|p| p.kid))
+            .collect();
+        kids.dedup();
+        if !kids.is_empty() {
+            full(o, b"pssh", 1, 0, |o| {
+                o.extend_from_slice(&COMMON_SYSTEM_ID);
+                u32be(o, kids.len() as u32);
+                kids.iter().for_each(|k| o.extend_from_slice(k));
+                u32be(o, 0);
+            });
+        }
     });
     o
 }
@@ -232,6 +313,46 @@ pub fn init_segment(tracks: &[Track]) -> Vec<u8> {
 /// `sample_flags`: a sync sample depends on nothing; any other is a non-sync sample that does.
 fn sample_flags(sync: bool) -> u32 {
     if sync { 0x0200_0000 } else { 0x0101_0000 }
+}
+
+/// `saiz` (sizes of the sample auxiliary information), `saio` (where it is; the field to patch
+/// and the position of the data are pushed to `aux_fields`) and `senc` (IVs and subsamples).
+fn sample_encryption(o: &mut Vec<u8>, aux: &RunAux, aux_fields: &mut Vec<(usize, usize)>) {
+    let subsamples = aux.samples.iter().any(|s| !s.subsamples.is_empty());
+    // saiz and saio first, then senc, as shaka-packager writes them (ffmpeg reads them so).
+    full(o, b"saiz", 0, 0, |o| {
+        o.push(0); // the sizes vary
+        u32be(o, aux.samples.len() as u32);
+        for s in &aux.samples {
+            let n = s.iv.len()
+                + if subsamples {
+                    2 + 6 * s.subsamples.len()
+                } else {
+                    0
+                };
+            o.push(n.min(255) as u8);
+        }
+    });
+    let mut field = 0;
+    full(o, b"saio", 0, 0, |o| {
+        u32be(o, 1);
+        field = o.len();
+        u32be(o, 0);
+    });
+    full(o, b"senc", 0, if subsamples { 2 } else { 0 }, |o| {
+        u32be(o, aux.samples.len() as u32);
+        aux_fields.push((field, o.len()));
+        for s in &aux.samples {
+            o.extend_from_slice(&s.iv);
+            if subsamples {
+                u16be(o, s.subsamples.len() as u16);
+                for (clear, protected) in &s.subsamples {
+                    u16be(o, *clear);
+                    u32be(o, *protected);
+                }
+            }
+        }
+    });
 }
 
 /// A CMAF media segment (`styp` + `moof` + `mdat`) holding one run per track.
@@ -251,6 +372,8 @@ pub fn media_segment(sequence_number: u32, runs: &[Run]) -> Vec<u8> {
     });
     let moof_start = o.len();
     let mut offset_fields = Vec::with_capacity(runs.len());
+    // saio fields to patch: (field position, position of the senc sample data).
+    let mut aux_fields: Vec<(usize, usize)> = Vec::new();
     boxed(&mut o, b"moof", |o| {
         full(o, b"mfhd", 0, 0, |o| u32be(o, sequence_number));
         for r in runs {
@@ -276,9 +399,17 @@ pub fn media_segment(sequence_number: u32, runs: &[Run]) -> Vec<u8> {
                         }
                     },
                 );
+                if let Some(aux) = &r.aux {
+                    sample_encryption(o, aux, &mut aux_fields);
+                }
             });
         }
     });
+    for (field, data_at) in aux_fields {
+        // Offsets count from the moof (default-base-is-moof).
+        let offset = (data_at - moof_start) as u32;
+        o[field..field + 4].copy_from_slice(&offset.to_be_bytes());
+    }
     let moof_len = o.len() - moof_start;
     let mut data_offset = moof_len + 8;
     for (r, field) in runs.iter().zip(offset_fields) {
