@@ -4,6 +4,8 @@
 //! and protected ranges are whole 16-byte blocks — audio samples full-sample encryption.
 
 use aes::Aes128;
+
+use super::CmafError;
 use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
 
 /// The protection scheme.
@@ -140,9 +142,18 @@ fn cbc_pattern(cipher: &Aes128, iv: &[u8; 16], crypt: usize, skip: usize, data: 
     }
 }
 
+/// Subsamples one sample can have: `saiz` gives each sample's auxiliary information one byte
+/// (8-byte IV + 2 + 6 per subsample ≤ 255).
+pub const MAX_SUBSAMPLES: usize = 40;
+
 /// Encrypts a run's samples in place (`data` holds them back to back, `sizes` their lengths);
 /// returns what `senc` must say.
-pub fn encrypt_run(p: &Protection, video: bool, sizes: &[u32], data: &mut [u8]) -> RunAux {
+pub fn encrypt_run(
+    p: &Protection,
+    video: bool,
+    sizes: &[u32],
+    data: &mut [u8],
+) -> Result<RunAux, CmafError> {
     let cipher = Aes128::new(GenericArray::from_slice(&p.key));
     let mut samples = Vec::with_capacity(sizes.len());
     let mut at = 0usize;
@@ -157,6 +168,12 @@ pub fn encrypt_run(p: &Protection, video: bool, sizes: &[u32], data: &mut [u8]) 
         } else {
             vec![(0, size)]
         };
+        if map.len() > MAX_SUBSAMPLES {
+            return Err(CmafError::Unsupported(format!(
+                "a video sample with {} NAL units needs more than {MAX_SUBSAMPLES} subsamples; encode with fewer slices",
+                map.len()
+            )));
+        }
         let iv = match p.scheme {
             Scheme::Cenc => p.iv_base.wrapping_add(index as u64).to_be_bytes().to_vec(),
             Scheme::Cbcs => Vec::new(),
@@ -187,5 +204,5 @@ pub fn encrypt_run(p: &Protection, video: bool, sizes: &[u32], data: &mut [u8]) 
             },
         });
     }
-    RunAux { samples }
+    Ok(RunAux { samples })
 }

@@ -247,7 +247,7 @@ pub fn remux_select(
             track_key.iv_base = p.iv_base ^ (u64::from(t.id) << 56);
             let video = matches!(t.codec, Codec::Avc(_));
             let sizes: Vec<u32> = r.samples.iter().map(|s| s.size).collect();
-            r.aux = Some(cenc::encrypt_run(&track_key, video, &sizes, &mut r.data));
+            r.aux = Some(cenc::encrypt_run(&track_key, video, &sizes, &mut r.data)?);
             t.protection = Some(TrackProtection {
                 scheme: p.scheme,
                 kid: p.kid,
@@ -332,5 +332,48 @@ mod tests {
         assert_eq!(c.audio_specific_config(), [0x11, 0x90]);
         assert_eq!(frames, [&[0xAA, 0xBB, 0xCC][..], &[0xAA, 0xBB, 0xCC]]);
         assert_eq!(c.codec(), "mp4a.40.2");
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn subsample_maps_cover_samples_and_stay_describable() {
+        let p = cenc::Protection {
+            scheme: cenc::Scheme::Cbcs,
+            key: [1; 16],
+            kid: [2; 16],
+            iv_base: 0,
+            constant_iv: [3; 16],
+        };
+        // An SEI (clear) and a 100-byte slice: 52 bytes clear (the SEI, the slice's length,
+        // header and slice-header bytes, and what does not fill a block), then 64 protected.
+        let mut sample = [0, 0, 0, 8, 6, 1, 1, 1, 1, 1, 1, 0x80].to_vec();
+        sample.extend_from_slice(&100u32.to_be_bytes());
+        sample.push(0x65);
+        sample.extend_from_slice(&[9; 99]);
+        let before = sample.clone();
+        let size = sample.len() as u32;
+        let aux = cenc::encrypt_run(&p, true, &[size], &mut sample).unwrap();
+        assert_eq!(aux.samples[0].subsamples, [(52, 64)]);
+        assert!(aux.samples[0].iv.is_empty(), "cbcs: constant IV");
+        assert_eq!(&sample[..52], &before[..52], "clear bytes untouched");
+        assert_ne!(
+            &sample[52..68],
+            &before[52..68],
+            "the first protected block is encrypted"
+        );
+        assert_eq!(
+            &sample[68..],
+            &before[68..],
+            "1:9 pattern: the next blocks stay clear"
+        );
+        // 50 slices cannot be described in one byte of `saiz`: an error, not a wrong file.
+        let mut many = Vec::new();
+        for _ in 0..50 {
+            many.extend_from_slice(&60u32.to_be_bytes());
+            many.push(0x41);
+            many.extend_from_slice(&[5; 59]);
+        }
+        let n = many.len() as u32;
+        assert!(cenc::encrypt_run(&p, true, &[n], &mut many).is_err());
     }
 }
