@@ -1,5 +1,5 @@
 //! Inputs shared by the benchmarks (included with `#[path]`): a store media playlist as the
-//! sidecar writes it.
+//! sidecar writes it, and an MPEG-TS input as an encoder makes it.
 
 /// 2026-11-25T…: the first segment's program date time, in ms since the epoch.
 pub const T0: i64 = 1_795_600_000_000;
@@ -17,4 +17,21 @@ pub fn store_playlist(n: u64) -> String {
         ));
     }
     s
+}
+
+/// Encodes `seconds` of 720p H.264 (5 Mb/s, 2 s GOPs) + AAC into one MPEG-TS file with Debian's
+/// ffmpeg; false when ffmpeg is missing or fails.
+pub fn encode_ts(path: &std::path::Path, seconds: u32) -> bool {
+    std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=1280x720:rate=25")
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+        .args(["-t", &seconds.to_string()])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-b:v", "5M", "-g", "50",
+        ])
+        .args(["-c:a", "aac", "-f", "mpegts"])
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success())
 }

@@ -255,31 +255,7 @@ fn speed_in_v8() {
     let dir = std::env::temp_dir().join(format!("edgepack-bench-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let ts = dir.join("input.ts");
-    let made = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=25",
-        ])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "20",
-        ])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-b:v", "5M", "-g", "50",
-        ])
-        .args(["-c:a", "aac", "-f", "mpegts"])
-        .arg(&ts)
-        .status()
-        .is_ok_and(|s| s.success());
+    let made = fixtures::encode_ts(&ts, 20);
     let ts_arg = ts.to_string_lossy().into_owned();
     let dir_arg = dir.to_string_lossy().into_owned();
     let run = |cmd: &str, args: &[&str]| -> Option<(f64, f64, Option<f64>)> {

@@ -6,6 +6,7 @@
 //! `remux_mb_s Z` (MPEG-TS → CMAF of the whole file as one segment).
 
 #[path = "../../benches/fixtures.rs"]
+#[allow(dead_code)] // shared with the benchmarks, which also encode inputs
 mod fixtures;
 
 use std::hint::black_box;

@@ -79,10 +79,13 @@ pub fn write(
     // and builds the initialization segment of each discontinuity period from the period's
     // first segment still in the store (`init-ts{sequence}.mp4`).
     let repackage = endpoint.cfg.format == Format::Cmaf;
+    // Discontinuity sequence numbers never decrease along the playlist: a binary search, not a
+    // scan of the whole (up to 14-day) history for every segment of the window.
     let period_init = |disc_seq: u64| {
+        let first = pl.segments.partition_point(|s| s.disc_seq < disc_seq);
         pl.segments
-            .iter()
-            .find(|s| s.disc_seq == disc_seq)
+            .get(first)
+            .filter(|s| s.disc_seq == disc_seq)
             .map(|s| format!("init-ts{}.mp4", s.sequence))
     };
     let fmp4 = repackage || segs.iter().any(|s| s.map.is_some());

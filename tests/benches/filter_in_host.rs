@@ -230,30 +230,7 @@ fn main() {
     // TS → CMAF of a 2 s 720p segment at 5 Mb/s, as an encoder makes it.
     let dir = tempfile::tempdir().unwrap();
     let ts_file = dir.path().join("segment.ts");
-    let made = std::process::Command::new("ffmpeg")
-        .args([
-            "-v",
-            "error",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=1280x720:rate=25",
-        ])
-        .args([
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-            "-t",
-            "2",
-        ])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-b:v", "5M", "-g", "50",
-        ])
-        .args(["-c:a", "aac", "-f", "mpegts"])
-        .arg(&ts_file)
-        .status()
-        .is_ok_and(|s| s.success());
+    let made = fixtures::encode_ts(&ts_file, 2);
     if made {
         let ts = std::fs::read(&ts_file).unwrap();
         let path = "/out/v1/news/cmaf/stream_0/100.mp4";
