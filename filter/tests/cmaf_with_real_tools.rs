@@ -146,10 +146,10 @@ fn remuxed_segments_decode_to_the_source_frames() {
     );
 }
 
-/// `ffmpeg -decryption_key` turns our `cenc` and `cbcs` CMAF tracks (one track per fragment, as
-/// CMAF has them), fragment by fragment, back into exactly the source's video and audio frames,
-/// and shaka-packager's raw-key decryption (the reference) the whole video track; without the
-/// key the pictures differ.
+/// `ffmpeg -decryption_key` turns our `cenc` and `cbcs` CMAF tracks (one track per file, as CMAF
+/// has them; several fragments, each with its own IVs) back into exactly the source's video and
+/// audio frames, and so does shaka-packager's raw-key decryption (the reference); without the
+/// key the frames differ.
 #[test]
 fn cenc_and_cbcs_tracks_decrypt_to_the_source_frames() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,7 +157,7 @@ fn cenc_and_cbcs_tracks_decrypt_to_the_source_frames() {
         .args(["-hide_banner", "-loglevel", "error"])
         .args(["-f", "lavfi", "-i", "testsrc2=size=320x180:rate=25"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", "4", "-c:v", "libx264", "-preset", "fast"])
+        .args(["-t", "6", "-c:v", "libx264", "-preset", "fast"])
         .args(["-g", "50", "-keyint_min", "50", "-sc_threshold", "0"])
         .args([
             "-c:a",
@@ -183,33 +183,32 @@ fn cenc_and_cbcs_tracks_decrypt_to_the_source_frames() {
     hex::decode_to_slice(kid_hex, &mut kid).unwrap();
     let packager = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../tests/browser/node_modules/shaka-packager/bin/packager-linux-x64");
-    let segments: Vec<Vec<u8>> = (0..2)
+    let segments: Vec<Vec<u8>> = (0..3)
         .map(|i| std::fs::read(dir.path().join(format!("s{i}.ts"))).unwrap())
         .collect();
-    // One track: all segments as a player appends them, and each fragment on its own behind
-    // the initialization segment.
+    // One track: the initialization segment and every fragment, as a player appends them.
     let track = |select: cmaf::Select, protection: Option<cmaf::cenc::Protection>, name: &str| {
         let mut whole = Vec::new();
-        let mut alone = Vec::new();
         for (i, ts) in segments.iter().enumerate() {
             let p = protection.clone().map(|mut p| {
                 p.iv_base = (i as u64) << 32;
                 p
             });
-            let r = cmaf::remux_select(ts, i as u64, None, p.as_ref(), select).unwrap();
-            let init = r.init_segment();
+            let pdt = 1_795_600_000_000 + 2000 * i as i64;
+            let r = cmaf::remux_select(ts, i as u64, Some(pdt), p.as_ref(), select).unwrap();
             if i == 0 {
-                whole.extend(&init);
+                whole.extend(r.init_segment());
             }
             whole.extend(&r.fragment);
-            let path = dir.path().join(format!("{name}-{i}.mp4"));
-            std::fs::write(&path, [init, r.fragment].concat()).unwrap();
-            alone.push(path);
         }
         let path = dir.path().join(format!("{name}.mp4"));
         std::fs::write(&path, &whole).unwrap();
-        (path, alone)
+        path
     };
+    // Read as a stream (stdin), as players and ffmpeg's own HLS/DASH demuxers read fragments:
+    // given a seekable multi-fragment file without `sidx`, ffmpeg 5.1 reads every `moof` first
+    // and then applies the last fragment's sample encryption to all of them (its bug; it
+    // fails on such files from any packager).
     let md5s = |path: &Path, key: Option<&str>| -> Vec<String> {
         let mut cmd = Command::new("ffmpeg");
         cmd.args(["-hide_banner", "-v", "quiet"]);
@@ -217,9 +216,8 @@ fn cenc_and_cbcs_tracks_decrypt_to_the_source_frames() {
             cmd.args(["-decryption_key", k]);
         }
         let out = cmd
-            .arg("-i")
-            .arg(path)
-            .args(["-f", "framemd5", "-"])
+            .args(["-i", "pipe:0", "-f", "framemd5", "-"])
+            .stdin(std::fs::File::open(path).unwrap())
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout)
@@ -232,12 +230,8 @@ fn cenc_and_cbcs_tracks_decrypt_to_the_source_frames() {
         (cmaf::Select::Video, "video"),
         (cmaf::Select::Audio, "audio"),
     ] {
-        let (clear_whole, clear_alone) = track(select, None, &format!("clear-{kind}"));
-        let clear = md5s(&clear_whole, None);
-        // Decoding fragment by fragment restarts the decoder (AAC priming): compare like with like.
-        let clear_by_fragment: Vec<String> =
-            clear_alone.iter().flat_map(|f| md5s(f, None)).collect();
-        assert!(clear.len() >= 100, "{kind}: {} frames", clear.len());
+        let clear = md5s(&track(select, None, &format!("clear-{kind}")), None);
+        assert!(clear.len() >= 140, "{kind}: {} frames", clear.len());
         for scheme in [cmaf::cenc::Scheme::Cenc, cmaf::cenc::Scheme::Cbcs] {
             let name = format!("{scheme:?}-{kind}");
             let p = cmaf::cenc::Protection {
@@ -247,39 +241,30 @@ fn cenc_and_cbcs_tracks_decrypt_to_the_source_frames() {
                 iv_base: 0,
                 constant_iv: [7; 16],
             };
-            let (path, alone) = track(select, Some(p), &name);
-            // ffmpeg 5.1 decrypts each fragment (it does not carry encryption info from one moof
-            // to the next in these files, although shaka-packager's decryption below and its own
-            // files show the boxes are right): every frame, fragment by fragment.
-            let by_fragment: Vec<String> =
-                alone.iter().flat_map(|f| md5s(f, Some(key_hex))).collect();
+            let path = track(select, Some(p), &name);
             assert_eq!(
-                by_fragment, clear_by_fragment,
+                md5s(&path, Some(key_hex)),
+                clear,
                 "{name}: ffmpeg decrypts every frame"
             );
             assert_ne!(md5s(&path, None), clear, "{name}: really encrypted");
-            // The reference decrypts the whole video track, every frame. (Its decryption of our
-            // audio track diverges after ~150 frames while ffmpeg decrypts each audio fragment
-            // exactly: not understood yet, so not asserted; noted in the issue.)
-            if select == cmaf::Select::Video {
-                let dec = dir.path().join(format!("{name}-dec.mp4"));
-                let ok = Command::new(&packager)
-                    .arg(format!(
-                        "in={},stream=video,output={}",
-                        path.display(),
-                        dec.display()
-                    ))
-                    .args(["--enable_raw_key_decryption", "--quiet", "--keys"])
-                    .arg(format!("label=:key_id={kid_hex}:key={key_hex}"))
-                    .status()
-                    .unwrap();
-                assert!(ok.success(), "{name}: shaka-packager decrypts it");
-                assert_eq!(
-                    md5s(&dec, None),
-                    clear,
-                    "{name}: shaka-packager's decryption"
-                );
-            }
+            let dec = dir.path().join(format!("{name}-dec.mp4"));
+            let ok = Command::new(&packager)
+                .arg(format!(
+                    "in={},stream={kind},output={}",
+                    path.display(),
+                    dec.display()
+                ))
+                .args(["--enable_raw_key_decryption", "--quiet", "--keys"])
+                .arg(format!("label=:key_id={kid_hex}:key={key_hex}"))
+                .status()
+                .unwrap();
+            assert!(ok.success(), "{name}: shaka-packager decrypts it");
+            assert_eq!(
+                md5s(&dec, None),
+                clear,
+                "{name}: shaka-packager's decryption"
+            );
         }
     }
 }

@@ -2,10 +2,14 @@
 //! H.264 + AAC are demultiplexed ([`ts`]), turned into MP4 samples ([`h264`], [`adts`]) and written
 //! as an initialization segment and a media segment ([`mp4`]).
 //!
-//! Decode times are the segment's own 90 kHz timestamps, made continuous across the 33-bit wrap
-//! (every 26.5 h) with the segment's program date time: the offset between wall clock and
-//! timestamps is constant for a stream, so the number of wraps is the one that puts the
-//! timestamp nearest to it. Every edge computes the same bytes for the same segment.
+//! Timing: a segment's first video frame is presented at its program date time, in ticks since
+//! the Unix epoch (90 kHz for video, the sample rate for audio); the other frames and the audio
+//! keep their offsets from it (MPEG-TS 33-bit arithmetic, so a wrap inside a segment is
+//! harmless). Decode times are then continuous across segments and the 26.5 h timestamp wrap,
+//! and a DASH manifest can state every segment's time from the playlist alone. Composition
+//! offsets are signed (`trun` v1): the first frame's presentation time is the fragment's decode
+//! time, so B-frame streams need no edit list. Every edge computes the same bytes for the same
+//! segment. Without a program date time the segment's own timestamps are used.
 
 pub mod adts;
 pub mod cenc;
@@ -24,8 +28,6 @@ pub enum CmafError {
     Unsupported(String),
 }
 
-pub const VIDEO_TRACK: u32 = 1;
-pub const AUDIO_TRACK: u32 = 2;
 const WRAP: i128 = 1 << 33;
 
 /// A repackaged segment: the tracks (for the initialization segment) and the media segment.
@@ -53,25 +55,21 @@ impl Remuxed {
     }
 }
 
-/// `t33` with as many 2^33 wraps added as put it nearest to `reference` (90 kHz).
-fn unwrap(t33: u64, reference: Option<i64>) -> i128 {
-    let t = i128::from(t33);
-    match reference {
-        Some(r) => {
-            let k = (i128::from(r) - t + WRAP / 2).div_euclid(WRAP);
-            t + k * WRAP
-        }
-        None => t,
-    }
-}
-
 /// `t33 − base33` across a wrap inside the segment, in (−2^32, 2^32].
 fn delta(t33: u64, base33: u64) -> i128 {
     let d = (i128::from(t33) - i128::from(base33)).rem_euclid(WRAP);
     if d > WRAP / 2 { d - WRAP } else { d }
 }
 
-fn video_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), CmafError> {
+/// Where a segment's presentation starts: the 90 kHz time its first frame is shown at and the
+/// MPEG-TS timestamp of that frame.
+#[derive(Clone, Copy)]
+struct Anchor {
+    at: i128,
+    pts33: u64,
+}
+
+fn video_run(pes: &[ts::Pes], anchor: Anchor, id: u32) -> Result<(Track, Run), CmafError> {
     let mut sps = None;
     let mut pps = None;
     let mut samples = Vec::with_capacity(pes.len());
@@ -79,7 +77,10 @@ fn video_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), Cm
     let first = pes
         .first()
         .ok_or_else(|| CmafError::Malformed("no video frames in the segment".into()))?;
-    let base = unwrap(first.dts, reference);
+    // The first frame presents at `anchor.at`: its decode time is that, and every composition
+    // offset is relative to its own.
+    let base = anchor.at + delta(first.pts, anchor.pts33);
+    let first_offset = delta(first.pts, first.dts);
     let mut decode: Vec<i128> = Vec::with_capacity(pes.len());
     for (i, p) in pes.iter().enumerate() {
         let nals = h264::nal_units(&p.data);
@@ -102,7 +103,7 @@ fn video_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), Cm
             duration: 0,
             size: bytes.len() as u32,
             sync: idr,
-            composition_offset: i32::try_from(delta(p.pts, p.dts))
+            composition_offset: i32::try_from(delta(p.pts, p.dts) - first_offset)
                 .map_err(|_| CmafError::Malformed("a composition offset beyond 32 bits".into()))?,
         });
         data.extend_from_slice(&bytes);
@@ -127,13 +128,13 @@ fn video_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), Cm
     let config = h264::parse_sps(&sps, &pps)?;
     Ok((
         Track {
-            id: VIDEO_TRACK,
+            id,
             timescale: 90_000,
             codec: Codec::Avc(config),
             protection: None,
         },
         Run {
-            track_id: VIDEO_TRACK,
+            track_id: id,
             base_decode_time: u64::try_from(base).unwrap_or(0),
             samples,
             data,
@@ -142,7 +143,7 @@ fn video_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), Cm
     ))
 }
 
-fn audio_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), CmafError> {
+fn audio_run(pes: &[ts::Pes], anchor: Anchor, id: u32) -> Result<(Track, Run), CmafError> {
     let first = pes
         .first()
         .ok_or_else(|| CmafError::Malformed("no audio frames in the segment".into()))?;
@@ -168,17 +169,17 @@ fn audio_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), Cm
     }
     let config =
         config.ok_or_else(|| CmafError::Malformed("no audio frames in the segment".into()))?;
-    let base_90k = unwrap(first.pts, reference);
-    let base = base_90k * i128::from(config.sample_rate) / 90_000;
+    let base_90k = anchor.at + delta(first.pts, anchor.pts33);
+    let base = (base_90k * i128::from(config.sample_rate)).div_euclid(90_000);
     Ok((
         Track {
-            id: AUDIO_TRACK,
+            id,
             timescale: config.sample_rate,
             codec: Codec::Aac(config),
             protection: None,
         },
         Run {
-            track_id: AUDIO_TRACK,
+            track_id: id,
             base_decode_time: u64::try_from(base).unwrap_or(0),
             samples,
             data,
@@ -187,8 +188,8 @@ fn audio_run(pes: &[ts::Pes], reference: Option<i64>) -> Result<(Track, Run), Cm
     ))
 }
 
-/// Repackages one MPEG-TS segment. `sequence` numbers the fragment; `pdt_ms` (the segment's
-/// program date time) keeps decode times continuous across the 33-bit timestamp wrap.
+/// Repackages one MPEG-TS segment. `sequence` numbers the fragment; `pdt_ms` is the segment's
+/// program date time (see the module's timing rule).
 pub fn remux(segment: &[u8], sequence: u64, pdt_ms: Option<i64>) -> Result<Remuxed, CmafError> {
     remux_protected(segment, sequence, pdt_ms, None)
 }
@@ -203,8 +204,8 @@ pub enum Select {
 }
 
 /// [`remux`] of the `select`ed tracks, encrypted under `protection` (`cenc` or `cbcs`) when
-/// given. For `cenc`, each track's per-sample IVs start from `protection.iv_base` with the track
-/// id in the top bits, so video and audio never share an IV.
+/// given. For `cenc`, each track's per-sample IVs start from `protection.iv_base` with the kind
+/// of track (1 video, 2 audio) in the top byte, so video and audio never share an IV.
 pub fn remux_protected(
     segment: &[u8],
     sequence: u64,
@@ -223,16 +224,28 @@ pub fn remux_select(
     select: Select,
 ) -> Result<Remuxed, CmafError> {
     let d = ts::demux(segment)?;
-    let reference = pdt_ms.map(|ms| ms.saturating_mul(90));
+    // The first video frame (else the first audio frame) is presented at the program date time.
+    let pts33 = d
+        .video
+        .first()
+        .or(d.audio.first())
+        .map(|p| p.pts)
+        .ok_or_else(|| CmafError::Malformed("the segment has no H.264 or AAC frames".into()))?;
+    let anchor = Anchor {
+        at: pdt_ms.map_or(i128::from(pts33), |ms| i128::from(ms) * 90),
+        pts33,
+    };
     let mut tracks = Vec::new();
     let mut runs = Vec::new();
+    // Track ids count from 1 in each file (a lone audio track is track 1: shaka-packager 3.4
+    // crashes on a file whose only track is 2).
     if !d.video.is_empty() && select != Select::Audio {
-        let (t, r) = video_run(&d.video, reference)?;
+        let (t, r) = video_run(&d.video, anchor, 1)?;
         tracks.push(t);
         runs.push(r);
     }
     if !d.audio.is_empty() && select != Select::Video {
-        let (t, r) = audio_run(&d.audio, reference)?;
+        let (t, r) = audio_run(&d.audio, anchor, tracks.len() as u32 + 1)?;
         tracks.push(t);
         runs.push(r);
     }
@@ -244,8 +257,8 @@ pub fn remux_select(
     if let Some(p) = protection {
         for (t, r) in tracks.iter_mut().zip(runs.iter_mut()) {
             let mut track_key = p.clone();
-            track_key.iv_base = p.iv_base ^ (u64::from(t.id) << 56);
             let video = matches!(t.codec, Codec::Avc(_));
+            track_key.iv_base = p.iv_base ^ (if video { 1u64 } else { 2 } << 56);
             let sizes: Vec<u32> = r.samples.iter().map(|s| s.size).collect();
             r.aux = Some(cenc::encrypt_run(&track_key, video, &sizes, &mut r.data)?);
             t.protection = Some(TrackProtection {
@@ -265,22 +278,15 @@ mod tests {
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-    fn timestamps_stay_continuous_across_the_33_bit_wrap() {
-        // A stream whose timestamps sit 5 h of 90 kHz ticks below the wall clock (mod 2^33).
-        let offset: i64 = 5 * 3600 * 90_000;
-        let wall = |ms: i64| ms * 90;
-        let t33 = |ms: i64| ((wall(ms) - offset).rem_euclid(1 << 33)) as u64;
-        let ms0 = 1_795_600_000_000i64;
-        let mut last = None;
-        // Two days of 2 s segments cross the wrap (every 26.5 h) at least once.
-        for i in 0..86_400 {
-            let ms = ms0 + i * 2000;
-            let t = unwrap(t33(ms), Some(wall(ms) + (i % 7) * 90)); // PDT jitter of a few ms
-            if let Some(l) = last {
-                assert_eq!(t - l, 180_000, "segment {i}");
-            }
-            last = Some(t);
-        }
+    fn decode_times_follow_the_program_date_time_across_the_33_bit_wrap() {
+        // Segments whose timestamps wrap (2^33 ticks of 90 kHz) in the middle of the second.
+        let near_wrap = (1u64 << 33) - 90_000;
+        let a = Anchor {
+            at: 1_795_600_000_000 * 90,
+            pts33: near_wrap,
+        };
+        let after = (near_wrap + 180_000) % (1 << 33);
+        assert_eq!(a.at + delta(after, a.pts33), a.at + 180_000);
         assert_eq!(delta(5, (1 << 33) - 5), 10);
         assert_eq!(delta((1 << 33) - 5, 5), -10);
     }
