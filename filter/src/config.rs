@@ -65,8 +65,11 @@ pub struct ChannelConfig {
 pub enum Format {
     /// HLS with the segments as ingested (MPEG-TS, or fMP4 with `EXT-X-MAP`).
     Hls,
-    /// HLS with fMP4 (CMAF) segments: `EXT-X-MAP` + `.m4s`. Today from fMP4 ingest only.
+    /// HLS with fMP4 (CMAF) segments: `EXT-X-MAP` + fragments; fMP4 ingest passes through,
+    /// MPEG-TS ingest is repackaged.
     Cmaf,
+    /// MPEG-DASH: `index.mpd` (SegmentTemplate + SegmentTimeline), one CMAF track per
+    /// representation, repackaged from MPEG-TS ingest.
     Dash,
 }
 
@@ -147,10 +150,16 @@ fn default_rotation() -> u64 {
 /// Encryption methods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum EncryptionMethod {
+    /// Whole-segment AES-128-CBC (HLS with MPEG-TS segments).
     #[serde(rename = "aes-128")]
     Aes128,
-    #[serde(rename = "sample-aes")]
-    SampleAes,
+    /// Common encryption, AES-CTR (ISO/IEC 23001-7 `cenc`): DASH, and CMAF HLS as
+    /// `SAMPLE-AES-CTR`.
+    #[serde(rename = "cenc")]
+    Cenc,
+    /// Common encryption, AES-CBC 1:9 pattern (`cbcs`): DASH, and CMAF HLS as `SAMPLE-AES`.
+    #[serde(rename = "cbcs")]
+    Cbcs,
 }
 
 /// Where keys come from.
@@ -298,17 +307,17 @@ fn validate_endpoint(
     name: &str,
     cfg: EndpointConfig,
 ) -> Result<Endpoint, ConfigError> {
-    if cfg.format == Format::Dash {
-        return Err(err(
-            format!("{f}.format"),
-            "\"dash\" is not available in this version; use \"hls\" or \"cmaf\"",
-        ));
-    }
-    if cfg.format == Format::Cmaf && cfg.encryption.is_some() {
-        return Err(err(
-            format!("{f}.encryption"),
-            "cmaf endpoints are clear in this version (SAMPLE-AES/CENC for fMP4 is not available yet); remove encryption or use format \"hls\" with MPEG-TS ingest",
-        ));
+    if let Some(e) = &cfg.encryption {
+        let fits = match e.method {
+            EncryptionMethod::Aes128 => cfg.format == Format::Hls,
+            EncryptionMethod::Cenc | EncryptionMethod::Cbcs => cfg.format != Format::Hls,
+        };
+        if !fits {
+            return Err(err(
+                format!("{f}.encryption.method"),
+                "\"aes-128\" encrypts whole MPEG-TS segments (format \"hls\"); \"cenc\" and \"cbcs\" encrypt CMAF samples (formats \"cmaf\" and \"dash\")",
+            ));
+        }
     }
     if !(1..=86_400).contains(&cfg.manifest_window_seconds) {
         return Err(err(
@@ -336,12 +345,6 @@ fn validate_endpoint(
     let mut static_key = None;
     if let Some(e) = &cfg.encryption {
         let ef = format!("{f}.encryption");
-        if e.method != EncryptionMethod::Aes128 {
-            return Err(err(
-                format!("{ef}.method"),
-                "only \"aes-128\" is available for HLS TS endpoints (sample-aes: issue #6)",
-            ));
-        }
         if e.key_rotation_interval_seconds > 0 && e.key_rotation_interval_seconds < 2 {
             return Err(err(
                 format!("{ef}.key_rotation_interval_seconds"),
@@ -463,11 +466,21 @@ mod tests {
         );
         let e = field_of(&EXAMPLE.replace("203.0.113.0/24", "203.0.113.0/33"));
         assert!(e.contains("ip_allowlist[0]"), "{e}");
+        let e = field_of(&EXAMPLE.replace("\"method\": \"aes-128\"", "\"method\": \"cenc\""));
+        assert!(
+            e.contains("channels.news.endpoints.secure.encryption.method"),
+            "{e}"
+        );
         let e = field_of(&EXAMPLE.replace(
-            "\"format\": \"hls\", \"manifest_window_seconds\": 60 }",
-            "\"format\": \"dash\" }",
+            "\"format\": \"hls\", \"manifest_window_seconds\": 60, \"time",
+            "\"format\": \"dash\", \"manifest_window_seconds\": 60, \"time",
         ));
-        assert!(e.contains("channels.news.endpoints.hls.format"), "{e}");
+        assert!(e.contains("aes-128"), "{e}");
+        let ok = EXAMPLE.replace(
+            "\"format\": \"hls\", \"manifest_window_seconds\": 60, \"time",
+            "\"format\": \"dash\", \"manifest_window_seconds\": 60, \"time",
+        );
+        assert!(Settings::from_json(ok.replace("aes-128", "cbcs").as_bytes()).is_ok());
         let e = field_of(&EXAMPLE.replace("\"cluster\": \"edgepack_store\"", "\"cluster\": \"\""));
         assert!(e.contains("store.cluster"), "{e}");
         let e = field_of("{");

@@ -16,6 +16,7 @@ pub mod access;
 pub mod cmaf;
 pub mod config;
 pub mod crypto;
+pub mod dash;
 pub mod error;
 pub mod media_playlist;
 pub mod media_rewrite;

@@ -7,8 +7,9 @@ use std::ops::Range;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
-use crate::config::{Endpoint, Format};
+use crate::config::{EncryptionMethod, Endpoint, Format};
 use crate::crypto;
+use crate::dash;
 use crate::error::FilterError;
 use crate::media_playlist::MediaPlaylist;
 use crate::playlist_window::Kind;
@@ -30,11 +31,26 @@ pub fn key_tag(
     let path = key_path(endpoint, period);
     let expiry = crypto::token_expiry(now_ms, enc.key_token.ttl_seconds);
     let token = crypto::token(&enc.key_token.secret, &path, expiry)?;
-    let mut tag = format!("#EXT-X-KEY:METHOD=AES-128,URI=\"../key/{period}?token={token}\"");
-    if let Some(iv) = endpoint.constant_iv {
-        let _ = write!(tag, ",IV=0x{}", hex::encode_upper(iv));
-    }
-    Ok(Some(tag))
+    let uri = format!("../key/{period}?token={token}");
+    Ok(Some(match enc.method {
+        EncryptionMethod::Aes128 => {
+            let mut tag = format!("#EXT-X-KEY:METHOD=AES-128,URI=\"{uri}\"");
+            if let Some(iv) = endpoint.constant_iv {
+                let _ = write!(tag, ",IV=0x{}", hex::encode_upper(iv));
+            }
+            tag
+        }
+        // Common encryption of fMP4 (the IVs are in the segments): the key itself at the URI
+        // ("identity"), as SAMPLE-AES (cbcs) or SAMPLE-AES-CTR (cenc).
+        EncryptionMethod::Cbcs | EncryptionMethod::Cenc => format!(
+            "#EXT-X-KEY:METHOD={},URI=\"{uri}\",KEYFORMAT=\"identity\",KEYFORMATVERSIONS=\"1\"",
+            if enc.method == EncryptionMethod::Cbcs {
+                "SAMPLE-AES"
+            } else {
+                "SAMPLE-AES-CTR"
+            }
+        ),
+    }))
 }
 
 /// Absolute path of a key on this endpoint; tokens are bound to it.
@@ -76,25 +92,21 @@ pub fn write(
         ),
     };
     // A cmaf endpoint over MPEG-TS ingest: the filter repackages each segment (`{sequence}.mp4`)
-    // and builds the initialization segment of each discontinuity period from the period's
-    // first segment still in the store (`init-ts{sequence}.mp4`).
+    // and builds the initialization segment of each run — one discontinuity period and, when
+    // encrypted, one key period (the KID is in the init) — from the run's first segment still in
+    // the store (`init-ts{sequence}.mp4`).
     let repackage = endpoint.cfg.format == Format::Cmaf;
-    // Discontinuity sequence numbers never decrease along the playlist: a binary search, not a
-    // scan of the whole (up to 14-day) history for every segment of the window.
-    let period_init = |disc_seq: u64| {
-        let first = pl.segments.partition_point(|s| s.disc_seq < disc_seq);
-        pl.segments
-            .get(first)
-            .filter(|s| s.disc_seq == disc_seq)
-            .map(|s| format!("init-ts{}.mp4", s.sequence))
-    };
-    let fmp4 = repackage || segs.iter().any(|s| s.map.is_some());
-    if fmp4 && encryption.is_some() {
-        return Err(FilterError::NotImplemented(format!(
-            "endpoint '{}' encrypts with AES-128, which this version does for MPEG-TS segments only; this rendition is fMP4 (CMAF). Serve it from an endpoint without encryption",
-            endpoint.name
-        )));
+    let fmp4_ingest = segs.iter().any(|s| s.map.is_some());
+    if let Some(e) = encryption {
+        let whole_segment = e.method == EncryptionMethod::Aes128;
+        if (whole_segment && (repackage || fmp4_ingest)) || (!whole_segment && fmp4_ingest) {
+            return Err(FilterError::NotImplemented(format!(
+                "endpoint '{}' is encrypted, which this version does for MPEG-TS ingest only (AES-128 on hls endpoints, cenc/cbcs on cmaf and dash); this rendition is fMP4 (CMAF). Serve it from an endpoint without encryption",
+                endpoint.name
+            )));
+        }
     }
+    let fmp4 = repackage || fmp4_ingest;
     // EXT-X-MAP in a media playlist needs protocol version 6.
     let version = if fmp4 {
         pl.version.max(6)
@@ -129,8 +141,8 @@ pub fn write(
         let map = match s.map.as_deref() {
             Some(m) => Some(m),
             None if repackage => {
-                derived = period_init(s.disc_seq);
-                derived.as_deref()
+                derived = format!("init-ts{}.mp4", dash::run_start(pl, endpoint, s).sequence);
+                Some(derived.as_str())
             }
             None => None,
         };

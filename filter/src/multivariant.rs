@@ -278,3 +278,67 @@ pub fn write(
     }
     Ok(out)
 }
+
+/// A variant stream of the channel as DASH needs it: the rendition it plays, and what the
+/// multivariant playlist says about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// The store's rendition directory (`stream_0` of `stream_0/index.m3u8`).
+    pub rendition: String,
+    pub bandwidth: u64,
+    /// RFC 6381 codecs, lower-case as stated (`avc1.42c014`, `mp4a.40.2`).
+    pub video_codec: Option<String>,
+    pub audio_codec: Option<String>,
+    pub width: Option<u64>,
+    pub height: Option<u64>,
+    pub frame_rate: Option<f64>,
+}
+
+/// The variants an endpoint offers (stream selection, then the request's `aws.manifestfilter`)
+/// in its stream order, for the DASH manifest. I-frame variants and alternative renditions
+/// (`EXT-X-MEDIA`) are not carried into DASH by this version.
+pub fn variants(
+    bytes: &[u8],
+    endpoint: &Endpoint,
+    filter: Option<&ManifestFilter>,
+) -> Result<Vec<Variant>, FilterError> {
+    let parsed =
+        m3u8_rs::parse_master_playlist_res(bytes).map_err(|_| bad("m3u8-rs cannot parse it"))?;
+    let mut out: Vec<Variant> = parsed
+        .variants
+        .iter()
+        .filter(|v| !v.is_i_frame && variant_passes(v, endpoint, filter))
+        .filter_map(|v| {
+            let cs = codecs(v);
+            let rendition = v.uri.strip_suffix("/index.m3u8")?;
+            Some(Variant {
+                rendition: rendition.to_owned(),
+                bandwidth: v.bandwidth,
+                video_codec: cs.iter().find(|c| is_video_codec(c)).cloned(),
+                audio_codec: cs.iter().find(|c| is_audio_codec(c)).cloned(),
+                width: v.resolution.map(|r| r.width),
+                height: v.resolution.map(|r| r.height),
+                frame_rate: v.frame_rate,
+            })
+        })
+        .collect();
+    if out.is_empty() {
+        return Err(match filter {
+            Some(_) => FilterError::BadRequest(
+                "aws.manifestfilter leaves no stream in this channel".into(),
+            ),
+            None => FilterError::NotFound(format!(
+                "endpoint '{}' stream_selection leaves no variant of channel '{}'",
+                endpoint.name, endpoint.channel
+            )),
+        });
+    }
+    match endpoint.cfg.stream_selection.stream_order {
+        StreamOrder::Original => {}
+        StreamOrder::VideoBitrateAscending => out.sort_by_key(|v| v.bandwidth),
+        StreamOrder::VideoBitrateDescending => {
+            out.sort_by_key(|v| std::cmp::Reverse(v.bandwidth));
+        }
+    }
+    Ok(out)
+}

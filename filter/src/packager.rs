@@ -5,8 +5,9 @@ use std::net::IpAddr;
 
 use crate::access;
 use crate::cmaf;
-use crate::config::{Endpoint, Format, Settings};
+use crate::config::{EncryptionMethod, Endpoint, Format, Settings};
 use crate::crypto;
+use crate::dash;
 use crate::error::FilterError;
 use crate::media_playlist;
 use crate::media_rewrite;
@@ -14,7 +15,7 @@ use crate::multivariant;
 use crate::playlist_window::{self, WindowSpec};
 use crate::query::{ManifestFilter, Query, TimeShift};
 use crate::response::Response;
-use crate::route::{self, Asset};
+use crate::route::{self, Asset, TrackKind};
 
 /// A request as the shell read it in `on_http_request_headers`.
 pub struct Request<'a> {
@@ -69,12 +70,40 @@ pub enum JobKind {
     },
     /// An fMP4 initialization segment, passed through.
     Init,
-    /// An MPEG-TS segment repackaged as a CMAF fragment.
+    /// An MPEG-TS segment repackaged as a CMAF fragment (both tracks: HLS).
     Remux {
+        rendition: String,
         sequence: u64,
     },
     /// The CMAF initialization segment built from an MPEG-TS segment.
-    RemuxInit,
+    RemuxInit {
+        rendition: String,
+        sequence: u64,
+    },
+    /// DASH, step 1: the store's multivariant playlist gives the variants.
+    DashVariants {
+        filter: Option<ManifestFilter>,
+        time: TimeShift,
+        base_url: String,
+    },
+    /// DASH, step 2: the first variant's media playlist gives the timeline.
+    DashManifest {
+        variants: Vec<multivariant::Variant>,
+        time: TimeShift,
+        base_url: String,
+    },
+    /// One track of an MPEG-TS segment as a CMAF fragment (DASH).
+    Track {
+        rendition: String,
+        track: TrackKind,
+        sequence: u64,
+    },
+    /// A track's initialization segment, built from an MPEG-TS segment (DASH).
+    TrackInit {
+        rendition: String,
+        track: TrackKind,
+        sequence: u64,
+    },
 }
 
 /// The store's answer as the shell received it. `status` 0 means the call was reset (no headers).
@@ -125,13 +154,20 @@ fn cors(r: Response) -> Response {
 }
 
 /// The answer to a CORS preflight (a player that adds its own request headers triggers one).
-fn preflight(req: &Request<'_>) -> Response {
+fn preflight(req: &Request<'_>, license: bool) -> Response {
     let mut r = Response {
         status: 204,
         headers: Vec::new(),
         body: Vec::new(),
     }
-    .header("access-control-allow-methods", "GET, HEAD, OPTIONS")
+    .header(
+        "access-control-allow-methods",
+        if license {
+            "GET, POST, OPTIONS"
+        } else {
+            "GET, HEAD, OPTIONS"
+        },
+    )
     .header("access-control-max-age", "86400");
     if let Some(h) = (req.header)("access-control-request-headers") {
         r = r.header("access-control-allow-headers", h);
@@ -144,10 +180,12 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
     let Some(r) = route::route(path)? else {
         return Ok(Plan::NotOurs);
     };
+    let license = matches!(r.asset, Asset::License { .. });
     if req.method == "OPTIONS" {
-        return Ok(Plan::Respond(preflight(req)));
+        return Ok(Plan::Respond(preflight(req, license)));
     }
-    if req.method != "GET" && req.method != "HEAD" {
+    // EME sends ClearKey license requests as POST; the path names the key, the body is not read.
+    if req.method != "GET" && req.method != "HEAD" && !(license && req.method == "POST") {
         return Err(FilterError::MethodNotAllowed(format!(
             "method {} is not allowed; edgepack endpoints answer GET, HEAD and OPTIONS",
             req.method
@@ -167,7 +205,103 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
         kind,
     };
     let store = |rest: &str| format!("/store/v1/{}/{rest}", r.channel);
+    let dash = ep.cfg.format == Format::Dash;
+    let wrong_format = |what: &str| {
+        FilterError::NotFound(format!(
+            "endpoint '{}' is {}: it has no {what}",
+            ep.name,
+            if dash {
+                "DASH (its manifest is index.mpd)"
+            } else {
+                "HLS (its playlist is index.m3u8)"
+            }
+        ))
+    };
     match &r.asset {
+        Asset::Multivariant | Asset::Media { .. } if dash => Err(wrong_format("HLS playlists")),
+        Asset::Segment { .. } | Asset::TsInit { .. } | Asset::Init { .. } if dash => Err(
+            wrong_format("HLS segments; DASH segments are {rendition}/v{n}.mp4 and a{n}.mp4"),
+        ),
+        Asset::Mpd | Asset::Track { .. } | Asset::TrackInit { .. } if !dash => {
+            Err(wrong_format("DASH manifest or segments"))
+        }
+        Asset::Mpd => {
+            let filter = query
+                .manifest_filter
+                .as_deref()
+                .map(ManifestFilter::parse)
+                .transpose()?;
+            let scheme = (req.header)("x-forwarded-proto")
+                .or_else(|| (req.header)(":scheme"))
+                .unwrap_or_else(|| "http".into());
+            let host = (req.header)(":authority")
+                .or_else(|| (req.header)("host"))
+                .unwrap_or_else(|| "localhost".into());
+            Ok(Plan::Fetch(Box::new(Fetch {
+                path: store("index.m3u8"),
+                job: job(JobKind::DashVariants {
+                    filter,
+                    time: TimeShift::from_query(&query)?,
+                    base_url: format!("{scheme}://{host}/out/v1/{}/{}/", r.channel, r.endpoint),
+                }),
+            })))
+        }
+        Asset::Track {
+            rendition,
+            track,
+            sequence,
+        } => Ok(Plan::Fetch(Box::new(Fetch {
+            path: store(&format!("{rendition}/{sequence}.ts")),
+            job: job(JobKind::Track {
+                rendition: rendition.clone(),
+                track: *track,
+                sequence: *sequence,
+            }),
+        }))),
+        Asset::TrackInit {
+            rendition,
+            track,
+            sequence,
+        } => Ok(Plan::Fetch(Box::new(Fetch {
+            path: store(&format!("{rendition}/{sequence}.ts")),
+            job: job(JobKind::TrackInit {
+                rendition: rendition.clone(),
+                track: *track,
+                sequence: *sequence,
+            }),
+        }))),
+        Asset::License { key_id } => {
+            let enc = ep
+                .cfg
+                .encryption
+                .as_ref()
+                .filter(|e| e.method != EncryptionMethod::Aes128)
+                .ok_or_else(|| {
+                    FilterError::NotFound(format!(
+                        "endpoint '{}' does not use common encryption (cenc/cbcs): no ClearKey licenses",
+                        ep.name
+                    ))
+                })?;
+            let period: u64 = key_id.parse().map_err(|_| {
+                FilterError::BadRequest(format!("license id '{key_id}' is not a key period"))
+            })?;
+            crypto::verify_token(
+                &enc.key_token.secret,
+                path,
+                query.token.as_deref(),
+                req.now_ms,
+            )?;
+            let key = crypto::key_for(ep, period)?;
+            let kid = crypto::kid_for(ep, period);
+            Ok(Plan::Respond(
+                Response::with_body(
+                    200,
+                    "application/json",
+                    crypto::clearkey_license(&kid, &key).into_bytes(),
+                )
+                .header("cache-control", "no-store"),
+            ))
+        }
         Asset::Multivariant => {
             let filter = query
                 .manifest_filter
@@ -208,6 +342,7 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
                 return Ok(Plan::Fetch(Box::new(Fetch {
                     path: store(&format!("{rendition}/{sequence}.ts")),
                     job: job(JobKind::Remux {
+                        rendition: rendition.clone(),
                         sequence: *sequence,
                     }),
                 })));
@@ -231,7 +366,10 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
             }
             Ok(Plan::Fetch(Box::new(Fetch {
                 path: store(&format!("{rendition}/{sequence}.ts")),
-                job: job(JobKind::RemuxInit),
+                job: job(JobKind::RemuxInit {
+                    rendition: rendition.clone(),
+                    sequence: *sequence,
+                }),
             })))
         }
         Asset::Init { rendition, id } => {
@@ -244,9 +382,17 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
             })))
         }
         Asset::Key { key_id } => {
-            let enc = ep.cfg.encryption.as_ref().ok_or_else(|| {
-                FilterError::NotFound(format!("endpoint '{}' is not encrypted: no keys", ep.name))
-            })?;
+            let enc = ep
+                .cfg
+                .encryption
+                .as_ref()
+                .filter(|_| !dash)
+                .ok_or_else(|| {
+                    FilterError::NotFound(format!(
+                        "endpoint '{}' is not encrypted: no keys",
+                        ep.name
+                    ))
+                })?;
             let period: u64 = key_id.parse().map_err(|_| {
                 FilterError::BadRequest(format!("key id '{key_id}' is not a key period"))
             })?;
@@ -265,13 +411,38 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
     }
 }
 
-/// Repackages the store's MPEG-TS segment; a segment that cannot be is the store's problem (502)
-/// or a format this version does not carry (501).
-fn remux(answer: &StoreAnswer<'_>, sequence: u64) -> Result<cmaf::Remuxed, FilterError> {
-    let pdt = (answer.header)(PDT_HEADER)
+/// The program date time the store sent with a segment.
+fn segment_pdt(answer: &StoreAnswer<'_>) -> Option<i64> {
+    (answer.header)(PDT_HEADER)
         .and_then(|v| chrono::DateTime::parse_from_rfc3339(v.trim()).ok())
-        .map(|t| t.timestamp_millis());
-    cmaf::remux(answer.body, sequence, pdt).map_err(|e| match e {
+        .map(|t| t.timestamp_millis())
+}
+
+/// Repackages the store's MPEG-TS segment (the `select`ed tracks, common-encrypted on cenc/cbcs
+/// endpoints under the key of the segment's period); a segment that cannot be is the store's
+/// problem (502) or a format this version does not carry (501).
+fn remux(
+    ep: &Endpoint,
+    answer: &StoreAnswer<'_>,
+    rendition: &str,
+    sequence: u64,
+    select: cmaf::Select,
+) -> Result<cmaf::Remuxed, FilterError> {
+    let pdt = segment_pdt(answer);
+    let protection = match &ep.cfg.encryption {
+        Some(e) => {
+            let pdt = pdt.ok_or_else(|| {
+                FilterError::BadGateway(format!(
+                    "the store's segment has no {PDT_HEADER} header; cannot pick its key"
+                ))
+            })?;
+            let period = crypto::key_period(pdt, e.key_rotation_interval_seconds);
+            crypto::common_protection(ep, period, rendition, sequence)?
+        }
+        None => None,
+    };
+    cmaf::remux_select(answer.body, sequence, pdt, protection.as_ref(), select).map_err(|e| match e
+    {
         cmaf::CmafError::Malformed(why) => FilterError::BadGateway(format!(
             "the store's segment {sequence} cannot be repackaged: {why}"
         )),
@@ -279,6 +450,86 @@ fn remux(answer: &StoreAnswer<'_>, sequence: u64) -> Result<cmaf::Remuxed, Filte
             "segment {sequence} cannot be repackaged as CMAF: {why}"
         )),
     })
+}
+
+fn track_select(track: TrackKind) -> cmaf::Select {
+    match track {
+        TrackKind::Video => cmaf::Select::Video,
+        TrackKind::Audio => cmaf::Select::Audio,
+    }
+}
+
+/// What comes after the store's answer: the viewer's answer, or (DASH manifests) the next store
+/// request. The shell calls this; [`respond`] is the one-step form.
+pub fn advance(settings: &Settings, job: &Job, answer: &StoreAnswer<'_>, now_ms: i64) -> Plan {
+    let JobKind::DashVariants {
+        filter,
+        time,
+        base_url,
+    } = &job.kind
+    else {
+        return Plan::Respond(respond(settings, job, answer, now_ms));
+    };
+    let next = || -> Result<Plan, FilterError> {
+        if answer.status != 200 {
+            return Err(store_error(answer));
+        }
+        let ep = endpoint(settings, &job.channel, &job.endpoint)?;
+        let variants = multivariant::variants(answer.body, ep, filter.as_ref())?;
+        let first = variants[0].rendition.clone();
+        Ok(Plan::Fetch(Box::new(Fetch {
+            path: format!("/store/v1/{}/{first}/index.m3u8", job.channel),
+            job: Job {
+                channel: job.channel.clone(),
+                endpoint: job.endpoint.clone(),
+                kind: JobKind::DashManifest {
+                    variants,
+                    time: time.clone(),
+                    base_url: base_url.clone(),
+                },
+            },
+        })))
+    };
+    match next() {
+        Ok(p) => p,
+        Err(e) => Plan::Respond(cors(e.to_response())),
+    }
+}
+
+/// The window of a media playlist an endpoint shows for a request's time shift.
+fn window(
+    ep: &Endpoint,
+    pl: &media_playlist::MediaPlaylist,
+    time: &TimeShift,
+    now_ms: i64,
+) -> Result<(std::ops::Range<usize>, playlist_window::Kind, WindowSpec), FilterError> {
+    let spec = WindowSpec {
+        now_ms,
+        window_ms: time
+            .window_seconds
+            .unwrap_or(ep.cfg.manifest_window_seconds) as i64
+            * 1000,
+        delay_ms: time.delay_seconds.unwrap_or(ep.cfg.time_delay_seconds) as i64 * 1000,
+        start_ms: time.start_ms,
+        end_ms: time.end_ms,
+    };
+    if let Some(start) = time.start_ms
+        && start > now_ms
+    {
+        return Err(FilterError::BadRequest("start is in the future".into()));
+    }
+    let (range, kind) = playlist_window::select(&pl.segments, &spec);
+    if range.is_empty()
+        && let (Some(end), Some(first)) = (time.end_ms, pl.segments.first().and_then(|s| s.pdt_ms))
+        && end <= first
+    {
+        return Err(FilterError::BadRequest(format!(
+            "the requested time range ends before the startover window, which begins at {}",
+            chrono::DateTime::<chrono::Utc>::from_timestamp_millis(first)
+                .map_or_else(|| first.to_string(), |t| t.to_rfc3339())
+        )));
+    }
+    Ok((range, kind, spec))
 }
 
 /// Builds the viewer's answer from the store's.
@@ -329,33 +580,7 @@ fn try_respond(
         }
         JobKind::Media { time } => {
             let pl = media_playlist::parse(answer.body)?;
-            let spec = WindowSpec {
-                now_ms,
-                window_ms: time
-                    .window_seconds
-                    .unwrap_or(ep.cfg.manifest_window_seconds) as i64
-                    * 1000,
-                delay_ms: time.delay_seconds.unwrap_or(ep.cfg.time_delay_seconds) as i64 * 1000,
-                start_ms: time.start_ms,
-                end_ms: time.end_ms,
-            };
-            if let Some(start) = time.start_ms
-                && start > now_ms
-            {
-                return Err(FilterError::BadRequest("start is in the future".into()));
-            }
-            let (range, kind) = playlist_window::select(&pl.segments, &spec);
-            if range.is_empty()
-                && let (Some(end), Some(first)) =
-                    (time.end_ms, pl.segments.first().and_then(|s| s.pdt_ms))
-                && end <= first
-            {
-                return Err(FilterError::BadRequest(format!(
-                    "the requested time range ends before the startover window, which begins at {}",
-                    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(first)
-                        .map_or_else(|| first.to_string(), |t| t.to_rfc3339())
-                )));
-            }
+            let (range, kind, _) = window(ep, &pl, time, now_ms)?;
             let text = media_rewrite::write(&pl, range, kind, ep, now_ms)?;
             let max_age = (pl.target_duration / 2).max(1);
             Ok(
@@ -363,17 +588,87 @@ fn try_respond(
                     .header("cache-control", format!("max-age={max_age}")),
             )
         }
-        JobKind::Remux { sequence } => {
-            Ok(
-                Response::with_body(200, "video/mp4", remux(answer, *sequence)?.fragment)
-                    .header("cache-control", "max-age=1209600, immutable"),
-            )
-        }
-        JobKind::RemuxInit => {
+        JobKind::Remux {
+            rendition,
+            sequence,
+        } => Ok(Response::with_body(
+            200,
+            "video/mp4",
+            remux(ep, answer, rendition, *sequence, cmaf::Select::All)?.fragment,
+        )
+        .header("cache-control", "max-age=1209600, immutable")),
+        JobKind::RemuxInit {
+            rendition,
+            sequence,
+        } => {
             // Built from the segment the URI names: the same bytes on every edge, for good.
-            let init = remux(answer, 0)?.init_segment();
+            let init = remux(ep, answer, rendition, *sequence, cmaf::Select::All)?.init_segment();
             Ok(Response::with_body(200, "video/mp4", init)
                 .header("cache-control", "max-age=1209600, immutable"))
+        }
+        JobKind::Track {
+            rendition,
+            track,
+            sequence,
+        } => {
+            let r = remux(ep, answer, rendition, *sequence, track_select(*track))?;
+            let ct = match track {
+                TrackKind::Video => "video/mp4",
+                TrackKind::Audio => "audio/mp4",
+            };
+            if r.tracks.is_empty() {
+                return Err(FilterError::NotFound(format!(
+                    "segment {sequence} of '{rendition}' has no {track:?} track"
+                )));
+            }
+            Ok(Response::with_body(200, ct, r.fragment)
+                .header("cache-control", "max-age=1209600, immutable"))
+        }
+        JobKind::TrackInit {
+            rendition,
+            track,
+            sequence,
+        } => {
+            let r = remux(ep, answer, rendition, *sequence, track_select(*track))?;
+            let ct = match track {
+                TrackKind::Video => "video/mp4",
+                TrackKind::Audio => "audio/mp4",
+            };
+            Ok(Response::with_body(200, ct, r.init_segment())
+                .header("cache-control", "max-age=1209600, immutable"))
+        }
+        JobKind::DashVariants { .. } => Err(FilterError::BadGateway(
+            "a DASH manifest needs two store answers; this one came alone".into(),
+        )),
+        JobKind::DashManifest {
+            variants,
+            time,
+            base_url,
+        } => {
+            let pl = media_playlist::parse(answer.body)?;
+            if pl.segments.iter().any(|s| s.map.is_some()) {
+                return Err(FilterError::NotImplemented(format!(
+                    "endpoint '{}' is DASH, which this version builds from MPEG-TS ingest only; this channel is ingested as fMP4",
+                    ep.name
+                )));
+            }
+            let (range, kind, spec) = window(ep, &pl, time, now_ms)?;
+            let text = dash::write(&dash::Manifest {
+                variants,
+                playlist: &pl,
+                range,
+                kind,
+                endpoint: ep,
+                now_ms,
+                window_ms: spec.window_ms,
+                delay_ms: spec.delay_ms,
+                base_url,
+            })?;
+            let max_age = (pl.target_duration / 2).max(1);
+            Ok(
+                Response::with_body(200, "application/dash+xml", text.into_bytes())
+                    .header("cache-control", format!("max-age={max_age}")),
+            )
         }
         JobKind::Init => Ok(Response::with_body(200, "video/mp4", answer.body.to_vec())
             // Named by its content: it never changes.
@@ -388,17 +683,14 @@ fn try_respond(
             }
             if ep.cfg.encryption.is_some() && ct == "video/mp4" {
                 return Err(FilterError::NotImplemented(format!(
-                    "endpoint '{}' encrypts with AES-128, which this version does for MPEG-TS segments only; this segment is fMP4 (CMAF)",
+                    "endpoint '{}' is encrypted, which this version does for MPEG-TS ingest only; this segment is fMP4 (CMAF)",
                     ep.name
                 )));
             }
             let body = match &ep.cfg.encryption {
                 None => answer.body.to_vec(),
                 Some(enc) => {
-                    let pdt = (answer.header)(PDT_HEADER)
-                    .and_then(|v| chrono::DateTime::parse_from_rfc3339(v.trim()).ok())
-                    .map(|t| t.timestamp_millis())
-                    .ok_or_else(|| {
+                    let pdt = segment_pdt(answer).ok_or_else(|| {
                         FilterError::BadGateway(format!(
                             "the store's segment has no {PDT_HEADER} header; cannot pick its key"
                         ))

@@ -23,6 +23,49 @@ pub enum Asset {
     /// `{rendition}/init-ts{sequence}.mp4`: the initialization segment the filter builds from
     /// an MPEG-TS segment (cmaf endpoints over TS ingest).
     TsInit { rendition: String, sequence: u64 },
+    /// `index.mpd`: the DASH manifest.
+    Mpd,
+    /// `{rendition}/v{sequence}.mp4` or `a{sequence}.mp4`: one track (video or audio) of a
+    /// segment, as a CMAF fragment (DASH).
+    Track {
+        rendition: String,
+        track: TrackKind,
+        sequence: u64,
+    },
+    /// `{rendition}/init-v{sequence}.mp4` or `init-a{sequence}.mp4`: the track's initialization
+    /// segment, built from segment `sequence` (the first of its DASH period).
+    TrackInit {
+        rendition: String,
+        track: TrackKind,
+        sequence: u64,
+    },
+    /// `clearkey/{key-id}`: a W3C ClearKey license (JSON) for one key period.
+    License { key_id: String },
+}
+
+/// The track of a DASH representation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+impl TrackKind {
+    /// The letter of its file names: `v` or `a`.
+    pub fn letter(self) -> char {
+        match self {
+            TrackKind::Video => 'v',
+            TrackKind::Audio => 'a',
+        }
+    }
+}
+
+/// `{prefix}{digits}.mp4` → the number.
+fn numbered(file: &str, prefix: &str) -> Option<u64> {
+    file.strip_prefix(prefix)
+        .and_then(|f| f.strip_suffix(".mp4"))
+        .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|n| n.parse::<u64>().ok())
 }
 
 /// A routed egress request.
@@ -49,7 +92,7 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
     };
     let not_found = || {
         FilterError::NotFound(format!(
-            "no such edgepack path '{path}'; use /out/v1/{{channel}}/{{endpoint}}/index.m3u8, …/{{rendition}}/index.m3u8, …/{{rendition}}/{{sequence}}.ts, …/{{rendition}}/init-{{id}}.mp4 or …/key/{{key-id}}"
+            "no such edgepack path '{path}'; use /out/v1/{{channel}}/{{endpoint}}/index.m3u8 or index.mpd, …/{{rendition}}/index.m3u8, …/{{rendition}}/{{sequence}}.ts, …/{{rendition}}/init-{{id}}.mp4, …/key/{{key-id}} or …/clearkey/{{key-id}}"
         ))
     };
     let parts: Vec<&str> = rest.split('/').collect();
@@ -59,7 +102,11 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
     };
     let asset = match &parts[2..] {
         ["index.m3u8"] => Asset::Multivariant,
+        ["index.mpd"] => Asset::Mpd,
         ["key", id] if safe(id) => Asset::Key {
+            key_id: (*id).to_owned(),
+        },
+        ["clearkey", id] if safe(id) => Asset::License {
             key_id: (*id).to_owned(),
         },
         [r, "index.m3u8"] if safe(r) => Asset::Media {
@@ -75,6 +122,30 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
         {
             Asset::TsInit {
                 rendition: (*r).to_owned(),
+                sequence,
+            }
+        }
+        [r, file] if safe(r) && (file.starts_with('v') || file.starts_with('a')) => {
+            let (track, rest) = if let Some(rest) = file.strip_prefix('v') {
+                (TrackKind::Video, rest)
+            } else {
+                (TrackKind::Audio, &file[1..])
+            };
+            Asset::Track {
+                rendition: (*r).to_owned(),
+                track,
+                sequence: numbered(rest, "").ok_or_else(not_found)?,
+            }
+        }
+        [r, file]
+            if safe(r)
+                && let Some((track, sequence)) = numbered(file, "init-v")
+                    .map(|n| (TrackKind::Video, n))
+                    .or_else(|| numbered(file, "init-a").map(|n| (TrackKind::Audio, n))) =>
+        {
+            Asset::TrackInit {
+                rendition: (*r).to_owned(),
+                track,
                 sequence,
             }
         }
@@ -143,6 +214,27 @@ mod tests {
                 key_id: "29433".into()
             }
         );
+        assert_eq!(r("/out/v1/news/dash/index.mpd"), Asset::Mpd);
+        assert_eq!(
+            r("/out/v1/news/dash/stream_0/v42.mp4"),
+            Asset::Track {
+                rendition: "stream_0".into(),
+                track: TrackKind::Video,
+                sequence: 42
+            }
+        );
+        assert_eq!(
+            r("/out/v1/news/dash/stream_1/init-a40.mp4"),
+            Asset::TrackInit {
+                rendition: "stream_1".into(),
+                track: TrackKind::Audio,
+                sequence: 40
+            }
+        );
+        assert_eq!(
+            r("/out/v1/news/dash/clearkey/7"),
+            Asset::License { key_id: "7".into() }
+        );
         assert_eq!(route("/healthz").unwrap(), None);
         assert_eq!(route("/out/v2/x").unwrap(), None);
         for bad in [
@@ -154,6 +246,8 @@ mod tests {
             "/out/v1/news/hls/stream_0/+1.ts",
             "/out/v1/news/hls/../index.m3u8",
             "/out/v1/news/hls/stream_0/1.tsxxxx",
+            "/out/v1/news/dash/stream_0/vx.mp4",
+            "/out/v1/news/dash/stream_0/a1.m4s",
         ] {
             assert_eq!(route(bad).unwrap_err().status(), 404, "{bad}");
         }

@@ -158,6 +158,34 @@ fn request_header(name: &str) -> Option<String> {
 }
 
 impl Http {
+    /// Asks the store; the answer arrives in `on_http_call_response`. A refused call is answered
+    /// at once.
+    fn fetch(&mut self, channel: &str, endpoint: &str, fetch: packager::Fetch) {
+        let store = &self.settings.store;
+        let call = hostcalls::dispatch_http_call(
+            &store.cluster,
+            vec![
+                (":method", "GET"),
+                (":path", &fetch.path),
+                (":authority", &store.authority),
+            ],
+            None,
+            vec![],
+            Duration::from_millis(store.timeout_ms),
+        );
+        match call {
+            Ok(_) => self.job = Some(fetch.job),
+            Err(status) => {
+                let r = crate::FilterError::BadGateway(format!(
+                    "cannot call the store cluster '{}' ({status:?}): is it defined in Envoy?",
+                    store.cluster
+                ))
+                .to_response();
+                self.reply(channel, endpoint, &r);
+            }
+        }
+    }
+
     fn reply(&mut self, channel: &str, endpoint: &str, r: &Response) {
         let headers: Vec<(&str, &str)> = r
             .headers
@@ -254,7 +282,7 @@ impl Context for Http {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.clone())
         };
-        let response = packager::respond(
+        let next = packager::advance(
             &self.settings,
             &job,
             &StoreAnswer {
@@ -264,7 +292,12 @@ impl Context for Http {
             },
             now_ms(),
         );
-        self.reply(&job.channel, &job.endpoint, &response);
+        match next {
+            Plan::Respond(r) => self.reply(&job.channel, &job.endpoint, &r),
+            // A DASH manifest needs a second store answer: ask for it from here, as Envoy allows.
+            Plan::Fetch(fetch) => self.fetch(&job.channel, &job.endpoint, *fetch),
+            Plan::NotOurs => {}
+        }
     }
 }
 
@@ -304,34 +337,9 @@ impl HttpContext for Http {
                 Action::Pause
             }
             Plan::Fetch(fetch) => {
-                let store = &self.settings.store;
-                let call = hostcalls::dispatch_http_call(
-                    &store.cluster,
-                    vec![
-                        (":method", "GET"),
-                        (":path", &fetch.path),
-                        (":authority", &store.authority),
-                    ],
-                    None,
-                    vec![],
-                    Duration::from_millis(store.timeout_ms),
-                );
-                match call {
-                    Ok(_) => {
-                        self.job = Some(fetch.job);
-                        // Pause: the answer is built in on_http_call_response.
-                        Action::Pause
-                    }
-                    Err(status) => {
-                        let r = crate::FilterError::BadGateway(format!(
-                            "cannot call the store cluster '{}' ({status:?}): is it defined in Envoy?",
-                            store.cluster
-                        ))
-                        .to_response();
-                        self.reply(&channel, &endpoint, &r);
-                        Action::Pause
-                    }
-                }
+                self.fetch(&channel, &endpoint, *fetch);
+                // Pause: the answer is built in on_http_call_response.
+                Action::Pause
             }
         }
     }

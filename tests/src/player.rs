@@ -12,6 +12,15 @@ pub fn decoded_frames(input: &str) -> Result<BTreeMap<u32, Vec<String>>, String>
 
 /// Stream index → MD5 of each decoded frame of the streams `map` selects (`0:v`, `0:a`).
 pub fn decoded(input: &str, map: &str) -> Result<BTreeMap<u32, Vec<String>>, String> {
+    decoded_with(&[], input, map)
+}
+
+/// [`decoded`] with input options before `-i` (e.g. `-cenc_decryption_key HEX`).
+pub fn decoded_with(
+    input_options: &[&str],
+    input: &str,
+    map: &str,
+) -> Result<BTreeMap<u32, Vec<String>>, String> {
     let out = Command::new("timeout")
         .args([
             "-s",
@@ -23,6 +32,7 @@ pub fn decoded(input: &str, map: &str) -> Result<BTreeMap<u32, Vec<String>>, Str
             "error",
             "-xerror",
         ])
+        .args(input_options)
         .args(["-i", input, "-map", map, "-f", "framemd5", "-"])
         .output()
         .map_err(|e| format!("cannot run ffmpeg: {e}"))?;

@@ -299,13 +299,21 @@ pub fn init_segment(tracks: &[Track]) -> Vec<u8> {
             .collect();
         kids.dedup();
         if !kids.is_empty() {
-            full(o, b"pssh", 1, 0, |o| {
-                o.extend_from_slice(&COMMON_SYSTEM_ID);
-                u32be(o, kids.len() as u32);
-                kids.iter().for_each(|k| o.extend_from_slice(k));
-                u32be(o, 0);
-            });
+            o.extend_from_slice(&pssh(&kids));
         }
+    });
+    o
+}
+
+/// A `pssh` box of the W3C common system (version 1) listing key ids: ClearKey and every
+/// system that reads the common format find the KIDs in it.
+pub fn pssh(kids: &[[u8; 16]]) -> Vec<u8> {
+    let mut o = Vec::with_capacity(32 + 16 * kids.len());
+    full(&mut o, b"pssh", 1, 0, |o| {
+        o.extend_from_slice(&COMMON_SYSTEM_ID);
+        u32be(o, kids.len() as u32);
+        kids.iter().for_each(|k| o.extend_from_slice(k));
+        u32be(o, 0);
     });
     o
 }

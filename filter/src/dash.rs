@@ -1,0 +1,353 @@
+//! DASH manifests (ISO/IEC 23009-1, DASH-IF live profile) from the store's playlists.
+//!
+//! Times: every fragment the filter writes presents its first frame at the segment's program
+//! date time, in 90 kHz ticks since the Unix epoch (see [`crate::cmaf`]). So a dynamic MPD has
+//! `availabilityStartTime` 1970-01-01, and each `SegmentTimeline` entry is the segment's program
+//! date time and duration from the playlist — no segment has to be read to write the manifest,
+//! and every edge writes the same timeline.
+//!
+//! Periods: a new one at every discontinuity (the codec configuration may change: a new
+//! initialization segment) and, on encrypted endpoints, at every key change (a new KID in
+//! `tenc`, `cenc:default_KID` and the license URL). A period's start is its key period's start
+//! (0 without rotation) or, after a discontinuity, that segment's program date time; its
+//! initialization segments are built from its first segment still in the store.
+//!
+//! Representations: every selected variant's video in one AdaptationSet; the audio of the
+//! lowest-bandwidth variant as the one audio AdaptationSet (encoders mux the same audio into
+//! every variant). Segment URLs: `{rendition}/v{n}.mp4` and `{rendition}/a{n}.mp4`, `$Number$`
+//! being the store's sequence number.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use base64::Engine as _;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+use crate::cmaf::mp4;
+use crate::config::{EncryptionMethod, Endpoint};
+use crate::crypto;
+use crate::error::FilterError;
+use crate::media_playlist::{MediaPlaylist, Segment};
+use crate::multivariant::Variant;
+use crate::playlist_window::Kind;
+
+/// The 90 kHz timescale of every timeline.
+const TIMESCALE: i64 = 90_000;
+
+/// Everything a manifest is written from.
+pub struct Manifest<'a> {
+    /// The variants the endpoint offers, in its order.
+    pub variants: &'a [Variant],
+    /// The media playlist of the first variant: the timeline all variants share (renditions of
+    /// a channel are segment-aligned, as for MediaPackage).
+    pub playlist: &'a MediaPlaylist,
+    /// The segments of `playlist` in the window.
+    pub range: Range<usize>,
+    pub kind: Kind,
+    pub endpoint: &'a Endpoint,
+    pub now_ms: i64,
+    pub window_ms: i64,
+    pub delay_ms: i64,
+    /// `https://host/out/v1/{channel}/{endpoint}/`: ClearKey license URLs are absolute.
+    pub base_url: &'a str,
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `PT…S` with millisecond precision.
+fn duration(ms: i64) -> String {
+    let ms = ms.max(0);
+    if ms % 1000 == 0 {
+        format!("PT{}S", ms / 1000)
+    } else {
+        format!("PT{}.{:03}S", ms / 1000, ms % 1000)
+    }
+}
+
+fn date_time(ms: i64) -> String {
+    DateTime::<Utc>::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+}
+
+/// `frameRate`: an integer, or a fraction for rates like 29.97.
+fn frame_rate(r: f64) -> String {
+    if (r - r.round()).abs() < 1e-6 {
+        format!("{}", r.round() as u64)
+    } else {
+        format!("{}/1000", (r * 1000.0).round() as u64)
+    }
+}
+
+/// The key period of a segment (0 on clear endpoints).
+pub fn key_period_of(endpoint: &Endpoint, s: &Segment) -> u64 {
+    endpoint.cfg.encryption.as_ref().map_or(0, |e| {
+        crypto::key_period(s.pdt_ms.unwrap_or(0), e.key_rotation_interval_seconds)
+    })
+}
+
+/// The first segment still in the store of the run `s` belongs to: same discontinuity sequence
+/// and key period. Both never decrease along the playlist, so this is a binary search.
+pub fn run_start<'p>(pl: &'p MediaPlaylist, endpoint: &Endpoint, s: &'p Segment) -> &'p Segment {
+    let key = (s.disc_seq, key_period_of(endpoint, s));
+    let i = pl
+        .segments
+        .partition_point(|x| (x.disc_seq, key_period_of(endpoint, x)) < key);
+    pl.segments.get(i).unwrap_or(s)
+}
+
+/// One period of the manifest: the window's segments of one run.
+struct Period<'a> {
+    /// The run's first segment in the store (its initialization segments are built from it).
+    first: &'a Segment,
+    key_period: u64,
+    segments: &'a [Segment],
+}
+
+/// `<S>` elements of a timeline: `t` and `d` in 90 kHz, repeats folded into `r`.
+fn timeline(segments: &[Segment]) -> Result<String, FilterError> {
+    let mut out = String::new();
+    let mut run: Option<(i64, i64, u32)> = None; // (t, d, r)
+    let mut expected = None;
+    let flush = |out: &mut String, run: Option<(i64, i64, u32)>| {
+        if let Some((t, d, r)) = run {
+            let _ = write!(out, "<S t=\"{t}\" d=\"{d}\"");
+            if r > 0 {
+                let _ = write!(out, " r=\"{r}\"");
+            }
+            out.push_str("/>");
+        }
+    };
+    for s in segments {
+        let pdt = s.pdt_ms.ok_or_else(|| {
+            FilterError::BadGateway(format!(
+                "the store's segment {} has no program date time; DASH timelines need one",
+                s.sequence
+            ))
+        })?;
+        let t = pdt * (TIMESCALE / 1000);
+        let d = (s.duration * TIMESCALE as f64).round() as i64;
+        match run {
+            Some((rt, rd, r)) if Some(t) == expected && d == rd => run = Some((rt, rd, r + 1)),
+            _ => {
+                flush(&mut out, run);
+                run = Some((t, d, 0));
+            }
+        }
+        expected = Some(t + d);
+    }
+    flush(&mut out, run);
+    Ok(out)
+}
+
+fn content_protection(
+    m: &Manifest<'_>,
+    key_period: u64,
+    now_ms: i64,
+) -> Result<String, FilterError> {
+    let Some(enc) = &m.endpoint.cfg.encryption else {
+        return Ok(String::new());
+    };
+    let scheme = match enc.method {
+        EncryptionMethod::Cenc => "cenc",
+        EncryptionMethod::Cbcs => "cbcs",
+        EncryptionMethod::Aes128 => return Ok(String::new()),
+    };
+    let kid = crypto::kid_for(m.endpoint, key_period);
+    let path = license_path(m.endpoint, key_period);
+    let expiry = crypto::token_expiry(now_ms, enc.key_token.ttl_seconds);
+    let token = crypto::token(&enc.key_token.secret, &path, expiry)?;
+    let laurl = format!("{}clearkey/{key_period}?token={token}", m.base_url);
+    let pssh = base64::engine::general_purpose::STANDARD.encode(mp4::pssh(&[kid]));
+    Ok(format!(
+        "<ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{scheme}\" cenc:default_KID=\"{}\"/>\
+<ContentProtection schemeIdUri=\"urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e\" value=\"ClearKey1.0\"><dashif:Laurl>{}</dashif:Laurl></ContentProtection>\
+<ContentProtection schemeIdUri=\"urn:uuid:1077efec-c0b2-4d02-ace3-3c1e52e2fb4b\"><cenc:pssh>{pssh}</cenc:pssh></ContentProtection>",
+        crypto::kid_uuid(&kid),
+        xml_escape(&laurl)
+    ))
+}
+
+/// Absolute path of a ClearKey license on this endpoint; tokens are bound to it.
+pub fn license_path(endpoint: &Endpoint, key_period: u64) -> String {
+    format!(
+        "/out/v1/{}/{}/clearkey/{key_period}",
+        endpoint.channel, endpoint.name
+    )
+}
+
+/// Writes the MPD.
+pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
+    let pl = m.playlist;
+    let segs = pl.segments.get(m.range.clone()).unwrap_or(&[]);
+    let Some(first_seg) = segs.first() else {
+        return Err(FilterError::NotFound(
+            "the channel has no segments in this window yet; retry shortly".into(),
+        ));
+    };
+    let video: Vec<&Variant> = m
+        .variants
+        .iter()
+        .filter(|v| v.video_codec.is_some())
+        .collect();
+    let audio = m
+        .variants
+        .iter()
+        .filter(|v| v.audio_codec.is_some())
+        .min_by_key(|v| v.bandwidth);
+    if video.is_empty() && audio.is_none() {
+        return Err(FilterError::BadGateway(
+            "the store's multivariant playlist states no CODECS for its variants; a DASH manifest needs them".into(),
+        ));
+    }
+    // Periods: runs of the window with one discontinuity sequence and one key period.
+    let mut periods: Vec<Period<'_>> = Vec::new();
+    let mut at = 0;
+    while at < segs.len() {
+        let s = &segs[at];
+        let kp = key_period_of(m.endpoint, s);
+        let len = segs[at..]
+            .iter()
+            .take_while(|x| x.disc_seq == s.disc_seq && key_period_of(m.endpoint, x) == kp)
+            .count();
+        periods.push(Period {
+            first: run_start(pl, m.endpoint, s),
+            key_period: kp,
+            segments: &segs[at..at + len],
+        });
+        at += len;
+    }
+    let dynamic = m.kind != Kind::Vod;
+    // Presentation times count from the epoch (dynamic) or from the first segment (static).
+    let origin_ms = if dynamic {
+        0
+    } else {
+        first_seg.pdt_ms.unwrap_or(0)
+    };
+    let td = segs
+        .iter()
+        .map(|s| s.duration.ceil() as i64)
+        .max()
+        .unwrap_or(1)
+        .max(pl.target_duration as i64)
+        .max(1);
+    let mut out = String::with_capacity(2048 + segs.len() * 40);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = write!(
+        out,
+        "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" xmlns:cenc=\"urn:mpeg:cenc:2013\" xmlns:dashif=\"https://dashif.org/CPS\" profiles=\"urn:mpeg:dash:profile:isoff-live:2011,urn:mpeg:dash:profile:cmaf:2019\" minBufferTime=\"{}\" maxSegmentDuration=\"{}\"",
+        duration(td * 1000),
+        duration(td * 1000)
+    );
+    if dynamic {
+        let _ = write!(
+            out,
+            " type=\"dynamic\" availabilityStartTime=\"1970-01-01T00:00:00Z\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\">\n",
+            date_time(m.now_ms),
+            duration(td * 1000),
+            duration(m.window_ms),
+            duration(m.delay_ms + 3 * td * 1000)
+        );
+    } else {
+        let total: f64 = segs.iter().map(|s| s.duration).sum();
+        let _ = writeln!(
+            out,
+            " type=\"static\" mediaPresentationDuration=\"{}\">",
+            duration((total * 1000.0).round() as i64)
+        );
+    }
+    for p in &periods {
+        // A period starts with its key period (0 without rotation), or at a discontinuity.
+        let rotation = m
+            .endpoint
+            .cfg
+            .encryption
+            .as_ref()
+            .map_or(0, |e| e.key_rotation_interval_seconds as i64);
+        let mut start_ms = rotation * 1000 * p.key_period as i64;
+        if p.first.discontinuity
+            && let Some(pdt) = p.first.pdt_ms
+        {
+            start_ms = start_ms.max(pdt);
+        }
+        if !dynamic {
+            start_ms = start_ms.max(p.segments[0].pdt_ms.unwrap_or(0));
+        }
+        let rel_ms = (start_ms - origin_ms).max(0);
+        let pto = (origin_ms + rel_ms) * (TIMESCALE / 1000);
+        let number = p.segments[0].sequence;
+        let s_list = timeline(p.segments)?;
+        let protection = content_protection(m, p.key_period, m.now_ms)?;
+        let init = p.first.sequence;
+        let _ = writeln!(
+            out,
+            "<Period id=\"{}-{}\" start=\"{}\">",
+            p.first.disc_seq,
+            p.key_period,
+            duration(rel_ms)
+        );
+        let template = |letter: char, rendition: Option<&str>| {
+            let dir = rendition.unwrap_or("$RepresentationID$");
+            format!(
+                "<SegmentTemplate timescale=\"{TIMESCALE}\" presentationTimeOffset=\"{pto}\" startNumber=\"{number}\" initialization=\"{dir}/init-{letter}{init}.mp4\" media=\"{dir}/{letter}$Number$.mp4\"><SegmentTimeline>{s_list}</SegmentTimeline></SegmentTemplate>"
+            )
+        };
+        if !video.is_empty() {
+            let max_w = video.iter().filter_map(|v| v.width).max();
+            let max_h = video.iter().filter_map(|v| v.height).max();
+            out.push_str("<AdaptationSet id=\"0\" contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\"");
+            if let (Some(w), Some(h)) = (max_w, max_h) {
+                let _ = write!(out, " maxWidth=\"{w}\" maxHeight=\"{h}\"");
+            }
+            out.push_str(">\n");
+            out.push_str(&protection);
+            out.push_str(&template('v', None));
+            out.push('\n');
+            for v in &video {
+                let _ = write!(
+                    out,
+                    "<Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\"",
+                    xml_escape(&v.rendition),
+                    v.bandwidth,
+                    xml_escape(v.video_codec.as_deref().unwrap_or(""))
+                );
+                if let (Some(w), Some(h)) = (v.width, v.height) {
+                    let _ = write!(out, " width=\"{w}\" height=\"{h}\" sar=\"1:1\"");
+                }
+                if let Some(r) = v.frame_rate {
+                    let _ = write!(out, " frameRate=\"{}\"", frame_rate(r));
+                }
+                out.push_str("/>\n");
+            }
+            out.push_str("</AdaptationSet>\n");
+        }
+        if let Some(a) = audio {
+            out.push_str("<AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">\n");
+            out.push_str(&protection);
+            out.push_str(&template('a', Some(&a.rendition)));
+            // The multivariant playlist states the variant's total bandwidth only: 128 kb/s is
+            // the nominal figure of a stereo AAC track.
+            let _ = writeln!(
+                out,
+                "\n<Representation id=\"audio\" bandwidth=\"128000\" codecs=\"{}\"/>",
+                xml_escape(a.audio_codec.as_deref().unwrap_or("mp4a.40.2"))
+            );
+            out.push_str("</AdaptationSet>\n");
+        }
+        out.push_str("</Period>\n");
+    }
+    if dynamic {
+        let _ = writeln!(
+            out,
+            "<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"{}\"/>",
+            date_time(m.now_ms)
+        );
+    }
+    out.push_str("</MPD>\n");
+    Ok(out)
+}
