@@ -278,13 +278,13 @@ pub fn common_protection(
     }))
 }
 
-/// A W3C ClearKey license (EME, "Clear Key" JSON Web Key set) carrying one key.
-pub fn clearkey_license(kid: &[u8; 16], key: &[u8; 16]) -> String {
+/// A W3C ClearKey license (EME "Clear Key" JSON Web Key set) carrying these (KID, key) pairs.
+pub fn clearkey_license(keys: &[([u8; 16], [u8; 16])]) -> String {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    serde_json::json!({
-        "keys": [{ "kty": "oct", "kid": b64.encode(kid), "k": b64.encode(key) }],
-        "type": "temporary",
-    })
-    .to_string()
+    let keys: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|(kid, key)| serde_json::json!({ "kty": "oct", "kid": b64.encode(kid), "k": b64.encode(key) }))
+        .collect();
+    serde_json::json!({ "keys": keys, "type": "temporary" }).to_string()
 }

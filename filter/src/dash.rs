@@ -159,10 +159,10 @@ fn content_protection(
         EncryptionMethod::Aes128 => return Ok(String::new()),
     };
     let kid = crypto::kid_for(m.endpoint, key_period);
-    let path = license_path(m.endpoint, key_period);
+    let path = license_path(m.endpoint);
     let expiry = crypto::token_expiry(now_ms, enc.key_token.ttl_seconds);
     let token = crypto::token(&enc.key_token.secret, &path, expiry)?;
-    let laurl = format!("{}clearkey/{key_period}?token={token}", m.base_url);
+    let laurl = format!("{}clearkey?token={token}", m.base_url);
     let pssh = base64::engine::general_purpose::STANDARD.encode(mp4::pssh(&[kid]));
     Ok(format!(
         "<ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{scheme}\" cenc:default_KID=\"{}\"/>\
@@ -173,12 +173,9 @@ fn content_protection(
     ))
 }
 
-/// Absolute path of a ClearKey license on this endpoint; tokens are bound to it.
-pub fn license_path(endpoint: &Endpoint, key_period: u64) -> String {
-    format!(
-        "/out/v1/{}/{}/clearkey/{key_period}",
-        endpoint.channel, endpoint.name
-    )
+/// Absolute path of the ClearKey license server of this endpoint; tokens are bound to it.
+pub fn license_path(endpoint: &Endpoint) -> String {
+    format!("/out/v1/{}/{}/clearkey", endpoint.channel, endpoint.name)
 }
 
 /// Writes the MPD.

@@ -37,6 +37,8 @@ pub enum Plan {
     Respond(Response),
     /// Fetch from the store, then call [`respond`].
     Fetch(Box<Fetch>),
+    /// Read the request body (a ClearKey license request), then call [`answer_body`].
+    ReadBody(Box<Job>),
 }
 
 /// A store request and what to do with its answer.
@@ -104,6 +106,8 @@ pub enum JobKind {
         track: TrackKind,
         sequence: u64,
     },
+    /// A ClearKey license request (its token already checked): the body names the key ids.
+    License,
 }
 
 /// The store's answer as the shell received it. `status` 0 means the call was reset (no headers).
@@ -180,7 +184,7 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
     let Some(r) = route::route(path)? else {
         return Ok(Plan::NotOurs);
     };
-    let license = matches!(r.asset, Asset::License { .. });
+    let license = r.asset == Asset::License;
     if req.method == "OPTIONS" {
         return Ok(Plan::Respond(preflight(req, license)));
     }
@@ -270,7 +274,7 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
                 sequence: *sequence,
             }),
         }))),
-        Asset::License { key_id } => {
+        Asset::License => {
             let enc = ep
                 .cfg
                 .encryption
@@ -282,25 +286,18 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
                         ep.name
                     ))
                 })?;
-            let period: u64 = key_id.parse().map_err(|_| {
-                FilterError::BadRequest(format!("license id '{key_id}' is not a key period"))
-            })?;
+            if req.method != "POST" {
+                return Err(FilterError::MethodNotAllowed(
+                    "a ClearKey license request is a POST of {\"kids\":[…]} (W3C EME)".into(),
+                ));
+            }
             crypto::verify_token(
                 &enc.key_token.secret,
                 path,
                 query.token.as_deref(),
                 req.now_ms,
             )?;
-            let key = crypto::key_for(ep, period)?;
-            let kid = crypto::kid_for(ep, period);
-            Ok(Plan::Respond(
-                Response::with_body(
-                    200,
-                    "application/json",
-                    crypto::clearkey_license(&kid, &key).into_bytes(),
-                )
-                .header("cache-control", "no-store"),
-            ))
+            Ok(Plan::ReadBody(Box::new(job(JobKind::License))))
         }
         Asset::Multivariant => {
             let filter = query
@@ -457,6 +454,61 @@ fn track_select(track: TrackKind) -> cmaf::Select {
         TrackKind::Video => cmaf::Select::Video,
         TrackKind::Audio => cmaf::Select::Audio,
     }
+}
+
+/// Largest ClearKey license request read (a few key ids of JSON).
+pub const MAX_LICENSE_REQUEST: usize = 16 * 1024;
+
+/// The answer to a request whose body was read ([`Plan::ReadBody`]): a ClearKey license with the
+/// key of every requested key id of this endpoint (each KID names its key period).
+pub fn answer_body(settings: &Settings, job: &Job, body: &[u8]) -> Response {
+    cors(match license(settings, job, body) {
+        Ok(r) => r,
+        Err(e) => e.to_response(),
+    })
+}
+
+fn license(settings: &Settings, job: &Job, body: &[u8]) -> Result<Response, FilterError> {
+    use base64::Engine as _;
+    let ep = endpoint(settings, &job.channel, &job.endpoint)?;
+    let bad = |why: &str| {
+        FilterError::BadRequest(format!(
+            "not a ClearKey license request ({why}); expected JSON {{\"kids\":[\"<base64url key id>\",…],\"type\":\"temporary\"}}"
+        ))
+    };
+    if body.len() > MAX_LICENSE_REQUEST {
+        return Err(bad("over 16 KiB"));
+    }
+    let request: serde_json::Value = serde_json::from_slice(body).map_err(|_| bad("not JSON"))?;
+    let kids = request
+        .get("kids")
+        .and_then(|k| k.as_array())
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| bad("no kids"))?;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut keys = Vec::new();
+    for kid in kids {
+        let kid: [u8; 16] = kid
+            .as_str()
+            .and_then(|k| b64.decode(k.trim_end_matches('=')).ok())
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| bad("a key id is not 16 bytes of base64url"))?;
+        if let Some(period) = crypto::period_of_kid(ep, &kid) {
+            keys.push((kid, crypto::key_for(ep, period)?));
+        }
+    }
+    if keys.is_empty() {
+        return Err(FilterError::NotFound(format!(
+            "none of the requested key ids is a key of endpoint '{}'",
+            ep.name
+        )));
+    }
+    Ok(Response::with_body(
+        200,
+        "application/json",
+        crypto::clearkey_license(&keys).into_bytes(),
+    )
+    .header("cache-control", "no-store"))
 }
 
 /// What comes after the store's answer: the viewer's answer, or (DASH manifests) the next store
@@ -639,6 +691,9 @@ fn try_respond(
         }
         JobKind::DashVariants { .. } => Err(FilterError::BadGateway(
             "a DASH manifest needs two store answers; this one came alone".into(),
+        )),
+        JobKind::License => Err(FilterError::BadGateway(
+            "a license is answered from the request, not from the store".into(),
         )),
         JobKind::DashManifest {
             variants,

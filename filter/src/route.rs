@@ -39,8 +39,8 @@ pub enum Asset {
         track: TrackKind,
         sequence: u64,
     },
-    /// `clearkey/{key-id}`: a W3C ClearKey license (JSON) for one key period.
-    License { key_id: String },
+    /// `clearkey`: W3C ClearKey licenses; the POSTed request names the key ids.
+    License,
 }
 
 /// The track of a DASH representation.
@@ -92,7 +92,7 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
     };
     let not_found = || {
         FilterError::NotFound(format!(
-            "no such edgepack path '{path}'; use /out/v1/{{channel}}/{{endpoint}}/index.m3u8 or index.mpd, …/{{rendition}}/index.m3u8, …/{{rendition}}/{{sequence}}.ts, …/{{rendition}}/init-{{id}}.mp4, …/key/{{key-id}} or …/clearkey/{{key-id}}"
+            "no such edgepack path '{path}'; use /out/v1/{{channel}}/{{endpoint}}/index.m3u8 or index.mpd, …/{{rendition}}/index.m3u8, …/{{rendition}}/{{sequence}}.ts, …/{{rendition}}/init-{{id}}.mp4, …/key/{{key-id}} or …/clearkey"
         ))
     };
     let parts: Vec<&str> = rest.split('/').collect();
@@ -106,9 +106,7 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
         ["key", id] if safe(id) => Asset::Key {
             key_id: (*id).to_owned(),
         },
-        ["clearkey", id] if safe(id) => Asset::License {
-            key_id: (*id).to_owned(),
-        },
+        ["clearkey"] => Asset::License,
         [r, "index.m3u8"] if safe(r) => Asset::Media {
             rendition: (*r).to_owned(),
         },
@@ -231,10 +229,7 @@ mod tests {
                 sequence: 40
             }
         );
-        assert_eq!(
-            r("/out/v1/news/dash/clearkey/7"),
-            Asset::License { key_id: "7".into() }
-        );
+        assert_eq!(r("/out/v1/news/dash/clearkey"), Asset::License);
         assert_eq!(route("/healthz").unwrap(), None);
         assert_eq!(route("/out/v2/x").unwrap(), None);
         for bad in [

@@ -123,6 +123,7 @@ impl RootContext for Root {
             settings,
             metrics: self.metrics.clone(),
             job: None,
+            body_job: None,
             started_ms: 0,
             replied: false,
         }))
@@ -139,6 +140,8 @@ struct Http {
     metrics: Rc<RefCell<MetricTable>>,
     /// The store fetch in flight, and what its answer is for.
     job: Option<Job>,
+    /// A request whose body is being read (ClearKey license), and what it is for.
+    body_job: Option<Job>,
     started_ms: i64,
     /// This context sent a local reply: its own response callbacks must leave it alone.
     replied: bool,
@@ -296,13 +299,13 @@ impl Context for Http {
             Plan::Respond(r) => self.reply(&job.channel, &job.endpoint, &r),
             // A DASH manifest needs a second store answer: ask for it from here, as Envoy allows.
             Plan::Fetch(fetch) => self.fetch(&job.channel, &job.endpoint, *fetch),
-            Plan::NotOurs => {}
+            Plan::NotOurs | Plan::ReadBody(_) => {}
         }
     }
 }
 
 impl HttpContext for Http {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         self.started_ms = now_ms();
         let path = request_header(":path").unwrap_or_default();
         let method = request_header(":method").unwrap_or_default();
@@ -341,7 +344,41 @@ impl HttpContext for Http {
                 // Pause: the answer is built in on_http_call_response.
                 Action::Pause
             }
+            Plan::ReadBody(job) if end_of_stream => {
+                let r = packager::answer_body(&self.settings, &job, &[]);
+                self.reply(&channel, &endpoint, &r);
+                Action::Pause
+            }
+            Plan::ReadBody(job) => {
+                // Envoy turns a Pause from this callback into "stop everything", body included:
+                // Continue, then hold the body in on_http_request_body and answer locally there.
+                self.body_job = Some(*job);
+                Action::Continue
+            }
         }
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(job) = self.body_job.as_ref() else {
+            return Action::Continue;
+        };
+        if !end_of_stream && body_size <= packager::MAX_LICENSE_REQUEST {
+            // Pause buffers: the next callback sees the whole body so far.
+            return Action::Pause;
+        }
+        let body = if body_size > packager::MAX_LICENSE_REQUEST {
+            vec![0; packager::MAX_LICENSE_REQUEST + 1] // answered as too long, unread
+        } else {
+            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
+                .ok()
+                .flatten()
+                .unwrap_or_default()
+        };
+        let r = packager::answer_body(&self.settings, job, &body);
+        let (channel, endpoint) = (job.channel.clone(), job.endpoint.clone());
+        self.body_job = None;
+        self.reply(&channel, &endpoint, &r);
+        Action::Pause
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {

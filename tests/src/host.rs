@@ -428,6 +428,7 @@ async fn drive(
         Ok(a) => a,
         Err(_) => return trap(shared),
     };
+    let mut body_seen = false;
     loop {
         let (local, resumed) = {
             let mut v = vm.borrow_mut();
@@ -447,6 +448,34 @@ async fn drive(
             if let Some(st) = vm.borrow_mut().stream(id) {
                 // After Continue the request header map is gone.
                 st.request_headers_open = false;
+            }
+            // Continue with a body to come: the filter sees it (this host has it whole, so one
+            // body callback with end_of_stream, as Envoy gives a body that came in one piece;
+            // Envoy's router meanwhile has the headers). Pause buffers it; a local reply then
+            // answers the request instead of the upstream.
+            if !eos && !body_seen {
+                let len = {
+                    let mut v = vm.borrow_mut();
+                    let Some(st) = v.stream(id) else {
+                        return text(500, "stream vanished");
+                    };
+                    st.request_body_open = true;
+                    st.request_body.len() as i32
+                };
+                let a = vm.borrow_mut().stream_call(
+                    id,
+                    "proxy_on_request_body",
+                    &[Val::I32(id as i32), Val::I32(len), Val::I32(1)],
+                );
+                if let Some(st) = vm.borrow_mut().stream(id) {
+                    st.request_body_open = false;
+                }
+                action = match a {
+                    Ok(a) => a,
+                    Err(_) => return trap(shared),
+                };
+                body_seen = true;
+                continue;
             }
             return upstream(vm, shared, id).await;
         }

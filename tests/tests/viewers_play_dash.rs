@@ -151,33 +151,42 @@ fn dash_endpoints_play_every_frame_clear_and_encrypted() {
         let path = laurl
             .strip_prefix("http://edge")
             .unwrap_or_else(|| panic!("absolute license URL: {laurl}"));
-        // The license, as EME's ClearKey asks for it (POST; the path names the key).
-        let request = format!(
-            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}",
-            h.addr
-        );
-        let license = sidecar::raw(h.addr, request.as_bytes());
+        // The license, as EME's ClearKey asks for it: a POST naming the key ids.
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let post = |path: &str, body: &str| {
+            let request = format!(
+                "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                h.addr,
+                body.len()
+            );
+            sidecar::raw(h.addr, request.as_bytes())
+        };
+        let kid_b64 = b64.encode(hex::decode(&kid).unwrap());
+        let request = format!(r#"{{"kids":["{kid_b64}"],"type":"temporary"}}"#);
+        let license = post(path, &request);
         assert_eq!(license.status, 200, "{}", license.text());
         assert_eq!(license.header("content-type"), Some("application/json"));
         let json: serde_json::Value = serde_json::from_slice(&license.body).unwrap();
-        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let key = &json["keys"][0];
         assert_eq!(key["kty"], "oct");
-        assert_eq!(
-            hex::encode(b64.decode(key["kid"].as_str().unwrap()).unwrap()),
-            kid,
-            "the license is for the MPD's default KID"
-        );
+        assert_eq!(key["kid"].as_str(), Some(kid_b64.as_str()));
         let key_hex = hex::encode(b64.decode(key["k"].as_str().unwrap()).unwrap());
         if ep == "dash-cbcs" {
             assert_eq!(key_hex, "2b7e151628aed2a6abf7158809cf4f3c");
         }
+        // Refusals say why: no token, a malformed request, a key id of another endpoint.
         let unguarded = path.split('?').next().unwrap();
-        assert_eq!(get(h.addr, unguarded).status, 403, "no token, no key");
+        assert_eq!(post(unguarded, &request).status, 403, "no token, no key");
+        let r = post(path, "{}");
+        assert_eq!(r.status, 400, "{}", r.text());
+        assert!(r.text().contains("kids"), "{}", r.text());
+        let other = b64.encode([7u8; 16]);
+        let r = post(path, &format!(r#"{{"kids":["{other}"]}}"#));
+        assert_eq!(r.status, 404, "{}", r.text());
         assert_eq!(
-            get(h.addr, &format!("{unguarded}?token=1-00")).status,
-            400,
-            "a malformed token"
+            get(h.addr, path).status,
+            405,
+            "GET is not a license request"
         );
 
         let decrypted = streams(
