@@ -1,10 +1,12 @@
-//! User story: a viewer's browser plays the encrypted live DASH stream through EME ClearKey —
-//! no DRM vendor, the license comes from the endpoint itself (the URL the MPD names in
-//! `dashif:Laurl`, guarded by a token). In Debian's headless Chromium (playwright-core):
-//! shaka-player plays the `cbcs` endpoint and dash.js the `cenc` endpoint, live, while ffmpeg
-//! pushes MPEG-TS and keys rotate every 10 s (a new period and license per key); playback
-//! advances at least 5 s in 12 s with no error. With every license rewritten to a wrong key,
-//! neither plays.
+//! User story: a viewer's browser plays the common-encrypted live stream through EME ClearKey —
+//! no DRM vendor, the keys come from the endpoint itself, guarded by tokens. In Debian's headless
+//! Chromium (playwright-core), while ffmpeg pushes MPEG-TS and keys rotate every 10 s:
+//! - shaka-player plays DASH `cbcs` and dash.js plays DASH `cenc`, licenses from the URL the MPD
+//!   names (`dashif:Laurl`), a new period and license per key;
+//! - shaka-player plays CMAF HLS `cbcs` (`EXT-X-KEY:METHOD=SAMPLE-AES,KEYFORMAT="identity"`).
+//!
+//! Playback advances at least 5 s in 14 s with no error. With every key rewritten to a wrong one,
+//! none plays.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -26,6 +28,10 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
     "dash-cbcs": { "format": "dash", "manifest_window_seconds": 30,
       "encryption": { "method": "cbcs", "key_rotation_interval_seconds": 10,
                       "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } },
+    "cmaf-cbcs": { "format": "cmaf", "manifest_window_seconds": 30,
+      "encryption": { "method": "cbcs", "key_rotation_interval_seconds": 10,
+                      "key": { "derived": { "secret": "0123456789abcdef0123" } },
                       "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
 
 fn browser_dir() -> PathBuf {
@@ -44,7 +50,7 @@ fn player_routes() -> Vec<DirectResponse> {
         }
     };
     vec![
-        file("/dash.html", "dash.html", "text/html"),
+        file("/eme.html", "eme.html", "text/html"),
         file(
             "/shaka-player.compiled.js",
             "node_modules/shaka-player/dist/shaka-player.compiled.js",
@@ -91,9 +97,13 @@ fn shaka_player_and_dash_js_play_encrypted_live_dash_with_clearkey() {
     o.clusters = vec![("edgepack_store".into(), sc.internal)];
     o.direct_responses = player_routes();
     let h = start(o).unwrap();
-    for (player, ep) in [("shaka", "dash-cbcs"), ("dashjs", "dash-cenc")] {
+    for (player, ep, manifest) in [
+        ("shaka", "dash-cbcs", "index.mpd"),
+        ("dashjs", "dash-cenc", "index.mpd"),
+        ("shaka", "cmaf-cbcs", "index.m3u8"),
+    ] {
         let page = format!(
-            "http://{addr}/dash.html?player={player}&mpd=http://{addr}/out/v1/news/{ep}/index.mpd",
+            "http://{addr}/eme.html?player={player}&mpd=http://{addr}/out/v1/news/{ep}/{manifest}",
             addr = h.addr
         );
         let good = play(&page, 14);
