@@ -119,83 +119,6 @@ pub fn verify_token(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aes::cipher::{BlockDecryptMut, block_padding::Pkcs7};
-
-    #[cfg_attr(not(target_arch = "wasm32"), test)]
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-    fn cbc_round_trip_and_padding() {
-        let key = [7u8; 16];
-        let iv = u128::from(42u64).to_be_bytes();
-        for len in [0usize, 1, 15, 16, 17, 188 * 100] {
-            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
-            let enc = encrypt_segment(&key, &iv, &data);
-            assert_eq!(enc.len(), (len / 16 + 1) * 16, "PKCS#7 always pads");
-            let dec = cbc::Decryptor::<aes::Aes128>::new(&key.into(), &iv.into())
-                .decrypt_padded_vec_mut::<Pkcs7>(&enc)
-                .unwrap();
-            assert_eq!(dec, data);
-        }
-    }
-
-    #[cfg_attr(not(target_arch = "wasm32"), test)]
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-    fn periods_and_boundaries() {
-        assert_eq!(key_period(59_999, 60), 0);
-        assert_eq!(key_period(60_000, 60), 1);
-        assert_eq!(key_period(1_700_000_000_000, 0), 0);
-        assert_eq!(key_period(1_700_000_000_000, 10), 170_000_000);
-    }
-
-    #[cfg_attr(not(target_arch = "wasm32"), test)]
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-    fn tokens() {
-        let path = "/out/v1/news/secure/key/5";
-        let t = token("s3cret-s3cret-s3", path, 1000).unwrap();
-        assert_eq!(
-            verify_token("s3cret-s3cret-s3", path, Some(&t), 999_000),
-            Ok(())
-        );
-        let expired = verify_token("s3cret-s3cret-s3", path, Some(&t), 1_001_000).unwrap_err();
-        assert!(expired.to_string().contains("expired"));
-        assert_eq!(expired.status(), 403);
-        let other = verify_token("s3cret-s3cret-s3", "/out/v1/news/secure/key/6", Some(&t), 0);
-        assert_eq!(other.unwrap_err().status(), 403);
-        let mut tampered = t.clone();
-        tampered.replace_range(5..6, if &t[5..6] == "0" { "1" } else { "0" });
-        assert_eq!(
-            verify_token("s3cret-s3cret-s3", path, Some(&tampered), 0)
-                .unwrap_err()
-                .status(),
-            403
-        );
-        assert_eq!(
-            verify_token("s3cret-s3cret-s3", path, None, 0)
-                .unwrap_err()
-                .status(),
-            403
-        );
-        for bad in [
-            "",
-            "abc",
-            "12-zz",
-            "12-00",
-            "x-00112233445566778899aabbccddeeff",
-        ] {
-            assert_eq!(
-                verify_token("s3cret-s3cret-s3", path, Some(bad), 0)
-                    .unwrap_err()
-                    .status(),
-                400,
-                "{bad}"
-            );
-        }
-        assert_eq!(token_expiry(1_000_000, 300), 1320);
-    }
-}
-
 /// The key id (KID) of a key period on an endpoint: 8 bytes naming the endpoint, then the period
 /// (big-endian), so a license request names its period and needs no lookup table. Key ids are
 /// not secret.
@@ -287,4 +210,81 @@ pub fn clearkey_license(keys: &[([u8; 16], [u8; 16])]) -> String {
         .map(|(kid, key)| serde_json::json!({ "kty": "oct", "kid": b64.encode(kid), "k": b64.encode(key) }))
         .collect();
     serde_json::json!({ "keys": keys, "type": "temporary" }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aes::cipher::{BlockDecryptMut, block_padding::Pkcs7};
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn cbc_round_trip_and_padding() {
+        let key = [7u8; 16];
+        let iv = u128::from(42u64).to_be_bytes();
+        for len in [0usize, 1, 15, 16, 17, 188 * 100] {
+            let data: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let enc = encrypt_segment(&key, &iv, &data);
+            assert_eq!(enc.len(), (len / 16 + 1) * 16, "PKCS#7 always pads");
+            let dec = cbc::Decryptor::<aes::Aes128>::new(&key.into(), &iv.into())
+                .decrypt_padded_vec_mut::<Pkcs7>(&enc)
+                .unwrap();
+            assert_eq!(dec, data);
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn periods_and_boundaries() {
+        assert_eq!(key_period(59_999, 60), 0);
+        assert_eq!(key_period(60_000, 60), 1);
+        assert_eq!(key_period(1_700_000_000_000, 0), 0);
+        assert_eq!(key_period(1_700_000_000_000, 10), 170_000_000);
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn tokens() {
+        let path = "/out/v1/news/secure/key/5";
+        let t = token("s3cret-s3cret-s3", path, 1000).unwrap();
+        assert_eq!(
+            verify_token("s3cret-s3cret-s3", path, Some(&t), 999_000),
+            Ok(())
+        );
+        let expired = verify_token("s3cret-s3cret-s3", path, Some(&t), 1_001_000).unwrap_err();
+        assert!(expired.to_string().contains("expired"));
+        assert_eq!(expired.status(), 403);
+        let other = verify_token("s3cret-s3cret-s3", "/out/v1/news/secure/key/6", Some(&t), 0);
+        assert_eq!(other.unwrap_err().status(), 403);
+        let mut tampered = t.clone();
+        tampered.replace_range(5..6, if &t[5..6] == "0" { "1" } else { "0" });
+        assert_eq!(
+            verify_token("s3cret-s3cret-s3", path, Some(&tampered), 0)
+                .unwrap_err()
+                .status(),
+            403
+        );
+        assert_eq!(
+            verify_token("s3cret-s3cret-s3", path, None, 0)
+                .unwrap_err()
+                .status(),
+            403
+        );
+        for bad in [
+            "",
+            "abc",
+            "12-zz",
+            "12-00",
+            "x-00112233445566778899aabbccddeeff",
+        ] {
+            assert_eq!(
+                verify_token("s3cret-s3cret-s3", path, Some(bad), 0)
+                    .unwrap_err()
+                    .status(),
+                400,
+                "{bad}"
+            );
+        }
+        assert_eq!(token_expiry(1_000_000, 300), 1320);
+    }
 }

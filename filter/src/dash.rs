@@ -242,9 +242,9 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         duration(td * 1000)
     );
     if dynamic {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            " type=\"dynamic\" availabilityStartTime=\"1970-01-01T00:00:00Z\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\">\n",
+            " type=\"dynamic\" availabilityStartTime=\"1970-01-01T00:00:00Z\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\">",
             date_time(m.now_ms),
             duration(td * 1000),
             duration(m.window_ms),
@@ -347,4 +347,10 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
     }
     out.push_str("</MPD>\n");
     Ok(out)
+}
+
+/// `duration` for the packager's tests.
+#[cfg(test)]
+pub fn tests_duration(ms: i64) -> String {
+    duration(ms)
 }

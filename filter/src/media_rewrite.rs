@@ -99,7 +99,7 @@ pub fn write(
     let fmp4_ingest = segs.iter().any(|s| s.map.is_some());
     if let Some(e) = encryption {
         let whole_segment = e.method == EncryptionMethod::Aes128;
-        if (whole_segment && (repackage || fmp4_ingest)) || (!whole_segment && fmp4_ingest) {
+        if fmp4_ingest || (whole_segment && repackage) {
             return Err(FilterError::NotImplemented(format!(
                 "endpoint '{}' is encrypted, which this version does for MPEG-TS ingest only (AES-128 on hls endpoints, cenc/cbcs on cmaf and dash); this rendition is fMP4 (CMAF). Serve it from an endpoint without encryption",
                 endpoint.name

@@ -449,6 +449,13 @@ fn remux(
     })
 }
 
+fn track_content_type(track: TrackKind) -> &'static str {
+    match track {
+        TrackKind::Video => "video/mp4",
+        TrackKind::Audio => "audio/mp4",
+    }
+}
+
 fn track_select(track: TrackKind) -> cmaf::Select {
     match track {
         TrackKind::Video => cmaf::Select::Video,
@@ -664,17 +671,10 @@ fn try_respond(
             sequence,
         } => {
             let r = remux(ep, answer, rendition, *sequence, track_select(*track))?;
-            let ct = match track {
-                TrackKind::Video => "video/mp4",
-                TrackKind::Audio => "audio/mp4",
-            };
-            if r.tracks.is_empty() {
-                return Err(FilterError::NotFound(format!(
-                    "segment {sequence} of '{rendition}' has no {track:?} track"
-                )));
-            }
-            Ok(Response::with_body(200, ct, r.fragment)
-                .header("cache-control", "max-age=1209600, immutable"))
+            Ok(
+                Response::with_body(200, track_content_type(*track), r.fragment)
+                    .header("cache-control", "max-age=1209600, immutable"),
+            )
         }
         JobKind::TrackInit {
             rendition,
@@ -682,12 +682,10 @@ fn try_respond(
             sequence,
         } => {
             let r = remux(ep, answer, rendition, *sequence, track_select(*track))?;
-            let ct = match track {
-                TrackKind::Video => "video/mp4",
-                TrackKind::Audio => "audio/mp4",
-            };
-            Ok(Response::with_body(200, ct, r.init_segment())
-                .header("cache-control", "max-age=1209600, immutable"))
+            Ok(
+                Response::with_body(200, track_content_type(*track), r.init_segment())
+                    .header("cache-control", "max-age=1209600, immutable"),
+            )
         }
         JobKind::DashVariants { .. } => Err(FilterError::BadGateway(
             "a DASH manifest needs two store answers; this one came alone".into(),
@@ -793,6 +791,15 @@ mod tests {
           "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 0,
                           "constant_iv": "000102030405060708090a0b0c0d0e0f",
                           "key": { "static": { "key_hex": "2b7e151628aed2a6abf7158809cf4f3c" } },
+                          "key_token": { "secret": "tok-0123456789abcdef" } } },
+        "dash": { "format": "dash", "manifest_window_seconds": 60 },
+        "dash-cenc": { "format": "dash", "manifest_window_seconds": 60,
+          "encryption": { "method": "cenc", "key_rotation_interval_seconds": 4,
+                          "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                          "key_token": { "secret": "tok-0123456789abcdef" } } },
+        "cmaf-cbcs": { "format": "cmaf", "manifest_window_seconds": 60,
+          "encryption": { "method": "cbcs", "key_rotation_interval_seconds": 4,
+                          "key": { "derived": { "secret": "0123456789abcdef0123" } },
                           "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
 
     fn settings() -> Settings {
@@ -876,10 +883,12 @@ mod tests {
             (s, body.trim()),
             (404, "unknown channel 'sports'; configured: news")
         );
-        let (s, body) = status("/out/v1/news/dash/index.m3u8", &[]);
+        let (s, body) = status("/out/v1/news/nope/index.m3u8", &[]);
         assert_eq!(s, 404);
         assert!(
-            body.contains("configured: cmaf, fixed, hls, pdt, secure, sorted"),
+            body.contains(
+                "configured: cmaf, cmaf-cbcs, dash, dash-cenc, fixed, hls, pdt, secure, sorted"
+            ),
             "{body}"
         );
         assert_eq!(status("/out/v1/news/hls/a/b/c", &[]).0, 404);
@@ -1420,5 +1429,267 @@ mod tests {
             assert_eq!(r.get("cache-control"), Some("no-store"));
         }
         assert_eq!(answer(&f.job, 200, &[], b"<html>", T0).status, 502);
+    }
+
+    /// The three steps of a DASH manifest: plan, the multivariant answer, the media answer.
+    fn mpd(endpoint: &str, now: i64) -> String {
+        let hdrs = [(":authority", "edge.example"), (":scheme", "https")];
+        let f = fetch(&format!("/out/v1/news/{endpoint}/index.mpd"), &hdrs);
+        assert_eq!(f.path, "/store/v1/news/index.m3u8");
+        let h = headers(&[]);
+        let next = advance(
+            &settings(),
+            &f.job,
+            &StoreAnswer {
+                status: 200,
+                header: &h,
+                body: STORE_MASTER.as_bytes(),
+            },
+            now,
+        );
+        let Plan::Fetch(media) = next else {
+            panic!("{next:?}")
+        };
+        assert_eq!(media.path, "/store/v1/news/stream_0/index.m3u8");
+        let r = answer(&media.job, 200, &[], STORE_MEDIA.as_bytes(), now);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        assert_eq!(r.get("content-type"), Some("application/dash+xml"));
+        text(&r)
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn dash_manifests_state_program_date_times_and_every_variant() {
+        let t = mpd("dash", T0 + 8_000);
+        assert!(
+            t.contains(r#"type="dynamic" availabilityStartTime="1970-01-01T00:00:00Z""#),
+            "{t}"
+        );
+        assert!(t.contains(r#"timeShiftBufferDepth="PT60S""#), "{t}");
+        assert!(
+            t.contains("<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\""),
+            "{t}"
+        );
+        // One period (no discontinuity, no keys) from the epoch; four 2 s segments at their
+        // program date times, in 90 kHz.
+        assert_eq!(t.matches("<Period ").count(), 1, "{t}");
+        assert!(t.contains(r#"<Period id="0-0" start="PT0S">"#), "{t}");
+        let s = format!(r#"<S t="{}" d="180000" r="3"/>"#, T0 * 90);
+        assert_eq!(t.matches(&s).count(), 2, "video and audio timelines: {t}");
+        assert!(t.contains(r#"presentationTimeOffset="0" startNumber="0" initialization="$RepresentationID$/init-v0.mp4" media="$RepresentationID$/v$Number$.mp4""#), "{t}");
+        // Both variants' video, with the multivariant playlist's codecs and sizes; the audio of
+        // the lowest-bandwidth variant.
+        assert!(t.contains(r#"<Representation id="stream_0" bandwidth="730400" codecs="avc1.42c014" width="320" height="240""#), "{t}");
+        assert!(
+            t.contains(r#"<Representation id="stream_1" bandwidth="290400" codecs="avc1.42c00d""#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"initialization="stream_1/init-a0.mp4" media="stream_1/a$Number$.mp4""#),
+            "{t}"
+        );
+        assert!(!t.contains("ContentProtection"), "{t}");
+        // A past range is a static manifest starting at 0.
+        let f = fetch(
+            "/out/v1/news/dash/index.mpd?start=2026-11-25T14:35:31Z&end=2026-11-25T14:35:40Z",
+            &[],
+        );
+        let h = headers(&[]);
+        let Plan::Fetch(m) = advance(
+            &settings(),
+            &f.job,
+            &StoreAnswer {
+                status: 200,
+                header: &h,
+                body: STORE_MASTER.as_bytes(),
+            },
+            T0 + 60_000,
+        ) else {
+            panic!()
+        };
+        let t = text(&answer(
+            &m.job,
+            200,
+            &[],
+            STORE_MEDIA.as_bytes(),
+            T0 + 60_000,
+        ));
+        assert!(
+            t.contains(r#"type="static" mediaPresentationDuration="PT8S""#),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!(r#"presentationTimeOffset="{}""#, T0 * 90)),
+            "{t}"
+        );
+
+        // Each endpoint answers in its own format only.
+        assert_eq!(status("/out/v1/news/dash/index.m3u8", &[]).0, 404);
+        assert_eq!(status("/out/v1/news/dash/stream_0/1.ts", &[]).0, 404);
+        assert_eq!(status("/out/v1/news/hls/index.mpd", &[]).0, 404);
+        // Segments: one track of the store's MPEG-TS segment.
+        let f = fetch("/out/v1/news/dash/stream_1/a3.mp4", &[]);
+        assert_eq!(f.path, "/store/v1/news/stream_1/3.ts");
+        assert_eq!(answer(&f.job, 200, &[], b"not ts", T0).status, 502);
+        let f = fetch("/out/v1/news/dash/stream_0/init-v0.mp4", &[]);
+        assert_eq!(f.path, "/store/v1/news/stream_0/0.ts");
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn encrypted_dash_has_a_period_per_key_and_its_license_server_answers_key_ids() {
+        use base64::Engine as _;
+        let t = mpd("dash-cenc", T0 + 8_000);
+        let ep = &settings().channels["news"]["dash-cenc"];
+        // Keys rotate every 4 s: the segments at 331.666, 333.666, 335.666 and 337.666 s past
+        // the minute fall in key periods …82, …83, …83 and …84.
+        let first = crypto::key_period(T0, 4);
+        let periods: Vec<u64> = (0..4)
+            .map(|i| crypto::key_period(T0 + 2000 * i, 4))
+            .collect();
+        assert_eq!(periods, [first, first + 1, first + 1, first + 2]);
+        assert_eq!(t.matches("<Period ").count(), 3, "{t}");
+        for p in first..=first + 2 {
+            assert!(
+                t.contains(&format!(
+                    r#"<Period id="0-{p}" start="{}""#,
+                    super::dash::tests_duration(p as i64 * 4000)
+                )),
+                "{t}"
+            );
+            let kid = crypto::kid_uuid(&crypto::kid_for(ep, p));
+            assert_eq!(
+                t.matches(&format!(r#"value="cenc" cenc:default_KID="{kid}""#))
+                    .count(),
+                2,
+                "{t}"
+            );
+        }
+        // The second period starts at its first segment: number 1, its init built from it.
+        assert!(
+            t.contains(r#"startNumber="1" initialization="$RepresentationID$/init-v1.mp4""#),
+            "{t}"
+        );
+        assert!(
+            t.contains("<dashif:Laurl>https://edge.example/out/v1/news/dash-cenc/clearkey?token="),
+            "{t}"
+        );
+        assert!(t.contains("<cenc:pssh>"), "{t}");
+
+        // The license server: a POST naming key ids, with the token the MPD gives.
+        let path = "/out/v1/news/dash-cenc/clearkey";
+        let expiry = crypto::token_expiry(T0, 300);
+        let token = crypto::token("tok-0123456789abcdef", path, expiry).unwrap();
+        let req = |method: &str, p: &str| {
+            let h = headers(&[]);
+            plan(
+                &settings(),
+                &Request {
+                    method,
+                    path: p,
+                    header: &h,
+                    client_ip: None,
+                    now_ms: T0,
+                },
+            )
+        };
+        let with_token = format!("{path}?token={token}");
+        let Plan::ReadBody(job) = req("POST", &with_token) else {
+            panic!("a license request reads its body")
+        };
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let kid = crypto::kid_for(ep, first + 1);
+        let body = format!(r#"{{"kids":["{}"],"type":"temporary"}}"#, b64.encode(kid));
+        let r = answer_body(&settings(), &job, body.as_bytes());
+        assert_eq!(r.status, 200, "{}", text(&r));
+        let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(json["keys"][0]["kid"], b64.encode(kid));
+        assert_eq!(
+            json["keys"][0]["k"],
+            b64.encode(crypto::key_for(ep, first + 1).unwrap())
+        );
+        assert_eq!(r.get("cache-control"), Some("no-store"));
+        assert_eq!(answer_body(&settings(), &job, b"{}").status, 400);
+        assert_eq!(answer_body(&settings(), &job, b"[1").status, 400);
+        let foreign = crypto::kid_for(&settings().channels["news"]["cmaf-cbcs"], first);
+        let r = answer_body(
+            &settings(),
+            &job,
+            format!(r#"{{"kids":["{}"]}}"#, b64.encode(foreign)).as_bytes(),
+        );
+        assert_eq!(r.status, 404, "another endpoint's key id: {}", text(&r));
+        let status_of = |p: Plan| match p {
+            Plan::Respond(r) => r.status,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(status_of(req("POST", path)), 403, "no token");
+        assert_eq!(status_of(req("GET", &with_token)), 405);
+        assert_eq!(
+            status_of(req("POST", "/out/v1/news/dash/clearkey")),
+            404,
+            "a clear endpoint"
+        );
+        // Preflight for the license POST.
+        match req("OPTIONS", path) {
+            Plan::Respond(r) => assert_eq!(
+                r.get("access-control-allow-methods"),
+                Some("GET, POST, OPTIONS")
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn cbcs_cmaf_playlists_carry_sample_aes_keys_and_an_init_per_key() {
+        let f = fetch("/out/v1/news/cmaf-cbcs/stream_0/index.m3u8", &[]);
+        let t = text(&answer(
+            &f.job,
+            200,
+            &[],
+            STORE_MEDIA.as_bytes(),
+            T0 + 8_000,
+        ));
+        let first = crypto::key_period(T0, 4);
+        for p in first..=first + 2 {
+            assert!(
+                t.contains(&format!(
+                    "#EXT-X-KEY:METHOD=SAMPLE-AES,URI=\"../key/{p}?token="
+                )),
+                "{t}"
+            );
+        }
+        assert!(
+            t.contains(r#"KEYFORMAT="identity",KEYFORMATVERSIONS="1""#),
+            "{t}"
+        );
+        // A new initialization segment (its tenc names the KID) with each key.
+        let maps: Vec<&str> = t.lines().filter(|l| l.starts_with("#EXT-X-MAP")).collect();
+        assert_eq!(
+            maps,
+            [
+                r#"#EXT-X-MAP:URI="init-ts0.mp4""#,
+                r#"#EXT-X-MAP:URI="init-ts1.mp4""#,
+                r#"#EXT-X-MAP:URI="init-ts3.mp4""#
+            ],
+            "{t}"
+        );
+        // The key itself, as for AES-128.
+        let path = format!("/out/v1/news/cmaf-cbcs/key/{first}");
+        let token =
+            crypto::token("tok-0123456789abcdef", &path, crypto::token_expiry(T0, 300)).unwrap();
+        match plan_at(&format!("{path}?token={token}"), &[], T0) {
+            Plan::Respond(r) => assert_eq!(
+                r.body,
+                crypto::key_for(&settings().channels["news"]["cmaf-cbcs"], first).unwrap()
+            ),
+            other => panic!("{other:?}"),
+        }
+        // fMP4 ingest cannot be encrypted by this version: said, not faked.
+        let f = fetch("/out/v1/news/cmaf-cbcs/stream_0/index.m3u8", &[]);
+        assert_eq!(
+            answer(&f.job, 200, &[], STORE_FMP4.as_bytes(), T_FMP4 + 8_000).status,
+            501
+        );
     }
 }

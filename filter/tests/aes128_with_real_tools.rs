@@ -126,6 +126,7 @@ fn answer(settings: &Settings, store: &Store, path_and_query: &str) -> Response 
     };
     match plan(settings, &req) {
         Plan::NotOurs => Response::text(404, "not ours"),
+        Plan::ReadBody(_) => Response::text(405, "this server reads no request bodies"),
         Plan::Respond(r) => r,
         Plan::Fetch(f) => {
             let rest = f.path.trim_start_matches("/store/v1/news/stream_0/");
