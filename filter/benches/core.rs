@@ -258,7 +258,7 @@ fn speed_in_v8() {
     let made = fixtures::encode_ts(&ts, 20);
     let ts_arg = ts.to_string_lossy().into_owned();
     let dir_arg = dir.to_string_lossy().into_owned();
-    let run = |cmd: &str, args: &[&str]| -> Option<(f64, f64, Option<f64>)> {
+    let run = |cmd: &str, args: &[&str]| -> Option<Figures> {
         let out = std::process::Command::new(cmd)
             .current_dir(&root)
             .args(args)
@@ -274,6 +274,8 @@ fn speed_in_v8() {
             value("aes128_cbc_1mb_mb_s")?,
             value("playlist_1h_ms")?,
             value("remux_mb_s"),
+            value("cenc_mb_s"),
+            value("cbcs_mb_s"),
         ))
     };
     let input: &[&str] = if made { &[&ts_arg] } else { &[] };
@@ -285,7 +287,11 @@ fn speed_in_v8() {
     node_args.push("target/wasm32-wasip1/release/examples/speed.wasm");
     node_args.extend(input);
     let v8 = run("node", &node_args);
-    let (Some((n_aes, n_pl, n_remux)), Some((v_aes, v_pl, v_remux))) = (native, v8) else {
+    let (
+        Some((n_aes, n_pl, n_remux, n_cenc, n_cbcs)),
+        Some((v_aes, v_pl, v_remux, v_cenc, v_cbcs)),
+    ) = (native, v8)
+    else {
         eprintln!("node (with WASI) is needed for the V8 comparison; skipped");
         return;
     };
@@ -302,7 +308,7 @@ fn speed_in_v8() {
         Some(v_pl / n_pl),
     );
     if let (Some(n), Some(v)) = (n_remux, v_remux) {
-        let shaka = shaka_mb_s(&root, &ts, &dir);
+        let shaka = shaka_mb_s(&root, &ts, &dir, None);
         summary::row(
             "TS->CMAF remux, 20 s 720p, native (vs shaka-packager, same input)",
             &format!("{n:.0} MB/s"),
@@ -316,12 +322,37 @@ fn speed_in_v8() {
             Some(v / n),
         );
     }
+    for (scheme, n, v) in [("cenc", n_cenc, v_cenc), ("cbcs", n_cbcs, v_cbcs)] {
+        let (Some(n), Some(v)) = (n, v) else { continue };
+        let shaka = shaka_mb_s(&root, &ts, &dir, Some(scheme));
+        summary::row(
+            &format!("TS->CMAF + {scheme}, 20 s 720p, native (vs shaka-packager {scheme})"),
+            &format!("{n:.0} MB/s"),
+            shaka.map(|s| format!("{s:.0} MB/s")).as_deref(),
+            shaka.map(|s| n / s),
+        );
+        summary::row(
+            &format!("TS->CMAF + {scheme}, core in V8 (node --no-liftoff) vs native"),
+            &format!("{v:.0} MB/s"),
+            Some(&format!("{n:.0} MB/s")),
+            Some(v / n),
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// What the speed example prints: AES-128 MB/s, playlist ms, remux / cenc / cbcs MB/s.
+type Figures = (f64, f64, Option<f64>, Option<f64>, Option<f64>);
+
 /// shaka-packager (npm, the reference packager) turning the same MPEG-TS into CMAF (video and
-/// audio tracks, 2 s segments), best of 3 runs, process start included.
-fn shaka_mb_s(root: &std::path::Path, ts: &std::path::Path, dir: &std::path::Path) -> Option<f64> {
+/// audio tracks, 2 s segments; encrypted with a raw key under `scheme` when given, no clear
+/// lead), best of 3 runs, process start included.
+fn shaka_mb_s(
+    root: &std::path::Path,
+    ts: &std::path::Path,
+    dir: &std::path::Path,
+    scheme: Option<&str>,
+) -> Option<f64> {
     let packager = root.join("tests/browser/node_modules/shaka-packager/bin/packager-linux-x64");
     let size = std::fs::metadata(ts).ok()?.len() as f64;
     let input = ts.to_string_lossy();
@@ -331,12 +362,16 @@ fn shaka_mb_s(root: &std::path::Path, ts: &std::path::Path, dir: &std::path::Pat
     let mut best = f64::MAX;
     for _ in 0..3 {
         let start = Instant::now();
-        let ok = std::process::Command::new(&packager)
-            .arg(format!("in={input},stream=video,init_segment={o}/v-init.mp4,segment_template={o}/v-$Number$.m4s"))
+        let mut cmd = std::process::Command::new(&packager);
+        cmd.arg(format!("in={input},stream=video,init_segment={o}/v-init.mp4,segment_template={o}/v-$Number$.m4s"))
             .arg(format!("in={input},stream=audio,init_segment={o}/a-init.mp4,segment_template={o}/a-$Number$.m4s"))
-            .args(["--segment_duration", "2", "--quiet"])
-            .status()
-            .is_ok_and(|s| s.success());
+            .args(["--segment_duration", "2", "--quiet"]);
+        if let Some(scheme) = scheme {
+            cmd.args(["--enable_raw_key_encryption", "--protection_scheme", scheme])
+                .args(["--clear_lead", "0", "--keys"])
+                .arg("label=:key_id=11111111111111111111111111111111:key=2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b");
+        }
+        let ok = cmd.status().is_ok_and(|s| s.success());
         if !ok {
             eprintln!("shaka-packager unavailable (npm ci in tests/browser); no baseline");
             return None;
