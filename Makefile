@@ -17,7 +17,8 @@ wasm:
 assets: wasm tests/browser/node_modules
 	mkdir -p target/edgepack/player
 	cp target/wasm32-wasip1/release/edgepack_filter.wasm target/edgepack/
-	cp envoy/player/index.html tests/browser/node_modules/hls.js/dist/hls.min.js target/edgepack/player/
+	cp envoy/player/index.html tests/browser/node_modules/hls.js/dist/hls.min.js \
+	  tests/browser/node_modules/shaka-player/dist/shaka-player.compiled.js target/edgepack/player/
 
 ## test: formatting, lints and every test (unit + end-to-end with ffmpeg, core tests under wasm)
 test: fmt-check lint lint-envoy tests/browser/node_modules

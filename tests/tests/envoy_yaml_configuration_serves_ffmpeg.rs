@@ -2,7 +2,8 @@
 //! the one the compose demo and `make run-local` run) pushes to both inputs with Digest
 //! credentials; the test host runs the real `.wasm` with exactly the plugin JSON, stats tags and
 //! player routes of `envoy/envoy.yaml`; ffmpeg plays the three demo endpoints (clear, AES-128 and
-//! CMAF repackaged from TS), every frame and the same frames; the player page is served; `/stats/prometheus` shows the filter's metrics with
+//! CMAF repackaged from TS) and its DASH + cenc endpoint (key from its ClearKey license server),
+//! every frame and the same frames; the player page is served; `/stats/prometheus` shows the filter's metrics with
 //! the labels the bootstrap's `stats_tags` extract.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
@@ -49,6 +50,9 @@ fn local(container_path: &Path) -> PathBuf {
     match container_path.file_name().and_then(|n| n.to_str()) {
         Some("index.html") => repo().join("envoy/player/index.html"),
         Some("hls.min.js") => repo().join("tests/browser/node_modules/hls.js/dist/hls.min.js"),
+        Some("shaka-player.compiled.js") => {
+            repo().join("tests/browser/node_modules/shaka-player/dist/shaka-player.compiled.js")
+        }
         _ => panic!(
             "unexpected file in envoy.yaml: {}",
             container_path.display()
@@ -141,6 +145,32 @@ fn demo_endpoints_play() {
     assert_eq!(decoded[0], decoded[1]);
     assert_eq!(decoded[0], decoded[2]);
 
+    // DASH with cenc: the key from the endpoint's ClearKey license server, as a browser gets it.
+    let mpd = get(h.addr, &format!("/out/v1/news/dash/index.mpd?{range}"));
+    assert_eq!(mpd.status, 200, "{}", mpd.text());
+    let (kid, laurl) = edgepack_tests::player::clearkey_signalling(&mpd.text()).unwrap();
+    let path = &laurl[laurl.find("/out/v1/").unwrap()..];
+    let body = edgepack_tests::player::clearkey_request(&kid).unwrap();
+    let license = sidecar::raw(
+        h.addr,
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: edge\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    assert_eq!(license.status, 200, "{}", license.text());
+    let key = edgepack_tests::player::clearkey_key(&license.body, &kid).unwrap();
+    let url = format!("http://{}/out/v1/news/dash/index.mpd?{range}", h.addr);
+    let dash = edgepack_tests::player::decoded_with(&["-cenc_decryption_key", &key], &url, "0:v")
+        .unwrap_or_else(|e| panic!("dash: {e}"));
+    let sorted = |m: &std::collections::BTreeMap<u32, Vec<String>>| {
+        let mut v: Vec<Vec<String>> = m.values().cloned().collect();
+        v.sort();
+        v
+    };
+    assert_eq!(sorted(&dash), sorted(&decoded[0]), "DASH + cenc: the same pictures");
+
     // The player page and hls.js, from the routes where the filter is off.
     let page = get(h.addr, "/");
     assert_eq!(page.status, 200);
@@ -149,11 +179,14 @@ fn demo_endpoints_play() {
         Some("text/html; charset=utf-8")
     );
     assert!(page.text().contains("edgepack demo player"));
-    let js = get(h.addr, "/hls.min.js");
-    assert_eq!(
-        (js.status, js.header("content-type")),
-        (200, Some("application/javascript"))
-    );
+    for script in ["/hls.min.js", "/shaka-player.compiled.js"] {
+        let js = get(h.addr, script);
+        assert_eq!(
+            (js.status, js.header("content-type")),
+            (200, Some("application/javascript")),
+            "{script}"
+        );
+    }
 
     // Labels, as Prometheus sees them once Envoy applies the bootstrap's stats_tags.
     let prom = get(h.admin, "/stats/prometheus").text();

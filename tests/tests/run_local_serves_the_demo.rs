@@ -51,11 +51,19 @@ fn run_local_starts_serves_and_stops_everything() {
         assets.join("player/index.html"),
     )
     .unwrap();
-    std::fs::copy(
-        repo.join("tests/browser/node_modules/hls.js/dist/hls.min.js"),
-        assets.join("player/hls.min.js"),
-    )
-    .unwrap();
+    for (from, to) in [
+        ("hls.js/dist/hls.min.js", "hls.min.js"),
+        (
+            "shaka-player/dist/shaka-player.compiled.js",
+            "shaka-player.compiled.js",
+        ),
+    ] {
+        std::fs::copy(
+            repo.join("tests/browser/node_modules").join(from),
+            assets.join("player").join(to),
+        )
+        .unwrap();
+    }
 
     let (port, admin, ingest, internal) = (free_port(), free_port(), free_port(), free_port());
     let mut script = Command::new("bash")
