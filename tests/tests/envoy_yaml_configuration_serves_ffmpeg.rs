@@ -169,7 +169,11 @@ fn demo_endpoints_play() {
         v.sort();
         v
     };
-    assert_eq!(sorted(&dash), sorted(&decoded[0]), "DASH + cenc: the same pictures");
+    assert_eq!(
+        sorted(&dash),
+        sorted(&decoded[0]),
+        "DASH + cenc: the same pictures"
+    );
 
     // The player page and hls.js, from the routes where the filter is off.
     let page = get(h.addr, "/");

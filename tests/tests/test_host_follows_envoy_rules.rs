@@ -90,6 +90,63 @@ const PROBE: &str = r#"
 )
 "#;
 
+/// A guest that probes the request-body phase. `POST`: headers return Continue; the body callback
+/// records its size and `end_of_stream`, reads the body and echoes it in a local reply (so the
+/// request never goes upstream). `DELETE`: headers return Pause — Envoy then delivers no body to the
+/// filter at all.
+const BODY: &str = r#"
+(module
+  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_define_metric" (func $def (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $buf (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 0) ":method")
+  (data (i32.const 16) "body_calls")
+  (data (i32.const 32) "body_size")
+  (data (i32.const 48) "body_eos")
+  (data (i32.const 64) "body_read")
+  (global $heap (mut i32) (i32.const 8192))
+  (func (export "proxy_on_memory_allocate") (param $n i32) (result i32) (local $p i32)
+    global.get $heap local.set $p
+    global.get $heap local.get $n i32.add global.set $heap
+    local.get $p)
+  ;; metric ids at 1024 + 4*slot; add(slot, v) increments by v + 1 (so 0 shows as 1)
+  (func $add (param $slot i32) (param $v i32)
+    (drop (call $inc (i32.load (i32.add (i32.const 1024) (i32.mul (local.get $slot) (i32.const 4))))
+                     (i64.extend_i32_u (i32.add (local.get $v) (i32.const 1))))))
+  (func $define (param $slot i32) (param $name i32) (param $len i32)
+    (drop (call $def (i32.const 0) (local.get $name) (local.get $len)
+                     (i32.add (i32.const 1024) (i32.mul (local.get $slot) (i32.const 4))))))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) i32.const 1)
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (call $define (i32.const 0) (i32.const 16) (i32.const 10))
+    (call $define (i32.const 1) (i32.const 32) (i32.const 9))
+    (call $define (i32.const 2) (i32.const 48) (i32.const 8))
+    (call $define (i32.const 3) (i32.const 64) (i32.const 9))
+    i32.const 1)
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $get (i32.const 0) (i32.const 0) (i32.const 7) (i32.const 2048) (i32.const 2052)))
+    ;; "POST" → Continue (0); anything else → Pause (1)
+    (i32.ne (i32.load8_u (i32.load (i32.const 2048))) (i32.const 80)))
+  (func (export "proxy_on_request_body") (param $ctx i32) (param $size i32) (param $eos i32) (result i32)
+    (call $add (i32.const 0) (i32.const 0))
+    (call $add (i32.const 1) (local.get $size))
+    (call $add (i32.const 2) (local.get $eos))
+    (call $add (i32.const 3) (call $buf (i32.const 0) (i32.const 0) (local.get $size) (i32.const 2056) (i32.const 2060)))
+    (drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0)
+                       (i32.load (i32.const 2056)) (i32.load (i32.const 2060)) (i32.const 0) (i32.const 0) (i32.const -1)))
+    i32.const 1)
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) i32.const 0)
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_done") (param i32) (result i32) i32.const 1)
+  (func (export "proxy_on_delete") (param i32))
+)
+"#;
+
 /// A guest whose request callback traps.
 const TRAPPER: &str = r#"
 (module
@@ -168,6 +225,44 @@ fn phases_statuses_and_local_replies_are_envoys() {
         "request headers are gone in the response phase: BadArgument"
     );
     assert_eq!(m("probe_resp_status"), 1, "response :status readable: Ok");
+    assert_eq!(h.traps(), 0);
+}
+
+fn send(addr: SocketAddr, method: &str, body: &str) -> (u16, Vec<u8>) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "{method} /body HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    (
+        head.split(' ').nth(1).unwrap().parse().unwrap(),
+        body.as_bytes().to_vec(),
+    )
+}
+
+#[test]
+fn request_bodies_reach_the_filter_only_after_headers_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = host_with(BODY, dir.path(), vec![]);
+    let m = |name: &str| h.metrics.get(name).unwrap_or(0);
+    // Continue, then the body callback: the whole body with end_of_stream, readable; the local
+    // reply made there answers the request (the upstream route is never used).
+    let (status, body) = send(h.addr, "POST", "{\"kids\":[]}");
+    assert_eq!((status, body.as_slice()), (200, &b"{\"kids\":[]}"[..]));
+    assert_eq!(m("body_calls"), 1);
+    assert_eq!(m("body_size"), 11 + 1, "the body's 11 bytes");
+    assert_eq!(m("body_eos"), 1 + 1, "end_of_stream");
+    assert_eq!(m("body_read"), 1, "request body readable: Ok");
+    // Pause from the headers callback stops everything: no body callback.
+    let (status, _) = send(h.addr, "DELETE", "ignored");
+    assert_eq!(status, 500, "paused with nothing to resume it");
+    assert_eq!(m("body_calls"), 1, "no body callback after a header Pause");
     assert_eq!(h.traps(), 0);
 }
 
