@@ -120,6 +120,20 @@ fn alternative_passes(a: &AlternativeMedia, f: Option<&ManifestFilter>) -> bool 
     }
 }
 
+/// The answer when selection and filter leave no stream: the filter's fault (400) or the
+/// endpoint's configuration (404).
+fn nothing_left(endpoint: &Endpoint, filter: Option<&ManifestFilter>) -> FilterError {
+    match filter {
+        Some(_) => {
+            FilterError::BadRequest("aws.manifestfilter leaves no stream in this channel".into())
+        }
+        None => FilterError::NotFound(format!(
+            "endpoint '{}' stream_selection leaves no variant of channel '{}'",
+            endpoint.name, endpoint.channel
+        )),
+    }
+}
+
 /// Replaces the value of the `URI="…"` attribute in a tag line.
 fn with_uri(line: &str, uri: &str) -> String {
     match line.find("URI=\"") {
@@ -208,15 +222,7 @@ pub fn write(
         .zip(&kept)
         .filter(|(v, k)| **k && !v.is_i_frame);
     if stream_variants.count() == 0 {
-        return Err(match filter {
-            Some(_) => FilterError::BadRequest(
-                "aws.manifestfilter leaves no stream in this channel".into(),
-            ),
-            None => FilterError::NotFound(format!(
-                "endpoint '{}' stream_selection leaves no variant of channel '{}'",
-                endpoint.name, endpoint.channel
-            )),
-        });
+        return Err(nothing_left(endpoint, filter));
     }
     // Groups still referenced by a kept variant.
     let mut referenced: HashSet<(String, &str)> = HashSet::new();
@@ -323,15 +329,7 @@ pub fn variants(
         })
         .collect();
     if out.is_empty() {
-        return Err(match filter {
-            Some(_) => FilterError::BadRequest(
-                "aws.manifestfilter leaves no stream in this channel".into(),
-            ),
-            None => FilterError::NotFound(format!(
-                "endpoint '{}' stream_selection leaves no variant of channel '{}'",
-                endpoint.name, endpoint.channel
-            )),
-        });
+        return Err(nothing_left(endpoint, filter));
     }
     match endpoint.cfg.stream_selection.stream_order {
         StreamOrder::Original => {}

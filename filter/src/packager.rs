@@ -94,17 +94,13 @@ pub enum JobKind {
         time: TimeShift,
         base_url: String,
     },
-    /// One track of an MPEG-TS segment as a CMAF fragment (DASH).
+    /// One track of an MPEG-TS segment as a CMAF fragment, or (`init`) the track's
+    /// initialization segment built from it (DASH).
     Track {
         rendition: String,
         track: TrackKind,
         sequence: u64,
-    },
-    /// A track's initialization segment, built from an MPEG-TS segment (DASH).
-    TrackInit {
-        rendition: String,
-        track: TrackKind,
-        sequence: u64,
+        init: bool,
     },
     /// A ClearKey license request (its token already checked): the body names the key ids.
     License,
@@ -254,24 +250,18 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
             rendition,
             track,
             sequence,
+        }
+        | Asset::TrackInit {
+            rendition,
+            track,
+            sequence,
         } => Ok(Plan::Fetch(Box::new(Fetch {
             path: store(&format!("{rendition}/{sequence}.ts")),
             job: job(JobKind::Track {
                 rendition: rendition.clone(),
                 track: *track,
                 sequence: *sequence,
-            }),
-        }))),
-        Asset::TrackInit {
-            rendition,
-            track,
-            sequence,
-        } => Ok(Plan::Fetch(Box::new(Fetch {
-            path: store(&format!("{rendition}/{sequence}.ts")),
-            job: job(JobKind::TrackInit {
-                rendition: rendition.clone(),
-                track: *track,
-                sequence: *sequence,
+                init: matches!(r.asset, Asset::TrackInit { .. }),
             }),
         }))),
         Asset::License => {
@@ -669,23 +659,12 @@ fn try_respond(
             rendition,
             track,
             sequence,
+            init,
         } => {
             let r = remux(ep, answer, rendition, *sequence, track_select(*track))?;
-            Ok(
-                Response::with_body(200, track_content_type(*track), r.fragment)
-                    .header("cache-control", "max-age=1209600, immutable"),
-            )
-        }
-        JobKind::TrackInit {
-            rendition,
-            track,
-            sequence,
-        } => {
-            let r = remux(ep, answer, rendition, *sequence, track_select(*track))?;
-            Ok(
-                Response::with_body(200, track_content_type(*track), r.init_segment())
-                    .header("cache-control", "max-age=1209600, immutable"),
-            )
+            let body = if *init { r.init_segment() } else { r.fragment };
+            Ok(Response::with_body(200, track_content_type(*track), body)
+                .header("cache-control", "max-age=1209600, immutable"))
         }
         JobKind::DashVariants { .. } => Err(FilterError::BadGateway(
             "a DASH manifest needs two store answers; this one came alone".into(),

@@ -8,6 +8,8 @@
 
 pub mod artifacts;
 pub mod bootstrap;
+pub mod browser;
+pub mod clearkey;
 pub mod host;
 pub mod metrics;
 pub mod player;

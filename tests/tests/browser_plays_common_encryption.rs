@@ -13,11 +13,10 @@
 #[path = "../../store-sidecar/tests/common/mod.rs"]
 mod sidecar;
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
-use edgepack_tests::{DirectResponse, HostOptions, artifacts, start};
+use edgepack_tests::{DirectResponse, HostOptions, artifacts, browser, start};
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
@@ -34,49 +33,24 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
                       "key": { "derived": { "secret": "0123456789abcdef0123" } },
                       "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
 
-fn browser_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
 /// The test page and both players, answered by the proxy on routes where the filter is off.
 fn player_routes() -> Vec<DirectResponse> {
-    let file = |path: &str, rel: &str, content_type: &str| {
-        let file = browser_dir().join(rel);
-        DirectResponse {
-            path: path.into(),
-            status: 200,
-            content_type: content_type.into(),
-            body: std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
-        }
-    };
-    vec![
-        file("/eme.html", "eme.html", "text/html"),
-        file(
+    [
+        ("/eme.html", "eme.html", "text/html"),
+        (
             "/shaka-player.compiled.js",
             "node_modules/shaka-player/dist/shaka-player.compiled.js",
             "application/javascript",
         ),
-        file(
+        (
             "/dash.all.min.js",
             "node_modules/dashjs/dist/modern/umd/dash.all.min.js",
             "application/javascript",
         ),
     ]
-}
-
-fn play(page: &str, seconds: u32) -> serde_json::Value {
-    let out = Command::new("timeout")
-        .args(["-s", "KILL", "90", "node", "play.mjs", page])
-        .arg(seconds.to_string())
-        .current_dir(browser_dir())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "play.mjs failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(out.stdout.trim_ascii()).unwrap()
+    .into_iter()
+    .map(|(path, file, ct)| browser::file_route(path, Path::new(file), ct).unwrap())
+    .collect()
 }
 
 #[test]
@@ -106,7 +80,7 @@ fn shaka_player_and_dash_js_play_encrypted_live_dash_with_clearkey() {
             "http://{addr}/eme.html?player={player}&mpd=http://{addr}/out/v1/news/{ep}/{manifest}",
             addr = h.addr
         );
-        let good = play(&page, 14);
+        let good = browser::play(&page, 14).unwrap();
         eprintln!("{player} {ep}: {good}");
         assert!(good["fatal"].is_null(), "{player}: {good}");
         assert!(good["licenses"].as_u64().unwrap() >= 1, "{player}: {good}");
@@ -114,7 +88,7 @@ fn shaka_player_and_dash_js_play_encrypted_live_dash_with_clearkey() {
             good["advanced"].as_f64().unwrap() >= 5.0,
             "{player}: playback must advance 5 s: {good}"
         );
-        let bad = play(&format!("{page}&tamper=1"), 12);
+        let bad = browser::play(&format!("{page}&tamper=1"), 12).unwrap();
         eprintln!("{player} {ep}, wrong key: {bad}");
         assert!(bad["licenses"].as_u64().unwrap() >= 1, "{player}: {bad}");
         assert!(

@@ -11,11 +11,10 @@
 #[path = "../../store-sidecar/tests/common/mod.rs"]
 mod sidecar;
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
-use edgepack_tests::{DirectResponse, HostOptions, artifacts, start};
+use edgepack_tests::{DirectResponse, HostOptions, artifacts, browser, start};
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
@@ -24,54 +23,20 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
                       "key": { "derived": { "secret": "0123456789abcdef0123" } },
                       "key_token": { "secret": "tok-0123456789abcdef", "ttl_seconds": 300 } } } } } } }"#;
 
-fn browser_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
 /// The demo player page and hls.js, answered by the proxy itself on routes where the filter is
 /// off — as `envoy/envoy.yaml` serves them with `direct_response`.
 fn player_routes() -> Vec<DirectResponse> {
-    let file = |path: &str, file: PathBuf, content_type: &str| DirectResponse {
-        path: path.into(),
-        status: 200,
-        content_type: content_type.into(),
-        body: std::fs::read(&file).unwrap_or_else(|e| panic!("{}: {e}", file.display())),
-    };
-    vec![
-        file(
-            "/",
-            browser_dir().join("../../envoy/player/index.html"),
-            "text/html",
-        ),
-        file(
+    [
+        ("/", "../../envoy/player/index.html", "text/html"),
+        (
             "/hls.min.js",
-            browser_dir().join("node_modules/hls.js/dist/hls.min.js"),
+            "node_modules/hls.js/dist/hls.min.js",
             "application/javascript",
         ),
     ]
-}
-
-/// Runs the page in Chromium for `seconds`; returns hls.js's state as JSON.
-fn play(page: &str, seconds: u32) -> serde_json::Value {
-    let out = Command::new("timeout")
-        .args([
-            "-s",
-            "KILL",
-            "90",
-            "node",
-            "play.mjs",
-            page,
-            &seconds.to_string(),
-        ])
-        .current_dir(browser_dir())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "play.mjs failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(out.stdout.trim_ascii()).unwrap()
+    .into_iter()
+    .map(|(path, file, ct)| browser::file_route(path, Path::new(file), ct).unwrap())
+    .collect()
 }
 
 #[test]
@@ -95,7 +60,7 @@ fn hls_js_in_chromium_plays_aes128_live_and_fails_with_wrong_keys() {
     let page = format!("http://{}/?endpoint=secure", h.addr);
 
     // 12 s: time for hls.js to start, then at least 10 s of playing.
-    let good = play(&page, 12);
+    let good = browser::play(&page, 12).unwrap();
     eprintln!("good stream: {good}");
     assert!(good["fatal"].is_null(), "{good}");
     // Keys rotate every 10 s: what was played spans more than one key period.
@@ -105,7 +70,7 @@ fn hls_js_in_chromium_plays_aes128_live_and_fails_with_wrong_keys() {
         "playback must advance 5 s: {good}"
     );
 
-    let bad = play(&format!("{page}&tamper=1"), 12);
+    let bad = browser::play(&format!("{page}&tamper=1"), 12).unwrap();
     eprintln!("tampered keys: {bad}");
     assert!(
         !bad["fatal"].is_null() || bad["currentTime"].as_f64().unwrap() < 1.0,
@@ -138,7 +103,7 @@ fn hls_js_plays_cmaf_live(fmp4: bool) {
     o.clusters = vec![("edgepack_store".into(), sc.internal)];
     o.direct_responses = player_routes();
     let h = start(o).unwrap();
-    let state = play(&format!("http://{}/?endpoint=cmaf", h.addr), 12);
+    let state = browser::play(&format!("http://{}/?endpoint=cmaf", h.addr), 12).unwrap();
     eprintln!("cmaf (fmp4 ingest: {fmp4}): {state}");
     assert!(state["fatal"].is_null(), "{state}");
     assert!(

@@ -148,9 +148,9 @@ fn demo_endpoints_play() {
     // DASH with cenc: the key from the endpoint's ClearKey license server, as a browser gets it.
     let mpd = get(h.addr, &format!("/out/v1/news/dash/index.mpd?{range}"));
     assert_eq!(mpd.status, 200, "{}", mpd.text());
-    let (kid, laurl) = edgepack_tests::player::clearkey_signalling(&mpd.text()).unwrap();
+    let (kid, laurl) = edgepack_tests::clearkey::signalling(&mpd.text()).unwrap();
     let path = &laurl[laurl.find("/out/v1/").unwrap()..];
-    let body = edgepack_tests::player::clearkey_request(&kid).unwrap();
+    let body = edgepack_tests::clearkey::request(&kid).unwrap();
     let license = sidecar::raw(
         h.addr,
         format!(
@@ -160,7 +160,7 @@ fn demo_endpoints_play() {
         .as_bytes(),
     );
     assert_eq!(license.status, 200, "{}", license.text());
-    let key = edgepack_tests::player::clearkey_key(&license.body, &kid).unwrap();
+    let key = edgepack_tests::clearkey::key(&license.body, &kid).unwrap();
     let url = format!("http://{}/out/v1/news/dash/index.mpd?{range}", h.addr);
     let dash = edgepack_tests::player::decoded_with(&["-cenc_decryption_key", &key], &url, "0:v")
         .unwrap_or_else(|e| panic!("dash: {e}"));

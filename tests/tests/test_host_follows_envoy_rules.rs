@@ -172,10 +172,20 @@ fn host_with(wat: &str, dir: &std::path::Path, clusters: Vec<(String, SocketAddr
 }
 
 fn get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+    request(addr, "GET", path, "")
+}
+
+/// One HTTP/1.1 request on its own connection: (status, lower-case head, body).
+fn request(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String, Vec<u8>) {
     let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let length = if body.is_empty() {
+        String::new()
+    } else {
+        format!("Content-Length: {}\r\n", body.len())
+    };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: t\r\n{length}Connection: close\r\n\r\n{body}"
     )
     .unwrap();
     let mut buf = Vec::new();
@@ -228,24 +238,6 @@ fn phases_statuses_and_local_replies_are_envoys() {
     assert_eq!(h.traps(), 0);
 }
 
-fn send(addr: SocketAddr, method: &str, body: &str) -> (u16, Vec<u8>) {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    write!(
-        s,
-        "{method} /body HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    (
-        head.split(' ').nth(1).unwrap().parse().unwrap(),
-        body.as_bytes().to_vec(),
-    )
-}
-
 #[test]
 fn request_bodies_reach_the_filter_only_after_headers_continue() {
     let dir = tempfile::tempdir().unwrap();
@@ -253,14 +245,14 @@ fn request_bodies_reach_the_filter_only_after_headers_continue() {
     let m = |name: &str| h.metrics.get(name).unwrap_or(0);
     // Continue, then the body callback: the whole body with end_of_stream, readable; the local
     // reply made there answers the request (the upstream route is never used).
-    let (status, body) = send(h.addr, "POST", "{\"kids\":[]}");
+    let (status, _, body) = request(h.addr, "POST", "/body", "{\"kids\":[]}");
     assert_eq!((status, body.as_slice()), (200, &b"{\"kids\":[]}"[..]));
     assert_eq!(m("body_calls"), 1);
     assert_eq!(m("body_size"), 11 + 1, "the body's 11 bytes");
     assert_eq!(m("body_eos"), 1 + 1, "end_of_stream");
     assert_eq!(m("body_read"), 1, "request body readable: Ok");
     // Pause from the headers callback stops everything: no body callback.
-    let (status, _) = send(h.addr, "DELETE", "ignored");
+    let (status, _, _) = request(h.addr, "DELETE", "/body", "ignored");
     assert_eq!(status, 500, "paused with nothing to resume it");
     assert_eq!(m("body_calls"), 1, "no body callback after a header Pause");
     assert_eq!(h.traps(), 0);

@@ -161,13 +161,13 @@ fn dash_endpoints_play_every_frame_clear_and_encrypted() {
             );
             sidecar::raw(h.addr, request.as_bytes())
         };
-        let request = edgepack_tests::player::clearkey_request(&kid).unwrap();
+        let request = edgepack_tests::clearkey::request(&kid).unwrap();
         let license = post(path, &request);
         assert_eq!(license.status, 200, "{}", license.text());
         assert_eq!(license.header("content-type"), Some("application/json"));
         let json: serde_json::Value = serde_json::from_slice(&license.body).unwrap();
         assert_eq!(json["keys"][0]["kty"], "oct");
-        let key_hex = edgepack_tests::player::clearkey_key(&license.body, &kid).unwrap();
+        let key_hex = edgepack_tests::clearkey::key(&license.body, &kid).unwrap();
         if ep == "dash-cbcs" {
             assert_eq!(key_hex, "2b7e151628aed2a6abf7158809cf4f3c");
         }

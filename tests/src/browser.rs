@@ -1,0 +1,42 @@
+//! Headless Chromium as the viewer: pages and player scripts served by the test host on routes
+//! where the filter is off (as `envoy/envoy.yaml` serves the demo page with `direct_response`),
+//! and `tests/browser/play.mjs` (playwright-core) reporting how far playback got.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::DirectResponse;
+
+/// `tests/browser/`: the pages, `play.mjs` and the npm packages.
+pub fn dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// A route answering `file` (relative to `tests/browser/`) at `path`.
+pub fn file_route(path: &str, file: &Path, content_type: &str) -> Result<DirectResponse, String> {
+    let file = dir().join(file);
+    Ok(DirectResponse {
+        path: path.into(),
+        status: 200,
+        content_type: content_type.into(),
+        body: std::fs::read(&file).map_err(|e| format!("{}: {e}", file.display()))?,
+    })
+}
+
+/// Opens `page` in Chromium for `seconds` and returns the page's `window.playerState` plus
+/// `currentTime` and `advanced` (seconds played since playback started), as JSON.
+pub fn play(page: &str, seconds: u32) -> Result<serde_json::Value, String> {
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", "90", "node", "play.mjs", page])
+        .arg(seconds.to_string())
+        .current_dir(dir())
+        .output()
+        .map_err(|e| format!("cannot run node: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "play.mjs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(out.stdout.trim_ascii()).map_err(|e| format!("play.mjs output: {e}"))
+}
