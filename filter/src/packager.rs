@@ -1671,4 +1671,80 @@ mod tests {
             501
         );
     }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn dash_starts_a_period_at_a_discontinuity_and_applies_the_manifest_filter() {
+        // An encoder restart before segment 2: a discontinuity, 0.5 s later than contiguous.
+        let store = STORE_MEDIA
+            .replace(
+                "#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:35:35.666Z",
+                "#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:35:36.166Z",
+            )
+            .replace("14:35:37.666Z", "14:35:38.166Z");
+        let f = fetch(
+            "/out/v1/news/dash/index.mpd?aws.manifestfilter=video_height:0-200",
+            &[],
+        );
+        let h = headers(&[]);
+        let Plan::Fetch(m) = advance(
+            &settings(),
+            &f.job,
+            &StoreAnswer {
+                status: 200,
+                header: &h,
+                body: STORE_MASTER.as_bytes(),
+            },
+            T0 + 9_000,
+        ) else {
+            panic!()
+        };
+        // The filter leaves stream_1 (160x120) only: its playlist gives the timeline.
+        assert_eq!(m.path, "/store/v1/news/stream_1/index.m3u8");
+        let t = text(&answer(&m.job, 200, &[], store.as_bytes(), T0 + 9_000));
+        assert!(!t.contains(r#"id="stream_0""#), "{t}");
+        assert!(t.contains(r#"<Representation id="stream_1""#), "{t}");
+        // Two periods: the second starts at the discontinuity, its numbers and init from
+        // segment 2, its timeline at that segment's program date time.
+        assert_eq!(t.matches("<Period ").count(), 2, "{t}");
+        let restart = T0 + 4_500;
+        assert!(
+            t.contains(&format!(
+                r#"<Period id="1-0" start="{}">"#,
+                super::dash::tests_duration(restart)
+            )),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"startNumber="2" initialization="$RepresentationID$/init-v2.mp4""#),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!(r#"<S t="{}" d="180000" r="1"/>"#, restart * 90)),
+            "{t}"
+        );
+        assert!(
+            t.contains(&format!(r#"<S t="{}" d="180000" r="1"/>"#, T0 * 90)),
+            "{t}"
+        );
+        // A filter that leaves nothing is the request's fault.
+        let f = fetch(
+            "/out/v1/news/dash/index.mpd?aws.manifestfilter=video_height:1000-2000",
+            &[],
+        );
+        let r = match advance(
+            &settings(),
+            &f.job,
+            &StoreAnswer {
+                status: 200,
+                header: &h,
+                body: STORE_MASTER.as_bytes(),
+            },
+            T0,
+        ) {
+            Plan::Respond(r) => r,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(r.status, 400, "{}", text(&r));
+    }
 }
