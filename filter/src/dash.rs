@@ -14,8 +14,10 @@
 //!
 //! Representations: every selected variant's video in one AdaptationSet; the audio of the
 //! lowest-bandwidth variant as the one audio AdaptationSet (encoders mux the same audio into
-//! every variant). Segment URLs: `{rendition}/v{n}.mp4` and `{rendition}/a{n}.mp4`, `$Number$`
-//! being the store's sequence number.
+//! every variant). Segment URLs: `{rendition}/v{t}.mp4` and `{rendition}/a{t}.mp4`, `$Time$`
+//! being the segment's program date time in 90 kHz ticks: renditions may number their segments
+//! differently in the store (one restarted, or added later), but they share times, and the store
+//! finds a rendition's segment by time.
 
 use std::fmt::Write as _;
 use std::ops::Range;
@@ -277,10 +279,9 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         }
         let rel_ms = (start_ms - origin_ms).max(0);
         let pto = (origin_ms + rel_ms) * (TIMESCALE / 1000);
-        let number = p.segments[0].sequence;
         let s_list = timeline(p.segments)?;
         let protection = content_protection(m, p.key_period, m.now_ms)?;
-        let init = p.first.sequence;
+        let init = p.first.pdt_ms.unwrap_or(0) * (TIMESCALE / 1000);
         let _ = writeln!(
             out,
             "<Period id=\"{}-{}\" start=\"{}\">",
@@ -291,7 +292,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         let template = |letter: char, rendition: Option<&str>| {
             let dir = rendition.unwrap_or("$RepresentationID$");
             format!(
-                "<SegmentTemplate timescale=\"{TIMESCALE}\" presentationTimeOffset=\"{pto}\" startNumber=\"{number}\" initialization=\"{dir}/init-{letter}{init}.mp4\" media=\"{dir}/{letter}$Number$.mp4\"><SegmentTimeline>{s_list}</SegmentTimeline></SegmentTemplate>"
+                "<SegmentTemplate timescale=\"{TIMESCALE}\" presentationTimeOffset=\"{pto}\" initialization=\"{dir}/init-{letter}{init}.mp4\" media=\"{dir}/{letter}$Time$.mp4\"><SegmentTimeline>{s_list}</SegmentTimeline></SegmentTemplate>"
             )
         };
         if !video.is_empty() {

@@ -95,11 +95,11 @@ pub enum JobKind {
         base_url: String,
     },
     /// One track of an MPEG-TS segment as a CMAF fragment, or (`init`) the track's
-    /// initialization segment built from it (DASH).
+    /// initialization segment built from it (DASH; the segment is named by its time).
     Track {
         rendition: String,
         track: TrackKind,
-        sequence: u64,
+        time: u64,
         init: bool,
     },
     /// A ClearKey license request (its token already checked): the body names the key ids.
@@ -115,6 +115,9 @@ pub struct StoreAnswer<'a> {
 
 /// Header the store puts on segments: their program date time (RFC 3339).
 pub const PDT_HEADER: &str = "x-edgepack-program-date-time";
+
+/// Header the store puts on segments: their sequence number in the store.
+pub const SEQUENCE_HEADER: &str = "x-edgepack-sequence";
 
 fn endpoint<'s>(
     settings: &'s Settings,
@@ -249,21 +252,29 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
         Asset::Track {
             rendition,
             track,
-            sequence,
+            time,
         }
         | Asset::TrackInit {
             rendition,
             track,
-            sequence,
-        } => Ok(Plan::Fetch(Box::new(Fetch {
-            path: store(&format!("{rendition}/{sequence}.ts")),
-            job: job(JobKind::Track {
-                rendition: rendition.clone(),
-                track: *track,
-                sequence: *sequence,
-                init: matches!(r.asset, Asset::TrackInit { .. }),
-            }),
-        }))),
+            time,
+        } => {
+            // Times are program date times in 90 kHz ticks: whole milliseconds.
+            if time % 90 != 0 {
+                return Err(FilterError::NotFound(format!(
+                    "no segment starts at {time}: DASH segment times here are whole milliseconds x 90"
+                )));
+            }
+            Ok(Plan::Fetch(Box::new(Fetch {
+                path: store(&format!("{rendition}/at/{}.ts", time / 90)),
+                job: job(JobKind::Track {
+                    rendition: rendition.clone(),
+                    track: *track,
+                    time: *time,
+                    init: matches!(r.asset, Asset::TrackInit { .. }),
+                }),
+            })))
+        }
         Asset::License => {
             let enc = ep
                 .cfg
@@ -658,10 +669,15 @@ fn try_respond(
         JobKind::Track {
             rendition,
             track,
-            sequence,
+            time,
             init,
         } => {
-            let r = remux(ep, answer, rendition, *sequence, track_select(*track))?;
+            // The store's sequence number of the segment it found at that time: it numbers the
+            // fragment and seeds its IVs.
+            let sequence = (answer.header)(SEQUENCE_HEADER)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(time / 90_000);
+            let r = remux(ep, answer, rendition, sequence, track_select(*track))?;
             let body = if *init { r.init_segment() } else { r.fragment };
             Ok(Response::with_body(200, track_content_type(*track), body)
                 .header("cache-control", "max-age=1209600, immutable"))
@@ -1455,7 +1471,13 @@ mod tests {
         assert!(t.contains(r#"<Period id="0-0" start="PT0S">"#), "{t}");
         let s = format!(r#"<S t="{}" d="180000" r="3"/>"#, T0 * 90);
         assert_eq!(t.matches(&s).count(), 2, "video and audio timelines: {t}");
-        assert!(t.contains(r#"presentationTimeOffset="0" startNumber="0" initialization="$RepresentationID$/init-v0.mp4" media="$RepresentationID$/v$Number$.mp4""#), "{t}");
+        assert!(
+            t.contains(&format!(
+                r#"presentationTimeOffset="0" initialization="$RepresentationID$/init-v{}.mp4" media="$RepresentationID$/v$Time$.mp4""#,
+                T0 * 90
+            )),
+            "{t}"
+        );
         // Both variants' video, with the multivariant playlist's codecs and sizes; the audio of
         // the lowest-bandwidth variant.
         assert!(t.contains(r#"<Representation id="stream_0" bandwidth="730400" codecs="avc1.42c014" width="320" height="240""#), "{t}");
@@ -1464,7 +1486,10 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains(r#"initialization="stream_1/init-a0.mp4" media="stream_1/a$Number$.mp4""#),
+            t.contains(&format!(
+                r#"initialization="stream_1/init-a{}.mp4" media="stream_1/a$Time$.mp4""#,
+                T0 * 90
+            )),
             "{t}"
         );
         assert!(!t.contains("ContentProtection"), "{t}");
@@ -1507,11 +1532,17 @@ mod tests {
         assert_eq!(status("/out/v1/news/dash/stream_0/1.ts", &[]).0, 404);
         assert_eq!(status("/out/v1/news/hls/index.mpd", &[]).0, 404);
         // Segments: one track of the store's MPEG-TS segment.
-        let f = fetch("/out/v1/news/dash/stream_1/a3.mp4", &[]);
-        assert_eq!(f.path, "/store/v1/news/stream_1/3.ts");
+        // Segments: one track of the store's MPEG-TS segment at that time (renditions may number
+        // their segments differently in the store; they share times).
+        let f = fetch(&format!("/out/v1/news/dash/stream_1/a{}.mp4", T0 * 90), &[]);
+        assert_eq!(f.path, format!("/store/v1/news/stream_1/at/{T0}.ts"));
         assert_eq!(answer(&f.job, 200, &[], b"not ts", T0).status, 502);
-        let f = fetch("/out/v1/news/dash/stream_0/init-v0.mp4", &[]);
-        assert_eq!(f.path, "/store/v1/news/stream_0/0.ts");
+        let f = fetch(
+            &format!("/out/v1/news/dash/stream_0/init-v{}.mp4", T0 * 90),
+            &[],
+        );
+        assert_eq!(f.path, format!("/store/v1/news/stream_0/at/{T0}.ts"));
+        assert_eq!(status("/out/v1/news/dash/stream_0/v1001.mp4", &[]).0, 404);
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
@@ -1544,9 +1575,12 @@ mod tests {
                 "{t}"
             );
         }
-        // The second period starts at its first segment: number 1, its init built from it.
+        // The second period starts at its first segment; its init is built from it.
         assert!(
-            t.contains(r#"startNumber="1" initialization="$RepresentationID$/init-v1.mp4""#),
+            t.contains(&format!(
+                r#"initialization="$RepresentationID$/init-v{}.mp4""#,
+                (T0 + 2000) * 90
+            )),
             "{t}"
         );
         assert!(
@@ -1704,8 +1738,8 @@ mod tests {
         let t = text(&answer(&m.job, 200, &[], store.as_bytes(), T0 + 9_000));
         assert!(!t.contains(r#"id="stream_0""#), "{t}");
         assert!(t.contains(r#"<Representation id="stream_1""#), "{t}");
-        // Two periods: the second starts at the discontinuity, its numbers and init from
-        // segment 2, its timeline at that segment's program date time.
+        // Two periods: the second starts at the discontinuity, its init and timeline from
+        // that segment's program date time.
         assert_eq!(t.matches("<Period ").count(), 2, "{t}");
         let restart = T0 + 4_500;
         assert!(
@@ -1716,7 +1750,10 @@ mod tests {
             "{t}"
         );
         assert!(
-            t.contains(r#"startNumber="2" initialization="$RepresentationID$/init-v2.mp4""#),
+            t.contains(&format!(
+                r#"initialization="$RepresentationID$/init-v{}.mp4""#,
+                restart * 90
+            )),
             "{t}"
         );
         assert!(

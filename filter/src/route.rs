@@ -25,19 +25,19 @@ pub enum Asset {
     TsInit { rendition: String, sequence: u64 },
     /// `index.mpd`: the DASH manifest.
     Mpd,
-    /// `{rendition}/v{sequence}.mp4` or `a{sequence}.mp4`: one track (video or audio) of a
-    /// segment, as a CMAF fragment (DASH).
+    /// `{rendition}/v{time}.mp4` or `a{time}.mp4`: one track (video or audio) of the segment
+    /// that starts at `time` (90 kHz ticks since the epoch, DASH `$Time$`), as a CMAF fragment.
     Track {
         rendition: String,
         track: TrackKind,
-        sequence: u64,
+        time: u64,
     },
-    /// `{rendition}/init-v{sequence}.mp4` or `init-a{sequence}.mp4`: the track's initialization
-    /// segment, built from segment `sequence` (the first of its DASH period).
+    /// `{rendition}/init-v{time}.mp4` or `init-a{time}.mp4`: the track's initialization
+    /// segment, built from the segment at `time` (the first of its DASH period).
     TrackInit {
         rendition: String,
         track: TrackKind,
-        sequence: u64,
+        time: u64,
     },
     /// `clearkey`: W3C ClearKey licenses; the POSTed request names the key ids.
     License,
@@ -132,19 +132,19 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
             Asset::Track {
                 rendition: (*r).to_owned(),
                 track,
-                sequence: numbered(rest, "").ok_or_else(not_found)?,
+                time: numbered(rest, "").ok_or_else(not_found)?,
             }
         }
         [r, file]
             if safe(r)
-                && let Some((track, sequence)) = numbered(file, "init-v")
+                && let Some((track, time)) = numbered(file, "init-v")
                     .map(|n| (TrackKind::Video, n))
                     .or_else(|| numbered(file, "init-a").map(|n| (TrackKind::Audio, n))) =>
         {
             Asset::TrackInit {
                 rendition: (*r).to_owned(),
                 track,
-                sequence,
+                time,
             }
         }
         [r, file]
@@ -218,7 +218,7 @@ mod tests {
             Asset::Track {
                 rendition: "stream_0".into(),
                 track: TrackKind::Video,
-                sequence: 42
+                time: 42
             }
         );
         assert_eq!(
@@ -226,7 +226,7 @@ mod tests {
             Asset::TrackInit {
                 rendition: "stream_1".into(),
                 track: TrackKind::Audio,
-                sequence: 40
+                time: 40
             }
         );
         assert_eq!(r("/out/v1/news/dash/clearkey"), Asset::License);

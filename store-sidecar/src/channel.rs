@@ -173,6 +173,7 @@ pub struct Accepted {
 /// A segment to serve.
 #[derive(Debug)]
 pub struct SegmentFile {
+    pub seq: u64,
     pub path: PathBuf,
     pub copy: SegmentCopy,
     pub input: usize,
@@ -1177,6 +1178,7 @@ impl ChannelState {
         self.preferred_inputs().into_iter().find_map(|input| {
             let copy = e.copies[input].as_ref()?;
             (copy.ext == ext).then(|| SegmentFile {
+                seq,
                 path: self.segment_path(rid, seq, input, &copy.ext),
                 copy: copy.clone(),
                 input,
@@ -1184,6 +1186,25 @@ impl ChannelState {
                 duration: e.duration,
             })
         })
+    }
+
+    /// The sequence number of the segment of `rid` that starts at `pdt_ms` (epoch ms), within
+    /// a quarter of its duration (renditions of one encoder share program date times; this
+    /// forgives the rounding of one that the store dated itself).
+    pub fn sequence_at(&self, rid: &str, pdt_ms: i64) -> Option<u64> {
+        let r = self.renditions.get(rid)?;
+        // Program date times never decrease along a rendition's entries.
+        let i = r
+            .entries
+            .partition_point(|e| e.pdt.timestamp_millis() < pdt_ms);
+        [i.checked_sub(1), Some(i)]
+            .into_iter()
+            .flatten()
+            .filter_map(|i| r.entries.get(i))
+            .map(|e| (e, (e.pdt.timestamp_millis() - pdt_ms).abs()))
+            .filter(|(e, off)| (*off as f64) <= e.duration * 250.0)
+            .min_by_key(|(_, off)| *off)
+            .map(|(e, _)| e.seq)
     }
 
     /// True when the rendition exists.

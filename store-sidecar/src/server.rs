@@ -560,6 +560,33 @@ async fn handle_internal(
     };
     let channel = parts[0].to_owned();
     let mut st = state.lock().await;
+    // `{rendition}/at/{ms}.{ext}`: the segment whose program date time is `ms` (epoch ms), for
+    // clients that address segments by time (DASH `$Time$`); served as `{sequence}.{ext}`.
+    let by_time;
+    let parts: Vec<&str> = match parts[..] {
+        [c, rid, "at", file] => {
+            let seq = file
+                .split_once('.')
+                .and_then(|(ms, ext)| Some((ms.parse::<i64>().ok()?, ext)))
+                .and_then(|(ms, ext)| Some((st.sequence_at(rid, ms)?, ext)));
+            match seq {
+                Some((seq, ext)) => {
+                    by_time = format!("{seq}.{ext}");
+                    vec![c, rid, by_time.as_str()]
+                }
+                None => {
+                    let r = text(
+                        StatusCode::NOT_FOUND,
+                        format!(
+                            "no segment of '{channel}/{rid}' starts at program date time {file} (epoch ms) in the startover window"
+                        ),
+                    );
+                    return (channel, r);
+                }
+            }
+        }
+        _ => parts,
+    };
     let mut response = match parts[1..] {
         ["index.m3u8"] => match st.multivariant() {
             Some(r) => playlist_response(headers, r),
@@ -683,6 +710,8 @@ async fn handle_internal(
                         "x-edgepack-served-input",
                         HeaderValue::from(seg.input as u64 + 1),
                     );
+                    r.headers_mut()
+                        .insert("x-edgepack-sequence", HeaderValue::from(seg.seq));
                     return (channel, r);
                 }
             }
@@ -690,7 +719,7 @@ async fn handle_internal(
         _ => text(
             StatusCode::NOT_FOUND,
             format!(
-                "no such path '{path}'; use index.m3u8, status, {{rendition}}/index.m3u8, {{rendition}}/{{sequence}}.{{ext}} or {{rendition}}/init.mp4"
+                "no such path '{path}'; use index.m3u8, status, {{rendition}}/index.m3u8, {{rendition}}/{{sequence}}.{{ext}}, {{rendition}}/at/{{epoch-ms}}.{{ext}} or {{rendition}}/init.mp4"
             ),
         ),
     };

@@ -4,7 +4,8 @@
 //! `/out/v1/news/secure/index.m3u8` while ffmpeg is pushing live: `currentTime` advances at least
 //! 5 s within 10 s of playing with no fatal error. With every key token tampered, playback fails
 //! with a key error. And hls.js plays a `cmaf` endpoint (fMP4 segments with `EXT-X-MAP`) live,
-//! from fMP4 ingest and from MPEG-TS ingest repackaged by the filter.
+//! from fMP4 ingest and from MPEG-TS ingest repackaged by the filter; the page's DASH tab
+//! (shaka-player) plays the `cenc` endpoint with licenses from its ClearKey server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -122,4 +123,50 @@ fn hls_js_in_chromium_plays_cmaf_live_from_fmp4_ingest() {
 #[test]
 fn hls_js_in_chromium_plays_cmaf_live_repackaged_from_mpeg_ts() {
     hls_js_plays_cmaf_live(false);
+}
+
+/// The demo page's DASH tab: shaka-player plays the `cenc` endpoint live, licenses from the
+/// endpoint's ClearKey server across key rotations; with tampered license tokens it fails with a
+/// DRM error.
+#[test]
+fn demo_page_plays_dash_cenc_live_with_shaka_player() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
+    let _encoder = sidecar::Encoder::start(sidecar::EncoderSpec {
+        two_renditions: true,
+        ..sidecar::EncoderSpec::digest(sc.ingest, 1, 60)
+    });
+    sidecar::wait_for(Duration::from_secs(30), "three segments", || {
+        (sc.status()["renditions"][0]["segments"].as_u64()? >= 3).then_some(())
+    });
+    let config = r#"{ "store": { "cluster": "edgepack_store" },
+      "channels": { "news": { "endpoints": {
+        "dash": { "format": "dash", "manifest_window_seconds": 30,
+          "encryption": { "method": "cenc", "key_rotation_interval_seconds": 10,
+                          "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                          "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
+    let mut o = HostOptions::new(
+        artifacts::filter_wasm().unwrap(),
+        config.as_bytes().to_vec(),
+    );
+    o.clusters = vec![("edgepack_store".into(), sc.internal)];
+    o.direct_responses = player_routes();
+    let h = start(o).unwrap();
+    let page = format!("http://{}/?endpoint=dash", h.addr);
+    let good = browser::play(&page, 14).unwrap();
+    eprintln!("demo page, dash: {good}");
+    assert!(good["fatal"].is_null(), "{good}");
+    assert!(good["keysLoaded"].as_u64().unwrap() >= 1, "{good}");
+    assert!(
+        good["advanced"].as_f64().unwrap() >= 5.0,
+        "playback must advance 5 s: {good}"
+    );
+    let bad = browser::play(&format!("{page}&tamper=1"), 12).unwrap();
+    eprintln!("demo page, dash, tampered license tokens: {bad}");
+    assert!(
+        !bad["fatal"].is_null() && bad["keyErrors"].as_u64().unwrap() > 0,
+        "{bad}"
+    );
+    assert_eq!(h.traps(), 0);
+    sc.stop();
 }

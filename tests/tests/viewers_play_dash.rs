@@ -67,6 +67,25 @@ fn dash_endpoints_play_every_frame_clear_and_encrypted() {
         .unwrap()
         .timestamp_millis() as u64;
 
+    // The store finds a rendition's segment by its program date time (DASH's `$Time$`).
+    let by_time = sc.get(&format!("/store/v1/news/stream_0/at/{first_pdt_ms}.ts"));
+    assert_eq!(by_time.status, 200, "{}", by_time.text());
+    let first_seq = sidecar::segment_uris(&store_pl)[0]
+        .trim_end_matches(".ts")
+        .to_owned();
+    assert_eq!(
+        by_time.header("x-edgepack-sequence"),
+        Some(first_seq.as_str())
+    );
+    assert_eq!(
+        sc.get(&format!(
+            "/store/v1/news/stream_1/at/{}.ts",
+            first_pdt_ms - 1_000_000
+        ))
+        .status,
+        404
+    );
+
     // The manifest: what a DASH client needs, parsed by dash-mpd-core.
     let mpd_url = |ep: &str| format!("http://{}/out/v1/news/{ep}/index.mpd?{range}", h.addr);
     let r = get(h.addr, &format!("/out/v1/news/dash/index.mpd?{range}"));
