@@ -34,6 +34,11 @@ fn player_routes() -> Vec<DirectResponse> {
             "node_modules/hls.js/dist/hls.min.js",
             "application/javascript",
         ),
+        (
+            "/shaka-player.compiled.js",
+            "node_modules/shaka-player/dist/shaka-player.compiled.js",
+            "application/javascript",
+        ),
     ]
     .into_iter()
     .map(|(path, file, ct)| browser::file_route(path, Path::new(file), ct).unwrap())
