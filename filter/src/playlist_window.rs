@@ -207,8 +207,9 @@ mod properties {
             if r.start > 0 {
                 prop_assert!(total * 1000.0 >= (window_s * 1000) as f64);
                 // Minimal: without its first segment the window would be too short.
+                // (Sums of f64 durations in another order differ in the last bits: allow that.)
                 let without_first = total - segs[r.start].duration;
-                prop_assert!(without_first * 1000.0 < (window_s * 1000) as f64);
+                prop_assert!(without_first * 1000.0 < (window_s * 1000) as f64 + 1e-6);
             }
         }
 
