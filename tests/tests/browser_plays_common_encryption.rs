@@ -10,13 +10,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
-#[path = "../../store-sidecar/tests/common/mod.rs"]
-mod sidecar;
+mod live;
 
 use std::path::Path;
-use std::time::Duration;
 
-use edgepack_tests::{DirectResponse, HostOptions, artifacts, browser, start};
+use edgepack_tests::{DirectResponse, browser};
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
@@ -55,22 +53,8 @@ fn player_routes() -> Vec<DirectResponse> {
 
 #[test]
 fn shaka_player_and_dash_js_play_encrypted_live_dash_with_clearkey() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
-    let _encoder = sidecar::Encoder::start(sidecar::EncoderSpec {
-        two_renditions: true,
-        ..sidecar::EncoderSpec::digest(sc.ingest, 1, 90)
-    });
-    sidecar::wait_for(Duration::from_secs(30), "three segments", || {
-        (sc.status()["renditions"][0]["segments"].as_u64()? >= 3).then_some(())
-    });
-    let mut o = HostOptions::new(
-        artifacts::filter_wasm().unwrap(),
-        CONFIG.as_bytes().to_vec(),
-    );
-    o.clusters = vec![("edgepack_store".into(), sc.internal)];
-    o.direct_responses = player_routes();
-    let h = start(o).unwrap();
+    let live = live::live(90, false, CONFIG, player_routes());
+    let h = &live.host;
     for (player, ep, manifest) in [
         ("shaka", "dash-cbcs", "index.mpd"),
         ("dashjs", "dash-cenc", "index.mpd"),
@@ -96,6 +80,5 @@ fn shaka_player_and_dash_js_play_encrypted_live_dash_with_clearkey() {
             "{player}: a wrong key must not play: {bad}"
         );
     }
-    assert_eq!(h.traps(), 0);
-    sc.stop();
+    live.finish();
 }

@@ -9,13 +9,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
-#[path = "../../store-sidecar/tests/common/mod.rs"]
-mod sidecar;
+mod live;
 
 use std::path::Path;
-use std::time::Duration;
 
-use edgepack_tests::{DirectResponse, HostOptions, artifacts, browser, start};
+use edgepack_tests::{DirectResponse, browser};
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
@@ -47,22 +45,8 @@ fn player_routes() -> Vec<DirectResponse> {
 
 #[test]
 fn hls_js_in_chromium_plays_aes128_live_and_fails_with_wrong_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
-    let _encoder = sidecar::Encoder::start(sidecar::EncoderSpec {
-        two_renditions: true,
-        ..sidecar::EncoderSpec::digest(sc.ingest, 1, 60)
-    });
-    sidecar::wait_for(Duration::from_secs(30), "three segments", || {
-        (sc.status()["renditions"][0]["segments"].as_u64()? >= 3).then_some(())
-    });
-    let mut o = HostOptions::new(
-        artifacts::filter_wasm().unwrap(),
-        CONFIG.as_bytes().to_vec(),
-    );
-    o.clusters = vec![("edgepack_store".into(), sc.internal)];
-    o.direct_responses = player_routes();
-    let h = start(o).unwrap();
+    let live = live::live(60, false, CONFIG, player_routes());
+    let h = &live.host;
     let page = format!("http://{}/?endpoint=secure", h.addr);
 
     // 12 s: time for hls.js to start, then at least 10 s of playing.
@@ -83,32 +67,16 @@ fn hls_js_in_chromium_plays_aes128_live_and_fails_with_wrong_keys() {
         "{bad}"
     );
     assert!(bad["keyErrors"].as_u64().unwrap() > 0, "{bad}");
-    assert_eq!(h.traps(), 0);
-    sc.stop();
+    live.finish();
 }
 
 /// hls.js plays a live `cmaf` endpoint, the encoder pushing fMP4 or MPEG-TS (repackaged).
 fn hls_js_plays_cmaf_live(fmp4: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
-    let _encoder = sidecar::Encoder::start(sidecar::EncoderSpec {
-        two_renditions: true,
-        fmp4,
-        ..sidecar::EncoderSpec::digest(sc.ingest, 1, 60)
-    });
-    sidecar::wait_for(Duration::from_secs(30), "three segments", || {
-        (sc.status()["renditions"][0]["segments"].as_u64()? >= 3).then_some(())
-    });
     let config = r#"{ "store": { "cluster": "edgepack_store" },
       "channels": { "news": { "endpoints": {
         "cmaf": { "format": "cmaf", "manifest_window_seconds": 30 } } } } }"#;
-    let mut o = HostOptions::new(
-        artifacts::filter_wasm().unwrap(),
-        config.as_bytes().to_vec(),
-    );
-    o.clusters = vec![("edgepack_store".into(), sc.internal)];
-    o.direct_responses = player_routes();
-    let h = start(o).unwrap();
+    let live = live::live(60, fmp4, config, player_routes());
+    let h = &live.host;
     let state = browser::play(&format!("http://{}/?endpoint=cmaf", h.addr), 12).unwrap();
     eprintln!("cmaf (fmp4 ingest: {fmp4}): {state}");
     assert!(state["fatal"].is_null(), "{state}");
@@ -116,8 +84,7 @@ fn hls_js_plays_cmaf_live(fmp4: bool) {
         state["advanced"].as_f64().unwrap() >= 5.0,
         "playback must advance 5 s: {state}"
     );
-    assert_eq!(h.traps(), 0);
-    sc.stop();
+    live.finish();
 }
 
 #[test]
@@ -135,28 +102,14 @@ fn hls_js_in_chromium_plays_cmaf_live_repackaged_from_mpeg_ts() {
 /// DRM error.
 #[test]
 fn demo_page_plays_dash_cenc_live_with_shaka_player() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
-    let _encoder = sidecar::Encoder::start(sidecar::EncoderSpec {
-        two_renditions: true,
-        ..sidecar::EncoderSpec::digest(sc.ingest, 1, 60)
-    });
-    sidecar::wait_for(Duration::from_secs(30), "three segments", || {
-        (sc.status()["renditions"][0]["segments"].as_u64()? >= 3).then_some(())
-    });
     let config = r#"{ "store": { "cluster": "edgepack_store" },
       "channels": { "news": { "endpoints": {
         "dash": { "format": "dash", "manifest_window_seconds": 30,
           "encryption": { "method": "cenc", "key_rotation_interval_seconds": 10,
                           "key": { "derived": { "secret": "0123456789abcdef0123" } },
                           "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
-    let mut o = HostOptions::new(
-        artifacts::filter_wasm().unwrap(),
-        config.as_bytes().to_vec(),
-    );
-    o.clusters = vec![("edgepack_store".into(), sc.internal)];
-    o.direct_responses = player_routes();
-    let h = start(o).unwrap();
+    let live = live::live(60, false, config, player_routes());
+    let h = &live.host;
     let page = format!("http://{}/?endpoint=dash", h.addr);
     let good = browser::play(&page, 14).unwrap();
     eprintln!("demo page, dash: {good}");
@@ -172,6 +125,5 @@ fn demo_page_plays_dash_cenc_live_with_shaka_player() {
         !bad["fatal"].is_null() && bad["keyErrors"].as_u64().unwrap() > 0,
         "{bad}"
     );
-    assert_eq!(h.traps(), 0);
-    sc.stop();
+    live.finish();
 }
