@@ -62,7 +62,7 @@ fn xml_escape(s: &str) -> String {
 }
 
 /// `PT…S` with millisecond precision.
-fn duration(ms: i64) -> String {
+pub(crate) fn duration(ms: i64) -> String {
     let ms = ms.max(0);
     if ms % 1000 == 0 {
         format!("PT{}S", ms / 1000)
@@ -348,10 +348,4 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
     }
     out.push_str("</MPD>\n");
     Ok(out)
-}
-
-/// `duration` for the packager's tests.
-#[cfg(test)]
-pub fn tests_duration(ms: i64) -> String {
-    duration(ms)
 }

@@ -72,15 +72,12 @@ pub enum JobKind {
     },
     /// An fMP4 initialization segment, passed through.
     Init,
-    /// An MPEG-TS segment repackaged as a CMAF fragment (both tracks: HLS).
+    /// An MPEG-TS segment repackaged as a CMAF fragment (both tracks: HLS), or (`init`) the
+    /// initialization segment built from it.
     Remux {
         rendition: String,
         sequence: u64,
-    },
-    /// The CMAF initialization segment built from an MPEG-TS segment.
-    RemuxInit {
-        rendition: String,
-        sequence: u64,
+        init: bool,
     },
     /// DASH, step 1: the store's multivariant playlist gives the variants.
     DashVariants {
@@ -187,7 +184,7 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
     if req.method == "OPTIONS" {
         return Ok(Plan::Respond(preflight(req, license)));
     }
-    // EME sends ClearKey license requests as POST; the path names the key, the body is not read.
+    // EME sends ClearKey license requests as POST; the body names the key ids.
     if req.method != "GET" && req.method != "HEAD" && !(license && req.method == "POST") {
         return Err(FilterError::MethodNotAllowed(format!(
             "method {} is not allowed; edgepack endpoints answer GET, HEAD and OPTIONS",
@@ -223,7 +220,7 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
     match &r.asset {
         Asset::Multivariant | Asset::Media { .. } if dash => Err(wrong_format("HLS playlists")),
         Asset::Segment { .. } | Asset::TsInit { .. } | Asset::Init { .. } if dash => Err(
-            wrong_format("HLS segments; DASH segments are {rendition}/v{n}.mp4 and a{n}.mp4"),
+            wrong_format("HLS segments; DASH segments are {rendition}/v{time}.mp4 and a{time}.mp4"),
         ),
         Asset::Mpd | Asset::Track { .. } | Asset::TrackInit { .. } if !dash => {
             Err(wrong_format("DASH manifest or segments"))
@@ -342,6 +339,7 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
                     job: job(JobKind::Remux {
                         rendition: rendition.clone(),
                         sequence: *sequence,
+                        init: false,
                     }),
                 })));
             }
@@ -364,9 +362,10 @@ fn try_plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError>
             }
             Ok(Plan::Fetch(Box::new(Fetch {
                 path: store(&format!("{rendition}/{sequence}.ts")),
-                job: job(JobKind::RemuxInit {
+                job: job(JobKind::Remux {
                     rendition: rendition.clone(),
                     sequence: *sequence,
+                    init: true,
                 }),
             })))
         }
@@ -536,7 +535,11 @@ pub fn advance(settings: &Settings, job: &Job, answer: &StoreAnswer<'_>, now_ms:
         }
         let ep = endpoint(settings, &job.channel, &job.endpoint)?;
         let variants = multivariant::variants(answer.body, ep, filter.as_ref())?;
-        let first = variants[0].rendition.clone();
+        // The first variant's playlist is the timeline (`variants` is never empty).
+        let first = variants
+            .first()
+            .map(|v| v.rendition.clone())
+            .unwrap_or_default();
         Ok(Plan::Fetch(Box::new(Fetch {
             path: format!("/store/v1/{}/{first}/index.m3u8", job.channel),
             job: Job {
@@ -651,19 +654,12 @@ fn try_respond(
         JobKind::Remux {
             rendition,
             sequence,
-        } => Ok(Response::with_body(
-            200,
-            "video/mp4",
-            remux(ep, answer, rendition, *sequence, cmaf::Select::All)?.fragment,
-        )
-        .header("cache-control", "max-age=1209600, immutable")),
-        JobKind::RemuxInit {
-            rendition,
-            sequence,
+            init,
         } => {
-            // Built from the segment the URI names: the same bytes on every edge, for good.
-            let init = remux(ep, answer, rendition, *sequence, cmaf::Select::All)?.init_segment();
-            Ok(Response::with_body(200, "video/mp4", init)
+            // An init is built from the segment the URI names: the same bytes on every edge.
+            let r = remux(ep, answer, rendition, *sequence, cmaf::Select::All)?;
+            let body = if *init { r.init_segment() } else { r.fragment };
+            Ok(Response::with_body(200, "video/mp4", body)
                 .header("cache-control", "max-age=1209600, immutable"))
         }
         JobKind::Track {
@@ -1426,13 +1422,12 @@ mod tests {
         assert_eq!(answer(&f.job, 200, &[], b"<html>", T0).status, 502);
     }
 
-    /// The three steps of a DASH manifest: plan, the multivariant answer, the media answer.
-    fn mpd(endpoint: &str, now: i64) -> String {
-        let hdrs = [(":authority", "edge.example"), (":scheme", "https")];
-        let f = fetch(&format!("/out/v1/news/{endpoint}/index.mpd"), &hdrs);
+    /// The first two steps of a DASH manifest: the plan, then the multivariant answer.
+    fn after_multivariant(path: &str, hdrs: &[(&str, &str)], now: i64) -> Plan {
+        let f = fetch(path, hdrs);
         assert_eq!(f.path, "/store/v1/news/index.m3u8");
         let h = headers(&[]);
-        let next = advance(
+        advance(
             &settings(),
             &f.job,
             &StoreAnswer {
@@ -1441,7 +1436,13 @@ mod tests {
                 body: STORE_MASTER.as_bytes(),
             },
             now,
-        );
+        )
+    }
+
+    /// The three steps of a DASH manifest: plan, the multivariant answer, the media answer.
+    fn mpd(endpoint: &str, now: i64) -> String {
+        let hdrs = [(":authority", "edge.example"), (":scheme", "https")];
+        let next = after_multivariant(&format!("/out/v1/news/{endpoint}/index.mpd"), &hdrs, now);
         let Plan::Fetch(media) = next else {
             panic!("{next:?}")
         };
@@ -1494,19 +1495,9 @@ mod tests {
         );
         assert!(!t.contains("ContentProtection"), "{t}");
         // A past range is a static manifest starting at 0.
-        let f = fetch(
+        let Plan::Fetch(m) = after_multivariant(
             "/out/v1/news/dash/index.mpd?start=2026-11-25T14:35:31Z&end=2026-11-25T14:35:40Z",
             &[],
-        );
-        let h = headers(&[]);
-        let Plan::Fetch(m) = advance(
-            &settings(),
-            &f.job,
-            &StoreAnswer {
-                status: 200,
-                header: &h,
-                body: STORE_MASTER.as_bytes(),
-            },
             T0 + 60_000,
         ) else {
             panic!()
@@ -1563,7 +1554,7 @@ mod tests {
             assert!(
                 t.contains(&format!(
                     r#"<Period id="0-{p}" start="{}""#,
-                    super::dash::tests_duration(p as i64 * 4000)
+                    super::dash::duration(p as i64 * 4000)
                 )),
                 "{t}"
             );
@@ -1716,19 +1707,9 @@ mod tests {
                 "#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:35:36.166Z",
             )
             .replace("14:35:37.666Z", "14:35:38.166Z");
-        let f = fetch(
+        let Plan::Fetch(m) = after_multivariant(
             "/out/v1/news/dash/index.mpd?aws.manifestfilter=video_height:0-200",
             &[],
-        );
-        let h = headers(&[]);
-        let Plan::Fetch(m) = advance(
-            &settings(),
-            &f.job,
-            &StoreAnswer {
-                status: 200,
-                header: &h,
-                body: STORE_MASTER.as_bytes(),
-            },
             T0 + 9_000,
         ) else {
             panic!()
@@ -1745,7 +1726,7 @@ mod tests {
         assert!(
             t.contains(&format!(
                 r#"<Period id="1-0" start="{}">"#,
-                super::dash::tests_duration(restart)
+                super::dash::duration(restart)
             )),
             "{t}"
         );
@@ -1765,18 +1746,9 @@ mod tests {
             "{t}"
         );
         // A filter that leaves nothing is the request's fault.
-        let f = fetch(
+        let r = match after_multivariant(
             "/out/v1/news/dash/index.mpd?aws.manifestfilter=video_height:1000-2000",
             &[],
-        );
-        let r = match advance(
-            &settings(),
-            &f.job,
-            &StoreAnswer {
-                status: 200,
-                header: &h,
-                body: STORE_MASTER.as_bytes(),
-            },
             T0,
         ) {
             Plan::Respond(r) => r,

@@ -366,14 +366,15 @@ impl HttpContext for Http {
             // Pause buffers: the next callback sees the whole body so far.
             return Action::Pause;
         }
-        let body = if body_size > packager::MAX_LICENSE_REQUEST {
-            vec![0; packager::MAX_LICENSE_REQUEST + 1] // answered as too long, unread
-        } else {
-            hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
-                .ok()
-                .flatten()
-                .unwrap_or_default()
-        };
+        // One byte past the limit is enough for the core to refuse an over-long request.
+        let body = hostcalls::get_buffer(
+            BufferType::HttpRequestBody,
+            0,
+            body_size.min(packager::MAX_LICENSE_REQUEST + 1),
+        )
+        .ok()
+        .flatten()
+        .unwrap_or_default();
         let r = packager::answer_body(&self.settings, job, &body);
         let (channel, endpoint) = (job.channel.clone(), job.endpoint.clone());
         self.body_job = None;

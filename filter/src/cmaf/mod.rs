@@ -126,20 +126,13 @@ fn video_run(pes: &[ts::Pes], anchor: Anchor, id: u32) -> Result<(Track, Run), C
         ));
     };
     let config = h264::parse_sps(&sps, &pps)?;
-    Ok((
-        Track {
-            id,
-            timescale: 90_000,
-            codec: Codec::Avc(config),
-            protection: None,
-        },
-        Run {
-            track_id: id,
-            base_decode_time: u64::try_from(base).unwrap_or(0),
-            samples,
-            data,
-            aux: None,
-        },
+    Ok(clear_track(
+        id,
+        90_000,
+        Codec::Avc(config),
+        base,
+        samples,
+        data,
     ))
 }
 
@@ -171,11 +164,31 @@ fn audio_run(pes: &[ts::Pes], anchor: Anchor, id: u32) -> Result<(Track, Run), C
         config.ok_or_else(|| CmafError::Malformed("no audio frames in the segment".into()))?;
     let base_90k = anchor.at + delta(first.pts, anchor.pts33);
     let base = (base_90k * i128::from(config.sample_rate)).div_euclid(90_000);
-    Ok((
+    let timescale = config.sample_rate;
+    Ok(clear_track(
+        id,
+        timescale,
+        Codec::Aac(config),
+        base,
+        samples,
+        data,
+    ))
+}
+
+/// A track and its run, not (yet) encrypted; `base` is the first decode time.
+fn clear_track(
+    id: u32,
+    timescale: u32,
+    codec: Codec,
+    base: i128,
+    samples: Vec<Sample>,
+    data: Vec<u8>,
+) -> (Track, Run) {
+    (
         Track {
             id,
-            timescale: config.sample_rate,
-            codec: Codec::Aac(config),
+            timescale,
+            codec,
             protection: None,
         },
         Run {
@@ -185,7 +198,7 @@ fn audio_run(pes: &[ts::Pes], anchor: Anchor, id: u32) -> Result<(Track, Run), C
             data,
             aux: None,
         },
-    ))
+    )
 }
 
 /// Repackages one MPEG-TS segment. `sequence` numbers the fragment; `pdt_ms` is the segment's
