@@ -1,0 +1,1 @@
+//! helpers shared by edgepack's tests and benchmarks
