@@ -1,7 +1,7 @@
 # edgepack — build, test, lint, bench, demo.
 CARGO ?= cargo
 
-.PHONY: all build wasm assets test test-wasm lint lint-envoy fmt fmt-check bench demo demo-certs run-local run-store clean
+.PHONY: all build wasm assets tools test test-wasm lint lint-envoy fmt fmt-check bench demo demo-certs run-local run-store clean
 
 all: build
 
@@ -20,8 +20,15 @@ assets: wasm tests/browser/node_modules
 	cp envoy/player/index.html tests/browser/node_modules/hls.js/dist/hls.min.js \
 	  tests/browser/node_modules/shaka-player/dist/shaka-player.compiled.js target/edgepack/player/
 
-## test: formatting, lints and every test (unit + end-to-end with ffmpeg, core tests under wasm)
-test: fmt-check lint lint-envoy tests/browser/node_modules
+## tools: install what the tests need and is missing (apt packages, wasm targets, the wasm test
+## runner); does nothing on a machine that has it all
+tools:
+	scripts/install-test-tools.sh
+
+## test: installs what is missing, then formatting, lints and every test (unit + end-to-end with
+## ffmpeg, core tests under wasm)
+test: tools
+	$(MAKE) fmt-check lint lint-envoy tests/browser/node_modules
 	$(CARGO) test --workspace --all-targets
 	$(MAKE) test-wasm
 	$(MAKE) wasm
@@ -101,7 +108,7 @@ $(DEMO_CERTS):
 ## run-local: the demo without Docker or Envoy — store sidecar, the proxy-wasm test host with the
 ## filter and envoy.yaml's configuration, two ffmpeg encoders; prints the URLs; Ctrl-C stops all
 run-local: assets
-	$(CARGO) build --release -p edgepack-store -p edgepack-tests --bin edgepack-store --bin edgepack-host
+	$(CARGO) build --release -p edgepack-store -p edgepack-host --bin edgepack-store --bin edgepack-host
 	envoy/run-local.sh
 
 ## run-store: run the store sidecar with the example configuration

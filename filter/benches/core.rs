@@ -5,11 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // benchmark harness
 
-#[path = "../../benches/fixtures.rs"]
-mod fixtures;
-#[path = "../../benches/summary.rs"]
-mod summary;
-
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -17,6 +12,7 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use edgepack_filter::packager::{Job, JobKind, StoreAnswer, respond};
 use edgepack_filter::query::{ManifestFilter, TimeShift};
 use edgepack_filter::{Settings, crypto};
+use edgepack_test_support::{fixtures, summary};
 use fixtures::{T0, store_playlist};
 
 fn settings() -> Settings {
@@ -280,7 +276,11 @@ fn speed_in_v8() {
     };
     let input: &[&str] = if made { &[&ts_arg] } else { &[] };
     let native = run("target/release/examples/speed", input);
-    let mut node_args = vec!["--no-liftoff", "--no-warnings", "benches/wasi_run.mjs"];
+    let mut node_args = vec![
+        "--no-liftoff",
+        "--no-warnings",
+        "filter/benches/wasi_run.mjs",
+    ];
     if made {
         node_args.extend(["--dir", &dir_arg]);
     }

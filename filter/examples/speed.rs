@@ -5,10 +5,6 @@
 //! Prints `aes128_cbc_1mb_mb_s X` and `playlist_1h_ms Y`; given an MPEG-TS file, also
 //! `remux_mb_s Z` (MPEG-TS → CMAF of the whole file as one segment).
 
-#[path = "../../benches/fixtures.rs"]
-#[allow(dead_code)] // shared with the benchmarks, which also encode inputs
-mod fixtures;
-
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -16,6 +12,7 @@ use edgepack_filter::Settings;
 use edgepack_filter::crypto;
 use edgepack_filter::packager::{Job, JobKind, StoreAnswer, respond};
 use edgepack_filter::query::TimeShift;
+use edgepack_test_support::fixtures;
 
 /// Runs `f` for at least a second (and 3 times); mean seconds per run.
 fn mean_s(mut f: impl FnMut()) -> f64 {

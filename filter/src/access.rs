@@ -2,7 +2,6 @@
 
 use std::net::IpAddr;
 
-use crate::config::Endpoint;
 use crate::error::FilterError;
 
 /// An IPv4 or IPv6 network.
@@ -48,19 +47,35 @@ impl Cidr {
     }
 }
 
+/// MediaPackage's CDN authorization: a header (lower-case name) carrying one of the secrets
+/// (current, previous).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CdnIdentifierRule {
+    pub header: String,
+    pub secrets: Vec<String>,
+}
+
+/// Who may request an endpoint; built by the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessRules {
+    pub cdn_identifier: Option<CdnIdentifierRule>,
+    /// Empty: any address.
+    pub allowlist: Vec<Cidr>,
+}
+
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// Checks the endpoint's access rules. `header` looks up a request header by lower-case name.
+/// Checks an endpoint's access rules. `header` looks up a request header by lower-case name.
 pub fn check(
-    endpoint: &Endpoint,
+    rules: &AccessRules,
     header: &dyn Fn(&str) -> Option<String>,
     client_ip: Option<IpAddr>,
 ) -> Result<(), FilterError> {
-    if let Some(cdn) = &endpoint.cfg.access.cdn_identifier {
-        let name = cdn.header.to_ascii_lowercase();
-        match header(&name) {
+    if let Some(cdn) = &rules.cdn_identifier {
+        let name = &cdn.header;
+        match header(name) {
             None => {
                 return Err(FilterError::Forbidden(format!(
                     "missing {name} header: this endpoint is served only through its CDN"
@@ -79,8 +94,8 @@ pub fn check(
             Some(_) => {}
         }
     }
-    if !endpoint.allowlist.is_empty() {
-        let allowed = client_ip.is_some_and(|ip| endpoint.allowlist.iter().any(|c| c.contains(ip)));
+    if !rules.allowlist.is_empty() {
+        let allowed = client_ip.is_some_and(|ip| rules.allowlist.iter().any(|c| c.contains(ip)));
         if !allowed {
             return Err(FilterError::Forbidden(format!(
                 "client address {} is not in this endpoint's IP allowlist",

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::access::Cidr;
+use crate::access::{AccessRules, CdnIdentifierRule, Cidr};
+use crate::cmaf::cenc::Scheme;
 
 /// A configuration the filter refuses (Envoy then refuses the filter).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -43,6 +44,14 @@ pub struct StoreConfig {
     /// Timeout of each store request; 0 means none (Envoy's meaning).
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// How long a VM reuses the store's answer for a playlist (multivariant, media playlist
+    /// view) before asking again; 0: always ask.
+    #[serde(default = "default_playlist_cache")]
+    pub playlist_cache_ms: u64,
+}
+
+fn default_playlist_cache() -> u64 {
+    500
 }
 
 fn default_authority() -> String {
@@ -208,15 +217,92 @@ fn default_cdn_header() -> String {
     "x-edgepack-cdn-identifier".into()
 }
 
-/// A validated endpoint: the config plus parsed values.
+/// What an endpoint produces: its format with the only encryption that fits it, so that an
+/// impossible pair (AES-128 on DASH, cenc on TS) cannot be written.
+#[derive(Debug, Clone)]
+pub enum Packaging {
+    /// HLS with the segments as ingested; whole-segment AES-128 when `aes_128` is set.
+    Hls { aes_128: Option<Keys> },
+    /// HLS with CMAF segments; common encryption of the samples when set.
+    Cmaf {
+        encryption: Option<CommonEncryption>,
+    },
+    /// MPEG-DASH; common encryption of the samples when set.
+    Dash {
+        encryption: Option<CommonEncryption>,
+    },
+}
+
+/// `cenc` or `cbcs` with its keys.
+#[derive(Debug, Clone)]
+pub struct CommonEncryption {
+    pub scheme: Scheme,
+    pub keys: Keys,
+}
+
+/// The keys of an encrypted endpoint, validated.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    /// A new key every this many seconds of program date time; 0: one key forever.
+    pub rotation_seconds: u64,
+    /// Fixed IV; `None`: the media sequence number (AES-128) or derived from the key (cbcs).
+    pub constant_iv: Option<[u8; 16]>,
+    pub material: KeyMaterial,
+    pub token: KeyToken,
+}
+
+/// Where a period's key comes from.
+#[derive(Debug, Clone)]
+pub enum KeyMaterial {
+    /// Key = first 16 bytes of HMAC-SHA256(secret, "{channel}/{endpoint}/{period}").
+    Derived { secret: String },
+    /// One fixed key.
+    Static([u8; 16]),
+}
+
+/// A validated endpoint.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub channel: String,
     pub name: String,
-    pub cfg: EndpointConfig,
-    pub constant_iv: Option<[u8; 16]>,
-    pub static_key: Option<[u8; 16]>,
-    pub allowlist: Vec<Cidr>,
+    pub packaging: Packaging,
+    /// Live window of manifests.
+    pub manifest_window_seconds: u64,
+    /// Viewers see the stream this much later than live.
+    pub time_delay_seconds: u64,
+    /// `EXT-X-PROGRAM-DATE-TIME` every this many seconds (and after each discontinuity); 0: none.
+    pub program_date_time_interval_seconds: u64,
+    pub stream_selection: StreamSelection,
+    pub access: AccessRules,
+}
+
+impl Endpoint {
+    /// The output format.
+    pub fn format(&self) -> Format {
+        match self.packaging {
+            Packaging::Hls { .. } => Format::Hls,
+            Packaging::Cmaf { .. } => Format::Cmaf,
+            Packaging::Dash { .. } => Format::Dash,
+        }
+    }
+
+    /// The keys, on an encrypted endpoint of any format.
+    pub fn keys(&self) -> Option<&Keys> {
+        match &self.packaging {
+            Packaging::Hls { aes_128 } => aes_128.as_ref(),
+            Packaging::Cmaf { encryption } | Packaging::Dash { encryption } => {
+                encryption.as_ref().map(|e| &e.keys)
+            }
+        }
+    }
+
+    /// Common encryption (`cmaf` and `dash` endpoints).
+    pub fn common_encryption(&self) -> Option<&CommonEncryption> {
+        match &self.packaging {
+            Packaging::Hls { .. } => None,
+            Packaging::Cmaf { encryption } | Packaging::Dash { encryption } => encryption.as_ref(),
+        }
+    }
 }
 
 /// The validated configuration the filter runs with.
@@ -264,6 +350,12 @@ impl Settings {
         if raw.store.authority.is_empty() {
             return Err(err("store.authority", "must not be empty"));
         }
+        if raw.store.playlist_cache_ms > 10_000 {
+            return Err(err(
+                "store.playlist_cache_ms",
+                "must be 0..=10000: a live playlist older than that misses segments",
+            ));
+        }
         if raw.channels.is_empty() {
             return Err(err("channels", "at least one channel is required"));
         }
@@ -307,18 +399,6 @@ fn validate_endpoint(
     name: &str,
     cfg: EndpointConfig,
 ) -> Result<Endpoint, ConfigError> {
-    if let Some(e) = &cfg.encryption {
-        let fits = match e.method {
-            EncryptionMethod::Aes128 => cfg.format == Format::Hls,
-            EncryptionMethod::Cenc | EncryptionMethod::Cbcs => cfg.format != Format::Hls,
-        };
-        if !fits {
-            return Err(err(
-                format!("{f}.encryption.method"),
-                "\"aes-128\" encrypts whole MPEG-TS segments (format \"hls\"); \"cenc\" and \"cbcs\" encrypt CMAF samples (formats \"cmaf\" and \"dash\")",
-            ));
-        }
-    }
     if !(1..=86_400).contains(&cfg.manifest_window_seconds) {
         return Err(err(
             format!("{f}.manifest_window_seconds"),
@@ -341,45 +421,111 @@ fn validate_endpoint(
             "min_video_bits_per_second is above max_video_bits_per_second",
         ));
     }
-    let mut constant_iv = None;
-    let mut static_key = None;
-    if let Some(e) = &cfg.encryption {
-        let ef = format!("{f}.encryption");
-        if e.key_rotation_interval_seconds > 0 && e.key_rotation_interval_seconds < 2 {
+    Ok(Endpoint {
+        channel: channel.to_owned(),
+        name: name.to_owned(),
+        packaging: packaging(f, cfg.format, cfg.encryption)?,
+        manifest_window_seconds: cfg.manifest_window_seconds,
+        time_delay_seconds: cfg.time_delay_seconds,
+        program_date_time_interval_seconds: cfg.program_date_time_interval_seconds,
+        stream_selection: cfg.stream_selection,
+        access: access_rules(f, cfg.access)?,
+    })
+}
+
+/// The format with its encryption, refusing the pairs that do not fit.
+fn packaging(
+    f: &str,
+    format: Format,
+    encryption: Option<Encryption>,
+) -> Result<Packaging, ConfigError> {
+    let Some(e) = encryption else {
+        return Ok(match format {
+            Format::Hls => Packaging::Hls { aes_128: None },
+            Format::Cmaf => Packaging::Cmaf { encryption: None },
+            Format::Dash => Packaging::Dash { encryption: None },
+        });
+    };
+    let method = e.method;
+    let keys = keys(&format!("{f}.encryption"), e)?;
+    let common = |scheme| {
+        Some(CommonEncryption {
+            scheme,
+            keys: keys.clone(),
+        })
+    };
+    Ok(match (format, method) {
+        (Format::Hls, EncryptionMethod::Aes128) => Packaging::Hls {
+            aes_128: Some(keys.clone()),
+        },
+        (Format::Cmaf, EncryptionMethod::Cenc) => Packaging::Cmaf {
+            encryption: common(Scheme::Cenc),
+        },
+        (Format::Cmaf, EncryptionMethod::Cbcs) => Packaging::Cmaf {
+            encryption: common(Scheme::Cbcs),
+        },
+        (Format::Dash, EncryptionMethod::Cenc) => Packaging::Dash {
+            encryption: common(Scheme::Cenc),
+        },
+        (Format::Dash, EncryptionMethod::Cbcs) => Packaging::Dash {
+            encryption: common(Scheme::Cbcs),
+        },
+        _ => {
             return Err(err(
-                format!("{ef}.key_rotation_interval_seconds"),
-                "must be 0 (no rotation) or at least 2",
+                format!("{f}.encryption.method"),
+                "\"aes-128\" encrypts whole MPEG-TS segments (format \"hls\"); \"cenc\" and \"cbcs\" encrypt CMAF samples (formats \"cmaf\" and \"dash\")",
             ));
         }
-        if let Some(iv) = &e.constant_iv {
-            constant_iv = Some(hex16(&format!("{ef}.constant_iv"), iv)?);
-        }
-        match &e.key {
-            KeySource::Derived { secret } if secret.len() < 16 => {
-                return Err(err(
-                    format!("{ef}.key.derived.secret"),
-                    "must be at least 16 characters",
-                ));
-            }
-            KeySource::Derived { .. } => {}
-            KeySource::Static { key_hex } => {
-                static_key = Some(hex16(&format!("{ef}.key.static.key_hex"), key_hex)?);
-            }
-        }
-        if e.key_token.secret.len() < 16 {
+    })
+}
+
+fn keys(ef: &str, e: Encryption) -> Result<Keys, ConfigError> {
+    if e.key_rotation_interval_seconds > 0 && e.key_rotation_interval_seconds < 2 {
+        return Err(err(
+            format!("{ef}.key_rotation_interval_seconds"),
+            "must be 0 (no rotation) or at least 2",
+        ));
+    }
+    let constant_iv = match &e.constant_iv {
+        Some(iv) => Some(hex16(&format!("{ef}.constant_iv"), iv)?),
+        None => None,
+    };
+    let material = match e.key {
+        KeySource::Derived { secret } if secret.len() < 16 => {
             return Err(err(
-                format!("{ef}.key_token.secret"),
+                format!("{ef}.key.derived.secret"),
                 "must be at least 16 characters",
             ));
         }
-        if !(1..=86_400).contains(&e.key_token.ttl_seconds) {
-            return Err(err(
-                format!("{ef}.key_token.ttl_seconds"),
-                "must be 1..=86400",
-            ));
+        KeySource::Derived { secret } => KeyMaterial::Derived { secret },
+        KeySource::Static { key_hex } => {
+            KeyMaterial::Static(hex16(&format!("{ef}.key.static.key_hex"), &key_hex)?)
         }
+    };
+    if e.key_token.secret.len() < 16 {
+        return Err(err(
+            format!("{ef}.key_token.secret"),
+            "must be at least 16 characters",
+        ));
     }
-    if let Some(cdn) = &cfg.access.cdn_identifier {
+    if !(1..=86_400).contains(&e.key_token.ttl_seconds) {
+        return Err(err(
+            format!("{ef}.key_token.ttl_seconds"),
+            "must be 1..=86400",
+        ));
+    }
+    Ok(Keys {
+        rotation_seconds: e.key_rotation_interval_seconds,
+        constant_iv,
+        material,
+        token: e.key_token,
+    })
+}
+
+/// The endpoint's access rules, built from its `access` section.
+fn access_rules(f: &str, access: Access) -> Result<AccessRules, ConfigError> {
+    let mut cdn_identifier = None;
+    if let Some(cdn) = access.cdn_identifier {
         let af = format!("{f}.access.cdn_identifier");
         if cdn.secrets.is_empty() || cdn.secrets.len() > 2 {
             return Err(err(
@@ -398,9 +544,13 @@ fn validate_endpoint(
         {
             return Err(err(format!("{af}.header"), "must be a header name"));
         }
+        cdn_identifier = Some(CdnIdentifierRule {
+            header: cdn.header.to_ascii_lowercase(),
+            secrets: cdn.secrets,
+        });
     }
     let mut allowlist = Vec::new();
-    for (i, c) in cfg.access.ip_allowlist.iter().enumerate() {
+    for (i, c) in access.ip_allowlist.iter().enumerate() {
         allowlist.push(Cidr::parse(c).ok_or_else(|| {
             err(
                 format!("{f}.access.ip_allowlist[{i}]"),
@@ -408,13 +558,9 @@ fn validate_endpoint(
             )
         })?);
     }
-    Ok(Endpoint {
-        channel: channel.to_owned(),
-        name: name.to_owned(),
-        constant_iv,
-        static_key,
+    Ok(AccessRules {
+        cdn_identifier,
         allowlist,
-        cfg,
     })
 }
 
@@ -440,8 +586,8 @@ mod tests {
     fn example_is_valid() {
         let s = Settings::from_json(EXAMPLE.as_bytes()).unwrap();
         let secure = &s.channels["news"]["secure"];
-        assert_eq!(secure.allowlist.len(), 2);
-        assert_eq!(s.channels["news"]["hls"].cfg.time_delay_seconds, 0);
+        assert_eq!(secure.access.allowlist.len(), 2);
+        assert_eq!(s.channels["news"]["hls"].time_delay_seconds, 0);
         assert_eq!(s.store.timeout_ms, 2000);
     }
 

@@ -5,7 +5,7 @@ use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::{Endpoint, KeySource};
+use crate::config::{Endpoint, KeyMaterial};
 use crate::error::FilterError;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -35,34 +35,21 @@ pub fn encrypt_segment(key: &[u8; 16], iv: &[u8; 16], data: &[u8]) -> Vec<u8> {
     Aes128CbcEnc::new(key.into(), iv.into()).encrypt_padded_vec_mut::<Pkcs7>(data)
 }
 
-/// The key period of a segment: its program date time ÷ the rotation interval (0: one period).
-pub fn key_period(pdt_ms: i64, rotation_seconds: u64) -> u64 {
-    if rotation_seconds == 0 || pdt_ms < 0 {
-        return 0;
-    }
-    (pdt_ms as u64 / 1000) / rotation_seconds
-}
-
 /// The key of a period: the static key, or the first 16 bytes of
 /// HMAC-SHA256(secret, "{channel}/{endpoint}/{period}"). Every edge computes the same key.
 pub fn key_for(endpoint: &Endpoint, period: u64) -> Result<[u8; 16], FilterError> {
-    let enc = endpoint
-        .cfg
-        .encryption
-        .as_ref()
+    let keys = endpoint
+        .keys()
         .ok_or_else(|| FilterError::NotFound("this endpoint is not encrypted".into()))?;
-    match (&enc.key, endpoint.static_key) {
-        (KeySource::Static { .. }, Some(k)) => Ok(k),
-        (KeySource::Derived { secret }, _) => {
+    match &keys.material {
+        KeyMaterial::Static(k) => Ok(*k),
+        KeyMaterial::Derived { secret } => {
             let label = format!("{}/{}/{period}", endpoint.channel, endpoint.name);
             let mac = hmac(secret.as_bytes(), &[label.as_bytes()])?;
             let mut key = [0u8; 16];
             key.copy_from_slice(&mac[..16]);
             Ok(key)
         }
-        (KeySource::Static { .. }, None) => Err(FilterError::BadGateway(
-            "static key was not validated".into(),
-        )),
     }
 }
 
@@ -70,7 +57,8 @@ pub fn key_for(endpoint: &Endpoint, period: u64) -> Result<[u8; 16], FilterError
 /// integer.
 pub fn iv_for(endpoint: &Endpoint, sequence: u64) -> [u8; 16] {
     endpoint
-        .constant_iv
+        .keys()
+        .and_then(|k| k.constant_iv)
         .unwrap_or_else(|| u128::from(sequence).to_be_bytes())
 }
 
@@ -165,15 +153,9 @@ pub fn common_protection(
     rendition: &str,
     sequence: u64,
 ) -> Result<Option<crate::cmaf::cenc::Protection>, FilterError> {
-    use crate::cmaf::cenc::{Protection, Scheme};
-    use crate::config::EncryptionMethod;
-    let Some(enc) = &endpoint.cfg.encryption else {
+    use crate::cmaf::cenc::Protection;
+    let Some(enc) = endpoint.common_encryption() else {
         return Ok(None);
-    };
-    let scheme = match enc.method {
-        EncryptionMethod::Cenc => Scheme::Cenc,
-        EncryptionMethod::Cbcs => Scheme::Cbcs,
-        EncryptionMethod::Aes128 => return Ok(None),
     };
     let key = key_for(endpoint, period)?;
     let seq = sequence.to_string();
@@ -183,7 +165,7 @@ pub fn common_protection(
     )?;
     let mut iv_base = [0u8; 8];
     iv_base.copy_from_slice(&mac[..8]);
-    let constant_iv = match endpoint.constant_iv {
+    let constant_iv = match enc.keys.constant_iv {
         Some(iv) => iv,
         None => {
             let mac = hmac(&key, &[b"edgepack-cbcs-iv"])?;
@@ -193,7 +175,7 @@ pub fn common_protection(
         }
     };
     Ok(Some(Protection {
-        scheme,
+        scheme: enc.scheme,
         key,
         kid: kid_for(endpoint, period),
         iv_base: u64::from_be_bytes(iv_base),
@@ -231,15 +213,6 @@ mod tests {
                 .unwrap();
             assert_eq!(dec, data);
         }
-    }
-
-    #[cfg_attr(not(target_arch = "wasm32"), test)]
-    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-    fn periods_and_boundaries() {
-        assert_eq!(key_period(59_999, 60), 0);
-        assert_eq!(key_period(60_000, 60), 1);
-        assert_eq!(key_period(1_700_000_000_000, 0), 0);
-        assert_eq!(key_period(1_700_000_000_000, 10), 170_000_000);
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

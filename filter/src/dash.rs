@@ -23,15 +23,18 @@ use std::fmt::Write as _;
 use std::ops::Range;
 
 use base64::Engine as _;
-use chrono::{DateTime, SecondsFormat, Utc};
 
+use crate::cmaf::cenc::Scheme;
 use crate::cmaf::mp4;
-use crate::config::{EncryptionMethod, Endpoint};
+use crate::config::Endpoint;
 use crate::crypto;
 use crate::error::FilterError;
+use crate::key_periods;
 use crate::media_playlist::{MediaPlaylist, Segment};
 use crate::multivariant::Variant;
-use crate::playlist_window::Kind;
+use crate::playlist_window::PlaylistType;
+use crate::route::{self, TrackKind};
+use edgepack_store_api::RunStart;
 
 /// The 90 kHz timescale of every timeline.
 const TIMESCALE: i64 = 90_000;
@@ -42,10 +45,10 @@ pub struct Manifest<'a> {
     pub variants: &'a [Variant],
     /// The media playlist of the first variant: the timeline all variants share (renditions of
     /// a channel are segment-aligned, as for MediaPackage).
-    pub playlist: &'a MediaPlaylist,
+    pub playlist: &'a MediaPlaylist<'a>,
     /// The segments of `playlist` in the window.
     pub range: Range<usize>,
-    pub kind: Kind,
+    pub kind: PlaylistType,
     pub endpoint: &'a Endpoint,
     pub now_ms: i64,
     pub window_ms: i64,
@@ -72,9 +75,7 @@ pub(crate) fn duration(ms: i64) -> String {
 }
 
 fn date_time(ms: i64) -> String {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".into())
+    edgepack_store_api::format_pdt(ms)
 }
 
 /// `frameRate`: an integer, or a fraction for rates like 29.97.
@@ -86,29 +87,12 @@ fn frame_rate(r: f64) -> String {
     }
 }
 
-/// The key period of a segment (0 on clear endpoints).
-pub fn key_period_of(endpoint: &Endpoint, s: &Segment) -> u64 {
-    endpoint.cfg.encryption.as_ref().map_or(0, |e| {
-        crypto::key_period(s.pdt_ms.unwrap_or(0), e.key_rotation_interval_seconds)
-    })
-}
-
-/// The first segment still in the store of the run `s` belongs to: same discontinuity sequence
-/// and key period. Both never decrease along the playlist, so this is a binary search.
-pub fn run_start<'p>(pl: &'p MediaPlaylist, endpoint: &Endpoint, s: &'p Segment) -> &'p Segment {
-    let key = (s.disc_seq, key_period_of(endpoint, s));
-    let i = pl
-        .segments
-        .partition_point(|x| (x.disc_seq, key_period_of(endpoint, x)) < key);
-    pl.segments.get(i).unwrap_or(s)
-}
-
 /// One period of the manifest: the window's segments of one run.
 struct Period<'a> {
     /// The run's first segment in the store (its initialization segments are built from it).
-    first: &'a Segment,
+    first: RunStart,
     key_period: u64,
-    segments: &'a [Segment],
+    segments: &'a [Segment<'a>],
 }
 
 /// `<S>` elements of a timeline: `t` and `d` in 90 kHz, repeats folded into `r`.
@@ -152,18 +136,17 @@ fn content_protection(
     key_period: u64,
     now_ms: i64,
 ) -> Result<String, FilterError> {
-    let Some(enc) = &m.endpoint.cfg.encryption else {
+    let Some(enc) = m.endpoint.common_encryption() else {
         return Ok(String::new());
     };
-    let scheme = match enc.method {
-        EncryptionMethod::Cenc => "cenc",
-        EncryptionMethod::Cbcs => "cbcs",
-        EncryptionMethod::Aes128 => return Ok(String::new()),
+    let scheme = match enc.scheme {
+        Scheme::Cenc => "cenc",
+        Scheme::Cbcs => "cbcs",
     };
     let kid = crypto::kid_for(m.endpoint, key_period);
-    let path = license_path(m.endpoint);
-    let expiry = crypto::token_expiry(now_ms, enc.key_token.ttl_seconds);
-    let token = crypto::token(&enc.key_token.secret, &path, expiry)?;
+    let path = route::license_path(&m.endpoint.channel, &m.endpoint.name);
+    let expiry = crypto::token_expiry(now_ms, enc.keys.token.ttl_seconds);
+    let token = crypto::token(&enc.keys.token.secret, &path, expiry)?;
     let laurl = format!("{}clearkey?token={token}", m.base_url);
     let pssh = base64::engine::general_purpose::STANDARD.encode(mp4::pssh(&[kid]));
     Ok(format!(
@@ -173,11 +156,6 @@ fn content_protection(
         crypto::kid_uuid(&kid),
         xml_escape(&laurl)
     ))
-}
-
-/// Absolute path of the ClearKey license server of this endpoint; tokens are bound to it.
-pub fn license_path(endpoint: &Endpoint) -> String {
-    format!("/out/v1/{}/{}/clearkey", endpoint.channel, endpoint.name)
 }
 
 /// Writes the MPD.
@@ -209,19 +187,21 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
     let mut at = 0;
     while at < segs.len() {
         let s = &segs[at];
-        let kp = key_period_of(m.endpoint, s);
+        let kp = key_periods::of_segment(m.endpoint, s);
         let len = segs[at..]
             .iter()
-            .take_while(|x| x.disc_seq == s.disc_seq && key_period_of(m.endpoint, x) == kp)
+            .take_while(|x| {
+                x.disc_seq == s.disc_seq && key_periods::of_segment(m.endpoint, x) == kp
+            })
             .count();
         periods.push(Period {
-            first: run_start(pl, m.endpoint, s),
+            first: key_periods::run_start(pl, m.endpoint, s),
             key_period: kp,
             segments: &segs[at..at + len],
         });
         at += len;
     }
-    let dynamic = m.kind != Kind::Vod;
+    let dynamic = m.kind != PlaylistType::Vod;
     // Presentation times count from the epoch (dynamic) or from the first segment (static).
     let origin_ms = if dynamic {
         0
@@ -233,7 +213,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         .map(|s| s.duration.ceil() as i64)
         .max()
         .unwrap_or(1)
-        .max(pl.target_duration as i64)
+        .max(pl.target_duration.unwrap_or(0) as i64)
         .max(1);
     let mut out = String::with_capacity(2048 + segs.len() * 40);
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -262,12 +242,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
     }
     for p in &periods {
         // A period starts with its key period (0 without rotation), or at a discontinuity.
-        let rotation = m
-            .endpoint
-            .cfg
-            .encryption
-            .as_ref()
-            .map_or(0, |e| e.key_rotation_interval_seconds as i64);
+        let rotation = m.endpoint.keys().map_or(0, |k| k.rotation_seconds as i64);
         let mut start_ms = rotation * 1000 * p.key_period as i64;
         if p.first.discontinuity
             && let Some(pdt) = p.first.pdt_ms
@@ -275,7 +250,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
             start_ms = start_ms.max(pdt);
         }
         if !dynamic {
-            start_ms = start_ms.max(p.segments[0].pdt_ms.unwrap_or(0));
+            start_ms = start_ms.max(p.segments.first().and_then(|s| s.pdt_ms).unwrap_or(0));
         }
         let rel_ms = (start_ms - origin_ms).max(0);
         let pto = (origin_ms + rel_ms) * (TIMESCALE / 1000);
@@ -285,14 +260,16 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         let _ = writeln!(
             out,
             "<Period id=\"{}-{}\" start=\"{}\">",
-            p.first.disc_seq,
+            p.segments.first().map_or(0, |s| s.disc_seq),
             p.key_period,
             duration(rel_ms)
         );
-        let template = |letter: char, rendition: Option<&str>| {
+        let template = |track: TrackKind, rendition: Option<&str>| {
             let dir = rendition.unwrap_or("$RepresentationID$");
             format!(
-                "<SegmentTemplate timescale=\"{TIMESCALE}\" presentationTimeOffset=\"{pto}\" initialization=\"{dir}/init-{letter}{init}.mp4\" media=\"{dir}/{letter}$Time$.mp4\"><SegmentTimeline>{s_list}</SegmentTimeline></SegmentTemplate>"
+                "<SegmentTemplate timescale=\"{TIMESCALE}\" presentationTimeOffset=\"{pto}\" initialization=\"{}\" media=\"{}\"><SegmentTimeline>{s_list}</SegmentTimeline></SegmentTemplate>",
+                track.init_template(dir, init),
+                track.media_template(dir)
             )
         };
         if !video.is_empty() {
@@ -304,7 +281,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
             }
             out.push_str(">\n");
             out.push_str(&protection);
-            out.push_str(&template('v', None));
+            out.push_str(&template(TrackKind::Video, None));
             out.push('\n');
             for v in &video {
                 let _ = write!(
@@ -327,7 +304,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         if let Some(a) = audio {
             out.push_str("<AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">\n");
             out.push_str(&protection);
-            out.push_str(&template('a', Some(&a.rendition)));
+            out.push_str(&template(TrackKind::Audio, Some(&a.rendition)));
             // The multivariant playlist states the variant's total bandwidth only: 128 kb/s is
             // the nominal figure of a stereo AAC track.
             let _ = writeln!(

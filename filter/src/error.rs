@@ -1,7 +1,5 @@
 //! Every way a request can fail, each with one HTTP status and a short body a human can act on.
 
-use crate::response::Response;
-
 /// A refused or failed request.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum FilterError {
@@ -40,17 +38,5 @@ impl FilterError {
             FilterError::GatewayTimeout(_) => 504,
             FilterError::NotImplemented(_) => 501,
         }
-    }
-
-    /// The plain-text answer.
-    pub fn to_response(&self) -> Response {
-        let mut r = Response::text(self.status(), &self.to_string());
-        // Errors must not be cached as if they were content.
-        r.headers.push(("cache-control".into(), "no-store".into()));
-        if matches!(self, FilterError::MethodNotAllowed(_)) {
-            r.headers
-                .push(("allow".into(), "GET, HEAD, OPTIONS".into()));
-        }
-        r
     }
 }

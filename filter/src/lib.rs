@@ -3,14 +3,18 @@
 //! This crate is the sans-IO core: every decision and transformation is plain Rust with no
 //! proxy-wasm call in it, tested natively, under wasm (`wasm-bindgen-test`) and benchmarked.
 //! [`packager::plan`] turns a viewer's request into an answer or a store fetch;
-//! [`packager::respond`] turns the store's answer into the viewer's. The `shell` module (built
-//! only for `wasm32-wasip1`, the Envoy artifact) is the one place that calls proxy-wasm.
+//! [`packager::on_store_answer`] turns the store's answer into the viewer's (or the next fetch).
+//! The `shell` module (built only for `wasm32-wasip1`, the Envoy artifact) is the one place that
+//! calls proxy-wasm.
 //!
-//! Modules, one job each: [`config`] (plugin JSON), [`route`] (egress paths), [`query`]
-//! (MediaPackage query parameters), [`access`] (CDN identifier, IP allowlist),
-//! [`media_playlist`] (reading the store's playlist), [`playlist_window`] (live window, delay,
-//! time shift), [`media_rewrite`] and [`multivariant`] (writing playlists), [`crypto`] (AES-128,
-//! keys, tokens).
+//! Modules, one job each: [`config`] (plugin JSON → validated endpoints), [`route`] (egress
+//! paths: parsed and built), [`query`] (MediaPackage query parameters), [`access`] (CDN
+//! identifier, IP allowlist), [`media_playlist`] (the store's playlist, read through the store
+//! contract), [`playlist_window`] (live window, delay, time shift), [`key_periods`] (key periods
+//! and runs, shared by HLS and DASH), [`media_rewrite`] and [`multivariant`] (writing HLS
+//! playlists), [`dash`] (writing MPDs), [`cmaf`] (MPEG-TS → CMAF, common encryption),
+//! [`crypto`] (AES-128, keys, tokens), [`http_policy`] (CORS, cache lifetimes, error bodies),
+//! [`packager`] (request → plan → answer, one module per kind of answer).
 
 pub mod access;
 pub mod cmaf;
@@ -18,6 +22,8 @@ pub mod config;
 pub mod crypto;
 pub mod dash;
 pub mod error;
+pub mod http_policy;
+pub mod key_periods;
 pub mod media_playlist;
 pub mod media_rewrite;
 pub mod multivariant;
@@ -28,8 +34,9 @@ pub mod response;
 pub mod route;
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod shell;
+pub mod store_cache;
 
 pub use config::Settings;
 pub use error::FilterError;
-pub use packager::{Fetch, Job, Plan, Request, StoreAnswer, plan, respond};
+pub use packager::{Fetch, Job, Plan, Request, Step, StoreAnswer, on_store_answer, plan, respond};
 pub use response::Response;

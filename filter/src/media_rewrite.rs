@@ -5,19 +5,16 @@
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use edgepack_store_api::write_pdt;
 
-use crate::config::{EncryptionMethod, Endpoint, Format};
+use crate::cmaf::cenc::Scheme;
+use crate::config::{Endpoint, Packaging};
 use crate::crypto;
-use crate::dash;
 use crate::error::FilterError;
+use crate::key_periods;
 use crate::media_playlist::MediaPlaylist;
-use crate::playlist_window::Kind;
-
-fn format_pdt(ms: i64) -> Option<String> {
-    DateTime::<Utc>::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
-}
+use crate::playlist_window::PlaylistType;
+use crate::route;
 
 /// The `EXT-X-KEY` line for a key period, with a fresh token.
 pub fn key_tag(
@@ -25,58 +22,49 @@ pub fn key_tag(
     period: u64,
     now_ms: i64,
 ) -> Result<Option<String>, FilterError> {
-    let Some(enc) = &endpoint.cfg.encryption else {
+    let Some(keys) = endpoint.keys() else {
         return Ok(None);
     };
-    let path = key_path(endpoint, period);
-    let expiry = crypto::token_expiry(now_ms, enc.key_token.ttl_seconds);
-    let token = crypto::token(&enc.key_token.secret, &path, expiry)?;
-    let uri = format!("../key/{period}?token={token}");
-    Ok(Some(match enc.method {
-        EncryptionMethod::Aes128 => {
+    let path = route::key_path(&endpoint.channel, &endpoint.name, period);
+    let expiry = crypto::token_expiry(now_ms, keys.token.ttl_seconds);
+    let token = crypto::token(&keys.token.secret, &path, expiry)?;
+    let uri = format!("{}?token={token}", route::key_uri_from_rendition(period));
+    Ok(Some(match endpoint.common_encryption() {
+        None => {
             let mut tag = format!("#EXT-X-KEY:METHOD=AES-128,URI=\"{uri}\"");
-            if let Some(iv) = endpoint.constant_iv {
+            if let Some(iv) = keys.constant_iv {
                 let _ = write!(tag, ",IV=0x{}", hex::encode_upper(iv));
             }
             tag
         }
         // Common encryption of fMP4 (the IVs are in the segments): the key itself at the URI
         // ("identity"), as SAMPLE-AES (cbcs) or SAMPLE-AES-CTR (cenc).
-        EncryptionMethod::Cbcs | EncryptionMethod::Cenc => format!(
+        Some(common) => format!(
             "#EXT-X-KEY:METHOD={},URI=\"{uri}\",KEYFORMAT=\"identity\",KEYFORMATVERSIONS=\"1\"",
-            if enc.method == EncryptionMethod::Cbcs {
-                "SAMPLE-AES"
-            } else {
-                "SAMPLE-AES-CTR"
+            match common.scheme {
+                Scheme::Cbcs => "SAMPLE-AES",
+                Scheme::Cenc => "SAMPLE-AES-CTR",
             }
         ),
     }))
-}
-
-/// Absolute path of a key on this endpoint; tokens are bound to it.
-pub fn key_path(endpoint: &Endpoint, period: u64) -> String {
-    format!(
-        "/out/v1/{}/{}/key/{period}",
-        endpoint.channel, endpoint.name
-    )
 }
 
 /// Renders the endpoint's media playlist.
 pub fn write(
     pl: &MediaPlaylist,
     range: Range<usize>,
-    kind: Kind,
+    kind: PlaylistType,
     endpoint: &Endpoint,
     now_ms: i64,
 ) -> Result<String, FilterError> {
     let segs = pl.segments.get(range.clone()).unwrap_or(&[]);
-    let encryption = endpoint.cfg.encryption.as_ref();
+    let keys = endpoint.keys();
     let td = segs
         .iter()
         .map(|s| s.duration.round() as u64)
         .max()
         .unwrap_or(0)
-        .max(pl.target_duration)
+        .max(pl.target_duration.unwrap_or(0))
         .max(1);
     let (first_seq, first_disc) = match segs.first() {
         Some(s) => (s.sequence, s.disc_seq),
@@ -95,23 +83,20 @@ pub fn write(
     // and builds the initialization segment of each run — one discontinuity period and, when
     // encrypted, one key period (the KID is in the init) — from the run's first segment still in
     // the store (`init-ts{sequence}.mp4`).
-    let repackage = endpoint.cfg.format == Format::Cmaf;
+    let repackage = matches!(endpoint.packaging, Packaging::Cmaf { .. });
     let fmp4_ingest = segs.iter().any(|s| s.map.is_some());
-    if let Some(e) = encryption {
-        let whole_segment = e.method == EncryptionMethod::Aes128;
-        if fmp4_ingest || (whole_segment && repackage) {
-            return Err(FilterError::NotImplemented(format!(
-                "endpoint '{}' is encrypted, which this version does for MPEG-TS ingest only (AES-128 on hls endpoints, cenc/cbcs on cmaf and dash); this rendition is fMP4 (CMAF). Serve it from an endpoint without encryption",
-                endpoint.name
-            )));
-        }
+    if keys.is_some() && fmp4_ingest {
+        return Err(FilterError::NotImplemented(format!(
+            "endpoint '{}' is encrypted, which this version does for MPEG-TS ingest only (AES-128 on hls endpoints, cenc/cbcs on cmaf and dash); this rendition is fMP4 (CMAF). Serve it from an endpoint without encryption",
+            endpoint.name
+        )));
     }
     let fmp4 = repackage || fmp4_ingest;
     // EXT-X-MAP in a media playlist needs protocol version 6.
     let version = if fmp4 {
-        pl.version.max(6)
+        pl.version.unwrap_or(3).max(6)
     } else {
-        pl.version.max(3)
+        pl.version.unwrap_or(3).max(3)
     };
     let mut out = String::with_capacity(256 + segs.len() * 96);
     let _ = write!(
@@ -119,15 +104,15 @@ pub fn write(
         "#EXTM3U\n#EXT-X-VERSION:{version}\n#EXT-X-TARGETDURATION:{td}\n#EXT-X-MEDIA-SEQUENCE:{first_seq}\n#EXT-X-DISCONTINUITY-SEQUENCE:{first_disc}\n"
     );
     match kind {
-        Kind::Live => {}
-        Kind::Event => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
-        Kind::Vod => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
+        PlaylistType::Live => {}
+        PlaylistType::Event => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
+        PlaylistType::Vod => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
     }
     for t in &pl.header_tags {
         out.push_str(t);
         out.push('\n');
     }
-    let interval_ms = endpoint.cfg.program_date_time_interval_seconds as i64 * 1000;
+    let interval_ms = endpoint.program_date_time_interval_seconds as i64 * 1000;
     let mut last_pdt: Option<i64> = None;
     let mut last_period: Option<u64> = None;
     let mut last_source_key: Option<&str> = None;
@@ -141,7 +126,7 @@ pub fn write(
         let map = match s.map.as_deref() {
             Some(m) => Some(m),
             None if repackage => {
-                derived = format!("init-ts{}.mp4", dash::run_start(pl, endpoint, s).sequence);
+                derived = route::ts_init_file(key_periods::run_start(pl, endpoint, s).sequence);
                 Some(derived.as_str())
             }
             None => None,
@@ -152,11 +137,10 @@ pub fn write(
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
             last_map = Some(map.to_owned());
         }
-        match encryption {
+        match keys {
             // Our key periods; the token in the tag changes per request, so compare periods.
-            Some(e) => {
-                let period =
-                    crypto::key_period(s.pdt_ms.unwrap_or(0), e.key_rotation_interval_seconds);
+            Some(_) => {
+                let period = key_periods::of_segment(endpoint, s);
                 if last_period != Some(period) {
                     if let Some(tag) = key_tag(endpoint, period, now_ms)? {
                         out.push_str(&tag);
@@ -179,8 +163,10 @@ pub fn write(
             && let Some(pdt) = s.pdt_ms
         {
             let due = i == 0 || s.discontinuity || last_pdt.is_none_or(|l| pdt - l >= interval_ms);
-            if due && let Some(text) = format_pdt(pdt) {
-                let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{text}");
+            if due {
+                out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
+                let _ = write_pdt(&mut out, pdt);
+                out.push('\n');
                 last_pdt = Some(pdt);
             }
         }
@@ -188,24 +174,21 @@ pub fn write(
             out.push_str(t);
             out.push('\n');
         }
-        let _ = write!(
-            out,
-            "#EXTINF:{},{}\n{}.{}\n",
-            s.duration_text,
-            s.title,
+        let file = route::segment_file(
             s.sequence,
             if repackage && s.map.is_none() {
                 "mp4"
             } else {
                 s.ext()
-            }
+            },
         );
+        let _ = write!(out, "#EXTINF:{},{}\n{file}\n", s.duration_text, s.title);
     }
     for t in &pl.trailing_tags {
         out.push_str(t);
         out.push('\n');
     }
-    if kind == Kind::Vod {
+    if kind == PlaylistType::Vod {
         out.push_str("#EXT-X-ENDLIST\n");
     }
     Ok(out)
@@ -226,7 +209,14 @@ mod tests {
         .unwrap();
         let pl = crate::media_playlist::parse(fixture.as_bytes()).unwrap();
         let all = 0..pl.segments.len();
-        let out = write(&pl, all, Kind::Live, &settings.channels["news"]["e"], 0).unwrap();
+        let out = write(
+            &pl,
+            all,
+            PlaylistType::Live,
+            &settings.channels["news"]["e"],
+            0,
+        )
+        .unwrap();
         assert_eq!(out, fixture);
     }
 
@@ -243,7 +233,14 @@ mod tests {
         )
         .unwrap();
         let pl = crate::media_playlist::parse(text.as_bytes()).unwrap();
-        let out = write(&pl, 1..4, Kind::Live, &settings.channels["news"]["e"], 0).unwrap();
+        let out = write(
+            &pl,
+            1..4,
+            PlaylistType::Live,
+            &settings.channels["news"]["e"],
+            0,
+        )
+        .unwrap();
         assert!(
             out.contains("#EXT-X-MEDIA-SEQUENCE:8\n#EXT-X-DISCONTINUITY-SEQUENCE:2\n"),
             "{out}"
@@ -256,14 +253,99 @@ mod tests {
             "first, after the discontinuity; not 10.ts: {out}"
         );
         // Sliding past the discontinuity bumps DISCONTINUITY-SEQUENCE.
-        let out = write(&pl, 2..4, Kind::Live, &settings.channels["news"]["e"], 0).unwrap();
+        let out = write(
+            &pl,
+            2..4,
+            PlaylistType::Live,
+            &settings.channels["news"]["e"],
+            0,
+        )
+        .unwrap();
         assert!(
             out.contains("#EXT-X-MEDIA-SEQUENCE:9\n#EXT-X-DISCONTINUITY-SEQUENCE:3\n"),
             "{out}"
         );
         assert!(!out.contains("#EXT-X-DISCONTINUITY\n"), "{out}");
         // Empty window: numbering continues after the last segment.
-        let out = write(&pl, 4..4, Kind::Live, &settings.channels["news"]["e"], 0).unwrap();
+        let out = write(
+            &pl,
+            4..4,
+            PlaylistType::Live,
+            &settings.channels["news"]["e"],
+            0,
+        )
+        .unwrap();
         assert!(out.contains("#EXT-X-MEDIA-SEQUENCE:11\n"), "{out}");
+    }
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod properties {
+    use super::*;
+    use crate::media_playlist::Segment;
+    use crate::playlist_window::{WindowSpec, select};
+    use proptest::prelude::*;
+
+    /// Segments with random durations, gaps in PDT and discontinuities, as a store would list.
+    fn arb_segments() -> impl Strategy<Value = Vec<Segment<'static>>> {
+        prop::collection::vec((500u32..10_000, 0u32..3, any::<bool>()), 0..200).prop_map(|v| {
+            let mut t = 1_700_000_000_000i64;
+            let mut disc = 0;
+            v.into_iter()
+                .enumerate()
+                .map(|(i, (dur_ms, gap_s, d))| {
+                    let discontinuity = d && i % 7 == 0;
+                    if discontinuity {
+                        disc += 1;
+                        t += i64::from(gap_s) * 1000;
+                    }
+                    let s = Segment {
+                        sequence: 1000 + i as u64,
+                        duration: f64::from(dur_ms) / 1000.0,
+                        duration_text: format!("{:.3}", f64::from(dur_ms) / 1000.0).into(),
+                        pdt_ms: Some(t),
+                        pdt_tagged: true,
+                        discontinuity,
+                        disc_seq: disc,
+                        uri: format!("{}.ts", 1000 + i).into(),
+                        ..Default::default()
+                    };
+                    t += i64::from(dur_ms);
+                    s
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn written_playlists_number_and_sum_correctly(segs in arb_segments(), window_s in 1i64..600) {
+            let pl = crate::media_playlist::MediaPlaylist {
+                version: Some(3),
+                target_duration: Some(10),
+                media_sequence: 1000,
+                segments: segs.clone(),
+                ..Default::default()
+            };
+            let settings = crate::config::Settings::from_json(br#"{"store":{"cluster":"s"},"channels":{"c":{"endpoints":{"e":{"format":"hls"}}}}}"#).unwrap();
+            let ep = &settings.channels["c"]["e"];
+            let spec = WindowSpec { now_ms: i64::MAX / 2, window_ms: window_s * 1000, delay_ms: 0, start_ms: None, end_ms: None };
+            let (r, kind) = select(&segs, &spec);
+            let text = write(&pl, r.clone(), kind, ep, 0).unwrap();
+            let reparsed = crate::media_playlist::parse(text.as_bytes()).unwrap();
+            prop_assert_eq!(reparsed.segments.len(), r.len());
+            if let Some(first) = segs.get(r.start).filter(|_| !r.is_empty()) {
+                prop_assert_eq!(reparsed.media_sequence, first.sequence);
+                prop_assert_eq!(reparsed.discontinuity_sequence, first.disc_seq);
+            }
+            for (a, b) in reparsed.segments.iter().zip(&segs[r.clone()]) {
+                prop_assert_eq!(a.sequence, b.sequence);
+                prop_assert_eq!(&a.duration_text, &b.duration_text);
+                prop_assert_eq!(a.disc_seq, b.disc_seq);
+            }
+            let sum_in: f64 = segs[r.clone()].iter().map(|s| s.duration).sum();
+            let sum_out: f64 = reparsed.segments.iter().map(|s| s.duration).sum();
+            prop_assert!((sum_in - sum_out).abs() < 1e-6);
+        }
     }
 }

@@ -80,7 +80,7 @@ fn variant_passes(v: &VariantStream, endpoint: &Endpoint, f: Option<&ManifestFil
     let audio_only = video.is_empty() && v.resolution.is_none() && !audio.is_empty();
     let bw = v.bandwidth as f64;
     if !audio_only {
-        let sel = &endpoint.cfg.stream_selection;
+        let sel = &endpoint.stream_selection;
         if v.bandwidth < sel.min_video_bits_per_second
             || v.bandwidth > sel.max_video_bits_per_second
         {
@@ -248,7 +248,7 @@ pub fn write(
             _ => None,
         })
         .collect();
-    match endpoint.cfg.stream_selection.stream_order {
+    match endpoint.stream_selection.stream_order {
         StreamOrder::Original => {}
         StreamOrder::VideoBitrateAscending => order.sort_by_key(|(bw, _)| *bw),
         StreamOrder::VideoBitrateDescending => {
@@ -331,7 +331,7 @@ pub fn variants(
     if out.is_empty() {
         return Err(nothing_left(endpoint, filter));
     }
-    match endpoint.cfg.stream_selection.stream_order {
+    match endpoint.stream_selection.stream_order {
         StreamOrder::Original => {}
         StreamOrder::VideoBitrateAscending => out.sort_by_key(|v| v.bandwidth),
         StreamOrder::VideoBitrateDescending => {

@@ -58,6 +58,88 @@ impl TrackKind {
             TrackKind::Audio => 'a',
         }
     }
+
+    /// DASH `SegmentTemplate@media` of this track under `dir`: `{dir}/v$Time$.mp4`.
+    pub fn media_template(self, dir: &str) -> String {
+        format!("{dir}/{}$Time$.mp4", self.letter())
+    }
+
+    /// DASH `SegmentTemplate@initialization` of this track under `dir`, built from the segment
+    /// at `time`: `{dir}/init-v{time}.mp4`.
+    pub fn init_template(self, dir: &str, time: i64) -> String {
+        format!("{dir}/init-{}{time}.mp4", self.letter())
+    }
+}
+
+impl Asset {
+    /// The asset's path below `/out/v1/{channel}/{endpoint}/`: the inverse of [`route`].
+    pub fn relative_path(&self) -> String {
+        match self {
+            Asset::Multivariant => "index.m3u8".into(),
+            Asset::Mpd => "index.mpd".into(),
+            Asset::License => "clearkey".into(),
+            Asset::Key { key_id } => format!("key/{key_id}"),
+            Asset::Media { rendition } => format!("{rendition}/index.m3u8"),
+            Asset::Segment {
+                rendition,
+                sequence,
+                ext,
+            } => format!("{rendition}/{}", segment_file(*sequence, ext)),
+            Asset::Init { rendition, id } => format!("{rendition}/init-{id}.mp4"),
+            Asset::TsInit {
+                rendition,
+                sequence,
+            } => format!("{rendition}/{}", ts_init_file(*sequence)),
+            Asset::Track {
+                rendition,
+                track,
+                time,
+            } => format!("{rendition}/{}{time}.mp4", track.letter()),
+            Asset::TrackInit {
+                rendition,
+                track,
+                time,
+            } => format!("{rendition}/init-{}{time}.mp4", track.letter()),
+        }
+    }
+}
+
+/// A segment's file name in a media playlist (relative to its rendition): `{sequence}.{ext}`.
+pub fn segment_file(sequence: u64, ext: &str) -> String {
+    format!("{sequence}.{ext}")
+}
+
+/// The initialization segment built from MPEG-TS segment `sequence` (cmaf endpoints), relative
+/// to its rendition: `init-ts{sequence}.mp4`.
+pub fn ts_init_file(sequence: u64) -> String {
+    format!("init-ts{sequence}.mp4")
+}
+
+/// A key's URI as a media playlist lists it (relative to the rendition): `../key/{period}`.
+pub fn key_uri_from_rendition(period: u64) -> String {
+    format!("../key/{period}")
+}
+
+/// `/out/v1/{channel}/{endpoint}/`: the base of every URL of an endpoint.
+pub fn endpoint_path(channel: &str, endpoint: &str) -> String {
+    format!("{PREFIX}{channel}/{endpoint}/")
+}
+
+/// Absolute path of a key of an endpoint; key tokens are bound to it.
+pub fn key_path(channel: &str, endpoint: &str, period: u64) -> String {
+    format!("{PREFIX}{channel}/{endpoint}/key/{period}")
+}
+
+/// Absolute path of an endpoint's ClearKey license server; license tokens are bound to it.
+pub fn license_path(channel: &str, endpoint: &str) -> String {
+    format!("{PREFIX}{channel}/{endpoint}/clearkey")
+}
+
+/// Channel and endpoint named by an `/out/v1/{channel}/{endpoint}/…` path (with or without a
+/// query), whether or not the rest is a valid asset: what metrics are labelled with.
+pub fn channel_and_endpoint(path: &str) -> Option<(&str, &str)> {
+    let mut parts = path.strip_prefix(PREFIX)?.split(['/', '?']);
+    Some((parts.next()?, parts.next()?))
 }
 
 /// `{prefix}{digits}.mp4` → the number.
@@ -74,6 +156,17 @@ pub struct Route {
     pub channel: String,
     pub endpoint: String,
     pub asset: Asset,
+}
+
+impl Route {
+    /// The absolute path of this asset: the inverse of [`route`].
+    pub fn path(&self) -> String {
+        format!(
+            "{}{}",
+            endpoint_path(&self.channel, &self.endpoint),
+            self.asset.relative_path()
+        )
+    }
 }
 
 const PREFIX: &str = "/out/v1/";
@@ -245,6 +338,102 @@ mod tests {
             "/out/v1/news/dash/stream_0/a1.m4s",
         ] {
             assert_eq!(route(bad).unwrap_err().status(), 404, "{bad}");
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn builders_name_the_paths_the_router_reads() {
+        assert_eq!(key_path("news", "secure", 7), "/out/v1/news/secure/key/7");
+        assert_eq!(license_path("news", "dash"), "/out/v1/news/dash/clearkey");
+        assert_eq!(
+            channel_and_endpoint("/out/v1/news/hls/x/1.ts?start=1"),
+            Some(("news", "hls"))
+        );
+        assert_eq!(channel_and_endpoint("/healthz"), None);
+        assert_eq!(
+            TrackKind::Audio.media_template("$RepresentationID$"),
+            "$RepresentationID$/a$Time$.mp4"
+        );
+        let init = TrackKind::Video.init_template("stream_0", 90);
+        assert_eq!(
+            route(&format!("/out/v1/c/e/{init}"))
+                .unwrap()
+                .unwrap()
+                .asset,
+            Asset::TrackInit {
+                rendition: "stream_0".into(),
+                track: TrackKind::Video,
+                time: 90
+            }
+        );
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    mod round_trip {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn name() -> impl Strategy<Value = String> {
+            "[A-Za-z0-9_-]{1,96}"
+        }
+
+        fn track() -> impl Strategy<Value = TrackKind> {
+            prop_oneof![Just(TrackKind::Video), Just(TrackKind::Audio)]
+        }
+
+        fn asset() -> impl Strategy<Value = Asset> {
+            prop_oneof![
+                Just(Asset::Multivariant),
+                Just(Asset::Mpd),
+                Just(Asset::License),
+                name().prop_map(|key_id| Asset::Key { key_id }),
+                name().prop_map(|rendition| Asset::Media { rendition }),
+                (name(), any::<u64>(), "[A-Za-z0-9]{1,5}").prop_map(
+                    |(rendition, sequence, ext)| {
+                        Asset::Segment {
+                            rendition,
+                            sequence,
+                            ext,
+                        }
+                    }
+                ),
+                // The store names initialization segments by content hash (32 hex digits). An id
+                // of 'a' and digits only would read as a DASH audio init (`init-a{time}.mp4`):
+                // the grammar is ambiguous there, so such ids are left out.
+                (name(), "[0-9a-f]{15,63}[b-f]")
+                    .prop_map(|(rendition, id)| Asset::Init { rendition, id }),
+                (name(), any::<u64>()).prop_map(|(rendition, sequence)| Asset::TsInit {
+                    rendition,
+                    sequence
+                }),
+                (name(), track(), any::<u64>()).prop_map(|(rendition, track, time)| Asset::Track {
+                    rendition,
+                    track,
+                    time
+                }),
+                (name(), track(), any::<u64>()).prop_map(|(rendition, track, time)| {
+                    Asset::TrackInit {
+                        rendition,
+                        track,
+                        time,
+                    }
+                }),
+            ]
+        }
+
+        proptest! {
+            /// Every URL the filter builds routes back to the asset it was built from.
+            #[test]
+            fn every_built_path_routes_back(channel in name(), endpoint in name(), asset in asset()) {
+                let r = Route { channel, endpoint, asset };
+                prop_assert_eq!(route(&r.path()).ok().flatten(), Some(r.clone()));
+                let path = r.path();
+                prop_assert_eq!(
+                    channel_and_endpoint(&path),
+                    Some((r.channel.as_str(), r.endpoint.as_str()))
+                );
+            }
         }
     }
 }

@@ -16,7 +16,9 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
-use crate::packager::{self, Job, Plan, Request, StoreAnswer};
+use crate::packager::{self, Fetch, LicenseRequest, Plan, Request, StoreAnswer};
+use crate::route;
+use crate::store_cache::StoreCache;
 use crate::{Response, Settings};
 
 proxy_wasm::main! {{
@@ -67,11 +69,16 @@ fn define_endpoint(channel: &str, endpoint: &str) -> Option<EndpointMetrics> {
     Some(m)
 }
 
-/// The root context: configuration and metric ids, shared with the HTTP contexts of this VM.
+/// Playlists a VM keeps (store paths: a few per rendition and time-shift in use).
+const PLAYLIST_CACHE_ENTRIES: usize = 256;
+
+/// The root context: configuration, metric ids and the playlist cache, shared with the HTTP
+/// contexts of this VM.
 #[derive(Default)]
 struct Root {
     settings: Option<Rc<Settings>>,
     metrics: Rc<RefCell<MetricTable>>,
+    cache: Rc<RefCell<StoreCache>>,
 }
 
 impl Context for Root {}
@@ -113,6 +120,10 @@ impl RootContext for Root {
             }
         }
         self.metrics = Rc::new(RefCell::new(table));
+        self.cache = Rc::new(RefCell::new(StoreCache::new(
+            PLAYLIST_CACHE_ENTRIES,
+            settings.store.playlist_cache_ms,
+        )));
         self.settings = Some(Rc::new(settings));
         true
     }
@@ -122,8 +133,10 @@ impl RootContext for Root {
         Some(Box::new(Http {
             settings,
             metrics: self.metrics.clone(),
-            job: None,
-            body_job: None,
+            cache: self.cache.clone(),
+            pending: None,
+            labels: (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
+            license: None,
             started_ms: 0,
             replied: false,
         }))
@@ -138,10 +151,13 @@ impl RootContext for Root {
 struct Http {
     settings: Rc<Settings>,
     metrics: Rc<RefCell<MetricTable>>,
+    cache: Rc<RefCell<StoreCache>>,
     /// The store fetch in flight, and what its answer is for.
-    job: Option<Job>,
-    /// A request whose body is being read (ClearKey license), and what it is for.
-    body_job: Option<Job>,
+    pending: Option<Fetch>,
+    /// The channel and endpoint of this request, for metrics.
+    labels: (String, String),
+    /// A license request whose body is being read.
+    license: Option<LicenseRequest>,
     started_ms: i64,
     /// This context sent a local reply: its own response callbacks must leave it alone.
     replied: bool,
@@ -161,9 +177,38 @@ fn request_header(name: &str) -> Option<String> {
 }
 
 impl Http {
-    /// Asks the store; the answer arrives in `on_http_call_response`. A refused call is answered
-    /// at once.
-    fn fetch(&mut self, channel: &str, endpoint: &str, fetch: packager::Fetch) {
+    /// Answers from a fresh cached playlist when there is one (a DASH manifest's second fetch may
+    /// hit too); otherwise asks the store, whose answer arrives in `on_http_call_response`.
+    fn fetch(&mut self, mut fetch: Fetch) {
+        loop {
+            let cached = fetch
+                .is_playlist()
+                .then(|| {
+                    self.cache
+                        .borrow()
+                        .get(&fetch.path, now_ms())
+                        .map(<[u8]>::to_vec)
+                })
+                .flatten();
+            let Some(body) = cached else {
+                return self.dispatch(fetch);
+            };
+            let none = |_: &str| None;
+            let answer = StoreAnswer {
+                status: 200,
+                header: &none,
+                body: &body,
+            };
+            match packager::on_store_answer(&self.settings, &fetch.next, &answer, now_ms()) {
+                Plan::Respond(r) => return self.reply(&r),
+                Plan::Fetch(next) => fetch = *next,
+                Plan::NotOurs | Plan::ReadBody(_) => return,
+            }
+        }
+    }
+
+    /// Asks the store; a refused call is answered at once.
+    fn dispatch(&mut self, fetch: Fetch) {
         let store = &self.settings.store;
         let call = hostcalls::dispatch_http_call(
             &store.cluster,
@@ -177,19 +222,19 @@ impl Http {
             Duration::from_millis(store.timeout_ms),
         );
         match call {
-            Ok(_) => self.job = Some(fetch.job),
+            Ok(_) => self.pending = Some(fetch),
             Err(status) => {
                 let r = crate::FilterError::BadGateway(format!(
                     "cannot call the store cluster '{}' ({status:?}): is it defined in Envoy?",
                     store.cluster
                 ))
                 .to_response();
-                self.reply(channel, endpoint, &r);
+                self.reply(&r);
             }
         }
     }
 
-    fn reply(&mut self, channel: &str, endpoint: &str, r: &Response) {
+    fn reply(&mut self, r: &Response) {
         let headers: Vec<(&str, &str)> = r
             .headers
             .iter()
@@ -202,14 +247,13 @@ impl Http {
             return;
         }
         self.replied = true;
-        self.count(channel, endpoint, r);
+        self.count(r);
     }
 
-    fn count(&self, channel: &str, endpoint: &str, r: &Response) {
+    fn count(&self, r: &Response) {
         let table = self.metrics.borrow();
-        let key = (channel.to_owned(), endpoint.to_owned());
         let Some(m) = table
-            .get(&key)
+            .get(&self.labels)
             .or_else(|| table.get(&(UNKNOWN.to_owned(), UNKNOWN.to_owned())))
         else {
             return;
@@ -229,18 +273,19 @@ impl Http {
     }
 }
 
-/// Channel and endpoint of an `/out/v1/{channel}/{endpoint}/…` path, for metrics.
+/// Channel and endpoint of an `/out/v1/{channel}/{endpoint}/…` path, for metrics; requests
+/// that name no configured endpoint count under `_unknown`.
 fn labels(path: &str, settings: &Settings) -> (String, String) {
-    let mut parts = path.trim_start_matches("/out/v1/").split(['/', '?']);
-    let (c, e) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    if settings
-        .channels
-        .get(c)
-        .is_some_and(|eps| eps.contains_key(e))
-    {
-        (c.to_owned(), e.to_owned())
-    } else {
-        (UNKNOWN.to_owned(), UNKNOWN.to_owned())
+    match route::channel_and_endpoint(path) {
+        Some((c, e))
+            if settings
+                .channels
+                .get(c)
+                .is_some_and(|eps| eps.contains_key(e)) =>
+        {
+            (c.to_owned(), e.to_owned())
+        }
+        _ => (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
     }
 }
 
@@ -252,7 +297,7 @@ impl Context for Http {
         body_size: usize,
         _trailers: usize,
     ) {
-        let Some(job) = self.job.take() else {
+        let Some(fetch) = self.pending.take() else {
             return;
         };
         if self.replied {
@@ -285,9 +330,12 @@ impl Context for Http {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.clone())
         };
-        let next = packager::advance(
+        if status == 200 && fetch.is_playlist() {
+            self.cache.borrow_mut().put(&fetch.path, now_ms(), &body);
+        }
+        let next = packager::on_store_answer(
             &self.settings,
-            &job,
+            &fetch.next,
             &StoreAnswer {
                 status,
                 header: &header,
@@ -296,9 +344,9 @@ impl Context for Http {
             now_ms(),
         );
         match next {
-            Plan::Respond(r) => self.reply(&job.channel, &job.endpoint, &r),
+            Plan::Respond(r) => self.reply(&r),
             // A DASH manifest needs a second store answer: ask for it from here, as Envoy allows.
-            Plan::Fetch(fetch) => self.fetch(&job.channel, &job.endpoint, *fetch),
+            Plan::Fetch(fetch) => self.fetch(*fetch),
             Plan::NotOurs | Plan::ReadBody(_) => {}
         }
     }
@@ -330,39 +378,41 @@ impl HttpContext for Http {
                 now_ms: self.started_ms,
             },
         );
-        let (channel, endpoint) = labels(&path, &self.settings);
+        self.labels = labels(&path, &self.settings);
         match plan {
             // Not an edgepack path: pass it on untouched.
             Plan::NotOurs => Action::Continue,
             Plan::Respond(r) => {
-                self.reply(&channel, &endpoint, &r);
+                self.reply(&r);
                 // Pause: the local reply is sent when this callback returns.
                 Action::Pause
             }
             Plan::Fetch(fetch) => {
-                self.fetch(&channel, &endpoint, *fetch);
+                self.fetch(*fetch);
                 // Pause: the answer is built in on_http_call_response.
                 Action::Pause
             }
-            Plan::ReadBody(job) if end_of_stream => {
-                let r = packager::answer_body(&self.settings, &job, &[]);
-                self.reply(&channel, &endpoint, &r);
+            Plan::ReadBody(license) if end_of_stream => {
+                let r = packager::answer_body(&self.settings, &license, &[]);
+                self.reply(&r);
+                // Pause: the local reply is sent when this callback returns.
                 Action::Pause
             }
-            Plan::ReadBody(job) => {
+            Plan::ReadBody(license) => {
                 // Envoy turns a Pause from this callback into "stop everything", body included:
                 // Continue, then hold the body in on_http_request_body and answer locally there.
-                self.body_job = Some(*job);
+                self.license = Some(*license);
                 Action::Continue
             }
         }
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(job) = self.body_job.as_ref() else {
+        let Some(license) = self.license.take() else {
             return Action::Continue;
         };
         if !end_of_stream && body_size <= packager::MAX_LICENSE_REQUEST {
+            self.license = Some(license);
             // Pause buffers: the next callback sees the whole body so far.
             return Action::Pause;
         }
@@ -375,10 +425,9 @@ impl HttpContext for Http {
         .ok()
         .flatten()
         .unwrap_or_default();
-        let r = packager::answer_body(&self.settings, job, &body);
-        let (channel, endpoint) = (job.channel.clone(), job.endpoint.clone());
-        self.body_job = None;
-        self.reply(&channel, &endpoint, &r);
+        let r = packager::answer_body(&self.settings, &license, &body);
+        self.reply(&r);
+        // Pause: the local reply is sent when this callback returns.
         Action::Pause
     }
 

@@ -7,9 +7,6 @@
 #![cfg(not(target_arch = "wasm32"))]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
-#[path = "../../tests/src/player.rs"]
-mod player;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -17,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use edgepack_filter::packager::{PDT_HEADER, Plan, Request, StoreAnswer, plan, respond};
+use edgepack_filter::packager::{PDT_HEADER, Plan, Request, StoreAnswer, on_store_answer, plan};
 use edgepack_filter::{Response, Settings};
+use edgepack_test_support::player;
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
@@ -140,16 +138,19 @@ fn answer(settings: &Settings, store: &Store, path_and_query: &str) -> Response 
                 }
             };
             let header = move |name: &str| (name == PDT_HEADER).then(|| pdt.clone()).flatten();
-            respond(
+            match on_store_answer(
                 settings,
-                &f.job,
+                &f.next,
                 &StoreAnswer {
                     status,
                     header: &header,
                     body: &body,
                 },
                 now_ms(),
-            )
+            ) {
+                Plan::Respond(r) => r,
+                other => panic!("expected an answer, got {other:?}"),
+            }
         }
     }
 }

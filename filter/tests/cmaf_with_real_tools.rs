@@ -13,10 +13,7 @@ use std::path::Path;
 use std::process::Command;
 
 use edgepack_filter::cmaf;
-
-#[path = "../../tests/src/player.rs"]
-#[allow(dead_code)] // shared with tests that use other helpers
-mod player;
+use edgepack_test_support::player;
 
 /// `ffmpeg -f framemd5` of the first stream `map` selects: the MD5 of each decoded frame.
 fn frame_md5s(input: &Path, map: &str) -> Vec<String> {

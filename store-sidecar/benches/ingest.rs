@@ -13,15 +13,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // benchmark harness
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-#[path = "../../benches/summary.rs"]
-mod summary;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use edgepack_test_support::sidecar::{PASSWORD_1, PASSWORD_2, Sidecar, basic, write_config};
+use edgepack_test_support::summary;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -110,13 +107,9 @@ async fn paced(addr: SocketAddr) -> (Samples, f64, f64) {
     let mut tasks = Vec::new();
     for input in 1..=2u8 {
         let (tx, rx) = async_channel_pool(addr, pool_size).await;
-        let auth = common::basic(
+        let auth = basic(
             &format!("enc{input}"),
-            if input == 1 {
-                common::PASSWORD_1
-            } else {
-                common::PASSWORD_2
-            },
+            if input == 1 { PASSWORD_1 } else { PASSWORD_2 },
         );
         let samples = samples.clone();
         let segment = segment.clone();
@@ -201,7 +194,7 @@ async fn sustained(addr: SocketAddr) -> (f64, f64) {
         let segment = segment.clone();
         tasks.push(tokio::spawn(async move {
             let mut conn = Conn::open(addr).await;
-            let auth = common::basic("enc1", common::PASSWORD_1);
+            let auth = basic("enc1", PASSWORD_1);
             let mut n = 0u64;
             while Instant::now() < deadline {
                 let msn = n;
@@ -239,7 +232,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     // One channel: the paced load uses rendition `hd` on both inputs, the sustained load its own
     // renditions on input 1, so their timelines do not interfere.
-    let mut sidecar = common::Sidecar::start(&common::write_config(dir.path(), "", ""));
+    let mut sidecar = Sidecar::start(&write_config(dir.path(), "", ""));
     let addr = sidecar.ingest;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -174,31 +174,7 @@ impl Settings {
     }
 
     fn validate(raw: Config, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let s = &raw.server;
-        if s.ingest_listen == s.internal_listen && s.ingest_listen.port() != 0 {
-            return Err(invalid(
-                "server.internal_listen",
-                "must differ from server.ingest_listen (the internal API has no authentication)",
-            ));
-        }
-        if s.realm.is_empty() || s.realm.contains('"') || s.realm.contains('\\') {
-            return Err(invalid(
-                "server.realm",
-                "must be non-empty and contain no quote or backslash",
-            ));
-        }
-        if s.nonce_ttl_seconds == 0 {
-            return Err(invalid("server.nonce_ttl_seconds", "must be at least 1"));
-        }
-        if s.max_segment_bytes == 0 || s.max_playlist_bytes == 0 {
-            return Err(invalid(
-                "server.max_segment_bytes / server.max_playlist_bytes",
-                "must be at least 1",
-            ));
-        }
-        if s.max_path_bytes < 32 {
-            return Err(invalid("server.max_path_bytes", "must be at least 32"));
-        }
+        validate_server(&raw.server)?;
         if raw.channels.is_empty() {
             return Err(invalid("channel", "at least one [[channel]] is required"));
         }
@@ -206,102 +182,149 @@ impl Settings {
         let mut channels = Vec::with_capacity(raw.channels.len());
         for (i, c) in raw.channels.iter().enumerate() {
             let field = format!("channel[{i}]");
-            if !is_safe_id(&c.id) {
-                return Err(invalid(
-                    format!("{field}.id"),
-                    format!(
-                        "'{}' must be 1-64 characters of A-Z, a-z, 0-9, '-' or '_'",
-                        c.id
-                    ),
-                ));
-            }
-            if !seen.insert(c.id.clone()) {
-                return Err(invalid(
-                    format!("{field}.id"),
-                    format!("channel '{}' is defined twice", c.id),
-                ));
-            }
-            if c.startover_window_seconds == 0
-                || c.startover_window_seconds > MAX_STARTOVER_WINDOW_SECONDS
-            {
-                return Err(invalid(
-                    format!("{field}.startover_window_seconds"),
-                    format!(
-                        "{} is out of range 1..={MAX_STARTOVER_WINDOW_SECONDS} (14 days)",
-                        c.startover_window_seconds
-                    ),
-                ));
-            }
-            if let Some(f) = c.failover_after_seconds
-                && !(f.is_finite() && f > 0.0 && f <= 3600.0)
-            {
-                return Err(invalid(
-                    format!("{field}.failover_after_seconds"),
-                    format!("{f} is out of range (0, 3600]"),
-                ));
-            }
-            if c.inputs.len() != 2 {
-                return Err(invalid(
-                    format!("{field}.input"),
-                    format!(
-                        "exactly two [[channel.input]] are required (input 1 and input 2), found {}",
-                        c.inputs.len()
-                    ),
-                ));
-            }
-            let mut creds = Vec::with_capacity(2);
-            for (j, input) in c.inputs.iter().enumerate() {
-                let f = format!("{field}.input[{j}]");
-                if input.username.is_empty() || input.username.contains([':', '"', '\\']) {
-                    return Err(invalid(
-                        format!("{f}.username"),
-                        "must be non-empty and contain no ':', quote or backslash",
-                    ));
-                }
-                let password = match (&input.password, &input.password_env) {
-                    (Some(p), None) => p.clone(),
-                    (None, Some(var)) => env(var).ok_or_else(|| {
-                        invalid(
-                            format!("{f}.password_env"),
-                            format!("environment variable {var} is not set"),
-                        )
-                    })?,
-                    (Some(_), Some(_)) => {
-                        return Err(invalid(
-                            format!("{f}.password"),
-                            "set either password or password_env, not both",
-                        ));
-                    }
-                    (None, None) => {
-                        return Err(invalid(
-                            format!("{f}.password"),
-                            "missing (set password or password_env)",
-                        ));
-                    }
-                };
-                if password.is_empty() {
-                    return Err(invalid(format!("{f}.password"), "must not be empty"));
-                }
-                creds.push(Credentials {
-                    username: input.username.clone(),
-                    password,
-                });
-            }
-            let [a, b]: [Credentials; 2] = creds
-                .try_into()
-                .map_err(|_| invalid(format!("{field}.input"), "exactly two inputs required"))?;
-            channels.push(Channel {
-                id: c.id.clone(),
-                startover_window_seconds: c.startover_window_seconds,
-                failover_after_seconds: c.failover_after_seconds,
-                inputs: [a, b],
-            });
+            validate_id(&field, &c.id, &mut seen)?;
+            channels.push(validate_channel(&field, c, &env)?);
         }
         Ok(Settings {
             server: raw.server,
             channels,
         })
     }
+}
+
+fn validate_server(s: &ServerConfig) -> Result<(), ConfigError> {
+    if s.ingest_listen == s.internal_listen && s.ingest_listen.port() != 0 {
+        return Err(invalid(
+            "server.internal_listen",
+            "must differ from server.ingest_listen (the internal API has no authentication)",
+        ));
+    }
+    if s.realm.is_empty() || s.realm.contains('"') || s.realm.contains('\\') {
+        return Err(invalid(
+            "server.realm",
+            "must be non-empty and contain no quote or backslash",
+        ));
+    }
+    if s.nonce_ttl_seconds == 0 {
+        return Err(invalid("server.nonce_ttl_seconds", "must be at least 1"));
+    }
+    if s.max_segment_bytes == 0 || s.max_playlist_bytes == 0 {
+        return Err(invalid(
+            "server.max_segment_bytes / server.max_playlist_bytes",
+            "must be at least 1",
+        ));
+    }
+    if s.max_path_bytes < 32 {
+        return Err(invalid("server.max_path_bytes", "must be at least 32"));
+    }
+    Ok(())
+}
+
+/// A channel id must be safe in a URL and a file name, and unique (`seen` are the ids before).
+fn validate_id(field: &str, id: &str, seen: &mut HashSet<String>) -> Result<(), ConfigError> {
+    if !is_safe_id(id) {
+        return Err(invalid(
+            format!("{field}.id"),
+            format!("'{id}' must be 1-64 characters of A-Z, a-z, 0-9, '-' or '_'"),
+        ));
+    }
+    if !seen.insert(id.to_owned()) {
+        return Err(invalid(
+            format!("{field}.id"),
+            format!("channel '{id}' is defined twice"),
+        ));
+    }
+    Ok(())
+}
+
+/// The rest of a channel, after its id; `field` is its name in messages (`channel[1]`).
+fn validate_channel(
+    field: &str,
+    c: &ChannelConfig,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Channel, ConfigError> {
+    if c.startover_window_seconds == 0 || c.startover_window_seconds > MAX_STARTOVER_WINDOW_SECONDS
+    {
+        return Err(invalid(
+            format!("{field}.startover_window_seconds"),
+            format!(
+                "{} is out of range 1..={MAX_STARTOVER_WINDOW_SECONDS} (14 days)",
+                c.startover_window_seconds
+            ),
+        ));
+    }
+    if let Some(f) = c.failover_after_seconds
+        && !(f.is_finite() && f > 0.0 && f <= 3600.0)
+    {
+        return Err(invalid(
+            format!("{field}.failover_after_seconds"),
+            format!("{f} is out of range (0, 3600]"),
+        ));
+    }
+    if c.inputs.len() != 2 {
+        return Err(invalid(
+            format!("{field}.input"),
+            format!(
+                "exactly two [[channel.input]] are required (input 1 and input 2), found {}",
+                c.inputs.len()
+            ),
+        ));
+    }
+    let mut creds = Vec::with_capacity(2);
+    for (j, input) in c.inputs.iter().enumerate() {
+        creds.push(validate_input(&format!("{field}.input[{j}]"), input, env)?);
+    }
+    let [a, b]: [Credentials; 2] = creds
+        .try_into()
+        .map_err(|_| invalid(format!("{field}.input"), "exactly two inputs required"))?;
+    Ok(Channel {
+        id: c.id.clone(),
+        startover_window_seconds: c.startover_window_seconds,
+        failover_after_seconds: c.failover_after_seconds,
+        inputs: [a, b],
+    })
+}
+
+/// `f` is the input's name in messages (`channel[1].input[0]`).
+fn validate_input(
+    f: &str,
+    input: &InputConfig,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<Credentials, ConfigError> {
+    if input.username.is_empty() || input.username.contains([':', '"', '\\']) {
+        return Err(invalid(
+            format!("{f}.username"),
+            "must be non-empty and contain no ':', quote or backslash",
+        ));
+    }
+    let password = match (&input.password, &input.password_env) {
+        (Some(p), None) => p.clone(),
+        (None, Some(var)) => env(var).ok_or_else(|| {
+            invalid(
+                format!("{f}.password_env"),
+                format!("environment variable {var} is not set"),
+            )
+        })?,
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                format!("{f}.password"),
+                "set either password or password_env, not both",
+            ));
+        }
+        (None, None) => {
+            return Err(invalid(
+                format!("{f}.password"),
+                "missing (set password or password_env)",
+            ));
+        }
+    };
+    if password.is_empty() {
+        return Err(invalid(format!("{f}.password"), "must not be empty"));
+    }
+    Ok(Credentials {
+        username: input.username.clone(),
+        password,
+    })
 }
 
 #[cfg(test)]

@@ -1,21 +1,12 @@
-//! `edgepack-store`: the store sidecar. Encoders push live HLS to it (WebDAV/HTTP PUT with Digest
-//! or Basic credentials, two redundant inputs per channel); the edgepack filter in Envoy reads a
-//! normalized view of every channel from it.
-
-mod auth;
-mod channel;
-mod config;
-mod disk;
-mod ingest_path;
-mod metrics;
-mod server;
-mod source_playlist;
+//! The `edgepack-store` command: flags, logging, then the library's two listeners and its
+//! housekeeping until SIGINT or SIGTERM. Everything else lives in the `edgepack_store` library.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use edgepack_store::{App, Settings, housekeeping, ingest_router, internal_router, serve};
 
 /// edgepack store sidecar: authenticated live HLS ingest, startover history, redundant inputs,
 /// and the internal API the edgepack Envoy filter reads.
@@ -64,7 +55,7 @@ fn main() -> ExitCode {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
-    let settings = match config::Settings::load(&cli.config) {
+    let settings = match Settings::load(&cli.config) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("edgepack-store: {e}");
@@ -103,10 +94,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(settings: config::Settings) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let ingest_addr = settings.server.ingest_listen;
     let internal_addr = settings.server.internal_listen;
-    let app = Arc::new(server::App::open(settings)?);
+    let app = Arc::new(App::open(settings)?);
     let ingest = tokio::net::TcpListener::bind(ingest_addr)
         .await
         .map_err(|e| format!("cannot listen on ingest_listen {ingest_addr}: {e}"))?;
@@ -116,18 +107,10 @@ async fn run(settings: config::Settings) -> Result<(), Box<dyn std::error::Error
     let (ia, na) = (ingest.local_addr()?, internal.local_addr()?);
     println!("edgepack-store listening ingest={ia} internal={na}");
     tracing::info!(ingest = %ia, internal = %na, channels = app.channels.len(), "listening");
-    tokio::spawn(server::housekeeping(app.clone()));
+    tokio::spawn(housekeeping(app.clone()));
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let a = tokio::spawn(server::serve(
-        ingest,
-        server::ingest_router(app.clone()),
-        rx.clone(),
-    ));
-    let b = tokio::spawn(server::serve(
-        internal,
-        server::internal_router(app.clone()),
-        rx,
-    ));
+    let a = tokio::spawn(serve(ingest, ingest_router(app.clone()), rx.clone()));
+    let b = tokio::spawn(serve(internal, internal_router(app.clone()), rx));
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = tx.send(true);

@@ -2,9 +2,8 @@
 //! on for every bad ingest request, and the stored state does not change.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
-mod common;
 
-use common::*;
+use edgepack_test_support::sidecar::*;
 use md5::Digest as _;
 
 const PLAYLIST: &str = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:5\n\

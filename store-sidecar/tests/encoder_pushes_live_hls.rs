@@ -3,14 +3,12 @@
 //! playlists that list only committed segments, every segment byte-identical.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
-mod common;
-#[path = "../../tests/src/player.rs"]
-mod player;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
+use edgepack_test_support::player;
+use edgepack_test_support::sidecar::*;
 
 /// Checks that every segment a served playlist lists can be fetched right now.
 fn listed_segments_are_all_served(sc: &Sidecar, rendition: &str) -> usize {

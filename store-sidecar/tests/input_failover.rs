@@ -3,11 +3,10 @@
 //! keeps advancing with no sequence gap.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use edgepack_test_support::sidecar::*;
 
 fn last_sequence(sc: &Sidecar) -> Option<u64> {
     sc.status()["renditions"][0]["last_sequence"].as_u64()

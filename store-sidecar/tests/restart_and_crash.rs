@@ -2,13 +2,12 @@
 //! comes back with its index, playlists and segments intact, nothing half-written visible.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
-mod common;
 
 use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use common::*;
+use edgepack_test_support::sidecar::*;
 
 fn served(sc: &Sidecar) -> Vec<(String, Vec<u8>)> {
     let mut out = Vec::new();

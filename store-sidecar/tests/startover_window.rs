@@ -2,11 +2,10 @@
 //! and the disk, and numbering never goes back, even across a restart.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use edgepack_test_support::sidecar::*;
 
 #[test]
 fn segments_past_the_window_are_pruned_from_index_and_disk() {

@@ -8,20 +8,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // benchmark harness
 
-#[path = "../../benches/fixtures.rs"]
-mod fixtures;
-#[path = "../../store-sidecar/tests/common/mod.rs"]
-mod sidecar;
-#[path = "../../benches/summary.rs"]
-mod summary;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use edgepack_filter::packager::{Plan, Request as CoreRequest, StoreAnswer, plan, respond};
-use edgepack_tests::vm::{CallResult, Vm, VmState};
-use edgepack_tests::{HostOptions, artifacts, start};
+use edgepack_filter::packager::{Plan, Request as CoreRequest, StoreAnswer, on_store_answer, plan};
+use edgepack_host::vm::{CallResult, Vm, VmState};
+use edgepack_host::{HostOptions, start};
+use edgepack_test_support::{artifacts, fixtures, sidecar, summary};
 use fixtures::{T0, store_playlist};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
@@ -45,7 +39,7 @@ const PDT: &str = "2026-11-25T06:40:00.000Z";
 fn vm() -> Vm {
     let engine = Engine::default();
     let module = Module::from_file(&engine, artifacts::filter_wasm().unwrap()).unwrap();
-    let linker = edgepack_tests::vm::linker(&engine).unwrap();
+    let linker = edgepack_host::vm::linker(&engine).unwrap();
     let state = VmState {
         name: "bench".into(),
         root_id: 1,
@@ -123,16 +117,19 @@ fn native(settings: &edgepack_filter::Settings, path: &str, body: &[u8]) -> usiz
         panic!("expected a fetch")
     };
     let pdt = |n: &str| (n == "x-edgepack-program-date-time").then(|| PDT.to_owned());
-    respond(
+    match on_store_answer(
         settings,
-        &f.job,
+        &f.next,
         &StoreAnswer {
             status: 200,
             header: &pdt,
             body,
         },
         now,
-    )
+    ) {
+        Plan::Respond(r) => r,
+        other => panic!("expected an answer, got {other:?}"),
+    }
     .body
     .len()
 }

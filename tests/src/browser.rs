@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::DirectResponse;
+use edgepack_host::DirectResponse;
 
 /// `tests/browser/`: the pages, `play.mjs` and the npm packages.
 pub fn dir() -> PathBuf {

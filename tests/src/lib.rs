@@ -1,18 +1,6 @@
-//! edgepack's proxy-wasm test host and the end-to-end tests.
-//!
-//! The host runs the real `edgepack_filter.wasm` on wasmtime the way Envoy runs a Proxy-Wasm
-//! HTTP filter (`../shared/ENVOY.md`): ABI 0.2.1 hostcalls with Envoy's statuses and phase
-//! windows, one VM per worker plus a validation VM, deferred local replies that run through the
-//! filter's own response callbacks, `dispatch_http_call` with Envoy's failure answers, and
-//! metrics at `/stats/prometheus`. It is a test host, not Envoy.
+//! edgepack's end-to-end tests (`tests/*.rs`, each named for the user story it proves) run the
+//! real `edgepack_filter.wasm` in the test host (crate `edgepack-host`) with the real sidecar and
+//! ffmpeg (crate `edgepack-test-support`). This library holds only what is theirs alone: the
+//! browser driver for the pages and scripts in `browser/`.
 
-pub mod artifacts;
-pub mod bootstrap;
 pub mod browser;
-pub mod clearkey;
-pub mod host;
-pub mod metrics;
-pub mod player;
-pub mod vm;
-
-pub use host::{DirectResponse, HostOptions, RunningHost, start};

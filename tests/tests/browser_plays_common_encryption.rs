@@ -14,7 +14,8 @@ mod live;
 
 use std::path::Path;
 
-use edgepack_tests::{DirectResponse, browser};
+use edgepack_host::DirectResponse;
+use edgepack_tests::browser;
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {

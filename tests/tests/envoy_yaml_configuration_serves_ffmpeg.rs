@@ -8,9 +8,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
-#[path = "../../store-sidecar/tests/common/mod.rs"]
-mod sidecar;
-
 use sidecar::get;
 
 use std::net::SocketAddr;
@@ -18,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use edgepack_tests::bootstrap::Bootstrap;
-use edgepack_tests::{DirectResponse, HostOptions, artifacts, start};
+use edgepack_host::bootstrap::Bootstrap;
+use edgepack_host::{DirectResponse, HostOptions, start};
+use edgepack_test_support::{artifacts, sidecar};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -133,7 +131,7 @@ fn demo_endpoints_play() {
             "http://{}/out/v1/news/{endpoint}/index.m3u8?{range}",
             h.addr
         );
-        let frames = edgepack_tests::player::decoded_frames(&url)
+        let frames = edgepack_test_support::player::decoded_frames(&url)
             .unwrap_or_else(|e| panic!("{endpoint}: {e}"));
         // Every rendition, every frame.
         assert_eq!(frames.len(), 2, "{endpoint}");
@@ -171,16 +169,16 @@ fn demo_endpoints_play() {
         run[0] / 1000,
         (run[run.len() - 1] + 2000 + 999) / 1000
     );
-    let hls = edgepack_tests::player::decoded_frames(&format!(
+    let hls = edgepack_test_support::player::decoded_frames(&format!(
         "http://{}/out/v1/news/hls/index.m3u8?{range}",
         h.addr
     ))
     .unwrap();
     let mpd = get(h.addr, &format!("/out/v1/news/dash/index.mpd?{range}"));
     assert_eq!(mpd.status, 200, "{}", mpd.text());
-    let (kid, laurl) = edgepack_tests::clearkey::signalling(&mpd.text()).unwrap();
+    let (kid, laurl) = edgepack_test_support::clearkey::signalling(&mpd.text()).unwrap();
     let path = &laurl[laurl.find("/out/v1/").unwrap()..];
-    let body = edgepack_tests::clearkey::request(&kid).unwrap();
+    let body = edgepack_test_support::clearkey::request(&kid).unwrap();
     let license = sidecar::raw(
         h.addr,
         format!(
@@ -190,10 +188,11 @@ fn demo_endpoints_play() {
         .as_bytes(),
     );
     assert_eq!(license.status, 200, "{}", license.text());
-    let key = edgepack_tests::clearkey::key(&license.body, &kid).unwrap();
+    let key = edgepack_test_support::clearkey::key(&license.body, &kid).unwrap();
     let url = format!("http://{}/out/v1/news/dash/index.mpd?{range}", h.addr);
-    let dash = edgepack_tests::player::decoded_with(&["-cenc_decryption_key", &key], &url, "0:v")
-        .unwrap_or_else(|e| panic!("dash: {e}"));
+    let dash =
+        edgepack_test_support::player::decoded_with(&["-cenc_decryption_key", &key], &url, "0:v")
+            .unwrap_or_else(|e| panic!("dash: {e}"));
     let sorted = |m: &std::collections::BTreeMap<u32, Vec<String>>| {
         let mut v: Vec<Vec<String>> = m.values().cloned().collect();
         v.sort();

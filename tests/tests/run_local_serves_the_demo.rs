@@ -5,9 +5,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
-#[path = "../../store-sidecar/tests/common/mod.rs"]
-mod sidecar;
-
 use sidecar::get;
 
 use std::io::{BufRead, BufReader};
@@ -16,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use edgepack_tests::artifacts;
+use edgepack_test_support::{artifacts, sidecar};
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -29,7 +26,7 @@ fn free_port() -> u16 {
 #[test]
 fn run_local_starts_serves_and_stops_everything() {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let host_bin = Path::new(env!("CARGO_BIN_EXE_edgepack-host"));
+    let host_bin = artifacts::host_binary().unwrap();
     let bin_dir = host_bin.parent().unwrap();
     let store_bin = sidecar::store_binary();
     assert_eq!(
@@ -117,7 +114,7 @@ fn run_local_starts_serves_and_stops_everything() {
         .timestamp();
     let end_s = start_s + 8;
     let url = format!("http://{edge}/out/v1/news/secure/index.m3u8?start={start_s}&end={end_s}");
-    let frames = edgepack_tests::player::decoded_frames(&url).unwrap();
+    let frames = edgepack_test_support::player::decoded_frames(&url).unwrap();
     assert_eq!(frames.len(), 2, "both renditions");
     let n = frames.values().next().map_or(0, Vec::len);
     assert!(

@@ -8,14 +8,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
-#[path = "../../store-sidecar/tests/common/mod.rs"]
-mod sidecar;
-
 use std::path::Path;
 use std::time::Duration;
 
-use edgepack_tests::player::decoded_frames;
-use edgepack_tests::{HostOptions, RunningHost, artifacts, start};
+use edgepack_host::{HostOptions, RunningHost, start};
+use edgepack_test_support::player::decoded_frames;
+use edgepack_test_support::{artifacts, sidecar};
 use sidecar::get;
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },

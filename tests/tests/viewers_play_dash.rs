@@ -12,15 +12,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
-#[path = "../../store-sidecar/tests/common/mod.rs"]
-mod sidecar;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
-use edgepack_tests::player::{decoded, decoded_with};
-use edgepack_tests::{HostOptions, start};
+use edgepack_host::{HostOptions, start};
+use edgepack_test_support::player::{decoded, decoded_with};
+use edgepack_test_support::sidecar;
 use sidecar::get;
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
@@ -55,7 +53,7 @@ fn dash_endpoints_play_every_frame_clear_and_encrypted() {
     })
     .wait(Duration::from_secs(60));
     let mut o = HostOptions::new(
-        edgepack_tests::artifacts::filter_wasm().unwrap(),
+        edgepack_test_support::artifacts::filter_wasm().unwrap(),
         CONFIG.as_bytes().to_vec(),
     );
     o.clusters = vec![("edgepack_store".into(), sc.internal)];
@@ -180,13 +178,13 @@ fn dash_endpoints_play_every_frame_clear_and_encrypted() {
             );
             sidecar::raw(h.addr, request.as_bytes())
         };
-        let request = edgepack_tests::clearkey::request(&kid).unwrap();
+        let request = edgepack_test_support::clearkey::request(&kid).unwrap();
         let license = post(path, &request);
         assert_eq!(license.status, 200, "{}", license.text());
         assert_eq!(license.header("content-type"), Some("application/json"));
         let json: serde_json::Value = serde_json::from_slice(&license.body).unwrap();
         assert_eq!(json["keys"][0]["kty"], "oct");
-        let key_hex = edgepack_tests::clearkey::key(&license.body, &kid).unwrap();
+        let key_hex = edgepack_test_support::clearkey::key(&license.body, &kid).unwrap();
         if ep == "dash-cbcs" {
             assert_eq!(key_hex, "2b7e151628aed2a6abf7158809cf4f3c");
         }

@@ -4,12 +4,12 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
-#[path = "../../../store-sidecar/tests/common/mod.rs"]
-pub mod sidecar;
+pub use edgepack_test_support::sidecar;
 
 use std::time::Duration;
 
-use edgepack_tests::{DirectResponse, HostOptions, RunningHost, artifacts, start};
+use edgepack_host::{DirectResponse, HostOptions, RunningHost, start};
+use edgepack_test_support::artifacts;
 
 /// What a live test holds; dropping it stops the encoder and the sidecar.
 pub struct Live {

@@ -1,0 +1,297 @@
+//! The sans-IO heart of the filter, and its vocabulary: [`plan`] turns a viewer's request into an
+//! answer, a store fetch, or a body to read; [`on_store_answer`] turns the store's answer into the
+//! viewer's answer or (DASH manifests) the next fetch; [`answer_body`] answers a request from its
+//! body (ClearKey licenses). The shell does the I/O.
+//!
+//! One module per kind of answer: [`request`] (request → plan), [`playlists`] (HLS playlists and
+//! DASH manifests), [`segments`] (TS segments, AES-128, fMP4 initialization segments),
+//! [`tracks`] (CMAF fragments and inits repackaged from MPEG-TS), [`keys`] (key delivery and
+//! licenses). HTTP policy (CORS, cache lifetimes, error bodies) is in [`crate::http_policy`].
+
+use std::net::IpAddr;
+
+use crate::config::{Endpoint, Settings};
+use crate::error::FilterError;
+use crate::http_policy::cors;
+use crate::multivariant;
+use crate::query::{ManifestFilter, TimeShift};
+use crate::response::Response;
+use crate::route::TrackKind;
+
+pub mod keys;
+pub mod playlists;
+pub mod request;
+pub mod segments;
+pub mod tracks;
+
+#[cfg(test)]
+mod test_fixtures;
+
+pub use edgepack_store_api::api::{PROGRAM_DATE_TIME_HEADER as PDT_HEADER, SEQUENCE_HEADER};
+pub use keys::MAX_LICENSE_REQUEST;
+
+/// A request as the shell read it in `on_http_request_headers`.
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// Path and query, as sent.
+    pub path: &'a str,
+    /// Looks up a request header by lower-case name.
+    pub header: &'a dyn Fn(&str) -> Option<String>,
+    pub client_ip: Option<IpAddr>,
+    pub now_ms: i64,
+}
+
+/// What the filter does with a request.
+#[derive(Debug, PartialEq)]
+pub enum Plan {
+    /// Not an edgepack path: let it through untouched.
+    NotOurs,
+    /// Answer now (errors, key delivery).
+    Respond(Response),
+    /// Fetch from the store, then call [`on_store_answer`].
+    Fetch(Box<Fetch>),
+    /// Read the request body (a ClearKey license request), then call [`answer_body`].
+    ReadBody(Box<LicenseRequest>),
+}
+
+/// A store request and what to do with its answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fetch {
+    /// Path on the store's internal API.
+    pub path: String,
+    pub next: Step,
+}
+
+impl Fetch {
+    /// A playlist (multivariant, or a media playlist view): its answer needs no header, and a
+    /// VM may reuse a fresh one for other viewers (`store.playlist_cache_ms`).
+    pub fn is_playlist(&self) -> bool {
+        match &self.next {
+            Step::DashVariants(_) => true,
+            Step::Answer(job) => matches!(
+                job.kind,
+                JobKind::Multivariant { .. } | JobKind::Media { .. } | JobKind::DashManifest { .. }
+            ),
+        }
+    }
+}
+
+/// What the store's answer is for: the viewer's answer, or a step towards it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// The store's answer makes the viewer's.
+    Answer(Job),
+    /// DASH, step 1 of 2: the store's multivariant playlist names the variants; the first
+    /// variant's media playlist (step 2, [`JobKind::DashManifest`]) gives the timeline.
+    DashVariants(DashVariants),
+}
+
+/// The first step of a DASH manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashVariants {
+    pub channel: String,
+    pub endpoint: String,
+    pub filter: Option<ManifestFilter>,
+    pub time: TimeShift,
+    /// `https://host/out/v1/{channel}/{endpoint}/`: ClearKey license URLs are absolute.
+    pub base_url: String,
+}
+
+/// A store-backed answer: the endpoint it is for and how the store's answer becomes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    pub channel: String,
+    pub endpoint: String,
+    pub kind: JobKind,
+}
+
+/// The kinds of store-backed answers.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobKind {
+    /// The HLS multivariant playlist.
+    Multivariant {
+        filter: Option<ManifestFilter>,
+        carry: Vec<String>,
+    },
+    /// An HLS media playlist.
+    Media { time: TimeShift },
+    /// A segment as ingested, AES-128-encrypted on such endpoints.
+    Segment { sequence: u64 },
+    /// An fMP4 initialization segment, passed through.
+    Init,
+    /// An MPEG-TS segment repackaged as a CMAF fragment (both tracks: HLS), or (`init`) the
+    /// initialization segment built from it.
+    Remux {
+        rendition: String,
+        sequence: u64,
+        init: bool,
+    },
+    /// DASH, step 2 of 2: the first variant's media playlist gives the timeline.
+    DashManifest {
+        variants: Vec<multivariant::Variant>,
+        time: TimeShift,
+        base_url: String,
+    },
+    /// One track of an MPEG-TS segment as a CMAF fragment, or (`init`) the track's
+    /// initialization segment built from it (DASH; the segment is named by its time).
+    Track {
+        rendition: String,
+        track: TrackKind,
+        time: u64,
+        init: bool,
+    },
+}
+
+/// A ClearKey license request whose token was checked: its body names the key ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LicenseRequest {
+    pub channel: String,
+    pub endpoint: String,
+}
+
+/// The store's answer as the shell received it. `status` 0 means the call was reset (no headers).
+pub struct StoreAnswer<'a> {
+    pub status: u16,
+    pub header: &'a dyn Fn(&str) -> Option<String>,
+    pub body: &'a [u8],
+}
+
+/// The configured endpoint, or a 404 naming what is configured.
+pub(crate) fn endpoint<'s>(
+    settings: &'s Settings,
+    channel: &str,
+    name: &str,
+) -> Result<&'s Endpoint, FilterError> {
+    let endpoints = settings.channels.get(channel).ok_or_else(|| {
+        let known: Vec<&str> = settings.channels.keys().map(String::as_str).collect();
+        FilterError::NotFound(format!(
+            "unknown channel '{channel}'; configured: {}",
+            known.join(", ")
+        ))
+    })?;
+    endpoints.get(name).ok_or_else(|| {
+        let known: Vec<&str> = endpoints.keys().map(String::as_str).collect();
+        FilterError::NotFound(format!(
+            "unknown endpoint '{name}' for channel '{channel}'; configured: {}",
+            known.join(", ")
+        ))
+    })
+}
+
+/// Decides what to do with a request.
+pub fn plan(settings: &Settings, req: &Request<'_>) -> Plan {
+    match request::plan(settings, req) {
+        Ok(Plan::Respond(r)) => Plan::Respond(cors(r)),
+        Ok(p) => p,
+        Err(e) => Plan::Respond(cors(e.to_response())),
+    }
+}
+
+/// What comes after a store answer: the viewer's answer, or (DASH manifests) the next fetch.
+pub fn on_store_answer(
+    settings: &Settings,
+    step: &Step,
+    answer: &StoreAnswer<'_>,
+    now_ms: i64,
+) -> Plan {
+    match step {
+        Step::Answer(job) => Plan::Respond(respond(settings, job, answer, now_ms)),
+        Step::DashVariants(first) => {
+            match playlists::dash_timeline_fetch(settings, first, answer, now_ms) {
+                Ok(fetch) => Plan::Fetch(Box::new(fetch)),
+                Err(e) => Plan::Respond(cors(e.to_response())),
+            }
+        }
+    }
+}
+
+/// Builds the viewer's answer from the store's.
+pub fn respond(settings: &Settings, job: &Job, answer: &StoreAnswer<'_>, now_ms: i64) -> Response {
+    cors(match try_respond(settings, job, answer, now_ms) {
+        Ok(r) => r,
+        Err(e) => e.to_response(),
+    })
+}
+
+fn try_respond(
+    settings: &Settings,
+    job: &Job,
+    answer: &StoreAnswer<'_>,
+    now_ms: i64,
+) -> Result<Response, FilterError> {
+    if answer.status != 200 {
+        return Err(store_error(answer));
+    }
+    let ep = endpoint(settings, &job.channel, &job.endpoint)?;
+    match &job.kind {
+        JobKind::Multivariant { filter, carry } => {
+            playlists::multivariant(ep, answer, filter.as_ref(), carry)
+        }
+        JobKind::Media { time } => playlists::media(ep, answer, time, now_ms),
+        JobKind::DashManifest {
+            variants,
+            time,
+            base_url,
+        } => playlists::dash_manifest(ep, answer, variants, time, base_url, now_ms),
+        JobKind::Segment { sequence } => segments::segment(ep, answer, *sequence),
+        JobKind::Init => Ok(segments::init(answer)),
+        JobKind::Remux {
+            rendition,
+            sequence,
+            init,
+        } => tracks::hls_fragment(ep, answer, rendition, *sequence, *init),
+        JobKind::Track {
+            rendition,
+            track,
+            time,
+            init,
+        } => tracks::dash_track(ep, answer, rendition, *track, *time, *init),
+    }
+}
+
+/// The answer to a request whose body was read ([`Plan::ReadBody`]).
+pub fn answer_body(settings: &Settings, license: &LicenseRequest, body: &[u8]) -> Response {
+    cors(match keys::license(settings, license, body) {
+        Ok(r) => r,
+        Err(e) => e.to_response(),
+    })
+}
+
+/// A store answer other than 200, as the viewer's error.
+pub(crate) fn store_error(answer: &StoreAnswer<'_>) -> FilterError {
+    let detail = String::from_utf8_lossy(answer.body)
+        .trim()
+        .chars()
+        .take(300)
+        .collect::<String>();
+    match answer.status {
+        0 => FilterError::BadGateway(
+            "the store reset the request or answered with more than 32 MiB".into(),
+        ),
+        404 => FilterError::NotFound(if detail.is_empty() {
+            "not found in the store".into()
+        } else {
+            detail
+        }),
+        504 => FilterError::GatewayTimeout(format!("the store did not answer in time: {detail}")),
+        s => FilterError::BadGateway(format!("the store is unavailable (status {s}): {detail}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::packager::test_fixtures::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn store_failures_map_to_clear_statuses() {
+        let f = fetch("/out/v1/news/hls/stream_0/index.m3u8", &[]);
+        let cases = [(404, 404), (503, 502), (504, 504), (500, 502), (0, 502)];
+        for (store, viewer) in cases {
+            let r = answer(&f.next, store, &[], b"upstream connect error", T0);
+            assert_eq!(r.status, viewer, "store {store}");
+            assert_eq!(r.get("cache-control"), Some("no-store"));
+        }
+        assert_eq!(answer(&f.next, 200, &[], b"<html>", T0).status, 502);
+    }
+}

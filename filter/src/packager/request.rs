@@ -1,0 +1,333 @@
+//! Request → plan: the route, the endpoint's access rules and the query decide which store fetch
+//! (if any) answers a request. Key deliveries and errors are answered here, without the store.
+
+use edgepack_store_api::api as store;
+
+use super::{
+    DashVariants, Fetch, Job, JobKind, LicenseRequest, Plan, Request, Step, endpoint, keys,
+    playlists,
+};
+use crate::access;
+use crate::config::{Endpoint, Format, Settings};
+use crate::error::FilterError;
+use crate::http_policy::preflight;
+use crate::query::{ManifestFilter, Query, TimeShift};
+use crate::route::{self, Asset, Route};
+
+/// Decides what to do with a request; errors become the viewer's answer.
+pub(super) fn plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError> {
+    let (path, raw_query) = req.path.split_once('?').unwrap_or((req.path, ""));
+    let Some(r) = route::route(path)? else {
+        return Ok(Plan::NotOurs);
+    };
+    let license = r.asset == Asset::License;
+    if req.method == "OPTIONS" {
+        return Ok(Plan::Respond(preflight(
+            (req.header)("access-control-request-headers"),
+            license,
+        )));
+    }
+    // EME sends ClearKey license requests as POST; the body names the key ids.
+    if req.method != "GET" && req.method != "HEAD" && !(license && req.method == "POST") {
+        return Err(FilterError::MethodNotAllowed(format!(
+            "method {} is not allowed; edgepack endpoints answer GET, HEAD and OPTIONS",
+            req.method
+        )));
+    }
+    let ep = endpoint(settings, &r.channel, &r.endpoint)?;
+    access::check(&ep.access, req.header, req.client_ip)?;
+    let query = Query::parse(raw_query)?;
+    check_format(ep, &r.asset)?;
+    let child_asset = matches!(
+        r.asset,
+        Asset::Media { .. } | Asset::Segment { .. } | Asset::Init { .. }
+    );
+    if child_asset && query.manifest_filter.is_some() {
+        return Err(FilterError::BadRequest(
+            "aws.manifestfilter is accepted only on the multivariant playlist (index.m3u8)".into(),
+        ));
+    }
+    let fetch = |store_path: String, kind| {
+        Ok(Plan::Fetch(Box::new(Fetch {
+            path: store_path,
+            next: Step::Answer(Job {
+                channel: r.channel.clone(),
+                endpoint: r.endpoint.clone(),
+                kind,
+            }),
+        })))
+    };
+    let c = r.channel.as_str();
+    match &r.asset {
+        Asset::Multivariant => {
+            let filter = manifest_filter(&query)?;
+            // Validate the time-shift now, so a bad one fails here and not in every child.
+            TimeShift::from_query(&query)?;
+            fetch(
+                store::multivariant_path(c),
+                JobKind::Multivariant {
+                    filter,
+                    carry: query.carry.clone(),
+                },
+            )
+        }
+        Asset::Media { rendition } => {
+            let time = TimeShift::from_query(&query)?;
+            fetch(
+                playlists::view_path(ep, c, rendition, &time, req.now_ms),
+                JobKind::Media { time },
+            )
+        }
+        // `{sequence}.mp4` on a cmaf endpoint: the store's MPEG-TS segment, repackaged.
+        Asset::Segment {
+            rendition,
+            sequence,
+            ext,
+        } if ep.format() == Format::Cmaf && ext == "mp4" => fetch(
+            store::segment_path(c, rendition, *sequence, "ts"),
+            JobKind::Remux {
+                rendition: rendition.clone(),
+                sequence: *sequence,
+                init: false,
+            },
+        ),
+        Asset::Segment {
+            rendition,
+            sequence,
+            ext,
+        } => fetch(
+            store::segment_path(c, rendition, *sequence, ext),
+            JobKind::Segment {
+                sequence: *sequence,
+            },
+        ),
+        Asset::TsInit {
+            rendition,
+            sequence,
+        } => fetch(
+            store::segment_path(c, rendition, *sequence, "ts"),
+            JobKind::Remux {
+                rendition: rendition.clone(),
+                sequence: *sequence,
+                init: true,
+            },
+        ),
+        Asset::Init { rendition, id } => fetch(store::init_path(c, rendition, id), JobKind::Init),
+        Asset::Mpd => Ok(Plan::Fetch(Box::new(dash_variants(req, &r, &query)?))),
+        Asset::Track {
+            rendition,
+            track,
+            time,
+        }
+        | Asset::TrackInit {
+            rendition,
+            track,
+            time,
+        } => {
+            // Times are program date times in 90 kHz ticks: whole milliseconds.
+            if time % 90 != 0 {
+                return Err(FilterError::NotFound(format!(
+                    "no segment starts at {time}: DASH segment times here are whole milliseconds x 90"
+                )));
+            }
+            fetch(
+                store::segment_at_path(c, rendition, (time / 90) as i64, "ts"),
+                JobKind::Track {
+                    rendition: rendition.clone(),
+                    track: *track,
+                    time: *time,
+                    init: matches!(r.asset, Asset::TrackInit { .. }),
+                },
+            )
+        }
+        Asset::License => {
+            keys::check_license_request(ep, req, path, &query)?;
+            Ok(Plan::ReadBody(Box::new(LicenseRequest {
+                channel: r.channel.clone(),
+                endpoint: r.endpoint.clone(),
+            })))
+        }
+        Asset::Key { key_id } => keys::deliver(ep, key_id, req, path, &query).map(Plan::Respond),
+    }
+}
+
+/// Refuses an asset the endpoint's format does not have, saying what it has instead.
+fn check_format(ep: &Endpoint, asset: &Asset) -> Result<(), FilterError> {
+    let dash = ep.format() == Format::Dash;
+    let wrong_format = |what: &str| {
+        Err(FilterError::NotFound(format!(
+            "endpoint '{}' is {}: it has no {what}",
+            ep.name,
+            if dash {
+                "DASH (its manifest is index.mpd)"
+            } else {
+                "HLS (its playlist is index.m3u8)"
+            }
+        )))
+    };
+    match asset {
+        Asset::Multivariant | Asset::Media { .. } if dash => wrong_format("HLS playlists"),
+        Asset::Segment { .. } | Asset::TsInit { .. } | Asset::Init { .. } if dash => {
+            wrong_format("HLS segments; DASH segments are {rendition}/v{time}.mp4 and a{time}.mp4")
+        }
+        Asset::Mpd | Asset::Track { .. } | Asset::TrackInit { .. } if !dash => {
+            wrong_format("DASH manifest or segments")
+        }
+        Asset::TsInit { .. } if ep.format() != Format::Cmaf => Err(FilterError::NotFound(format!(
+            "endpoint '{}' is not cmaf: it has no repackaged initialization segments",
+            ep.name
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn manifest_filter(query: &Query) -> Result<Option<ManifestFilter>, FilterError> {
+    query
+        .manifest_filter
+        .as_deref()
+        .map(ManifestFilter::parse)
+        .transpose()
+}
+
+/// The first fetch of a DASH manifest: the store's multivariant playlist.
+fn dash_variants(req: &Request<'_>, r: &Route, query: &Query) -> Result<Fetch, FilterError> {
+    let filter = manifest_filter(query)?;
+    let scheme = (req.header)("x-forwarded-proto")
+        .or_else(|| (req.header)(":scheme"))
+        .unwrap_or_else(|| "http".into());
+    let host = (req.header)(":authority")
+        .or_else(|| (req.header)("host"))
+        .unwrap_or_else(|| "localhost".into());
+    Ok(Fetch {
+        path: store::multivariant_path(&r.channel),
+        next: Step::DashVariants(DashVariants {
+            channel: r.channel.clone(),
+            endpoint: r.endpoint.clone(),
+            filter,
+            time: TimeShift::from_query(query)?,
+            base_url: format!(
+                "{scheme}://{host}{}",
+                route::endpoint_path(&r.channel, &r.endpoint)
+            ),
+        }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::packager::test_fixtures::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn routing_errors_name_what_exists() {
+        assert_eq!(plan_at("/healthz", &[], 0), Plan::NotOurs);
+        let (s, body) = status("/out/v1/sports/hls/index.m3u8", &[]);
+        assert_eq!(
+            (s, body.trim()),
+            (404, "unknown channel 'sports'; configured: news")
+        );
+        let (s, body) = status("/out/v1/news/nope/index.m3u8", &[]);
+        assert_eq!(s, 404);
+        assert!(
+            body.contains(
+                "configured: cmaf, cmaf-cbcs, dash, dash-cenc, fixed, hls, pdt, secure, sorted"
+            ),
+            "{body}"
+        );
+        assert_eq!(status("/out/v1/news/hls/a/b/c", &[]).0, 404);
+        let h = headers(&[]);
+        let post = plan(
+            &settings(),
+            &Request {
+                method: "POST",
+                path: "/out/v1/news/hls/index.m3u8",
+                header: &h,
+                client_ip: None,
+                now_ms: 0,
+            },
+        );
+        match post {
+            Plan::Respond(r) => {
+                assert_eq!(
+                    (r.status, r.get("allow")),
+                    (405, Some("GET, HEAD, OPTIONS"))
+                );
+                assert_eq!(r.get("access-control-allow-origin"), Some("*"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn players_on_other_origins_may_read_answers() {
+        let h = headers(&[("access-control-request-headers", "x-player-session")]);
+        let preflight = plan(
+            &settings(),
+            &Request {
+                method: "OPTIONS",
+                path: "/out/v1/news/hls/index.m3u8",
+                header: &h,
+                client_ip: None,
+                now_ms: 0,
+            },
+        );
+        match preflight {
+            Plan::Respond(r) => {
+                assert_eq!(r.status, 204);
+                assert_eq!(r.get("access-control-allow-origin"), Some("*"));
+                assert_eq!(
+                    r.get("access-control-allow-methods"),
+                    Some("GET, HEAD, OPTIONS")
+                );
+                assert_eq!(
+                    r.get("access-control-allow-headers"),
+                    Some("x-player-session")
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        // Errors and store-backed answers carry it too.
+        match plan_at("/out/v1/news/nope/index.m3u8", &[], 0) {
+            Plan::Respond(r) => assert_eq!(r.get("access-control-allow-origin"), Some("*")),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn access_rules() {
+        let (s, body) = status("/out/v1/news/secure/index.m3u8", &[]);
+        assert_eq!(s, 403);
+        assert!(body.contains("missing x-edgepack-cdn-identifier"));
+        let (s, body) = status(
+            "/out/v1/news/secure/index.m3u8",
+            &[("x-edgepack-cdn-identifier", "old")],
+        );
+        assert_eq!(s, 403);
+        assert!(body.contains("wrong"));
+        fetch(
+            "/out/v1/news/secure/index.m3u8",
+            &[("x-edgepack-cdn-identifier", "current")],
+        );
+        fetch("/out/v1/news/secure/index.m3u8", CDN);
+        let h = headers(CDN);
+        let outside = plan(
+            &settings(),
+            &Request {
+                method: "GET",
+                path: "/out/v1/news/secure/index.m3u8",
+                header: &h,
+                client_ip: Some("203.0.113.9".parse().unwrap()),
+                now_ms: 0,
+            },
+        );
+        match outside {
+            Plan::Respond(r) => {
+                assert_eq!(r.status, 403);
+                assert!(String::from_utf8(r.body).unwrap().contains("203.0.113.9"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

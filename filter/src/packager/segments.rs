@@ -1,0 +1,263 @@
+//! Segments as ingested: MPEG-TS (whole-segment AES-128 on such endpoints) and fMP4 with its
+//! initialization segments, passed through.
+
+use super::{PDT_HEADER, StoreAnswer};
+use crate::config::{Endpoint, Format};
+use crate::crypto;
+use crate::error::FilterError;
+use crate::http_policy::IMMUTABLE;
+use crate::key_periods;
+use crate::response::Response;
+
+/// The program date time the store sent with a segment.
+pub(crate) fn segment_pdt(answer: &StoreAnswer<'_>) -> Option<i64> {
+    (answer.header)(PDT_HEADER).and_then(|v| edgepack_store_api::parse_pdt(v.trim()))
+}
+
+/// The segment's program date time, which picks its key.
+pub(crate) fn keyed_pdt(answer: &StoreAnswer<'_>) -> Result<i64, FilterError> {
+    segment_pdt(answer).ok_or_else(|| {
+        FilterError::BadGateway(format!(
+            "the store's segment has no {PDT_HEADER} header; cannot pick its key"
+        ))
+    })
+}
+
+/// An fMP4 initialization segment, passed through.
+pub(super) fn init(answer: &StoreAnswer<'_>) -> Response {
+    // Named by its content: it never changes.
+    Response::with_body(200, "video/mp4", answer.body.to_vec()).header("cache-control", IMMUTABLE)
+}
+
+/// A segment as ingested; on an AES-128 endpoint, encrypted under its key period's key.
+pub(super) fn segment(
+    ep: &Endpoint,
+    answer: &StoreAnswer<'_>,
+    sequence: u64,
+) -> Result<Response, FilterError> {
+    let ct = (answer.header)("content-type").unwrap_or_else(|| "video/mp2t".into());
+    if ep.format() == Format::Cmaf && ct != "video/mp4" {
+        return Err(FilterError::NotFound(format!(
+            "endpoint '{}' is cmaf: its segments are {{sequence}}.mp4 (or .m4s for fMP4 ingest), as its playlists list them",
+            ep.name
+        )));
+    }
+    if ep.keys().is_some() && ct == "video/mp4" {
+        return Err(FilterError::NotImplemented(format!(
+            "endpoint '{}' is encrypted, which this version does for MPEG-TS ingest only; this segment is fMP4 (CMAF)",
+            ep.name
+        )));
+    }
+    let body = match ep.keys() {
+        None => answer.body.to_vec(),
+        Some(keys) => {
+            let period = key_periods::key_period(keyed_pdt(answer)?, keys.rotation_seconds);
+            let key = crypto::key_for(ep, period)?;
+            // Encrypts straight from the store's answer: one copy of the segment, not two.
+            crypto::encrypt_segment(&key, &crypto::iv_for(ep, sequence), answer.body)
+        }
+    };
+    Ok(Response::with_body(200, &ct, body).header("cache-control", IMMUTABLE))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::packager::test_fixtures::*;
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn cmaf_endpoints_serve_fmp4_ingest_with_its_initialization_segment() {
+        let init = "init-e596aaddc6b8f9792ee486b6307bfa40.mp4";
+        let now = T_FMP4 + 8_000;
+        // The store names the init once, before segment 0; a window that starts later still
+        // announces it before its first segment.
+        let f = fetch("/out/v1/news/cmaf/stream_0/index.m3u8", &[]);
+        let t = text(&answer(&f.next, 200, &[], STORE_FMP4.as_bytes(), now));
+        assert!(t.contains("#EXT-X-VERSION:7\n"), "{t}");
+        assert_eq!(t.matches("#EXT-X-MAP:").count(), 1, "{t}");
+        assert!(
+            t.find(&format!("#EXT-X-MAP:URI=\"{init}\"")).unwrap() < t.find("#EXTINF").unwrap(),
+            "{t}"
+        );
+        assert_eq!(uris(&t).last(), Some(&"3.m4s"), "{t}");
+        assert!(!uris(&t).contains(&"0.m4s"), "4 s window: {t}");
+        // The plain hls format passes fMP4 through the same way.
+        let f = fetch("/out/v1/news/hls/stream_0/index.m3u8", &[]);
+        let t = text(&answer(&f.next, 200, &[], STORE_FMP4.as_bytes(), now));
+        assert_eq!(
+            t.matches(&format!("#EXT-X-MAP:URI=\"{init}\"")).count(),
+            1,
+            "{t}"
+        );
+
+        // The initialization segment: fetched by id, passed through, cached for good.
+        let f = fetch(&format!("/out/v1/news/cmaf/stream_0/{init}"), &[]);
+        assert_eq!(f.path, format!("/store/v1/news/stream_0/{init}"));
+        let r = answer(
+            &f.next,
+            200,
+            &[("content-type", "video/mp4")],
+            b"ftypmoov",
+            now,
+        );
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"ftypmoov"[..]));
+        assert_eq!(r.get("content-type"), Some("video/mp4"));
+        assert_eq!(r.get("cache-control"), Some("max-age=1209600, immutable"));
+        assert_eq!(
+            status("/out/v1/news/cmaf/stream_0/init-xyz.mp4", &[]).0,
+            404
+        );
+        let f = fetch("/out/v1/news/cmaf/stream_0/3.m4s", &[]);
+        let r = answer(
+            &f.next,
+            200,
+            &[("content-type", "video/mp4")],
+            b"moofmdat",
+            now,
+        );
+        assert_eq!((r.status, r.body.as_slice()), (200, &b"moofmdat"[..]));
+
+        // What this version cannot do is said, not faked: AES-128 of fMP4.
+        let f = fetch("/out/v1/news/fixed/stream_0/index.m3u8", &[]);
+        let r = answer(&f.next, 200, &[], STORE_FMP4.as_bytes(), now);
+        assert_eq!(r.status, 501, "{}", text(&r));
+        assert!(text(&r).contains("fMP4"), "{}", text(&r));
+
+        // cmaf over MPEG-TS ingest: repackaged fragments, and one initialization segment per
+        // discontinuity period, built from the period's first segment in the store.
+        let f = fetch("/out/v1/news/cmaf/stream_0/index.m3u8", &[]);
+        let t = text(&answer(
+            &f.next,
+            200,
+            &[],
+            STORE_MEDIA.as_bytes(),
+            T0 + 8_000,
+        ));
+        assert!(t.contains("#EXT-X-VERSION:6\n"), "{t}");
+        assert_eq!(
+            t.matches("#EXT-X-MAP:URI=\"init-ts0.mp4\"").count(),
+            1,
+            "{t}"
+        );
+        assert!(uris(&t).iter().all(|u| u.ends_with(".mp4")), "{t}");
+        let f = fetch("/out/v1/news/cmaf/stream_0/init-ts0.mp4", &[]);
+        assert_eq!(f.path, "/store/v1/news/stream_0/0.ts");
+        let f = fetch("/out/v1/news/cmaf/stream_0/3.mp4", &[]);
+        assert_eq!(f.path, "/store/v1/news/stream_0/3.ts");
+        // Not a TS segment: a clear 502 naming the problem, no panic.
+        let r = answer(&f.next, 200, &[], b"not a transport stream", now);
+        assert_eq!(r.status, 502, "{}", text(&r));
+        assert!(text(&r).contains("cannot be repackaged"), "{}", text(&r));
+        // The endpoint's segments are .mp4: a .ts request is answered 404 with the reason.
+        let f = fetch("/out/v1/news/cmaf/stream_0/3.ts", &[]);
+        let r = answer(&f.next, 200, &[("content-type", "video/mp2t")], b"G", now);
+        assert_eq!(r.status, 404);
+        assert_eq!(status("/out/v1/news/hls/stream_0/init-ts0.mp4", &[]).0, 404);
+        let e = Settings::from_json(
+            CONFIG
+                .replace(
+                    r#""cmaf": { "format": "cmaf","#,
+                    r#""cmaf": { "format": "cmaf", "encryption": { "method": "aes-128", "key": { "derived": { "secret": "0123456789abcdef0123" } }, "key_token": { "secret": "tok-0123456789abcdef" } },"#,
+                )
+                .as_bytes(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("channels.news.endpoints.cmaf.encryption"), "{e}");
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn encrypted_playlist_keys_and_segments() {
+        let now = T0 + 10_000;
+        let t = media("/out/v1/news/secure/stream_0/index.m3u8", CDN, now);
+        // 4 s rotation: periods change at multiples of 4 s of PDT.
+        let keys: Vec<&str> = t.lines().filter(|l| l.starts_with("#EXT-X-KEY")).collect();
+        assert!(keys.len() >= 2, "{t}");
+        assert!(
+            keys.iter()
+                .all(|k| k.starts_with("#EXT-X-KEY:METHOD=AES-128,URI=\"../key/")
+                    && !k.contains("IV=")),
+            "{t}"
+        );
+        // Fetch the first key with its token, as a player would.
+        let uri = keys[0]
+            .split("URI=\"")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('"');
+        let key_url = format!("/out/v1/news/secure/{}", uri.trim_start_matches("../"));
+        let period: u64 = uri
+            .trim_start_matches("../key/")
+            .split('?')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let ep = &settings().channels["news"]["secure"];
+        match plan_at(&key_url, CDN, now) {
+            Plan::Respond(r) => {
+                assert_eq!((r.status, r.get("cache-control")), (200, Some("no-store")));
+                assert_eq!(r.body, crypto::key_for(ep, period).unwrap().to_vec());
+            }
+            other => panic!("{other:?}"),
+        }
+        let expired = plan_at(&key_url, CDN, now + 3_600_000);
+        assert!(
+            matches!(expired, Plan::Respond(ref r) if r.status == 403 && String::from_utf8_lossy(&r.body).contains("expired"))
+        );
+        let tampered = key_url.replace("token=", "token=1");
+        assert!(matches!(plan_at(&tampered, CDN, now), Plan::Respond(ref r) if r.status == 403));
+        let other_key =
+            key_url.replacen(&format!("key/{period}"), &format!("key/{}", period + 1), 1);
+        assert!(
+            matches!(plan_at(&other_key, CDN, now), Plan::Respond(ref r) if r.status == 403),
+            "tokens are bound to their key"
+        );
+        assert!(
+            matches!(plan_at("/out/v1/news/secure/key/1?token=x", CDN, now), Plan::Respond(ref r) if r.status == 400)
+        );
+        assert!(
+            matches!(plan_at("/out/v1/news/secure/key/1", CDN, now), Plan::Respond(ref r) if r.status == 403)
+        );
+        assert!(
+            matches!(plan_at("/out/v1/news/hls/key/1", &[], now), Plan::Respond(ref r) if r.status == 404)
+        );
+
+        // The segment is encrypted with its period's key and the media-sequence IV.
+        let f = fetch("/out/v1/news/secure/stream_0/3.ts", CDN);
+        assert_eq!(f.path, "/store/v1/news/stream_0/3.ts");
+        let clear: Vec<u8> = (0..188 * 50).map(|i| (i % 251) as u8).collect();
+        let pdt = "2026-11-25T14:35:37.666Z";
+        let r = answer(
+            &f.next,
+            200,
+            &[(PDT_HEADER, pdt), ("content-type", "video/mp2t")],
+            &clear,
+            now,
+        );
+        assert_eq!(r.status, 200);
+        assert_eq!(r.get("cache-control"), Some("max-age=1209600, immutable"));
+        assert_eq!(r.get("access-control-allow-origin"), Some("*"));
+        let p = crate::key_periods::key_period(T0 + 6_000, 4);
+        let dec = cbc::Decryptor::<aes::Aes128>::new(
+            &crypto::key_for(ep, p).unwrap().into(),
+            &u128::from(3u64).to_be_bytes().into(),
+        )
+        .decrypt_padded_vec_mut::<Pkcs7>(&r.body)
+        .unwrap();
+        assert_eq!(dec, clear);
+        // Identical on every edge: same request, same bytes.
+        let again = answer(
+            &f.next,
+            200,
+            &[(PDT_HEADER, pdt), ("content-type", "video/mp2t")],
+            &clear,
+            now + 99_000,
+        );
+        assert_eq!(again.body, r.body);
+        let no_pdt = answer(&f.next, 200, &[], &clear, now);
+        assert_eq!(no_pdt.status, 502);
+        assert_eq!(key_path(ep, 7), "/out/v1/news/secure/key/7");
+    }
+}

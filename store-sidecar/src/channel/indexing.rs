@@ -1,0 +1,225 @@
+//! The I/O half of the timeline merge: finds which of a playlist's segments are uploaded, asks
+//! [`timeline::merge_input`] what to do with them, and does it on disk (journal first, then the
+//! file, so a crash in between is repaired at start-up from the copy's `src`).
+
+use std::time::Instant;
+
+use super::ingest::hash_file;
+use super::journal::JournalLine;
+use super::timeline::{
+    self, Action, Clock, Entry, InputRendition, SegmentCopy, Step, Timeline, Upload,
+};
+use super::{ChannelState, now_ms};
+use crate::disk;
+use crate::ingest_path::resolve_segment_uri;
+
+/// What applying one step did.
+enum Applied {
+    /// Done with that segment without indexing it (passed over, or its upload deleted).
+    Passed,
+    /// Its copy entered the timeline.
+    Indexed,
+    /// Not uploaded yet: the merge stops here until it is.
+    Waiting,
+    /// Its initialization segment was removed since it was found: the next upload retries.
+    Retry,
+}
+
+/// Where one pending segment of a playlist was uploaded, inside its input.
+struct Located {
+    /// The segment file; `None` when its URI points outside the input.
+    file: Option<String>,
+    /// fMP4: its initialization segment (`None` also when the map points outside the input).
+    map: Option<String>,
+}
+
+fn segment_ext(uri: &str) -> String {
+    let name = uri.rsplit('/').next().unwrap_or(uri);
+    match name.rsplit_once('.') {
+        Some((_, ext))
+            if (1..=5).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric()) =>
+        {
+            ext.to_ascii_lowercase()
+        }
+        _ => "bin".to_owned(),
+    }
+}
+
+impl ChannelState {
+    /// Indexes every rendition of `input`. Returns how many segments entered a timeline.
+    pub(super) fn index_all(&mut self, input: usize, now: Instant) -> std::io::Result<u64> {
+        let rids: Vec<String> = self.inputs[input].renditions.keys().cloned().collect();
+        let mut indexed = 0;
+        for rid in rids {
+            indexed += self.index_input(input, &rid, now)?;
+        }
+        Ok(indexed)
+    }
+
+    /// Indexes the committed entries of `input`'s latest playlist for `rid`. Returns how many
+    /// segments entered the timeline.
+    pub(super) fn index_input(
+        &mut self,
+        input: usize,
+        rid: &str,
+        now: Instant,
+    ) -> std::io::Result<u64> {
+        let Some(ir) = self.inputs[input].renditions.get(rid) else {
+            return Ok(0);
+        };
+        // Entries up to `last_msn` are done; only the rest (usually none: this runs on every
+        // upload and every tick) is resolved and looked up on disk.
+        let done = ir.first_pending();
+        if done >= ir.source.segments.len() {
+            return Ok(0);
+        }
+        let (located, uploads) = self.locate_pending(input, ir, done);
+        let clock = Clock {
+            now,
+            wall_ms: now_ms(),
+        };
+        let empty = Timeline::default();
+        let timeline = self.renditions.get(rid).map_or(&empty, |r| &r.timeline);
+        let steps = timeline::merge_input(timeline, input, ir, &uploads, clock);
+        let mut last_msn = ir.last_msn;
+        let mut waiting = None;
+        let mut indexed = 0;
+        for step in steps {
+            let Some(Located { file, map }) =
+                step.index.checked_sub(done).and_then(|i| located.get(i))
+            else {
+                break;
+            };
+            match self.apply(input, rid, &step, file.as_deref(), map.as_deref(), clock)? {
+                Applied::Passed => {}
+                Applied::Indexed => indexed += 1,
+                Applied::Waiting => {
+                    waiting = Some(step.msn);
+                    break;
+                }
+                Applied::Retry => break,
+            }
+            last_msn = Some(step.msn);
+        }
+        if let Some(ir) = self.inputs[input].renditions.get_mut(rid) {
+            ir.settle(last_msn, waiting, now);
+        }
+        if indexed > 0 {
+            let state = &mut self.inputs[input];
+            state.last_indexed = Some(now);
+            state.last_indexed_ms = Some(clock.wall_ms);
+            if self.active.is_none() {
+                self.active = Some(input);
+            }
+            self.multivariant_cache = None;
+        }
+        Ok(indexed)
+    }
+
+    /// Resolves the pending segments of `input`'s playlist `ir` (from index `done`) to
+    /// files inside the input, and finds which are uploaded.
+    fn locate_pending(
+        &self,
+        input: usize,
+        ir: &InputRendition,
+        done: usize,
+    ) -> (Vec<Located>, Vec<Upload>) {
+        let resolve = |uri: &str| resolve_segment_uri(&ir.path, uri, &self.cfg.id, input);
+        let located: Vec<Located> = ir.source.segments[done..]
+            .iter()
+            .map(|s| Located {
+                file: resolve(&s.uri),
+                // fMP4: the initialization segment each one needs (a map outside the input: none).
+                map: s.map.as_deref().and_then(resolve),
+            })
+            .collect();
+        let uploads = located
+            .iter()
+            .map(|l| {
+                let Some(file) = &l.file else {
+                    return Upload::Outside;
+                };
+                let map_ready = l.map.as_ref().is_none_or(|m| {
+                    self.inputs[input].inits.contains_key(m)
+                        || self.layout.incoming(input, m).is_file()
+                });
+                if map_ready && self.layout.incoming(input, file).is_file() {
+                    Upload::Committed
+                } else {
+                    Upload::Missing
+                }
+            })
+            .collect();
+        (located, uploads)
+    }
+
+    /// Does one step of a merge: for a new copy, stores it (journal first, then the file: a
+    /// crash in between is repaired at start-up from `src`).
+    fn apply(
+        &mut self,
+        input: usize,
+        rid: &str,
+        step: &Step,
+        file: Option<&str>,
+        map: Option<&str>,
+        clock: Clock,
+    ) -> std::io::Result<Applied> {
+        let entry = match &step.action {
+            Action::Wait => return Ok(Applied::Waiting),
+            Action::Outside => return Ok(Applied::Passed),
+            Action::Lost => {
+                tracing::warn!(channel = %self.cfg.id, input = input + 1, rendition = rid,
+                    msn = step.msn, "segment listed but never uploaded; skipped");
+                return Ok(Applied::Passed);
+            }
+            Action::Duplicate | Action::TooOld => {
+                if let Some(f) = file {
+                    disk::remove_if_exists(&self.layout.incoming(input, f))?;
+                }
+                return Ok(Applied::Passed);
+            }
+            Action::Attach(e) | Action::Append(e) => e,
+        };
+        // The merge attaches or appends only committed uploads, which have a file.
+        let Some(file) = file else {
+            return Ok(Applied::Passed);
+        };
+        let incoming = self.layout.incoming(input, file);
+        let (size, etag) = match self.inputs[input].uploads.get(file) {
+            Some(info) => info.clone(),
+            None => hash_file(&incoming)?,
+        };
+        let init = match map {
+            Some(m) => match self.store_init(input, rid, m)? {
+                Some(id) => Some(id),
+                None => return Ok(Applied::Retry),
+            },
+            None => None,
+        };
+        let copy = SegmentCopy {
+            ext: segment_ext(file),
+            size,
+            etag,
+            src: file.to_owned(),
+            received_ms: clock.wall_ms,
+            init,
+            init_src: map.map(str::to_owned),
+        };
+        let mut entry: Entry = (**entry).clone();
+        let target = self.layout.segment(rid, entry.seq, input, &copy.ext);
+        entry.copies[input] = Some(copy);
+        self.renditions.entry(rid.to_owned()).or_default();
+        self.journal(
+            rid,
+            &JournalLine::Put {
+                entry: Box::new(entry.clone()),
+            },
+        )?;
+        disk::rename_into(&incoming, &target)?;
+        self.inputs[input].uploads.remove(file);
+        let r = self.renditions.entry(rid.to_owned()).or_default();
+        r.timeline.put(entry);
+        r.cache = None;
+        Ok(Applied::Indexed)
+    }
+}

@@ -1,0 +1,366 @@
+//! What an encoder's uploads do to a channel: a committed file waits in `incoming/` until a
+//! playlist lists it; a playlist is checked, kept as the input's last good one, and indexed.
+
+use std::collections::HashMap;
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::Instant;
+
+use edgepack_store_api::MediaPlaylist;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::ChannelState;
+use super::timeline::{InputRendition, SegmentCopy};
+use crate::disk;
+use crate::ingest_path::{is_playlist, rendition_id, resolve_segment_uri};
+use crate::source_playlist::{self, PlaylistError, SourcePlaylist};
+
+/// Why an upload was refused; the stored state is unchanged.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Playlist(#[from] PlaylistError),
+    #[error(
+        "media sequence went backwards for rendition '{rendition}': {previous} then {got}; restart encoders with -hls_start_number_source epoch (or datetime) so numbering keeps increasing"
+    )]
+    Regressed {
+        rendition: String,
+        previous: u64,
+        got: u64,
+    },
+    #[error("{0}")]
+    OutsideInput(String),
+    #[error("storage error: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// What an accepted playlist did.
+#[derive(Debug, Default, PartialEq)]
+pub struct Accepted {
+    pub created: bool,
+    pub segments_indexed: u64,
+}
+
+/// A source playlist as stored: the text and the path it was uploaded to.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StoredDoc {
+    pub(super) path: String,
+    pub(super) text: String,
+}
+
+fn read_doc(path: &Path) -> io::Result<Option<StoredDoc>> {
+    match fs::read(path) {
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) fn hash_file(path: &Path) -> io::Result<(u64, String)> {
+    let mut f = fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let n = io::copy(&mut f, &mut h)?;
+    Ok((n, etag_of(&h.finalize())))
+}
+
+/// The ETag for a segment, from the SHA-256 of its bytes.
+pub fn etag_of(sha256: &[u8]) -> String {
+    hex::encode(&sha256[..16])
+}
+
+impl ChannelState {
+    /// Moves a finished upload from `tmp` into the input's incoming files and indexes whatever
+    /// playlist entries were waiting for it. Returns the number of segments indexed.
+    pub fn commit_upload(
+        &mut self,
+        input: usize,
+        path: &str,
+        tmp: &Path,
+        size: u64,
+        etag: String,
+    ) -> io::Result<u64> {
+        disk::rename_into(tmp, &self.layout.incoming(input, path))?;
+        self.inputs[input]
+            .uploads
+            .insert(path.to_owned(), (size, etag));
+        // A re-uploaded initialization segment (an encoder restart) is stored afresh.
+        self.inputs[input].inits.remove(path);
+        self.index_all(input, Instant::now())
+    }
+
+    /// Validates and applies an uploaded playlist.
+    pub fn accept_playlist(
+        &mut self,
+        input: usize,
+        path: &str,
+        bytes: &[u8],
+    ) -> Result<Accepted, IngestError> {
+        let parsed = source_playlist::parse(bytes)?;
+        let doc = StoredDoc {
+            path: path.to_owned(),
+            // Parsed: valid UTF-8, so nothing is replaced.
+            text: String::from_utf8_lossy(bytes).into_owned(),
+        };
+        match parsed {
+            SourcePlaylist::Multivariant(m) => self.accept_multivariant(input, doc, m),
+            SourcePlaylist::Media(source) => self.accept_media(input, doc, source),
+        }
+    }
+
+    fn outside_input(&self, input: usize, what: &str, uri: &str) -> IngestError {
+        IngestError::OutsideInput(format!(
+            "{what} URI '{uri}' points outside /in/v1/{}/{}/",
+            self.cfg.id,
+            input + 1
+        ))
+    }
+
+    fn accept_multivariant(
+        &mut self,
+        input: usize,
+        doc: StoredDoc,
+        m: m3u8_rs::MasterPlaylist,
+    ) -> Result<Accepted, IngestError> {
+        let uris = m
+            .variants
+            .iter()
+            .map(|v| &v.uri)
+            .chain(m.alternatives.iter().filter_map(|a| a.uri.as_ref()));
+        for uri in uris {
+            if resolve_segment_uri(&doc.path, uri, &self.cfg.id, input).is_none() {
+                return Err(self.outside_input(input, "variant", uri));
+            }
+        }
+        let created = self.inputs[input].multivariant.is_none();
+        self.write_doc(&self.layout.source_doc(input, None), &doc)?;
+        self.inputs[input].multivariant = Some((doc, m));
+        self.multivariant_cache = None;
+        Ok(Accepted {
+            created,
+            segments_indexed: 0,
+        })
+    }
+
+    fn accept_media(
+        &mut self,
+        input: usize,
+        doc: StoredDoc,
+        source: MediaPlaylist<'static>,
+    ) -> Result<Accepted, IngestError> {
+        let path = doc.path.clone();
+        let rid = rendition_id(&path);
+        for s in &source.segments {
+            if resolve_segment_uri(&path, &s.uri, &self.cfg.id, input).is_none() {
+                return Err(self.outside_input(input, "segment", &s.uri));
+            }
+        }
+        let previous = self.inputs[input].renditions.get(&rid);
+        if let Some(prev) = previous
+            && source.media_sequence < prev.source.media_sequence
+        {
+            return Err(IngestError::Regressed {
+                rendition: rid,
+                previous: prev.source.media_sequence,
+                got: source.media_sequence,
+            });
+        }
+        let created = previous.is_none();
+        self.write_doc(&self.layout.source_doc(input, Some(&rid)), &doc)?;
+        let slot = self.inputs[input]
+            .renditions
+            .entry(rid.clone())
+            .or_insert_with(|| InputRendition {
+                source: source.clone(),
+                path: path.clone(),
+                last_msn: None,
+                pending_since: HashMap::new(),
+            });
+        slot.source = source;
+        slot.path = path;
+        self.renditions.entry(rid.clone()).or_default().cache = None;
+        self.multivariant_cache = None;
+        let segments_indexed = self.index_input(input, &rid, Instant::now())?;
+        Ok(Accepted {
+            created,
+            segments_indexed,
+        })
+    }
+
+    fn write_doc(&self, path: &Path, doc: &StoredDoc) -> io::Result<()> {
+        let json = serde_json::to_vec(doc).map_err(io::Error::other)?;
+        disk::write_atomic(&self.layout.tmp_dir(), path, &json)
+    }
+
+    /// Handles an encoder DELETE. Indexed segments stay (the startover window is ours to prune);
+    /// an upload no playlist listed yet is removed.
+    pub fn delete(&mut self, input: usize, path: &str) -> io::Result<()> {
+        // A playlist's last good state stays: the channel keeps its renditions.
+        if !is_playlist(path) {
+            self.inputs[input].uploads.remove(path);
+            disk::remove_if_exists(&self.layout.incoming(input, path))?;
+        }
+        Ok(())
+    }
+
+    /// The id of `input`'s initialization segment uploaded at `file`, storing it (content
+    /// addressed, kept while segments refer to it) the first time. `None`: not uploaded yet.
+    pub(super) fn store_init(
+        &mut self,
+        input: usize,
+        rid: &str,
+        file: &str,
+    ) -> io::Result<Option<String>> {
+        if let Some(id) = self.inputs[input].inits.get(file) {
+            return Ok(Some(id.clone()));
+        }
+        let incoming = self.layout.incoming(input, file);
+        if !incoming.is_file() {
+            return Ok(None);
+        }
+        let (_, etag) = hash_file(&incoming)?;
+        let target = self.layout.init(rid, &etag);
+        if !target.is_file() {
+            // Copied, not moved: the encoder uploads it once and keeps referring to it.
+            let tmp = self.layout.temp_path()?;
+            fs::copy(&incoming, &tmp)?;
+            disk::rename_into(&tmp, &target)?;
+        }
+        self.inputs[input]
+            .inits
+            .insert(file.to_owned(), etag.clone());
+        Ok(Some(etag))
+    }
+
+    /// After a restart: which stored initialization segment each input's init upload became.
+    pub(super) fn remember_inits(&mut self) {
+        for r in self.renditions.values() {
+            for e in &r.timeline.entries {
+                for (input, c) in e.copies.iter().enumerate() {
+                    if let Some(SegmentCopy {
+                        init: Some(id),
+                        init_src: Some(src),
+                        ..
+                    }) = c
+                    {
+                        self.inputs[input].inits.insert(src.clone(), id.clone());
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a restart: each input's last good playlists, and how far each was indexed.
+    pub(super) fn load_sources(&mut self) -> io::Result<()> {
+        for input in 0..2 {
+            if let Some(doc) = read_doc(&self.layout.source_doc(input, None))?
+                && let Ok(SourcePlaylist::Multivariant(m)) =
+                    source_playlist::parse(doc.text.as_bytes())
+            {
+                self.inputs[input].multivariant = Some((doc, m));
+            }
+            let Ok(listing) = fs::read_dir(self.layout.source_renditions_dir(input)) else {
+                continue;
+            };
+            for item in listing {
+                let path = item?.path();
+                let Some(doc) = read_doc(&path)? else {
+                    continue;
+                };
+                let Ok(SourcePlaylist::Media(source)) = source_playlist::parse(doc.text.as_bytes())
+                else {
+                    continue;
+                };
+                let rid = rendition_id(&doc.path);
+                let last_msn = self.renditions.get(&rid).and_then(|r| {
+                    r.timeline
+                        .entries
+                        .iter()
+                        .rev()
+                        .find(|e| e.copies[input].is_some())
+                        .map(|e| e.msn)
+                });
+                self.inputs[input].renditions.insert(
+                    rid,
+                    InputRendition {
+                        source,
+                        path: doc.path,
+                        last_msn,
+                        pending_since: HashMap::new(),
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+
+    fn fmp4_playlist(first: u64, count: u64, map: &str) -> String {
+        let mut t = format!(
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{first}\n#EXT-X-MAP:URI=\"{map}\"\n"
+        );
+        for m in first..first + count {
+            t.push_str(&format!("#EXTINF:2.0,\ns{m}.m4s\n"));
+        }
+        t
+    }
+
+    #[test]
+    fn fmp4_initialization_segments_are_stored_named_and_pruned() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        for m in 0..2 {
+            upload(&mut st, 0, &format!("s{m}.m4s"));
+        }
+        // The playlist names an init that has not arrived: nothing is published yet.
+        st.accept_playlist(0, "hd.m3u8", fmp4_playlist(0, 2, "init.mp4").as_bytes())
+            .unwrap();
+        assert!(uris(&mut st).is_empty());
+        upload(&mut st, 0, "init.mp4");
+        let body = String::from_utf8(st.media_playlist("hd").unwrap().body.to_vec()).unwrap();
+        let first_id = st.latest_init("hd").unwrap();
+        assert_eq!(
+            body.matches(&format!("#EXT-X-MAP:URI=\"init-{first_id}.mp4\"\n"))
+                .count(),
+            1,
+            "{body}"
+        );
+        assert_eq!(uris(&mut st), ["0.m4s", "1.m4s"]);
+        let path = st.init("hd", &first_id).unwrap();
+        assert_eq!(fs::read(path).unwrap(), b"init.mp4");
+        assert!(st.init("hd", "../../x").is_none());
+
+        // The encoder restarts with a new init under the same name: a second map from there on.
+        let tmp = st.upload_temp_path().unwrap();
+        fs::write(&tmp, b"new init").unwrap();
+        st.commit_upload(0, "init.mp4", &tmp, 8, "e".into())
+            .unwrap();
+        upload(&mut st, 0, "s2.m4s");
+        st.accept_playlist(0, "hd.m3u8", fmp4_playlist(1, 2, "init.mp4").as_bytes())
+            .unwrap();
+        let second_id = st.latest_init("hd").unwrap();
+        assert_ne!(first_id, second_id);
+        let body = String::from_utf8(st.media_playlist("hd").unwrap().body.to_vec()).unwrap();
+        let maps: Vec<&str> = body
+            .lines()
+            .filter(|l| l.starts_with("#EXT-X-MAP"))
+            .collect();
+        assert_eq!(maps.len(), 2, "{body}");
+        assert!(body.contains(&format!("init-{second_id}.mp4\"\n#EXT-X-PROGRAM-DATE-TIME")));
+
+        // A restart keeps knowing which init each segment needs.
+        drop(st);
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        assert_eq!(st.latest_init("hd").as_deref(), Some(second_id.as_str()));
+        // Pruning everything deletes both inits.
+        st.prune(crate::channel::now_ms() + 7_200_000).unwrap();
+        assert!(st.init("hd", &first_id).is_none());
+        assert!(st.init("hd", &second_id).is_none());
+    }
+}

@@ -1,0 +1,162 @@
+//! One channel's index and storage: what the two inputs uploaded, merged into one timeline per
+//! rendition that keeps the whole startover window, plus input failover.
+//!
+//! A module per job:
+//! - `layout`: where the channel's files live on disk
+//! - `journal`: the index on disk (append, replay, compact)
+//! - `ingest`: accepting uploads and playlists
+//! - `timeline`: the merge of an input's playlist into a rendition's timeline (pure)
+//! - `indexing`: running that merge and doing its disk writes
+//! - `failover`: which input is served
+//! - `retention`: pruning the startover window, deleting stale uploads
+//! - `lookup`: finding the segment or initialization segment to serve
+//! - `render`: playlists and the status document as text
+
+mod failover;
+mod indexing;
+mod ingest;
+mod journal;
+mod layout;
+mod lookup;
+mod render;
+mod retention;
+pub mod timeline;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+pub use failover::Failover;
+pub use ingest::{Accepted, IngestError, etag_of};
+pub use lookup::SegmentFile;
+pub use render::Rendered;
+pub use timeline::{Entry, SegmentCopy};
+
+use crate::config::Channel;
+use ingest::StoredDoc;
+use layout::Layout;
+use timeline::{InputRendition, Timeline};
+
+#[derive(Debug, Default)]
+struct Rendition {
+    timeline: Timeline,
+    journal_lines: usize,
+    cache: Option<Rendered>,
+}
+
+#[derive(Debug, Default)]
+struct InputState {
+    multivariant: Option<(StoredDoc, m3u8_rs::MasterPlaylist)>,
+    renditions: BTreeMap<String, InputRendition>,
+    /// When a committed segment from this input last entered a timeline.
+    last_indexed: Option<Instant>,
+    last_indexed_ms: Option<i64>,
+    /// Size and ETag of committed uploads not yet indexed.
+    uploads: HashMap<String, (u64, String)>,
+    /// Initialization segments already stored: upload path → id.
+    inits: HashMap<String, String>,
+}
+
+/// The wall clock in epoch ms: when uploads arrive, the date of a segment that has none, and the
+/// startover window's cut-off ([`ChannelState::prune`]).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The state of one channel. All methods do blocking disk I/O: call them off the async runtime.
+#[derive(Debug)]
+pub struct ChannelState {
+    pub cfg: Channel,
+    layout: Layout,
+    renditions: BTreeMap<String, Rendition>,
+    inputs: [InputState; 2],
+    active: Option<usize>,
+    failovers: u64,
+    multivariant_cache: Option<Rendered>,
+}
+
+impl ChannelState {
+    /// Opens (or creates) the channel's directory and rebuilds the index from disk.
+    pub fn open(cfg: Channel, data_dir: &Path) -> io::Result<Self> {
+        let layout = Layout::new(data_dir, &cfg.id);
+        fs::create_dir_all(layout.root())?;
+        // Anything in tmp/ is an upload that never completed.
+        let tmp = layout.tmp_dir();
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)?;
+        }
+        fs::create_dir_all(&tmp)?;
+        let mut state = Self {
+            cfg,
+            layout,
+            renditions: BTreeMap::new(),
+            inputs: Default::default(),
+            active: None,
+            failovers: 0,
+            multivariant_cache: None,
+        };
+        state.replay_journals()?;
+        state.restore_active();
+        state.remember_inits();
+        state.load_sources()?;
+        let now = Instant::now();
+        for input in 0..2 {
+            state.index_all(input, now)?;
+        }
+        Ok(state)
+    }
+
+    /// Where an upload in progress is written; same file system as its destination.
+    pub fn upload_temp_path(&self) -> io::Result<PathBuf> {
+        self.layout.temp_path()
+    }
+}
+
+/// A channel and uploads for the tests of every job.
+#[cfg(test)]
+mod test_support {
+    use super::*;
+    use crate::config::Credentials;
+
+    pub(super) fn channel() -> Channel {
+        let c = || Credentials {
+            username: "u".into(),
+            password: "p".into(),
+        };
+        Channel {
+            id: "news".into(),
+            startover_window_seconds: 3600,
+            failover_after_seconds: None,
+            inputs: [c(), c()],
+        }
+    }
+
+    pub(super) fn playlist(first: u64, count: u64) -> String {
+        let mut t = format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{first}\n");
+        for m in first..first + count {
+            t.push_str(&format!("#EXTINF:2.0,\ns{m}.ts\n"));
+        }
+        t
+    }
+
+    pub(super) fn upload(st: &mut ChannelState, input: usize, name: &str) {
+        let tmp = st.upload_temp_path().unwrap();
+        fs::write(&tmp, name.as_bytes()).unwrap();
+        st.commit_upload(input, name, &tmp, name.len() as u64, "e".into())
+            .unwrap();
+    }
+
+    pub(super) fn uris(st: &mut ChannelState) -> Vec<String> {
+        let r = st.media_playlist("hd").unwrap();
+        String::from_utf8(r.body.to_vec())
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect()
+    }
+}

@@ -1,0 +1,320 @@
+//! The channel's answers as text: the normalized multivariant playlist, each rendition's media
+//! playlist over the whole retained history (the contract's [`MediaPlaylist`], cached until the
+//! timeline changes), and the status document.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use bytes::Bytes;
+use edgepack_store_api::api::{init_uri, segment_uri, variant_uri};
+use edgepack_store_api::{MediaPlaylist, Segment, format_pdt};
+use sha2::{Digest as _, Sha256};
+
+use super::ChannelState;
+use super::timeline::{Entry, SegmentCopy};
+use crate::ingest_path::{rendition_id, resolve_segment_uri};
+
+/// A rendered answer with its ETag.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    pub body: Bytes,
+    pub etag: String,
+}
+
+impl Rendered {
+    fn new(body: String) -> Self {
+        let etag = format!(
+            "\"{}\"",
+            hex::encode(&Sha256::digest(body.as_bytes())[..12])
+        );
+        Self {
+            body: Bytes::from(body),
+            etag,
+        }
+    }
+}
+
+/// The copy an entry is served from: the first of `order` that has one.
+fn served(e: &Entry, order: [usize; 2]) -> Option<&SegmentCopy> {
+    order.into_iter().find_map(|i| e.copies[i].as_ref())
+}
+
+/// A text made once for many segments (always there: made for every entry).
+fn borrowed<'a>(text: Option<&'a Cow<'static, str>>) -> Cow<'a, str> {
+    Cow::Borrowed(text.map_or("", |t| t.as_ref()))
+}
+
+impl ChannelState {
+    /// The normalized multivariant playlist: the active input's, with variant URIs rewritten to
+    /// `{rendition}/index.m3u8`; one synthesized from the renditions if no input sent one.
+    pub fn multivariant(&mut self) -> Option<Rendered> {
+        if let Some(c) = &self.multivariant_cache {
+            return Some(c.clone());
+        }
+        let [a, b] = self.preferred_inputs();
+        let source = self.inputs[a]
+            .multivariant
+            .as_ref()
+            .map(|m| (a, m))
+            .or_else(|| self.inputs[b].multivariant.as_ref().map(|m| (b, m)));
+        let text = match source {
+            Some((input, (doc, m))) => {
+                let mut m = m.clone();
+                let rewrite = |uri: &str| {
+                    resolve_segment_uri(&doc.path, uri, &self.cfg.id, input)
+                        .map(|p| variant_uri(&rendition_id(&p)))
+                };
+                for v in &mut m.variants {
+                    if let Some(u) = rewrite(&v.uri) {
+                        v.uri = u;
+                    }
+                }
+                for alt in &mut m.alternatives {
+                    if let Some(u) = alt.uri.as_deref().and_then(rewrite) {
+                        alt.uri = Some(u);
+                    }
+                }
+                let mut out = Vec::new();
+                m.write_to(&mut out).ok()?;
+                String::from_utf8(out).ok()?
+            }
+            None => {
+                if self
+                    .renditions
+                    .values()
+                    .all(|r| r.timeline.entries.is_empty())
+                {
+                    return None;
+                }
+                let mut text = "#EXTM3U\n#EXT-X-VERSION:3\n".to_owned();
+                for (rid, r) in &self.renditions {
+                    let bps = r
+                        .timeline
+                        .entries
+                        .iter()
+                        .rev()
+                        .take(30)
+                        .filter_map(|e| {
+                            e.copies
+                                .iter()
+                                .flatten()
+                                .next()
+                                .map(|c| c.size as f64 * 8.0 / e.duration)
+                        })
+                        .fold(0.0, f64::max);
+                    let _ = writeln!(
+                        text,
+                        "#EXT-X-STREAM-INF:BANDWIDTH={}\n{}",
+                        bps.ceil().max(1.0) as u64,
+                        variant_uri(rid)
+                    );
+                }
+                text
+            }
+        };
+        let r = Rendered::new(text);
+        self.multivariant_cache = Some(r.clone());
+        Some(r)
+    }
+
+    /// The rendition's media playlist with the whole retained history.
+    pub fn media_playlist(&mut self, rid: &str) -> Option<Rendered> {
+        let order = self.preferred_inputs();
+        let sources = || self.inputs.iter().filter_map(|i| i.renditions.get(rid));
+        let source_td = sources()
+            .filter_map(|r| r.source.target_duration)
+            .max()
+            .unwrap_or(1);
+        // Version 3 at least: the durations are decimal.
+        let version = sources()
+            .map(|r| r.source.version.unwrap_or(3).max(3))
+            .max()
+            .unwrap_or(3);
+        let r = self.renditions.get_mut(rid)?;
+        if let Some(c) = &r.cache {
+            return Some(c.clone());
+        }
+        let entries = &r.timeline.entries;
+        // Texts many segments share, made once and borrowed: each initialization segment's URI
+        // (fMP4) and each duration.
+        let mut maps = BTreeMap::new();
+        let mut durations = BTreeMap::new();
+        for e in entries {
+            if let Some(id) = served(e, order).and_then(|c| c.init.as_deref()) {
+                maps.entry(id).or_insert_with(|| init_uri(id));
+            }
+            durations
+                .entry(e.duration.to_bits())
+                .or_insert_with(|| Segment::new("", e.duration).duration_text);
+        }
+        let first = entries.front();
+        let playlist = MediaPlaylist {
+            version: Some(version),
+            target_duration: Some(
+                entries
+                    .iter()
+                    .map(|e| e.duration.round() as u64)
+                    .max()
+                    .unwrap_or(0)
+                    .max(source_td),
+            ),
+            media_sequence: first
+                .map_or_else(|| r.timeline.tail.map_or(0, |t| t.seq + 1), |e| e.seq),
+            discontinuity_sequence: first
+                .map_or_else(|| r.timeline.tail.map_or(0, |t| t.disc_seq), |e| e.disc_seq),
+            segments: entries
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    let copy = served(e, order);
+                    Segment {
+                        duration: e.duration,
+                        duration_text: borrowed(durations.get(&e.duration.to_bits())),
+                        pdt_ms: Some(e.pdt_ms),
+                        // Every segment's date is written, the store's own as the encoder's.
+                        pdt_tagged: true,
+                        // The first entry's discontinuity is in DISCONTINUITY-SEQUENCE already.
+                        discontinuity: e.discontinuity && i > 0,
+                        source_key: e.source_key.as_deref().map(Cow::Borrowed),
+                        map: copy
+                            .and_then(|c| maps.get(c.init.as_deref()?))
+                            .map(|uri| Cow::Borrowed(uri.as_str())),
+                        tags: e.tags.iter().map(|t| Cow::Borrowed(t.as_str())).collect(),
+                        uri: Cow::Owned(segment_uri(e.seq, copy.map_or("ts", |c| &c.ext))),
+                        ..Segment::default()
+                    }
+                })
+                .collect(),
+            ..MediaPlaylist::default()
+        };
+        let mut text = String::new();
+        playlist.write_to(&mut text);
+        let rendered = Rendered::new(text);
+        r.cache = Some(rendered.clone());
+        Some(rendered)
+    }
+
+    /// The `status` document.
+    pub fn status(&self) -> serde_json::Value {
+        let now = Instant::now();
+        let after = self.failover_after();
+        let ms = |v: Option<i64>| v.map(format_pdt);
+        let inputs: Vec<_> = (0..2)
+            .map(|i| {
+                let s = &self.inputs[i];
+                serde_json::json!({
+                    "input": i + 1,
+                    "publishing": self.publishing(i, now),
+                    "last_update": ms(s.last_indexed_ms),
+                    "multivariant": s.multivariant.is_some(),
+                    "renditions": s.renditions.iter().map(|(rid, r)| serde_json::json!({
+                        "id": rid,
+                        "source_path": r.path,
+                        "target_duration": r.source.target_duration,
+                        "last_media_sequence": r.last_msn,
+                        "ended": r.source.ended,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let renditions: Vec<_> = self
+            .renditions
+            .iter()
+            .map(|(rid, r)| {
+                let f = r.timeline.entries.front();
+                let l = r.timeline.entries.back();
+                serde_json::json!({
+                    "id": rid,
+                    "segments": r.timeline.entries.len(),
+                    "first_sequence": f.map(|e| e.seq),
+                    "last_sequence": l.map(|e| e.seq),
+                    "first_program_date_time": f.map(|e| format_pdt(e.pdt_ms)),
+                    "last_program_date_time": l.map(|e| format_pdt(e.pdt_ms)),
+                    "duration_seconds": r.timeline.entries.iter().map(|e| e.duration).sum::<f64>(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "channel": self.cfg.id,
+            "active_input": self.active.map(|a| a + 1),
+            "failovers": self.failovers,
+            "failover_after_seconds": after.as_secs_f64(),
+            "startover_window_seconds": self.cfg.startover_window_seconds,
+            "last_update": ms(self.inputs.iter().filter_map(|i| i.last_indexed_ms).max()),
+            "inputs": inputs,
+            "renditions": renditions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+    use super::*;
+
+    // ffmpeg's order (PDT after EXTINF), a source key that ends, a cue, an MSN jump.
+    const SOURCE: &str = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n\
+#EXT-X-KEY:METHOD=AES-128,URI=\"key1.bin\"\n#EXTINF:2.000000,\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:00.000+0000\ns7.ts\n#EXT-X-CUE-OUT:30\n#EXTINF:1.96,\ns8.ts\n\
+#EXT-X-KEY:METHOD=NONE\n#EXTINF:2.000000,\ns9.ts\n";
+
+    const VIEW: &str = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n\
+#EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-KEY:METHOD=AES-128,URI=\"key1.bin\"\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:00.000Z\n#EXTINF:2.000000,\n7.ts\n#EXT-X-CUE-OUT:30\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:02.000Z\n#EXTINF:1.960000,\n8.ts\n#EXT-X-KEY:METHOD=NONE\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:03.960Z\n#EXTINF:2.000000,\n9.ts\n";
+
+    fn view(st: &mut ChannelState) -> String {
+        String::from_utf8(st.media_playlist("hd").unwrap().body.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_view_is_the_contracts_model_with_the_sources_keys_and_cues() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        for m in 7..10 {
+            upload(&mut st, 0, &format!("s{m}.ts"));
+        }
+        st.accept_playlist(0, "hd.m3u8", SOURCE.as_bytes()).unwrap();
+        let text = view(&mut st);
+        assert_eq!(text, VIEW);
+        // What the filter reads back is what was written.
+        let model = edgepack_store_api::parse(text.as_bytes()).unwrap();
+        assert_eq!(model.to_string(), text);
+        assert_eq!(
+            model.segments[1].source_key.as_deref(),
+            Some("#EXT-X-KEY:METHOD=AES-128,URI=\"key1.bin\"")
+        );
+        assert_eq!(model.segments[2].source_key, None);
+        // The journal keeps the keys: the same view after a restart.
+        drop(st);
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        assert_eq!(view(&mut st), VIEW);
+    }
+
+    #[test]
+    fn the_first_entrys_discontinuity_is_only_in_the_sequence() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        upload(&mut st, 0, "s3.ts");
+        upload(&mut st, 0, "s4.ts");
+        let source = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:3\n\
+#EXT-X-DISCONTINUITY-SEQUENCE:4\n#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns3.ts\n#EXT-X-DISCONTINUITY\n#EXTINF:2,\ns4.ts\n";
+        st.accept_playlist(0, "hd.m3u8", source.as_bytes()).unwrap();
+        let text = view(&mut st);
+        assert!(text.contains("#EXT-X-DISCONTINUITY-SEQUENCE:5\n"), "{text}");
+        assert_eq!(text.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{text}");
+        assert!(text.contains("\n3.ts\n#EXT-X-DISCONTINUITY\n"), "{text}");
+        let model = edgepack_store_api::parse(text.as_bytes()).unwrap();
+        assert_eq!(
+            model
+                .segments
+                .iter()
+                .map(|s| s.disc_seq)
+                .collect::<Vec<_>>(),
+            [5, 6]
+        );
+    }
+}

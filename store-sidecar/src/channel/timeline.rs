@@ -1,0 +1,806 @@
+//! The timeline of one rendition and the merge of an input's playlist into it. Pure: no disk,
+//! no clock; the caller (`indexing`) finds what is uploaded, asks [`merge_input`] what to do and
+//! does the disk writes.
+//!
+//! Segments from both inputs are matched by the encoder's media sequence number (MSN); the two
+//! encoders must be aligned, as MediaPackage requires. Each rendition has one timeline of entries
+//! with the store's own, always contiguous sequence numbers (`seq`), which start at the first MSN
+//! seen and then advance by one per new MSN. An MSN jump (an encoder restarted with
+//! `-hls_start_number_source epoch`, or both encoders down past their sliding window) becomes a
+//! discontinuity instead of a hole, so `MEDIA-SEQUENCE + index` is always the segment's `seq`.
+//!
+//! An entry enters the timeline only once its segment file is committed: a playlist that lists a
+//! segment still uploading leaves that entry pending until the upload finishes, or until later
+//! segments have been committed for longer than two target durations (a lost upload: skipped,
+//! and the gap becomes a discontinuity).
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use edgepack_store_api::{MediaPlaylist, Segment, extrapolate_pdt_ms};
+use serde::{Deserialize, Serialize};
+
+/// One input's copy of a segment.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SegmentCopy {
+    pub ext: String,
+    pub size: u64,
+    /// Hex SHA-256 prefix of the bytes; the HTTP ETag.
+    pub etag: String,
+    /// Path the encoder uploaded it to (for crash recovery).
+    pub src: String,
+    pub received_ms: i64,
+    /// fMP4: the id of its initialization segment (`EXT-X-MAP`), stored as `init-{id}.mp4`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<String>,
+    /// fMP4: where the encoder uploaded that initialization segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_src: Option<String>,
+}
+
+/// One segment of a rendition's timeline.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Entry {
+    pub seq: u64,
+    pub msn: u64,
+    pub duration: f64,
+    /// Program date time, epoch ms; in the journal as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+    #[serde(rename = "pdt", with = "pdt_text")]
+    pub pdt_ms: i64,
+    pub pdt_from_encoder: bool,
+    pub discontinuity: bool,
+    pub disc_seq: u64,
+    /// The source's tags before the segment, verbatim (cues, `EXT-X-DATERANGE`, …).
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The source's `EXT-X-KEY` line in effect for the segment, passed on in the store's view.
+    /// (Entries journaled before this field have their key lines in `tags`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_key: Option<String>,
+    pub received_ms: i64,
+    pub copies: [Option<SegmentCopy>; 2],
+}
+
+/// `Entry::pdt_ms` in the journal: the text the store writes, read back with the contract's
+/// parser (which also reads what chrono wrote in older journals).
+mod pdt_text {
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub(super) fn serialize<S: Serializer>(ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&edgepack_store_api::format_pdt(*ms))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        edgepack_store_api::parse_pdt(&text)
+            .ok_or_else(|| D::Error::custom(format!("'{text}' is not a program date time")))
+    }
+}
+
+/// Where numbering continues after the last entry.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct Tail {
+    pub seq: u64,
+    pub msn: u64,
+    pub disc_seq: u64,
+}
+
+impl Tail {
+    fn of(e: &Entry) -> Self {
+        Self {
+            seq: e.seq,
+            msn: e.msn,
+            disc_seq: e.disc_seq,
+        }
+    }
+}
+
+/// A rendition's retained entries, oldest first: `seq` contiguous, MSN increasing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    pub entries: VecDeque<Entry>,
+    /// The last entry ever appended, kept when the window empties so numbering never goes back.
+    pub tail: Option<Tail>,
+}
+
+impl Timeline {
+    /// Inserts an entry after the last one, or replaces the retained entry with its `seq`.
+    pub fn put(&mut self, entry: Entry) {
+        let first = self.entries.front().map_or(0, |e| e.seq);
+        match self.entries.back().map(|e| e.seq) {
+            Some(last) if entry.seq <= last => {
+                if let Some(slot) = entry
+                    .seq
+                    .checked_sub(first)
+                    .and_then(|i| self.entries.get_mut(usize::try_from(i).ok()?))
+                {
+                    *slot = entry;
+                }
+            }
+            _ => {
+                self.tail = Some(Tail::of(&entry));
+                self.entries.push_back(entry);
+            }
+        }
+    }
+
+    /// Drops the entries before `before_seq`; `next` keeps numbering going if none remain.
+    pub fn drop_before(&mut self, before_seq: u64, next: Tail) {
+        while self.entries.front().is_some_and(|e| e.seq < before_seq) {
+            self.entries.pop_front();
+        }
+        if self.entries.is_empty() {
+            self.tail = Some(next);
+        }
+    }
+
+    /// Sets the tail to the last retained entry (after entries were removed from the end).
+    pub fn reset_tail(&mut self) {
+        if let Some(last) = self.entries.back() {
+            self.tail = Some(Tail::of(last));
+        }
+    }
+
+    /// The retained entry with this `seq`.
+    pub fn get(&self, seq: u64) -> Option<&Entry> {
+        let first = self.entries.front()?.seq;
+        self.entries
+            .get(usize::try_from(seq.checked_sub(first)?).ok()?)
+    }
+}
+
+/// What one input last said about one rendition, and how far its playlist has been indexed.
+#[derive(Debug)]
+pub struct InputRendition {
+    pub source: MediaPlaylist<'static>,
+    /// Where the encoder uploaded that playlist (segment URIs are relative to it).
+    pub path: String,
+    /// The last MSN of this input that is done with: indexed, attached, or passed over.
+    pub last_msn: Option<u64>,
+    /// When each still pending MSN was first found not uploaded.
+    pub pending_since: HashMap<u64, Instant>,
+}
+
+impl InputRendition {
+    /// Index into `source.segments` of the first segment not done with.
+    pub fn first_pending(&self) -> usize {
+        self.last_msn.map_or(0, |l| {
+            usize::try_from((l + 1).saturating_sub(self.source.media_sequence))
+                .unwrap_or(usize::MAX)
+        })
+    }
+
+    /// Records how far a merge was applied: everything up to `last_msn` is done, and `waiting`
+    /// (the segment the merge stopped at) is pending since `now` unless it already was.
+    pub fn settle(&mut self, last_msn: Option<u64>, waiting: Option<u64>, now: Instant) {
+        self.last_msn = last_msn;
+        if let Some(msn) = waiting {
+            self.pending_since.entry(msn).or_insert(now);
+        }
+        self.pending_since
+            .retain(|m, _| last_msn.is_none_or(|l| *m > l));
+    }
+}
+
+/// What the caller found for one pending segment of the playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upload {
+    /// Its URI points outside the input: it can never be stored.
+    Outside,
+    /// Not (completely) uploaded yet: the file, or the initialization segment it needs.
+    Missing,
+    /// Uploaded and committed, with its initialization segment if it needs one.
+    Committed,
+}
+
+/// The times a merge may use.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// For grace periods.
+    pub now: Instant,
+    /// Wall clock, epoch ms: `received_ms` of new entries, and their date when the encoder
+    /// sent none and none can be extrapolated.
+    pub wall_ms: i64,
+}
+
+/// One decision of a merge, about the playlist's segment with this MSN.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// Index of the segment in the playlist (`source.segments`).
+    pub index: usize,
+    pub msn: u64,
+    pub action: Action,
+}
+
+/// What to do with one segment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Its URI points outside the input: passed over.
+    Outside,
+    /// Listed but never uploaded while later segments were: passed over (a discontinuity).
+    Lost,
+    /// Not uploaded yet: stop here and wait; always the last step.
+    Wait,
+    /// This input already has a copy of that entry: delete the upload.
+    Duplicate,
+    /// Older than the live edge and not in the timeline (it left the window, or a hole the other
+    /// input never filled): it cannot be inserted without renumbering, so delete the upload.
+    TooOld,
+    /// Add this input's copy to this existing entry (its other copy is the other input's).
+    Attach(Box<Entry>),
+    /// Append this new entry, with this input's copy, after the timeline's last.
+    Append(Box<Entry>),
+}
+
+/// Decides how `input`'s playlist for a rendition extends `timeline`: one step per segment from
+/// the first pending one, in order, up to a [`Action::Wait`] or the playlist's end.
+///
+/// `uploads[i]` is what the caller found for `ir.source.segments[ir.first_pending() + i]`. The
+/// steps must be applied in order; a caller that stops early (an upload vanished) keeps a
+/// consistent timeline, because each step only depends on the ones before it.
+pub fn merge_input(
+    timeline: &Timeline,
+    input: usize,
+    ir: &InputRendition,
+    uploads: &[Upload],
+    clock: Clock,
+) -> Vec<Step> {
+    let source = &ir.source;
+    let done = ir.first_pending().min(source.segments.len());
+    let target_duration = source.target_duration.unwrap_or(1).max(1);
+    let grace = Duration::from_secs_f64(2.0 * target_duration as f64);
+    let mut disc_in_source = source.discontinuity_sequence
+        + source.segments[..done]
+            .iter()
+            .filter(|s| s.discontinuity)
+            .count() as u64;
+    // Where the timeline ends as the steps so far leave it.
+    let mut end = End {
+        tail: timeline.tail,
+        last: timeline.entries.back().map(|e| (e.pdt_ms, e.duration)),
+    };
+    let mut steps = Vec::new();
+    for (i, seg) in source.segments[done..].iter().enumerate() {
+        let index = done + i;
+        let msn = source.media_sequence + index as u64;
+        if seg.discontinuity {
+            disc_in_source += 1;
+        }
+        let upload = uploads.get(i).copied().unwrap_or(Upload::Missing);
+        let action = match upload {
+            Upload::Outside => Action::Outside,
+            Upload::Missing => {
+                let since = ir.pending_since.get(&msn).copied().unwrap_or(clock.now);
+                let later_committed = uploads.iter().skip(i + 1).any(|u| *u == Upload::Committed);
+                if later_committed && clock.now.duration_since(since) > grace {
+                    Action::Lost
+                } else {
+                    steps.push(Step {
+                        index,
+                        msn,
+                        action: Action::Wait,
+                    });
+                    break;
+                }
+            }
+            Upload::Committed => {
+                // MSNs only grow along the timeline, so it is sorted by MSN too.
+                match timeline.entries.binary_search_by_key(&msn, |e| e.msn) {
+                    Ok(at) => {
+                        let e = &timeline.entries[at];
+                        if e.copies[input].is_some() {
+                            Action::Duplicate
+                        } else {
+                            Action::Attach(Box::new(e.clone()))
+                        }
+                    }
+                    Err(_) if end.tail.is_none_or(|t| msn > t.msn) => {
+                        let entry = end.append(msn, seg, disc_in_source, clock.wall_ms);
+                        Action::Append(Box::new(entry))
+                    }
+                    Err(_) => Action::TooOld,
+                }
+            }
+        };
+        steps.push(Step { index, msn, action });
+    }
+    steps
+}
+
+/// The end of the timeline while a merge appends to it.
+struct End {
+    tail: Option<Tail>,
+    /// Program date time (epoch ms) and duration of the last retained entry.
+    last: Option<(i64, f64)>,
+}
+
+impl End {
+    /// The entry that the segment with `msn` becomes after the current end (no copies yet).
+    fn append(&mut self, msn: u64, seg: &Segment<'_>, disc_in_source: u64, wall_ms: i64) -> Entry {
+        let (seq, discontinuity, disc_seq) = match self.tail {
+            // The first entry ever: numbering starts at the encoder's.
+            None => (msn, seg.discontinuity, disc_in_source),
+            Some(t) => {
+                let d = seg.discontinuity || msn != t.msn + 1;
+                (t.seq + 1, d, t.disc_seq + u64::from(d))
+            }
+        };
+        // The encoder's own date, else the one rule for a segment without one (across the
+        // timeline: the source playlist may no longer list the segment before), else the clock.
+        let own = seg.pdt_ms.filter(|_| seg.pdt_tagged);
+        let pdt_ms = own
+            .or_else(|| {
+                let (pdt_ms, duration) = self.last?;
+                extrapolate_pdt_ms(pdt_ms, duration, discontinuity)
+            })
+            .unwrap_or(wall_ms);
+        let entry = Entry {
+            seq,
+            msn,
+            duration: seg.duration,
+            pdt_ms,
+            pdt_from_encoder: own.is_some(),
+            discontinuity,
+            disc_seq,
+            tags: seg.tags.iter().map(|t| t.to_string()).collect(),
+            source_key: seg.source_key.as_deref().map(str::to_owned),
+            received_ms: wall_ms,
+            copies: [None, None],
+        };
+        self.tail = Some(Tail::of(&entry));
+        self.last = Some((entry.pdt_ms, entry.duration));
+        entry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::ChannelState;
+    use super::super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn both_inputs_share_one_timeline_and_fill_each_others_gaps() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        for m in 0..3 {
+            upload(&mut st, 0, &format!("s{m}.ts"));
+        }
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 3).as_bytes())
+            .unwrap();
+        // Input 2 delivers 1..4: 1 and 2 attach to existing entries, 3 and 4 extend the timeline.
+        for m in 1..5 {
+            upload(&mut st, 1, &format!("s{m}.ts"));
+        }
+        st.accept_playlist(1, "hd.m3u8", playlist(1, 4).as_bytes())
+            .unwrap();
+        assert_eq!(uris(&mut st), ["0.ts", "1.ts", "2.ts", "3.ts", "4.ts"]);
+        assert_eq!(
+            st.segment("hd", 1, "ts").unwrap().input,
+            0,
+            "active input first"
+        );
+        assert_eq!(
+            st.segment("hd", 4, "ts").unwrap().input,
+            1,
+            "else the other"
+        );
+        assert!(st.segment("hd", 4, "mp4").is_none());
+    }
+
+    #[test]
+    fn sequence_jump_is_a_discontinuity_not_a_hole() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        upload(&mut st, 0, "s10.ts");
+        st.accept_playlist(0, "hd.m3u8", playlist(10, 1).as_bytes())
+            .unwrap();
+        upload(&mut st, 0, "s500.ts");
+        st.accept_playlist(0, "hd.m3u8", playlist(500, 1).as_bytes())
+            .unwrap();
+        let text = String::from_utf8(st.media_playlist("hd").unwrap().body.to_vec()).unwrap();
+        assert!(text.contains("#EXT-X-MEDIA-SEQUENCE:10\n"), "{text}");
+        assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+        assert_eq!(uris(&mut st), ["10.ts", "11.ts"]);
+    }
+
+    #[test]
+    fn lost_upload_is_skipped_once_later_segments_are_old_enough() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        upload(&mut st, 0, "s0.ts");
+        upload(&mut st, 0, "s2.ts");
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 3).as_bytes())
+            .unwrap();
+        assert_eq!(uris(&mut st), ["0.ts"], "s1 pending");
+        st.tick(Instant::now() + Duration::from_secs(1)).unwrap();
+        assert_eq!(uris(&mut st), ["0.ts"], "still within the grace period");
+        st.tick(Instant::now() + Duration::from_secs(5)).unwrap();
+        let text = String::from_utf8(st.media_playlist("hd").unwrap().body.to_vec()).unwrap();
+        assert_eq!(uris(&mut st), ["0.ts", "1.ts"]);
+        assert!(text.contains("#EXT-X-DISCONTINUITY\n"), "{text}");
+    }
+
+    /// The merge alone, over a playlist and uploads made up here: no disk.
+    mod model {
+        use std::collections::{HashSet, VecDeque};
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// How many segments an encoder's sliding playlist lists.
+        const WINDOW: usize = 5;
+        const SEGMENT: Duration = Duration::from_secs(2);
+
+        #[derive(Debug, Clone, Copy)]
+        enum Fate {
+            Uploaded,
+            /// Uploaded after the playlist that lists it (at the encoder's next segment).
+            Late,
+            Lost,
+        }
+
+        #[derive(Debug, Clone)]
+        enum Event {
+            /// The input's encoder writes its next segment and a playlist that lists it.
+            Segment {
+                input: usize,
+                fate: Fate,
+                discontinuity: bool,
+            },
+            /// The input's encoder restarts, its numbering moved by `jump` (backwards: the store
+            /// refuses its playlists until they pass the last one it accepted).
+            Restart { input: usize, jump: i64 },
+            /// Time passes; the periodic re-merge of both inputs runs.
+            Tick { secs: u64 },
+        }
+
+        fn event() -> impl Strategy<Value = Event> {
+            let fate = prop_oneof![
+                6 => Just(Fate::Uploaded),
+                1 => Just(Fate::Late),
+                1 => Just(Fate::Lost),
+            ];
+            prop_oneof![
+                12 => (0..2usize, fate, proptest::bool::weighted(0.05)).prop_map(
+                    |(input, fate, discontinuity)| Event::Segment { input, fate, discontinuity }
+                ),
+                1 => (0..2usize, -30i64..200).prop_map(|(input, jump)| Event::Restart { input, jump }),
+                2 => (0..12u64).prop_map(|secs| Event::Tick { secs }),
+            ]
+        }
+
+        /// One encoder, and what the store knows of its input.
+        #[derive(Default)]
+        struct Encoder {
+            next: u64,
+            /// The playlist's segments: contiguous MSNs and their discontinuity flags.
+            window: VecDeque<(u64, bool)>,
+            /// Discontinuities that left the window.
+            disc_seq: u64,
+            late: Vec<u64>,
+            /// Uploads committed and not yet indexed or deleted (`incoming/`).
+            uploaded: HashSet<u64>,
+            ever_uploaded: HashSet<u64>,
+            /// The store's view: the last accepted playlist and how far it is indexed.
+            cursor: Option<InputRendition>,
+        }
+
+        impl Encoder {
+            fn playlist(&self) -> Option<MediaPlaylist<'static>> {
+                let (first, _) = *self.window.front()?;
+                let mut playlist = MediaPlaylist {
+                    version: Some(3),
+                    target_duration: Some(2),
+                    media_sequence: first,
+                    discontinuity_sequence: self.disc_seq,
+                    segments: self
+                        .window
+                        .iter()
+                        .map(|&(msn, discontinuity)| Segment {
+                            discontinuity,
+                            ..Segment::new(format!("s{msn}.ts"), 2.0)
+                        })
+                        .collect(),
+                    ..MediaPlaylist::default()
+                };
+                playlist.renumber();
+                Some(playlist)
+            }
+        }
+
+        struct Sim {
+            timeline: Timeline,
+            enc: [Encoder; 2],
+            start: Instant,
+            wall_ms: i64,
+            now: Instant,
+        }
+
+        impl Sim {
+            fn new(first_msn: u64) -> Self {
+                let now = Instant::now();
+                let mut enc: [Encoder; 2] = Default::default();
+                for e in &mut enc {
+                    e.next = first_msn;
+                }
+                Self {
+                    timeline: Timeline::default(),
+                    enc,
+                    start: now,
+                    wall_ms: crate::channel::now_ms(),
+                    now,
+                }
+            }
+
+            fn clock(&self) -> Clock {
+                let elapsed = self.now.duration_since(self.start);
+                Clock {
+                    now: self.now,
+                    wall_ms: self.wall_ms + elapsed.as_millis() as i64,
+                }
+            }
+
+            fn upload(&mut self, input: usize, msn: u64) -> Result<(), TestCaseError> {
+                self.enc[input].uploaded.insert(msn);
+                self.enc[input].ever_uploaded.insert(msn);
+                self.merge(input)
+            }
+
+            fn run(&mut self, event: &Event) -> Result<(), TestCaseError> {
+                match *event {
+                    Event::Segment {
+                        input,
+                        fate,
+                        discontinuity,
+                    } => {
+                        for msn in std::mem::take(&mut self.enc[input].late) {
+                            self.upload(input, msn)?;
+                        }
+                        let e = &mut self.enc[input];
+                        let msn = e.next;
+                        e.next += 1;
+                        e.window.push_back((msn, discontinuity));
+                        if e.window.len() > WINDOW && e.window.pop_front().is_some_and(|s| s.1) {
+                            e.disc_seq += 1;
+                        }
+                        match fate {
+                            Fate::Uploaded => self.upload(input, msn)?,
+                            Fate::Late => self.enc[input].late.push(msn),
+                            Fate::Lost => {}
+                        }
+                        self.accept(input)?;
+                        self.now += SEGMENT;
+                    }
+                    Event::Restart { input, jump } => {
+                        let e = &mut self.enc[input];
+                        e.window.clear();
+                        e.next = e.next.saturating_add_signed(jump);
+                    }
+                    Event::Tick { secs } => {
+                        self.now += Duration::from_secs(secs);
+                        self.merge(0)?;
+                        self.merge(1)?;
+                    }
+                }
+                Ok(())
+            }
+
+            /// As `accept_playlist`: a playlist whose numbering went back is refused.
+            fn accept(&mut self, input: usize) -> Result<(), TestCaseError> {
+                let e = &mut self.enc[input];
+                let Some(source) = e.playlist() else {
+                    return Ok(());
+                };
+                match &mut e.cursor {
+                    Some(c) if source.media_sequence < c.source.media_sequence => return Ok(()),
+                    Some(c) => c.source = source,
+                    None => {
+                        e.cursor = Some(InputRendition {
+                            source,
+                            path: "hd.m3u8".to_owned(),
+                            last_msn: None,
+                            pending_since: HashMap::new(),
+                        });
+                    }
+                }
+                self.merge(input)
+            }
+
+            /// Runs the merge for `input` and applies it as `indexing` does, then checks the
+            /// timeline against the one before.
+            fn merge(&mut self, input: usize) -> Result<(), TestCaseError> {
+                let clock = self.clock();
+                let e = &mut self.enc[input];
+                let Some(cursor) = &mut e.cursor else {
+                    return Ok(());
+                };
+                let first = cursor.source.media_sequence;
+                let uploads: Vec<Upload> = (first..)
+                    .take(cursor.source.segments.len())
+                    .skip(cursor.first_pending())
+                    .map(|msn| {
+                        if e.uploaded.contains(&msn) {
+                            Upload::Committed
+                        } else {
+                            Upload::Missing
+                        }
+                    })
+                    .collect();
+                let before = self.timeline.clone();
+                let before_msn = cursor.last_msn;
+                let steps = merge_input(&self.timeline, input, cursor, &uploads, clock);
+                let mut last_msn = cursor.last_msn;
+                let mut waiting = None;
+                let mut consumed = Vec::new();
+                for step in steps {
+                    prop_assert_eq!(step.msn, first + step.index as u64);
+                    match step.action {
+                        Action::Wait => {
+                            waiting = Some(step.msn);
+                            break;
+                        }
+                        Action::Outside | Action::Lost => {}
+                        Action::Duplicate | Action::TooOld => {
+                            e.uploaded.remove(&step.msn);
+                            consumed.push(step.msn);
+                        }
+                        Action::Attach(mut entry) | Action::Append(mut entry) => {
+                            prop_assert_eq!(entry.msn, step.msn);
+                            prop_assert!(entry.copies[input].is_none());
+                            e.uploaded.remove(&step.msn);
+                            consumed.push(step.msn);
+                            entry.copies[input] = Some(copy(step.msn, clock));
+                            self.timeline.put(*entry);
+                        }
+                    }
+                    last_msn = Some(step.msn);
+                }
+                cursor.settle(last_msn, waiting, clock.now);
+                prop_assert!(
+                    cursor.last_msn >= before_msn,
+                    "an input's progress went back"
+                );
+                // The inputs fill each other's gaps: an upload for an entry becomes its copy.
+                let entries = &self.timeline.entries;
+                for msn in consumed {
+                    if let Ok(i) = entries.binary_search_by_key(&msn, |e| e.msn) {
+                        prop_assert!(
+                            entries[i].copies[input].is_some(),
+                            "input {}'s upload of MSN {} is not a copy of its entry",
+                            input + 1,
+                            msn
+                        );
+                    }
+                }
+                check(&before, &self.timeline, &self.enc)
+            }
+
+            /// Lands what is late, then lets time pass until every wait is over.
+            fn flush(&mut self) -> Result<(), TestCaseError> {
+                for input in 0..2 {
+                    for msn in std::mem::take(&mut self.enc[input].late) {
+                        self.upload(input, msn)?;
+                    }
+                }
+                for _ in 0..WINDOW + 2 {
+                    self.now += Duration::from_secs(100);
+                    self.merge(0)?;
+                    self.merge(1)?;
+                }
+                Ok(())
+            }
+        }
+
+        fn copy(msn: u64, clock: Clock) -> SegmentCopy {
+            SegmentCopy {
+                ext: "ts".to_owned(),
+                size: 1,
+                etag: "e".to_owned(),
+                src: format!("s{msn}.ts"),
+                received_ms: clock.wall_ms,
+                init: None,
+                init_src: None,
+            }
+        }
+
+        /// The rules: no hole, no number going back, a discontinuity wherever the encoder's
+        /// numbering jumps, entries only gain copies, and only of what was uploaded.
+        fn check(
+            before: &Timeline,
+            after: &Timeline,
+            enc: &[Encoder; 2],
+        ) -> Result<(), TestCaseError> {
+            let entries = &after.entries;
+            for (a, b) in entries.iter().zip(entries.iter().skip(1)) {
+                prop_assert_eq!(b.seq, a.seq + 1, "a hole in the store's numbering");
+                prop_assert!(b.msn > a.msn, "MSN went back: {} then {}", a.msn, b.msn);
+                if b.msn != a.msn + 1 {
+                    prop_assert!(
+                        b.discontinuity,
+                        "MSN {} to {} without a discontinuity",
+                        a.msn,
+                        b.msn
+                    );
+                }
+                prop_assert_eq!(b.disc_seq, a.disc_seq + u64::from(b.discontinuity));
+            }
+            if let Some(first) = entries.front() {
+                prop_assert_eq!(
+                    first.seq,
+                    first.msn,
+                    "numbering starts at the first MSN seen"
+                );
+            }
+            prop_assert_eq!(after.tail, entries.back().map(Tail::of));
+            prop_assert!(
+                after.tail.map(|t| t.seq) >= before.tail.map(|t| t.seq),
+                "the numbering went back"
+            );
+            prop_assert!(entries.len() >= before.entries.len());
+            for (old, new) in before.entries.iter().zip(entries) {
+                prop_assert_eq!(
+                    (
+                        old.seq,
+                        old.msn,
+                        old.pdt_ms,
+                        old.discontinuity,
+                        old.disc_seq
+                    ),
+                    (
+                        new.seq,
+                        new.msn,
+                        new.pdt_ms,
+                        new.discontinuity,
+                        new.disc_seq
+                    ),
+                    "a published entry changed"
+                );
+                for input in 0..2 {
+                    if old.copies[input].is_some() {
+                        prop_assert_eq!(&old.copies[input], &new.copies[input]);
+                    }
+                }
+            }
+            for e in entries {
+                prop_assert!(
+                    e.copies.iter().any(Option::is_some),
+                    "entry {} has no copy",
+                    e.seq
+                );
+                for (input, c) in e.copies.iter().enumerate() {
+                    if c.is_some() {
+                        prop_assert!(enc[input].ever_uploaded.contains(&e.msn));
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        proptest! {
+            #[test]
+            fn two_inputs_with_gaps_and_restarts_never_leave_a_hole(
+                first_msn in 0u64..1000,
+                events in proptest::collection::vec(event(), 1..150),
+            ) {
+                let mut sim = Sim::new(first_msn);
+                for e in &events {
+                    sim.run(e)?;
+                }
+                sim.flush()?;
+                // Nothing uploaded and listed waits forever.
+                for e in &sim.enc {
+                    let Some(c) = &e.cursor else { continue };
+                    for (i, _) in c.source.segments.iter().enumerate() {
+                        let msn = c.source.media_sequence + i as u64;
+                        prop_assert!(
+                            c.last_msn.is_some_and(|l| msn <= l) || !e.uploaded.contains(&msn),
+                            "uploaded segment {} still pending", msn
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

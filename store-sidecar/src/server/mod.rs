@@ -1,0 +1,138 @@
+//! The sidecar's HTTP side: the encoder-facing ingest listener (authenticated), the
+//! filter-facing internal API (`/store/v1`, `/metrics`, `/healthz`), and what runs beside them.
+//!
+//! - `error`: the one error type every refusal is answered with
+//! - `ingest`: the ingest router and its handlers
+//! - `internal`: the internal API's router and handlers
+//! - `serve`: accepting connections until shutdown
+//! - `housekeeping`: failover checks, pruning and upload GC in the background
+
+mod error;
+mod housekeeping;
+mod ingest;
+mod internal;
+mod serve;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tokio::sync::Mutex;
+
+pub use error::ApiError;
+pub use housekeeping::housekeeping;
+pub use ingest::ingest_router;
+pub use internal::internal_router;
+pub use serve::serve;
+
+use crate::auth::Authenticator;
+use crate::channel::ChannelState;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+
+/// Shared by every request.
+pub struct App {
+    pub settings: Settings,
+    pub auth: Authenticator,
+    pub channels: HashMap<String, Arc<Mutex<ChannelState>>>,
+    pub metrics: Metrics,
+}
+
+impl App {
+    /// Opens every configured channel from `data_dir`.
+    pub fn open(settings: Settings) -> Result<Self, StartupError> {
+        let auth = Authenticator::new(&settings.server.realm, settings.server.nonce_ttl_seconds)
+            .map_err(StartupError::Random)?;
+        let mut channels = HashMap::new();
+        for c in &settings.channels {
+            let state =
+                ChannelState::open(c.clone(), &settings.server.data_dir).map_err(|source| {
+                    StartupError::Channel {
+                        channel: c.id.clone(),
+                        dir: settings.server.data_dir.display().to_string(),
+                        source,
+                    }
+                })?;
+            channels.insert(c.id.clone(), Arc::new(Mutex::new(state)));
+        }
+        Ok(Self {
+            settings,
+            auth,
+            channels,
+            metrics: Metrics::new(),
+        })
+    }
+}
+
+/// Why the sidecar could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("no system randomness for Digest nonces: {0}")]
+    Random(getrandom::Error),
+    #[error("cannot open channel '{channel}' under {dir}: {source}")]
+    Channel {
+        channel: String,
+        dir: String,
+        source: std::io::Error,
+    },
+}
+
+/// Runs blocking channel work (disk I/O) off the async runtime.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| std::io::Error::other(format!("worker failed: {e}")))?
+}
+
+/// An app over a fresh data directory with one channel, `news`, and requests to it.
+#[cfg(test)]
+mod test_support {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, Response};
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+
+    use super::*;
+    use crate::config::{Channel, Credentials, ServerConfig};
+
+    pub(super) const PASSWORD_1: &str = "secret-1";
+
+    pub(super) fn app(dir: &std::path::Path) -> Arc<App> {
+        let input = |username: &str, password: &str| Credentials {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        };
+        let settings = Settings {
+            server: ServerConfig {
+                data_dir: dir.to_owned(),
+                ..ServerConfig::default()
+            },
+            channels: vec![Channel {
+                id: "news".to_owned(),
+                startover_window_seconds: 7200,
+                failover_after_seconds: None,
+                inputs: [input("enc1", PASSWORD_1), input("enc2", "secret-2")],
+            }],
+        };
+        Arc::new(App::open(settings).unwrap())
+    }
+
+    /// Sends one request through `router` in process; returns the answer and its body as text.
+    pub(super) async fn send(router: &Router, req: Request<Body>) -> (Response<Body>, String) {
+        let response = router.clone().oneshot(req).await.unwrap();
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.unwrap().to_bytes();
+        (
+            Response::from_parts(parts, Body::empty()),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
+    }
+
+    pub(super) fn header<'a>(r: &'a Response<Body>, name: &str) -> &'a str {
+        r.headers()
+            .get(name)
+            .map_or("", |v| v.to_str().unwrap_or(""))
+    }
+}

@@ -1,0 +1,45 @@
+//! Accepting connections on a listener until shutdown.
+
+use std::time::Duration;
+
+use axum::Router;
+
+/// Serves `router` on `listener` until `stop` turns true, then waits (up to 5 s) for requests in
+/// flight.
+///
+/// HTTP/1 half-close is on: ffmpeg sends the last chunk of an upload and closes its socket
+/// without reading the answer, and a server that treats that EOF as an abort would drop the
+/// upload it just received in full. A connection cut *inside* a body still fails the body.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .half_close(true)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), graceful.shutdown()).await;
+}

@@ -1,0 +1,47 @@
+//! The artifacts the end-to-end tests load: the release `.wasm`, built on demand with the same
+//! command as `make wasm`, and the `edgepack-host` binary.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Builds (if needed) and returns `target/wasm32-wasip1/release/edgepack_filter.wasm`.
+pub fn filter_wasm() -> Result<PathBuf, String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+            "-p",
+            "edgepack-filter",
+        ])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building the filter for wasm32-wasip1 failed".into());
+    }
+    Ok(root.join("target/wasm32-wasip1/release/edgepack_filter.wasm"))
+}
+
+/// The `edgepack-host` binary: cargo's own for the host's tests (cargo sets
+/// `CARGO_BIN_EXE_edgepack-host` when it runs them), else built on demand next to
+/// `edgepack-store` (`target/debug/`), as the end-to-end tests in `tests/` need it.
+pub fn host_binary() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("CARGO_BIN_EXE_edgepack-host") {
+        return Ok(PathBuf::from(p));
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "-p", "edgepack-host", "--bin", "edgepack-host"])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building edgepack-host failed".into());
+    }
+    Ok(root.join("target/debug/edgepack-host"))
+}

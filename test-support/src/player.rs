@@ -1,0 +1,57 @@
+//! ffmpeg as the player: decodes every video frame of an input (a URL or a local playlist) under
+//! a hard timeout and returns each frame's MD5 (`-f framemd5`), per stream, so two inputs can be
+//! compared frame by frame.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// Stream index → MD5 of each decoded video frame; `Err` with ffmpeg's message when it fails.
+pub fn decoded_frames(input: &str) -> Result<BTreeMap<u32, Vec<String>>, String> {
+    decoded(input, "0:v")
+}
+
+/// Stream index → MD5 of each decoded frame of the streams `map` selects (`0:v`, `0:a`).
+pub fn decoded(input: &str, map: &str) -> Result<BTreeMap<u32, Vec<String>>, String> {
+    decoded_with(&[], input, map)
+}
+
+/// [`decoded`] with input options before `-i` (e.g. `-cenc_decryption_key HEX`).
+pub fn decoded_with(
+    input_options: &[&str],
+    input: &str,
+    map: &str,
+) -> Result<BTreeMap<u32, Vec<String>>, String> {
+    let out = Command::new("timeout")
+        .args([
+            "-s",
+            "KILL",
+            "120",
+            "ffmpeg",
+            "-hide_banner",
+            "-v",
+            "error",
+            "-xerror",
+        ])
+        .args(input_options)
+        .args(["-i", input, "-map", map, "-f", "framemd5", "-"])
+        .output()
+        .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    let mut per = BTreeMap::new();
+    for line in String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+    {
+        let cols: Vec<&str> = line.split(',').map(str::trim).collect();
+        let (Some(stream), Some(md5)) = (cols.first().and_then(|s| s.parse().ok()), cols.last())
+        else {
+            return Err(format!("unexpected framemd5 line: {line}"));
+        };
+        per.entry(stream)
+            .or_insert_with(Vec::new)
+            .push((*md5).to_owned());
+    }
+    Ok(per)
+}

@@ -1,0 +1,574 @@
+//! Shared helpers for the sidecar's end-to-end tests: start the real `edgepack-store` binary on
+//! loopback ports chosen at run time, drive the real Debian `ffmpeg` as the encoder, and talk raw
+//! HTTP/1.1 where a client library would "fix" the request (dot segments, encodings).
+
+// Test support: a failed step must stop the test loudly.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PASSWORD_1: &str = "pw-one";
+pub const PASSWORD_2: &str = "pw-two";
+
+/// A running sidecar; killed when dropped.
+pub struct Sidecar {
+    child: Option<Child>,
+    pub ingest: SocketAddr,
+    pub internal: SocketAddr,
+    pub config: PathBuf,
+    pub data: PathBuf,
+}
+
+/// The sidecar's TOML for one channel `news`, ports chosen by the OS.
+pub fn write_config(dir: &Path, extra_server: &str, extra_channel: &str) -> PathBuf {
+    let data = dir.join("data");
+    let text = format!(
+        r#"[server]
+ingest_listen = "127.0.0.1:0"
+internal_listen = "127.0.0.1:0"
+data_dir = "{}"
+{extra_server}
+
+[[channel]]
+id = "news"
+{extra_channel}
+[[channel.input]]
+username = "enc1"
+password = "{PASSWORD_1}"
+[[channel.input]]
+username = "enc2"
+password = "{PASSWORD_2}"
+"#,
+        data.display()
+    );
+    let path = dir.join("edgepack-store.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The `edgepack-store` binary: cargo's own for the sidecar's tests and benchmarks (cargo sets
+/// `CARGO_BIN_EXE_edgepack-store` when it runs them); built on demand when these helpers are used
+/// from the end-to-end tests in `tests/`.
+pub fn store_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CARGO_BIN_EXE_edgepack-store") {
+        return PathBuf::from(p);
+    }
+    if let Some(p) = std::env::var_os("EDGEPACK_STORE_BIN") {
+        return PathBuf::from(p);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "-p", "edgepack-store"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "building edgepack-store failed");
+    root.join("target/debug/edgepack-store")
+}
+
+impl Sidecar {
+    /// Starts the binary and waits for its "listening" line.
+    pub fn start(config: &Path) -> Sidecar {
+        let mut child = Command::new(store_binary())
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "edgepack_store=debug")
+            .stdout(Stdio::piped())
+            // Set EDGEPACK_TEST_LOG=1 to see the sidecar's log.
+            .stderr(if std::env::var_os("EDGEPACK_TEST_LOG").is_some() {
+                Stdio::inherit()
+            } else {
+                Stdio::null()
+            })
+            .spawn()
+            .expect("start edgepack-store");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let addr = |key: &str| -> SocketAddr {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+                .parse()
+                .unwrap()
+        };
+        let text = std::fs::read_to_string(config).unwrap();
+        let data = text
+            .lines()
+            .find_map(|l| l.strip_prefix("data_dir = \""))
+            .map(|d| PathBuf::from(d.trim_end_matches('"')))
+            .unwrap();
+        Sidecar {
+            ingest: addr("ingest="),
+            internal: addr("internal="),
+            child: Some(child),
+            config: config.to_owned(),
+            data,
+        }
+    }
+
+    /// Stops it with SIGTERM and waits.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(c.id().to_string())
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if c.try_wait().unwrap().is_some() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// `kill -9`: no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// `GET` on the internal API; (status, headers, body).
+    pub fn get(&self, path: &str) -> Response {
+        raw(
+            self.internal,
+            format!("GET {path} HTTP/1.1\r\nHost: store\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    }
+
+    pub fn get_ok(&self, path: &str) -> Vec<u8> {
+        let r = self.get(path);
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text());
+        r.body
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.get_ok("/store/v1/news/status")).unwrap()
+    }
+
+    pub fn ingest_url(&self, user: &str, pass: &str, input: u8) -> String {
+        format!("http://{user}:{pass}@{}/in/v1/news/{input}", self.ingest)
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A parsed HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn headers_named(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// `GET path` on `addr`, one connection.
+pub fn get(addr: SocketAddr, path: &str) -> Response {
+    raw(
+        addr,
+        format!("GET {path} HTTP/1.1\r\nHost: edge\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+/// `start=…&end=…` covering everything the store holds for the first rendition, ending now: a
+/// past range, so endpoints answer a VOD playlist a player reads from its first segment to its
+/// end (ffmpeg follows a live one forever).
+pub fn whole_history_range(status: &serde_json::Value) -> String {
+    let first = status["renditions"][0]["first_program_date_time"]
+        .as_str()
+        .expect("a first program date time");
+    let start = chrono::DateTime::parse_from_rfc3339(first)
+        .expect("RFC 3339")
+        .timestamp();
+    let end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("start={start}&end={end}")
+}
+
+/// Sends raw bytes (the request must say `Connection: close`) and parses the answer.
+pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    s.write_all(request).unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> Response {
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(buf)));
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    let mut body = buf[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
+    if chunked {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16)
+                .unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[nl + 2..nl + 2 + size]);
+            rest = &rest[nl + 2 + size + 2..];
+        }
+        body = out;
+    }
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+/// Basic credentials header value.
+pub fn basic(user: &str, pass: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    )
+}
+
+/// PUT with Basic auth and a Content-Length body.
+pub fn put(addr: SocketAddr, path: &str, auth: Option<&str>, body: &[u8]) -> Response {
+    let mut req = format!(
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if let Some(a) = auth {
+        req.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    raw(addr, &bytes)
+}
+
+/// Every file under `dir` with its bytes, sorted, for before/after comparisons.
+pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(listing) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in listing {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The segment URIs of a media playlist, in order.
+pub fn segment_uris(playlist: &str) -> Vec<String> {
+    playlist
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The value of a `#TAG:value` line.
+pub fn tag_value<'a>(playlist: &'a str, tag: &str) -> Option<&'a str> {
+    playlist
+        .lines()
+        .find_map(|l| l.strip_prefix(tag).and_then(|r| r.strip_prefix(':')))
+}
+
+/// An ffmpeg encoder pushing a live synthetic stream (testsrc2 + sine, H.264/AAC, 2 s segments).
+pub struct Encoder {
+    child: Child,
+}
+
+/// How the encoder authenticates.
+pub enum Auth<'a> {
+    /// Credentials in the URL: ffmpeg answers the Digest challenge.
+    DigestInUrl { user: &'a str, pass: &'a str },
+    /// `-headers "Authorization: Basic …"`.
+    BasicHeader { user: &'a str, pass: &'a str },
+}
+
+/// What to push.
+pub struct EncoderSpec<'a> {
+    pub ingest: SocketAddr,
+    pub input: u8,
+    pub auth: Auth<'a>,
+    pub seconds: u32,
+    /// Two renditions with a multivariant playlist, else one.
+    pub two_renditions: bool,
+    /// Also write the very same encode to this local directory (no upload), to compare bytes.
+    pub local_copy: Option<&'a Path>,
+    pub start_number: u64,
+    /// fMP4 segments (`-hls_segment_type fmp4`: EXT-X-MAP + `.m4s`) instead of MPEG-TS.
+    pub fmp4: bool,
+}
+
+impl EncoderSpec<'_> {
+    /// One rendition, numbered from 0, pushed to `input` with that input's Digest credentials in
+    /// the URL; override fields with `..EncoderSpec::digest(…)`.
+    pub fn digest(ingest: SocketAddr, input: u8, seconds: u32) -> Self {
+        let (user, pass) = if input == 1 {
+            ("enc1", PASSWORD_1)
+        } else {
+            ("enc2", PASSWORD_2)
+        };
+        EncoderSpec {
+            ingest,
+            input,
+            auth: Auth::DigestInUrl { user, pass },
+            seconds,
+            two_renditions: false,
+            local_copy: None,
+            start_number: 0,
+            fmp4: false,
+        }
+    }
+}
+
+fn encode_args(spec: &EncoderSpec<'_>, vlabels: (&str, &str), alabel: &str) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |s: &[&str]| a.extend(s.iter().map(|x| x.to_string()));
+    push(&["-map", &format!("[{}]", vlabels.0), "-map", alabel]);
+    if spec.two_renditions {
+        push(&["-map", &format!("[{}]", vlabels.1), "-map", alabel]);
+    }
+    push(&[
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-threads",
+        "1",
+        "-g",
+        "50",
+        "-keyint_min",
+        "50",
+        "-sc_threshold",
+        "0",
+        "-b:v",
+        "400k",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "64k",
+        "-f",
+        "hls",
+        "-hls_time",
+        "2",
+    ]);
+    push(&["-start_number", &spec.start_number.to_string()]);
+    if spec.fmp4 {
+        push(&["-hls_segment_type", "fmp4"]);
+    }
+    push(&["-t", &spec.seconds.to_string()]);
+    if spec.two_renditions {
+        push(&[
+            "-var_stream_map",
+            "v:0,a:0 v:1,a:1",
+            "-master_pl_name",
+            "master.m3u8",
+        ]);
+    }
+    a
+}
+
+impl Encoder {
+    /// Starts ffmpeg pushing `spec`'s stream (and writing the local copy). Longer than most: it
+    /// is one ffmpeg command line, built in the order ffmpeg reads its options.
+    pub fn start(spec: EncoderSpec<'_>) -> Encoder {
+        let mut args: Vec<String> = [
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=25",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        // Each output needs its own filter outputs; the encodes are identical (x264 and ffmpeg's
+        // AAC encoder are deterministic), so the local copy is byte-for-byte what was uploaded.
+        args.push("-filter_complex".into());
+        let mut labels = vec!["a1", "b1", "a2", "b2"];
+        if !spec.two_renditions {
+            labels.retain(|l| l.starts_with('a'));
+        }
+        if spec.local_copy.is_none() {
+            labels.retain(|l| l.ends_with('1'));
+        }
+        let mut graph = format!("[0:v]split={}", labels.len());
+        for l in &labels {
+            graph.push_str(&format!("[s{l}]"));
+        }
+        for l in &labels {
+            let scale = if l.starts_with('b') {
+                "scale=160:120"
+            } else {
+                "null"
+            };
+            graph.push_str(&format!(";[s{l}]{scale}[{l}]"));
+        }
+        args.push(graph);
+        let (url_creds, header_creds) = match spec.auth {
+            Auth::DigestInUrl { user, pass } => (Some((user, pass)), None),
+            Auth::BasicHeader { user, pass } => (None, Some((user, pass))),
+        };
+        args.extend(encode_args(&spec, ("a1", "b1"), "1:a"));
+        args.extend(
+            [
+                "-hls_list_size",
+                "3",
+                "-hls_flags",
+                "program_date_time+delete_segments",
+                "-method",
+                "PUT",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
+        if let Some((u, p)) = header_creds {
+            args.push("-headers".into());
+            args.push(format!("Authorization: {}\r\n", basic(u, p)));
+        }
+        let base = match url_creds {
+            Some((u, p)) => format!("http://{u}:{p}@{}/in/v1/news/{}", spec.ingest, spec.input),
+            None => format!("http://{}/in/v1/news/{}", spec.ingest, spec.input),
+        };
+        let ext = if spec.fmp4 { "m4s" } else { "ts" };
+        let (seg, pl) = if spec.two_renditions {
+            (format!("stream_%v_%d.{ext}"), "stream_%v.m3u8")
+        } else {
+            (format!("stream_0_%d.{ext}"), "stream_0.m3u8")
+        };
+        args.push("-hls_segment_filename".into());
+        args.push(format!("{base}/{seg}"));
+        args.push(format!("{base}/{pl}"));
+        if let Some(dir) = spec.local_copy {
+            std::fs::create_dir_all(dir).unwrap();
+            args.extend(encode_args(&spec, ("a2", "b2"), "1:a"));
+            args.extend(["-hls_list_size", "0"].iter().map(|s| s.to_string()));
+            args.push("-hls_segment_filename".into());
+            args.push(dir.join(&seg).display().to_string());
+            args.push(dir.join(pl).display().to_string());
+        }
+        let child = Command::new("ffmpeg")
+            .args(&args)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("ffmpeg must be installed (apt-get install ffmpeg)");
+        Encoder { child }
+    }
+
+    /// Waits for ffmpeg to finish (bounded).
+    pub fn wait(mut self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "ffmpeg failed: {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("ffmpeg did not finish within {limit:?}");
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Encoder {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` until it returns `Some`, or panics after `limit`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
