@@ -58,16 +58,38 @@ impl Timed for Segment<'_> {
 ///   available, so clock skew between encoder and edge cannot hide the live edge.
 /// - Time-shift: segments that start at or after `start` and end at or before `end`.
 pub fn select<T: Timed>(segments: &[T], spec: &WindowSpec) -> (Range<usize>, WindowKind) {
+    select_by(segments.len(), |i| segments.get(i), spec)
+}
+
+/// [`select`] over any indexed sequence (a store's `VecDeque` of entries): `at(i)` is the
+/// `i`-th of `len` items.
+pub fn select_by<'t, T: Timed + 't>(
+    len: usize,
+    at: impl Fn(usize) -> Option<&'t T>,
+    spec: &WindowSpec,
+) -> (Range<usize>, WindowKind) {
     let horizon = spec.now_ms - spec.delay_ms;
     let available = |s: &T| spec.delay_ms == 0 || s.end_ms().is_some_and(|e| e <= horizon);
+    // The count of the prefix where `pred` holds (it holds on a prefix: times never decrease).
+    let prefix = |pred: &dyn Fn(&T) -> bool| {
+        let (mut lo, mut hi) = (0, len);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if at(mid).is_some_and(pred) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    };
     let Some(start) = spec.start_ms else {
-        // Segments available at the horizon form a prefix.
-        let last = segments.partition_point(available);
+        let last = prefix(&available);
         let mut first = last;
         let mut total = 0.0;
         while first > 0 && total * 1000.0 < spec.window_ms as f64 {
             first -= 1;
-            total += segments[first].duration();
+            total += at(first).map_or(0.0, Timed::duration);
         }
         return (first..last, WindowKind::Live);
     };
@@ -77,9 +99,9 @@ pub fn select<T: Timed>(segments: &[T], spec: &WindowSpec) -> (Range<usize>, Win
     } else {
         WindowKind::Event
     };
-    let first = segments.partition_point(|s| s.pdt_ms().is_none_or(|p| p < start));
+    let first = prefix(&|s: &T| s.pdt_ms().is_none_or(|p| p < start));
     let mut last = first;
-    while let Some(s) = segments.get(last) {
+    while let Some(s) = at(last) {
         let inside = s.pdt_ms().is_some_and(|p| p >= start) && s.end_ms().is_some_and(|e| e <= end);
         if !inside || !available(s) {
             break;

@@ -619,4 +619,41 @@ mod tests {
         };
         assert_eq!(r.status, 400, "{}", text(&r));
     }
+
+    /// A store view (the window only) carries what the filter would have found in the whole
+    /// history: the run start names the cmaf initialization segment, the history start the
+    /// startover window's beginning.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn a_store_view_names_what_lies_before_it() {
+        let view = format!(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:10\n\
+#EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-EDGEPACK-VIEW:HISTORY-START={T0},RUN-START=4,RUN-START-DATE={}\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:35:51.666Z\n#EXTINF:2.000,\n10.ts\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:35:53.666Z\n#EXTINF:2.000,\n11.ts\n",
+            T0 + 8_000
+        );
+        let now = T0 + 24_000;
+        let f = fetch("/out/v1/news/cmaf/stream_0/index.m3u8", &[]);
+        let t = text(&answer(&f.next, 200, &[], view.as_bytes(), now));
+        assert!(t.contains("#EXT-X-MAP:URI=\"init-ts4.mp4\"\n"), "{t}");
+        assert_eq!(uris(&t), ["10.mp4", "11.mp4"]);
+        assert!(
+            !t.contains("EDGEPACK"),
+            "the view's tag is the store's, not the viewer's: {t}"
+        );
+        // A range before the history: the history's start is named, from the view.
+        let start = T0 - 60_000;
+        let f = fetch(
+            &format!(
+                "/out/v1/news/hls/stream_0/index.m3u8?start={}&end={}",
+                start / 1000,
+                (start + 10_000) / 1000
+            ),
+            &[],
+        );
+        let r = answer(&f.next, 200, &[], view.as_bytes(), now);
+        assert_eq!(r.status, 400, "{}", text(&r));
+        assert!(text(&r).contains("2026-11-25T14:35:31.666"), "{}", text(&r));
+    }
 }

@@ -9,7 +9,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use edgepack_store_api::api::{init_uri, segment_uri, variant_uri};
-use edgepack_store_api::{MediaPlaylist, Segment, format_pdt};
+use edgepack_store_api::window::{self, ViewQuery};
+use edgepack_store_api::{MediaPlaylist, RunStart, Segment, ViewContext, format_pdt};
 use sha2::{Digest as _, Sha256};
 
 use super::ChannelState;
@@ -39,6 +40,33 @@ impl Rendered {
 /// The copy an entry is served from: the first of `order` that has one.
 fn served(e: &Entry, order: [usize; 2]) -> Option<&SegmentCopy> {
     order.into_iter().find_map(|i| e.copies[i].as_ref())
+}
+
+/// What every playlist of a rendition declares.
+struct PlaylistHead {
+    source_td: u64,
+    version: u32,
+}
+
+/// An entry as a segment of the store's view (its duration text and map are the caller's).
+/// `discontinuity_shown`: the entry's discontinuity is written (not the history's first entry,
+/// whose discontinuity is in DISCONTINUITY-SEQUENCE already).
+fn view_segment<'e>(
+    e: &'e Entry,
+    copy: Option<&SegmentCopy>,
+    discontinuity_shown: bool,
+) -> Segment<'e> {
+    Segment {
+        duration: e.duration,
+        pdt_ms: Some(e.pdt_ms),
+        // Every segment's date is written, the store's own as the encoder's.
+        pdt_tagged: true,
+        discontinuity: e.discontinuity && discontinuity_shown,
+        source_key: e.source_key.as_deref().map(Cow::Borrowed),
+        tags: e.tags.iter().map(|t| Cow::Borrowed(t.as_str())).collect(),
+        uri: Cow::Owned(segment_uri(e.seq, copy.map_or("ts", |c| &c.ext))),
+        ..Segment::default()
+    }
 }
 
 /// A text made once for many segments (always there: made for every entry).
@@ -121,17 +149,8 @@ impl ChannelState {
 
     /// The rendition's media playlist with the whole retained history.
     pub fn media_playlist(&mut self, rid: &str) -> Option<Rendered> {
+        let head = self.playlist_head(rid)?;
         let order = self.preferred_inputs();
-        let sources = || self.inputs.iter().filter_map(|i| i.renditions.get(rid));
-        let source_td = sources()
-            .filter_map(|r| r.source.target_duration)
-            .max()
-            .unwrap_or(1);
-        // Version 3 at least: the durations are decimal.
-        let version = sources()
-            .map(|r| r.source.version.unwrap_or(3).max(3))
-            .max()
-            .unwrap_or(3);
         let r = self.renditions.get_mut(rid)?;
         if let Some(c) = &r.cache {
             return Some(c.clone());
@@ -151,14 +170,14 @@ impl ChannelState {
         }
         let first = entries.front();
         let playlist = MediaPlaylist {
-            version: Some(version),
+            version: Some(head.version),
             target_duration: Some(
                 entries
                     .iter()
                     .map(|e| e.duration.round() as u64)
                     .max()
                     .unwrap_or(0)
-                    .max(source_td),
+                    .max(head.source_td),
             ),
             media_sequence: first
                 .map_or_else(|| r.timeline.tail.map_or(0, |t| t.seq + 1), |e| e.seq),
@@ -170,20 +189,11 @@ impl ChannelState {
                 .map(|(i, e)| {
                     let copy = served(e, order);
                     Segment {
-                        duration: e.duration,
                         duration_text: borrowed(durations.get(&e.duration.to_bits())),
-                        pdt_ms: Some(e.pdt_ms),
-                        // Every segment's date is written, the store's own as the encoder's.
-                        pdt_tagged: true,
-                        // The first entry's discontinuity is in DISCONTINUITY-SEQUENCE already.
-                        discontinuity: e.discontinuity && i > 0,
-                        source_key: e.source_key.as_deref().map(Cow::Borrowed),
                         map: copy
                             .and_then(|c| maps.get(c.init.as_deref()?))
                             .map(|uri| Cow::Borrowed(uri.as_str())),
-                        tags: e.tags.iter().map(|t| Cow::Borrowed(t.as_str())).collect(),
-                        uri: Cow::Owned(segment_uri(e.seq, copy.map_or("ts", |c| &c.ext))),
-                        ..Segment::default()
+                        ..view_segment(e, copy, i > 0)
                     }
                 })
                 .collect(),
@@ -194,6 +204,107 @@ impl ChannelState {
         let rendered = Rendered::new(text);
         r.cache = Some(rendered.clone());
         Some(rendered)
+    }
+
+    /// The part of the rendition's history one request needs ([`ViewQuery`]): the window's
+    /// segments, with the start of the history and the start of the window's first run
+    /// (`#EXT-X-EDGEPACK-VIEW`). O(answer + log history): found by binary search, written from
+    /// the window alone.
+    pub fn media_view(&mut self, rid: &str, query: &ViewQuery) -> Option<Rendered> {
+        let head = self.playlist_head(rid)?;
+        let order = self.preferred_inputs();
+        let r = self.renditions.get(rid)?;
+        let entries = &r.timeline.entries;
+        let (range, _) = window::select_by(entries.len(), |i| entries.get(i), &query.spec);
+        let in_view = || entries.range(range.clone());
+        // What the filter needs around the window: where its first run starts (same
+        // discontinuity and key period; both never decrease along the timeline).
+        let run_key = |e: &Entry| {
+            (
+                e.disc_seq,
+                window::key_period(e.pdt_ms, query.rotation_seconds),
+            )
+        };
+        let run_start = entries
+            .get(range.start)
+            .filter(|_| !range.is_empty())
+            .map(|first| {
+                let key = run_key(first);
+                let i = entries.partition_point(|e| run_key(e) < key);
+                let e = entries.get(i).unwrap_or(first);
+                RunStart {
+                    sequence: e.seq,
+                    pdt_ms: Some(e.pdt_ms),
+                    discontinuity: e.discontinuity && i > 0,
+                }
+            });
+        let next = || {
+            entries
+                .back()
+                .map_or_else(|| r.timeline.tail.map_or(0, |t| t.seq + 1), |e| e.seq + 1)
+        };
+        let last_disc = || {
+            entries
+                .back()
+                .map_or_else(|| r.timeline.tail.map_or(0, |t| t.disc_seq), |e| e.disc_seq)
+        };
+        let first = entries.get(range.start);
+        let segments: Vec<Segment<'_>> = in_view()
+            .enumerate()
+            .map(|(i, e)| {
+                let copy = served(e, order);
+                Segment {
+                    duration_text: Segment::new("", e.duration).duration_text,
+                    map: copy
+                        .and_then(|c| c.init.as_deref())
+                        .map(|id| Cow::Owned(init_uri(id))),
+                    // A window may start at a discontinuity: it is said, as in the whole history.
+                    ..view_segment(e, copy, i > 0 || range.start > 0)
+                }
+            })
+            .collect();
+        let opening_discontinuity = segments.first().is_some_and(|s| s.discontinuity);
+        let playlist = MediaPlaylist {
+            version: Some(head.version),
+            target_duration: Some(
+                in_view()
+                    .map(|e| e.duration.round() as u64)
+                    .max()
+                    .unwrap_or(0)
+                    .max(head.source_td),
+            ),
+            media_sequence: first.map_or_else(next, |e| e.seq),
+            discontinuity_sequence: match (segments.first(), first) {
+                (Some(_), Some(e)) => e.disc_seq - u64::from(opening_discontinuity),
+                (None, Some(e)) => e.disc_seq,
+                _ => last_disc(),
+            },
+            view: Some(ViewContext {
+                history_start_ms: entries.front().map(|e| e.pdt_ms),
+                run_start,
+            }),
+            segments,
+            ..MediaPlaylist::default()
+        };
+        let mut text = String::with_capacity(256 + range.len() * 96);
+        playlist.write_to(&mut text);
+        Some(Rendered::new(text))
+    }
+
+    /// Version and target duration of a rendition's playlists, from what its inputs declared.
+    fn playlist_head(&self, rid: &str) -> Option<PlaylistHead> {
+        let sources = || self.inputs.iter().filter_map(|i| i.renditions.get(rid));
+        self.renditions.contains_key(rid).then(|| PlaylistHead {
+            source_td: sources()
+                .filter_map(|r| r.source.target_duration)
+                .max()
+                .unwrap_or(1),
+            // Version 3 at least: the durations are decimal.
+            version: sources()
+                .map(|r| r.source.version.unwrap_or(3).max(3))
+                .max()
+                .unwrap_or(3),
+        })
     }
 
     /// The `status` document.
@@ -315,6 +426,122 @@ mod tests {
                 .map(|s| s.disc_seq)
                 .collect::<Vec<_>>(),
             [5, 6]
+        );
+    }
+
+    /// A view holds exactly the window of the whole history, and says what the filter would
+    /// have found around it there: the start of the history and of the window's first run.
+    #[test]
+    fn a_view_is_the_window_of_the_whole_history_with_its_context() {
+        use edgepack_store_api::window::{WindowSpec, key_period, select};
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        let mut source = String::from(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:00.000Z\n",
+        );
+        for m in 0..60 {
+            upload(&mut st, 0, &format!("s{m}.ts"));
+            if m == 31 {
+                source.push_str(
+                    "#EXT-X-DISCONTINUITY\n#EXT-X-PROGRAM-DATE-TIME:2026-11-25T15:00:01.000Z\n",
+                );
+            }
+            source.push_str(&format!("#EXTINF:2.000,\ns{m}.ts\n"));
+        }
+        st.accept_playlist(0, "hd.m3u8", source.as_bytes()).unwrap();
+        let whole = view(&mut st);
+        let whole = edgepack_store_api::parse(whole.as_bytes()).unwrap();
+        assert_eq!(whole.segments.len(), 60);
+        let t0 = whole.segments[0].pdt_ms.unwrap();
+        let t1 = whole.segments[31].pdt_ms.unwrap();
+        let live = |window_ms, delay_ms, now_ms| WindowSpec {
+            now_ms,
+            window_ms,
+            delay_ms,
+            start_ms: None,
+            end_ms: None,
+        };
+        let shifted = |start_ms, end_ms| WindowSpec {
+            now_ms: t1 + 3_600_000,
+            window_ms: 60_000,
+            delay_ms: 0,
+            start_ms: Some(start_ms),
+            end_ms,
+        };
+        for (spec, rotation_seconds) in [
+            (live(6_000, 0, 0), 10),
+            (live(20_000, 0, 0), 0),
+            (live(61_000, 0, 0), 10),
+            (live(8_000, 30_000, t1 + 58_000), 10),
+            (shifted(t0 + 5_000, Some(t0 + 21_000)), 10),
+            (shifted(t0 + 50_000, Some(t1 + 7_000)), 4),
+            (shifted(t1 + 2_000, None), 10),
+            (shifted(t0 - 100_000, Some(t0 - 50_000)), 10),
+            (shifted(t1 + 500_000, None), 10),
+        ] {
+            let q = ViewQuery {
+                spec,
+                rotation_seconds,
+            };
+            let text = st.media_view("hd", &q).unwrap().body;
+            let v = edgepack_store_api::parse(&text).unwrap();
+            let (range, _) = select(&whole.segments, &spec);
+            let expected = &whole.segments[range.clone()];
+            let got: Vec<_> = v
+                .segments
+                .iter()
+                .map(|s| {
+                    (
+                        s.sequence,
+                        s.disc_seq,
+                        s.pdt_ms,
+                        s.discontinuity,
+                        s.uri.clone(),
+                    )
+                })
+                .collect();
+            let want: Vec<_> = expected
+                .iter()
+                .map(|s| {
+                    (
+                        s.sequence,
+                        s.disc_seq,
+                        s.pdt_ms,
+                        s.discontinuity,
+                        s.uri.clone(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{q:?}");
+            let ctx = v.view.unwrap();
+            assert_eq!(ctx.history_start_ms, Some(t0));
+            let run = expected.first().map(|f| {
+                let k =
+                    |s: &Segment<'_>| (s.disc_seq, key_period(s.pdt_ms.unwrap(), rotation_seconds));
+                let s = &whole.segments[whole.segments.partition_point(|x| k(x) < k(f))];
+                (s.sequence, s.pdt_ms, s.discontinuity)
+            });
+            assert_eq!(
+                ctx.run_start
+                    .map(|r| (r.sequence, r.pdt_ms, r.discontinuity)),
+                run,
+                "{q:?}"
+            );
+            if expected.is_empty() {
+                let next = whole.segments.get(range.start).map_or(60, |s| s.sequence);
+                assert_eq!(v.media_sequence, next, "{q:?}");
+            }
+        }
+        assert!(
+            st.media_view(
+                "nope",
+                &ViewQuery {
+                    spec: live(1, 0, 0),
+                    rotation_seconds: 0
+                }
+            )
+            .is_none()
         );
     }
 }

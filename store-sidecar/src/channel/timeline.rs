@@ -61,6 +61,15 @@ pub struct Entry {
     pub copies: [Option<SegmentCopy>; 2],
 }
 
+impl edgepack_store_api::window::Timed for Entry {
+    fn pdt_ms(&self) -> Option<i64> {
+        Some(self.pdt_ms)
+    }
+    fn duration(&self) -> f64 {
+        self.duration
+    }
+}
+
 /// `Entry::pdt_ms` in the journal: the text the store writes, read back with the contract's
 /// parser (which also reads what chrono wrote in older journals).
 mod pdt_text {

@@ -64,6 +64,9 @@ pub enum ApiError {
     StorePath(#[from] edgepack_store_api::api::PathError),
     #[error("unknown channel '{0}'")]
     UnknownChannel(String),
+    /// A media playlist query that is not a view query.
+    #[error("{0}; a view is window=MS&delay=MS[&now=MS][&start=MS][&end=MS]&rotation=S")]
+    View(String),
     #[error("channel '{0}' has no content yet: no encoder has published")]
     NoContentYet(String),
     #[error("channel '{channel}' has no rendition '{rendition}'")]
@@ -124,7 +127,8 @@ impl ApiError {
             }
             ApiError::IngestPath(PathError::Forbidden(_))
             | ApiError::Interrupted(_)
-            | ApiError::PlaylistRefused(_) => StatusCode::BAD_REQUEST,
+            | ApiError::PlaylistRefused(_)
+            | ApiError::View(_) => StatusCode::BAD_REQUEST,
             ApiError::IngestMethod(_) | ApiError::ReadOnly => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::DeclaredTooLarge { .. } | ApiError::TooLarge { .. } => {

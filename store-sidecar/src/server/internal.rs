@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
@@ -29,6 +29,7 @@ use edgepack_store_api::api::{
     STATUS_CONTENT_TYPE, content_type, parse_rendition_file, parse_segment_at_file,
 };
 use edgepack_store_api::format_pdt;
+use edgepack_store_api::window::ViewQuery;
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -208,13 +209,20 @@ async fn status(
 async fn rendition_file(
     State(app): State<Arc<App>>,
     RouteParams((id, rid, file)): RouteParams<(String, String, String)>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let state = channel(&app, &id)?;
     let mut st = state.lock().await;
     let found = match parse_rendition_file(&file) {
         Some(RenditionFile::MediaPlaylist) => {
-            let answer = match st.media_playlist(&rid) {
+            // With a view query: just the part of the history the request needs.
+            let view = ViewQuery::parse(query.as_deref().unwrap_or("")).map_err(ApiError::View)?;
+            let rendered = match &view {
+                Some(v) => st.media_view(&rid, v),
+                None => st.media_playlist(&rid),
+            };
+            let answer = match rendered {
                 Some(r) => Ok(playlist_response(&headers, r)),
                 None => Err(no_rendition(&id, &rid)),
             };
@@ -511,6 +519,30 @@ mod tests {
         let status: serde_json::Value = serde_json::from_str(&body).unwrap();
         assert_eq!(status["active_input"], 1);
         assert_eq!(status["renditions"][0]["last_sequence"], 5);
+    }
+
+    #[tokio::test]
+    async fn a_view_query_gets_the_window_and_a_malformed_one_its_reason() {
+        let d = tempfile::tempdir().unwrap();
+        let (_, router) = seeded(d.path()).await;
+        let view = "/store/v1/news/hd/index.m3u8?window=1000&delay=0&rotation=0";
+        let (r, body) = send(&router, get(view)).await;
+        assert_eq!(r.status(), StatusCode::OK, "{body}");
+        assert!(
+            body.contains("#EXT-X-EDGEPACK-VIEW:HISTORY-START="),
+            "{body}"
+        );
+        assert!(body.ends_with("\n5.ts\n"), "{body}");
+        let etag = header(&r, ETAG_HEADER).to_owned();
+        let (r, _) = send(&router, revalidate(view, &etag)).await;
+        assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+        for bad in ["window=x", "window=1&nope=2"] {
+            let path = format!("/store/v1/news/hd/index.m3u8?{bad}");
+            let (r, body) = send(&router, get(&path)).await;
+            assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{path}");
+            assert!(body.contains("view query:"), "{body}");
+            assert!(body.contains("window=MS&delay=MS"), "{body}");
+        }
     }
 
     #[tokio::test]
