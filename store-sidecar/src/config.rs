@@ -65,6 +65,9 @@ pub struct ServerConfig {
     pub max_path_bytes: usize,
     /// Uploaded files no playlist has listed are removed after this long.
     pub stale_upload_seconds: u64,
+    /// Segments served last are kept in memory up to this size (the live edge every viewer
+    /// asks for); 0: always read the disk.
+    pub segment_cache_megabytes: u64,
 }
 
 impl Default for ServerConfig {
@@ -79,6 +82,7 @@ impl Default for ServerConfig {
             max_playlist_bytes: 4 * 1024 * 1024,
             max_path_bytes: 1024,
             stale_upload_seconds: 600,
+            segment_cache_megabytes: 256,
         }
     }
 }

@@ -23,6 +23,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use bytes::Bytes;
 use edgepack_store_api::api::{
     self, ACTIVE_INPUT_HEADER, DURATION_HEADER, ETAG_HEADER, PLAYLIST_CONTENT_TYPE,
     PROGRAM_DATE_TIME_HEADER, PathError, RenditionFile, SEQUENCE_HEADER, SERVED_INPUT_HEADER,
@@ -35,6 +36,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::App;
 use super::error::ApiError;
+use super::segment_cache::SegmentCache;
 use crate::channel::{ChannelState, Rendered, SegmentFile};
 use crate::metrics::{RequestLabels, status_class};
 
@@ -239,7 +241,7 @@ async fn rendition_file(
         // Not a file the store names: answered as a segment outside the window.
         None => None,
     };
-    Ok(segment(st, found, &id, &rid, &file, &headers).await)
+    Ok(segment(&app.segments, st, found, &id, &rid, &file, &headers).await)
 }
 
 /// `GET /store/v1/{channel}/{rendition}/at/{ms}.{ext}`: the segment whose program date time is
@@ -264,7 +266,7 @@ async fn segment_at(
     };
     let by_seq = api::segment_uri(seq, ext);
     let found = st.segment(&rid, seq, ext);
-    Ok(segment(st, found, &id, &rid, &by_seq, &headers).await)
+    Ok(segment(&app.segments, st, found, &id, &rid, &by_seq, &headers).await)
 }
 
 fn no_rendition(id: &str, rid: &str) -> ApiError {
@@ -337,6 +339,7 @@ async fn init_segment(
 /// A segment's answer: its bytes as the encoder sent them, with what the filter needs to know
 /// about it in headers.
 async fn segment(
+    cache: &SegmentCache,
     st: MutexGuard<'_, ChannelState>,
     found: Option<SegmentFile>,
     id: &str,
@@ -364,10 +367,18 @@ async fn segment(
     let r = if not_modified(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        match tokio::fs::File::open(&seg.path).await {
-            Ok(f) => {
-                let body = Body::from_stream(tokio_util::io::ReaderStream::new(f));
-                let mut r = body.into_response();
+        // From memory, or one whole-file read (not a blocking-pool round trip per 4 KiB chunk).
+        let bytes = match cache.get(&seg.path, &etag) {
+            Some(b) => Ok(b),
+            None => tokio::fs::read(&seg.path).await.map(|b| {
+                let b = Bytes::from(b);
+                cache.put(&seg.path, &etag, b.clone());
+                b
+            }),
+        };
+        match bytes {
+            Ok(b) => {
+                let mut r = Body::from(b).into_response();
                 r.headers_mut().insert(
                     header::CONTENT_TYPE,
                     HeaderValue::from_static(content_type(&seg.copy.ext)),

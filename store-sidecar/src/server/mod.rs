@@ -11,8 +11,10 @@ mod error;
 mod housekeeping;
 mod ingest;
 mod internal;
+pub mod segment_cache;
 mod serve;
 
+use segment_cache::SegmentCache;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -35,6 +37,8 @@ pub struct App {
     pub auth: Authenticator,
     pub channels: HashMap<String, Arc<Mutex<ChannelState>>>,
     pub metrics: Metrics,
+    /// The segments served last, in memory.
+    pub segments: SegmentCache,
 }
 
 impl App {
@@ -54,7 +58,12 @@ impl App {
                 })?;
             channels.insert(c.id.clone(), Arc::new(Mutex::new(state)));
         }
+        let cache_bytes = settings
+            .server
+            .segment_cache_megabytes
+            .saturating_mul(1 << 20);
         Ok(Self {
+            segments: SegmentCache::new(usize::try_from(cache_bytes).unwrap_or(usize::MAX)),
             settings,
             auth,
             channels,
