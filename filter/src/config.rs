@@ -29,7 +29,30 @@ fn err(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub store: StoreConfig,
+    #[serde(default)]
+    pub cache: CacheConfig,
     pub channels: BTreeMap<String, ChannelConfig>,
+}
+
+/// The segments the filter produced, kept once per edge in Envoy's shared data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Size of the cache shared by the workers; 0 turns it off.
+    #[serde(default = "default_cache_megabytes")]
+    pub megabytes: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            megabytes: default_cache_megabytes(),
+        }
+    }
+}
+
+fn default_cache_megabytes() -> u64 {
+    64
 }
 
 /// Where the store sidecar is: an Envoy cluster for `dispatch_http_call`.
@@ -309,6 +332,7 @@ impl Endpoint {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub store: StoreConfig,
+    pub cache: CacheConfig,
     /// channel → endpoint name → endpoint.
     pub channels: BTreeMap<String, BTreeMap<String, Endpoint>>,
 }
@@ -386,8 +410,12 @@ impl Settings {
             }
             channels.insert(cname, endpoints);
         }
+        if raw.cache.megabytes > 16_384 {
+            return Err(err("cache.megabytes", "must be 0..=16384"));
+        }
         Ok(Settings {
             store: raw.store,
+            cache: raw.cache,
             channels,
         })
     }

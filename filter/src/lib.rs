@@ -32,6 +32,7 @@ pub mod playlist_window;
 pub mod query;
 pub mod response;
 pub mod route;
+pub mod segment_cache;
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod shell;
 pub mod store_cache;

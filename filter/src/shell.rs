@@ -18,6 +18,7 @@ use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, Metr
 
 use crate::packager::{self, Fetch, LicenseRequest, Plan, Request, StoreAnswer};
 use crate::route;
+use crate::segment_cache::{self, RING_KEY, Ring};
 use crate::store_cache::StoreCache;
 use crate::{Response, Settings};
 
@@ -124,6 +125,11 @@ impl RootContext for Root {
             PLAYLIST_CACHE_ENTRIES,
             settings.store.playlist_cache_ms,
         )));
+        // The ring of the shared segment cache exists before any worker adds to it, so every
+        // addition is a compare-and-set (two VMs starting together both write an empty one).
+        if settings.cache.megabytes > 0 && shared_get(RING_KEY).0.is_none() {
+            let _ = hostcalls::set_shared_data(RING_KEY, Some(&Ring::default().encode()), None);
+        }
         self.settings = Some(Rc::new(settings));
         true
     }
@@ -135,6 +141,7 @@ impl RootContext for Root {
             metrics: self.metrics.clone(),
             cache: self.cache.clone(),
             pending: None,
+            segment_key: None,
             labels: (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
             license: None,
             started_ms: 0,
@@ -154,6 +161,8 @@ struct Http {
     cache: Rc<RefCell<StoreCache>>,
     /// The store fetch in flight, and what its answer is for.
     pending: Option<Fetch>,
+    /// The shared-cache key of the segment this request is making.
+    segment_key: Option<String>,
     /// The channel and endpoint of this request, for metrics.
     labels: (String, String),
     /// A license request whose body is being read.
@@ -161,6 +170,11 @@ struct Http {
     started_ms: i64,
     /// This context sent a local reply: its own response callbacks must leave it alone.
     replied: bool,
+}
+
+/// A shared-data value and its CAS; a failed read is a miss.
+fn shared_get(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
+    hostcalls::get_shared_data(key).unwrap_or((None, None))
 }
 
 fn now_ms() -> i64 {
@@ -231,6 +245,47 @@ impl Http {
                 .to_response();
                 self.reply(&r);
             }
+        }
+    }
+
+    /// The answer another request on this edge made for `key`, if it is kept.
+    fn kept_segment(&self, key: &str) -> Option<Response> {
+        if self.settings.cache.megabytes == 0 {
+            return None;
+        }
+        let value = shared_get(key).0?;
+        let (content_type, body) = segment_cache::decode_entry(&value)?;
+        Some(packager::segments::kept(content_type, body))
+    }
+
+    /// Keeps a segment this request made, within the cache's budget: the ring is updated with
+    /// compare-and-set (another worker may be adding too), then what it evicted is cleared.
+    fn keep_segment(&self, key: &str, r: &Response) {
+        let budget = self.settings.cache.megabytes.saturating_mul(1 << 20);
+        if budget == 0 || r.status != 200 {
+            return;
+        }
+        let content_type = r.get("content-type").unwrap_or("application/octet-stream");
+        for _ in 0..4 {
+            let (value, cas) = shared_get(RING_KEY);
+            // No ring (shared data was reset): keep nothing rather than race to create one.
+            let (Some(value), Some(cas)) = (value, cas) else {
+                return;
+            };
+            let mut ring = Ring::decode(&value);
+            let Some(evicted) = ring.admit(key, r.body.len() as u64, budget) else {
+                return;
+            };
+            if hostcalls::set_shared_data(RING_KEY, Some(&ring.encode()), Some(cas)).is_err() {
+                // Another worker changed the ring meanwhile: read it again.
+                continue;
+            }
+            for gone in evicted {
+                let _ = hostcalls::set_shared_data(&gone, Some(&[]), None);
+            }
+            let value = segment_cache::encode_entry(content_type, &r.body);
+            let _ = hostcalls::set_shared_data(key, Some(&value), None);
+            return;
         }
     }
 
@@ -344,7 +399,12 @@ impl Context for Http {
             now_ms(),
         );
         match next {
-            Plan::Respond(r) => self.reply(&r),
+            Plan::Respond(r) => {
+                if let Some(key) = self.segment_key.take() {
+                    self.keep_segment(&key, &r);
+                }
+                self.reply(&r)
+            }
             // A DASH manifest needs a second store answer: ask for it from here, as Envoy allows.
             Plan::Fetch(fetch) => self.fetch(*fetch),
             Plan::NotOurs | Plan::ReadBody(_) => {}
@@ -385,6 +445,19 @@ impl HttpContext for Http {
             Plan::Respond(r) => {
                 self.reply(&r);
                 // Pause: the local reply is sent when this callback returns.
+                Action::Pause
+            }
+            Plan::Fetch(fetch) if fetch.is_segment() => {
+                let key = segment_cache::entry_key(&path);
+                match self.kept_segment(&key) {
+                    // Made before on this edge: no store fetch, no repackaging, no encryption.
+                    Some(r) => self.reply(&r),
+                    None => {
+                        self.segment_key = Some(key);
+                        self.fetch(*fetch);
+                    }
+                }
+                // Pause: the answer is a local reply, now or from on_http_call_response.
                 Action::Pause
             }
             Plan::Fetch(fetch) => {

@@ -2,7 +2,8 @@
 //! sidecar; the real `edgepack_filter.wasm` runs in the proxy-wasm test host (two worker VMs plus
 //! a validation VM); ffmpeg as a player decodes every frame of the clear and the AES-128
 //! endpoints through it. Keys come through tokenised key URIs; a token for another key is
-//! refused; two host instances serve byte-identical encrypted segments; the filter's metrics
+//! refused; two host instances serve byte-identical encrypted segments, and each keeps what it
+//! made (served with the store gone); the filter's metrics
 //! count what was served; no VM traps.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
@@ -191,8 +192,28 @@ fn clear_and_aes128_endpoints_play_every_frame() {
         );
         assert!(a.body == b.body, "segment {seq} differs between edges");
     }
-    assert_eq!(h.traps() + h2.traps(), 0);
+
+    // Encrypted once per edge: with the store gone, a segment this edge made is still served,
+    // byte-identical, whichever worker answers (shared data crosses the worker VMs); one it
+    // never made is a 502.
+    let made = get(h.addr, "/out/v1/news/secure/stream_1/3.ts", "").body;
     sc.stop();
+    for _ in 0..6 {
+        let r = get(h.addr, "/out/v1/news/secure/stream_1/3.ts", "");
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.body == made, "the kept segment is the one made");
+        assert_eq!(
+            r.header("cache-control"),
+            Some("max-age=1209600, immutable")
+        );
+    }
+    let never = get(
+        h.addr,
+        "/out/v1/news/cdn/stream_1/2.ts",
+        "x-edgepack-cdn-identifier: s3cret\r\n",
+    );
+    assert_eq!(never.status, 502, "{}", never.text());
+    assert_eq!(h.traps() + h2.traps(), 0);
 }
 
 #[test]

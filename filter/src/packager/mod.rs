@@ -63,6 +63,21 @@ pub struct Fetch {
 }
 
 impl Fetch {
+    /// A segment or initialization segment the filter produces: deterministic, so it may be
+    /// kept once per edge and served to every viewer who asks for the same path.
+    pub fn is_segment(&self) -> bool {
+        matches!(
+            &self.next,
+            Step::Answer(Job {
+                kind: JobKind::Segment { .. }
+                    | JobKind::Init
+                    | JobKind::Remux { .. }
+                    | JobKind::Track { .. },
+                ..
+            })
+        )
+    }
+
     /// A playlist (multivariant, or a media playlist view): its answer needs no header, and a
     /// VM may reuse a fresh one for other viewers (`store.playlist_cache_ms`).
     pub fn is_playlist(&self) -> bool {

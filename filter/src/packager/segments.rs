@@ -5,7 +5,7 @@ use super::{PDT_HEADER, StoreAnswer};
 use crate::config::{Endpoint, Format};
 use crate::crypto;
 use crate::error::FilterError;
-use crate::http_policy::IMMUTABLE;
+use crate::http_policy::{IMMUTABLE, cors};
 use crate::key_periods;
 use crate::response::Response;
 
@@ -21,6 +21,12 @@ pub(crate) fn keyed_pdt(answer: &StoreAnswer<'_>) -> Result<i64, FilterError> {
             "the store's segment has no {PDT_HEADER} header; cannot pick its key"
         ))
     })
+}
+
+/// A segment the filter made earlier, kept once per edge ([`crate::segment_cache`]): answered as
+/// when it was made.
+pub fn kept(content_type: &str, body: &[u8]) -> Response {
+    cors(Response::with_body(200, content_type, body.to_vec()).header("cache-control", IMMUTABLE))
 }
 
 /// An fMP4 initialization segment, passed through.
