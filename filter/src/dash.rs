@@ -159,6 +159,8 @@ fn content_protection(
 }
 
 /// Writes the MPD.
+// Long on purpose: it writes the MPD top to bottom in document order (MPD attributes, then each
+// period with its adaptation sets); the parts it could be split into share most of its locals.
 pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
     let pl = m.playlist;
     let segs = pl.segments.get(m.range.clone()).unwrap_or(&[]);

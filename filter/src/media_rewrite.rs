@@ -50,6 +50,8 @@ pub fn key_tag(
 }
 
 /// Renders the endpoint's media playlist.
+// Long on purpose: one pass over the window writes the playlist in document order, and the tags
+// it decides per segment (discontinuity, map, key, date) depend on what it wrote before.
 pub fn write(
     pl: &MediaPlaylist,
     range: Range<usize>,
@@ -282,40 +284,9 @@ mod tests {
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod properties {
     use super::*;
-    use crate::media_playlist::Segment;
     use crate::playlist_window::{WindowSpec, select};
+    use edgepack_store_api::strategies::timeline as arb_segments;
     use proptest::prelude::*;
-
-    /// Segments with random durations, gaps in PDT and discontinuities, as a store would list.
-    fn arb_segments() -> impl Strategy<Value = Vec<Segment<'static>>> {
-        prop::collection::vec((500u32..10_000, 0u32..3, any::<bool>()), 0..200).prop_map(|v| {
-            let mut t = 1_700_000_000_000i64;
-            let mut disc = 0;
-            v.into_iter()
-                .enumerate()
-                .map(|(i, (dur_ms, gap_s, d))| {
-                    let discontinuity = d && i % 7 == 0;
-                    if discontinuity {
-                        disc += 1;
-                        t += i64::from(gap_s) * 1000;
-                    }
-                    let s = Segment {
-                        sequence: 1000 + i as u64,
-                        duration: f64::from(dur_ms) / 1000.0,
-                        duration_text: format!("{:.3}", f64::from(dur_ms) / 1000.0).into(),
-                        pdt_ms: Some(t),
-                        pdt_tagged: true,
-                        discontinuity,
-                        disc_seq: disc,
-                        uri: format!("{}.ts", 1000 + i).into(),
-                        ..Default::default()
-                    };
-                    t += i64::from(dur_ms);
-                    s
-                })
-                .collect()
-        })
-    }
 
     proptest! {
         #[test]

@@ -157,6 +157,8 @@ fn with_query(uri: &str, carry: &[String]) -> String {
 
 /// Renders the endpoint's multivariant playlist. `carry` are the raw query pairs every child
 /// playlist must see (time shift); the manifest filter is never carried.
+// Long on purpose: selection, ordering and rewriting of variants and their groups in one pass over
+// the store's playlist, so that a group stays consistent with the variants that reference it.
 pub fn write(
     bytes: &[u8],
     endpoint: &Endpoint,

@@ -179,6 +179,8 @@ fn safe(s: &str) -> bool {
 }
 
 /// Routes a path (without query). `Ok(None)`: not an edgepack path, pass it on untouched.
+// Long on purpose: one match arm per URL shape, the grammar in one place (the builders beside it
+// are its inverse).
 pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
     let Some(rest) = path.strip_prefix(PREFIX) else {
         return Ok(None);

@@ -19,6 +19,8 @@ pub mod api;
 mod parse;
 mod pdt;
 mod playlist;
+#[cfg(any(feature = "strategies", all(test, not(target_arch = "wasm32"))))]
+pub mod strategies;
 pub mod window;
 
 pub use api::StorePath;

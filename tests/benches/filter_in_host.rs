@@ -21,8 +21,10 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use wasmtime::{Engine, Module, Val};
 
-// No playlist cache: every request measures the rewrite, not a cache hit.
+// No playlist or segment cache: every request measures the work (the rewrite, the encryption),
+// not a cache hit.
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store", "playlist_cache_ms": 0 },
+  "cache": { "megabytes": 0 },
   "channels": { "news": { "endpoints": {
     "hls": { "format": "hls", "manifest_window_seconds": 60 },
     "cmaf": { "format": "cmaf" },

@@ -155,6 +155,8 @@ impl Bits<'_> {
 }
 
 /// Parses the SPS far enough for the picture size (7.3.2.1.1).
+// Long on purpose: it reads the SPS fields in bitstream order (ITU-T H.264 7.3.2.1.1), which is
+// clearest as one sequence.
 pub fn parse_sps(sps: &[u8], pps: &[u8]) -> Result<AvcConfig, CmafError> {
     let data = rbsp(sps);
     if data.len() < 4 {

@@ -90,6 +90,8 @@ fn section(payload: &[u8]) -> Option<&[u8]> {
 }
 
 /// Demultiplexes a whole segment.
+// Long on purpose: one pass over the packets (PAT, PMT, PES reassembly) with the state the three
+// share.
 pub fn demux(ts: &[u8]) -> Result<Demuxed, CmafError> {
     if ts.is_empty() || !ts.len().is_multiple_of(PACKET) {
         return Err(CmafError::Malformed(format!(

@@ -12,7 +12,7 @@ use crate::config::{Endpoint, Format, Settings};
 use crate::error::FilterError;
 use crate::http_policy::preflight;
 use crate::query::{ManifestFilter, Query, TimeShift};
-use crate::route::{self, Asset, Route};
+use crate::route::{self, Asset, Route, TrackKind};
 
 /// Decides what to do with a request; errors become the viewer's answer.
 pub(super) fn plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, FilterError> {
@@ -47,22 +47,25 @@ pub(super) fn plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, Filte
             "aws.manifestfilter is accepted only on the multivariant playlist (index.m3u8)".into(),
         ));
     }
-    let fetch = |store_path: String, kind| {
-        Ok(Plan::Fetch(Box::new(Fetch {
-            path: store_path,
-            next: Step::Answer(Job {
-                channel: r.channel.clone(),
-                endpoint: r.endpoint.clone(),
-                kind,
-            }),
-        })))
-    };
+    plan_asset(ep, &r, req, path, &query)
+}
+
+/// The plan for an asset of an endpoint whose access and format were checked: one store fetch,
+/// a key, or a license body to read. One arm per kind of asset.
+fn plan_asset(
+    ep: &Endpoint,
+    r: &Route,
+    req: &Request<'_>,
+    path: &str,
+    query: &Query,
+) -> Result<Plan, FilterError> {
+    let fetch = |store_path: String, kind| fetch(r, store_path, kind);
     let c = r.channel.as_str();
     match &r.asset {
         Asset::Multivariant => {
-            let filter = manifest_filter(&query)?;
+            let filter = manifest_filter(query)?;
             // Validate the time-shift now, so a bad one fails here and not in every child.
-            TimeShift::from_query(&query)?;
+            TimeShift::from_query(query)?;
             fetch(
                 store::multivariant_path(c),
                 JobKind::Multivariant {
@@ -72,7 +75,7 @@ pub(super) fn plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, Filte
             )
         }
         Asset::Media { rendition } => {
-            let time = TimeShift::from_query(&query)?;
+            let time = TimeShift::from_query(query)?;
             fetch(
                 playlists::view_path(ep, c, rendition, &time, req.now_ms),
                 JobKind::Media { time },
@@ -113,42 +116,64 @@ pub(super) fn plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, Filte
             },
         ),
         Asset::Init { rendition, id } => fetch(store::init_path(c, rendition, id), JobKind::Init),
-        Asset::Mpd => Ok(Plan::Fetch(Box::new(dash_variants(req, &r, &query)?))),
+        Asset::Mpd => Ok(Plan::Fetch(Box::new(dash_variants(req, r, query)?))),
         Asset::Track {
             rendition,
             track,
             time,
-        }
-        | Asset::TrackInit {
+        } => dash_track(r, rendition, *track, *time, false),
+        Asset::TrackInit {
             rendition,
             track,
             time,
-        } => {
-            // Times are program date times in 90 kHz ticks: whole milliseconds.
-            if time % 90 != 0 {
-                return Err(FilterError::NotFound(format!(
-                    "no segment starts at {time}: DASH segment times here are whole milliseconds x 90"
-                )));
-            }
-            fetch(
-                store::segment_at_path(c, rendition, (time / 90) as i64, "ts"),
-                JobKind::Track {
-                    rendition: rendition.clone(),
-                    track: *track,
-                    time: *time,
-                    init: matches!(r.asset, Asset::TrackInit { .. }),
-                },
-            )
-        }
+        } => dash_track(r, rendition, *track, *time, true),
         Asset::License => {
-            keys::check_license_request(ep, req, path, &query)?;
+            keys::check_license_request(ep, req, path, query)?;
             Ok(Plan::ReadBody(Box::new(LicenseRequest {
                 channel: r.channel.clone(),
                 endpoint: r.endpoint.clone(),
             })))
         }
-        Asset::Key { key_id } => keys::deliver(ep, key_id, req, path, &query).map(Plan::Respond),
+        Asset::Key { key_id } => keys::deliver(ep, key_id, req, path, query).map(Plan::Respond),
     }
+}
+
+/// A DASH track's fragment or init: the store's segment at that time (DASH `$Time$`).
+fn dash_track(
+    r: &Route,
+    rendition: &str,
+    track: TrackKind,
+    time: u64,
+    init: bool,
+) -> Result<Plan, FilterError> {
+    // Times are program date times in 90 kHz ticks: whole milliseconds.
+    if !time.is_multiple_of(90) {
+        return Err(FilterError::NotFound(format!(
+            "no segment starts at {time}: DASH segment times here are whole milliseconds x 90"
+        )));
+    }
+    fetch(
+        r,
+        store::segment_at_path(&r.channel, rendition, (time / 90) as i64, "ts"),
+        JobKind::Track {
+            rendition: rendition.to_owned(),
+            track,
+            time,
+            init,
+        },
+    )
+}
+
+/// The plan of one store fetch whose answer makes the viewer's.
+fn fetch(r: &Route, store_path: String, kind: JobKind) -> Result<Plan, FilterError> {
+    Ok(Plan::Fetch(Box::new(Fetch {
+        path: store_path,
+        next: Step::Answer(Job {
+            channel: r.channel.clone(),
+            endpoint: r.endpoint.clone(),
+            kind,
+        }),
+    })))
 }
 
 /// Refuses an asset the endpoint's format does not have, saying what it has instead.
