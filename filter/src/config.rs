@@ -331,6 +331,9 @@ impl Endpoint {
 /// The validated configuration the filter runs with.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// 16 hex digits of SHA-256 of the configuration's JSON: what the filter made under one
+    /// configuration (keys, IVs, formats) is never served under another.
+    pub fingerprint: String,
     pub store: StoreConfig,
     pub cache: CacheConfig,
     /// channel → endpoint name → endpoint.
@@ -361,7 +364,10 @@ impl Settings {
                 e.to_string(),
             )
         })?;
-        Self::validate(raw)
+        let mut settings = Self::validate(raw)?;
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(bytes);
+        settings.fingerprint = hex::encode(&digest[..8]);
+        Ok(settings)
     }
 
     fn validate(raw: Config) -> Result<Self, ConfigError> {
@@ -414,6 +420,7 @@ impl Settings {
             return Err(err("cache.megabytes", "must be 0..=16384"));
         }
         Ok(Settings {
+            fingerprint: String::new(),
             store: raw.store,
             cache: raw.cache,
             channels,
@@ -617,6 +624,9 @@ mod tests {
         assert_eq!(secure.access.allowlist.len(), 2);
         assert_eq!(s.channels["news"]["hls"].time_delay_seconds, 0);
         assert_eq!(s.store.timeout_ms, 2000);
+        assert_eq!(s.fingerprint.len(), 16);
+        let other = Settings::from_json(EXAMPLE.replace("60", "61").as_bytes()).unwrap();
+        assert_ne!(other.fingerprint, s.fingerprint, "another configuration");
     }
 
     fn field_of(json: &str) -> String {

@@ -18,10 +18,11 @@ pub const RING_KEY: &str = "edgepack/segments/ring";
 const RING_HEADER: &str = "edgepack-ring 1\n";
 
 /// Shared-data key of the answer to a request path (without its query: queries never change a
-/// segment's bytes).
-pub fn entry_key(path: &str) -> String {
+/// segment's bytes) under the configuration with this fingerprint (shared data outlives a
+/// configuration change; a segment made with the old keys must not be served after it).
+pub fn entry_key(fingerprint: &str, path: &str) -> String {
     let path = path.split_once('?').map_or(path, |(p, _)| p);
-    format!("edgepack/segments/{path}")
+    format!("edgepack/segments/{fingerprint}{path}")
 }
 
 /// The entries kept, oldest first: (key, bytes).
@@ -151,8 +152,8 @@ mod tests {
         assert_eq!(decode_entry(b""), None);
         assert_eq!(decode_entry(b"video/mp4\n"), None);
         assert_eq!(
-            entry_key("/out/v1/news/secure/hd/5.ts?token=x"),
-            "edgepack/segments//out/v1/news/secure/hd/5.ts"
+            entry_key("0011", "/out/v1/news/secure/hd/5.ts?token=x"),
+            "edgepack/segments/0011/out/v1/news/secure/hd/5.ts"
         );
     }
 }

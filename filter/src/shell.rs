@@ -448,7 +448,7 @@ impl HttpContext for Http {
                 Action::Pause
             }
             Plan::Fetch(fetch) if fetch.is_segment() => {
-                let key = segment_cache::entry_key(&path);
+                let key = segment_cache::entry_key(&self.settings.fingerprint, &path);
                 match self.kept_segment(&key) {
                     // Made before on this edge: no store fetch, no repackaging, no encryption.
                     Some(r) => self.reply(&r),
