@@ -4,6 +4,15 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the workspace) or `target/`.
+pub fn target_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => root.join(dir),
+        None => root.join("target"),
+    }
+}
+
 /// Builds (if needed) and returns `target/wasm32-wasip1/release/edgepack_filter.wasm`.
 pub fn filter_wasm() -> Result<PathBuf, String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -23,7 +32,7 @@ pub fn filter_wasm() -> Result<PathBuf, String> {
     if !status.success() {
         return Err("building the filter for wasm32-wasip1 failed".into());
     }
-    Ok(root.join("target/wasm32-wasip1/release/edgepack_filter.wasm"))
+    Ok(target_dir().join("wasm32-wasip1/release/edgepack_filter.wasm"))
 }
 
 /// The `edgepack-host` binary: cargo's own for the host's tests (cargo sets
@@ -43,5 +52,5 @@ pub fn host_binary() -> Result<PathBuf, String> {
     if !status.success() {
         return Err("building edgepack-host failed".into());
     }
-    Ok(root.join("target/debug/edgepack-host"))
+    Ok(target_dir().join("debug/edgepack-host"))
 }

@@ -68,7 +68,7 @@ pub fn store_binary() -> PathBuf {
         .status()
         .unwrap();
     assert!(status.success(), "building edgepack-store failed");
-    root.join("target/debug/edgepack-store")
+    crate::artifacts::target_dir().join("debug/edgepack-store")
 }
 
 impl Sidecar {
