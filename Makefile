@@ -32,6 +32,8 @@ test: tools
 	$(CARGO) test --workspace --all-targets
 	$(MAKE) test-wasm
 	$(MAKE) wasm
+	# make bench runs the core's speed example as wasm under node: keep it building.
+	$(CARGO) build --release --target wasm32-wasip1 -p edgepack-filter --example speed
 	@ls -l target/wasm32-wasip1/release/edgepack_filter.wasm
 
 ## hls.js and playwright-core for the browser test (Debian's chromium is the browser)
