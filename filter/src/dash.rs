@@ -74,10 +74,6 @@ pub(crate) fn duration(ms: i64) -> String {
     }
 }
 
-fn date_time(ms: i64) -> String {
-    edgepack_store_api::format_pdt(ms)
-}
-
 /// `frameRate`: an integer, or a fraction for rates like 29.97.
 fn frame_rate(r: f64) -> String {
     if (r - r.round()).abs() < 1e-6 {
@@ -229,7 +225,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         let _ = writeln!(
             out,
             " type=\"dynamic\" availabilityStartTime=\"1970-01-01T00:00:00Z\" publishTime=\"{}\" minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"{}\" suggestedPresentationDelay=\"{}\">",
-            date_time(m.now_ms),
+            edgepack_store_api::format_pdt(m.now_ms),
             duration(td * 1000),
             duration(m.window_ms),
             duration(m.delay_ms + 3 * td * 1000)
@@ -322,7 +318,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         let _ = writeln!(
             out,
             "<UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"{}\"/>",
-            date_time(m.now_ms)
+            edgepack_store_api::format_pdt(m.now_ms)
         );
     }
     out.push_str("</MPD>\n");
