@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -20,10 +19,9 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use wasmtime::{Engine, Linker, Module, Val};
 
+pub use crate::cluster::dispatch;
 use crate::metrics::MetricStore;
-use crate::vm::{
-    self, CallResult, Headers, LocalReply, MAX_CALL_RESPONSE, PendingCall, Vm, VmState,
-};
+use crate::vm::{self, CallResult, Headers, LocalReply, PendingCall, Vm, VmState};
 
 /// How to run the host.
 #[derive(Debug, Clone)]
@@ -622,90 +620,5 @@ async fn upstream(vm: &Rc<RefCell<Vm>>, shared: &Shared, id: u32) -> Response<Fu
             503,
             "upstream connect error or disconnect/reset before headers. reset reason: connection termination",
         ),
-    }
-}
-
-/// Performs a cluster request the way Envoy's async client reports it: connect failures and
-/// timeouts become 503/504 answers with Envoy's texts; a reset or an answer over 32 MiB has no
-/// headers at all.
-pub async fn dispatch(call: &PendingCall) -> CallResult {
-    let synth = |status: u16, body: &str| CallResult::Response {
-        headers: vec![
-            (":status".into(), status.to_string()),
-            ("content-length".into(), body.len().to_string()),
-            ("content-type".into(), "text/plain".into()),
-        ],
-        body: body.as_bytes().to_vec(),
-        trailers: Vec::new(),
-    };
-    let timeout = if call.timeout_ms == 0 {
-        Duration::from_secs(3600)
-    } else {
-        Duration::from_millis(u64::from(call.timeout_ms))
-    };
-    let work = async {
-        let stream = match tokio::net::TcpStream::connect(call.addr).await {
-            Ok(s) => s,
-            Err(_) => {
-                return synth(
-                    503,
-                    "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure, transport failure reason: delayed connect error: 111",
-                );
-            }
-        };
-        let Ok((mut sender, conn)) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-        else {
-            return CallResult::Reset;
-        };
-        tokio::task::spawn_local(async move {
-            let _ = conn.await;
-        });
-        let get = |k: &str| {
-            call.headers
-                .iter()
-                .find(|(x, _)| x == k)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default()
-        };
-        let mut req = Request::builder()
-            .method(get(":method").as_str())
-            .uri(get(":path"))
-            .header("host", get(":authority"));
-        for (k, v) in &call.headers {
-            if !k.starts_with(':')
-                && k != "host"
-                && k != "content-length"
-                && k != "transfer-encoding"
-            {
-                req = req.header(k.as_str(), v.as_str());
-            }
-        }
-        let Ok(req) = req.body(Full::new(Bytes::from(call.body.clone()))) else {
-            return CallResult::Reset;
-        };
-        let Ok(resp) = sender.send_request(req).await else {
-            return CallResult::Reset;
-        };
-        let (parts, body) = resp.into_parts();
-        let body = match Limited::new(body, MAX_CALL_RESPONSE).collect().await {
-            Ok(b) => b.to_bytes().to_vec(),
-            Err(_) => return CallResult::Reset,
-        };
-        let mut headers: Headers = vec![(":status".into(), parts.status.as_u16().to_string())];
-        for (k, v) in &parts.headers {
-            if let Ok(v) = v.to_str() {
-                headers.push((k.as_str().to_owned(), v.to_owned()));
-            }
-        }
-        CallResult::Response {
-            headers,
-            body,
-            trailers: Vec::new(),
-        }
-    };
-    match tokio::time::timeout(timeout, work).await {
-        Ok(r) => r,
-        Err(_) => synth(504, "upstream request timeout"),
     }
 }

@@ -8,6 +8,7 @@
 
 mod abi;
 pub mod bootstrap;
+mod cluster;
 pub mod host;
 pub mod metrics;
 pub mod vm;

@@ -50,7 +50,7 @@ pub const MAX_CALL_RESPONSE: usize = 32 * 1024 * 1024;
 pub type Headers = Vec<(String, String)>;
 
 /// Shared data across the VMs of one `vm_id`: key → (value, CAS).
-pub type SharedData = Arc<Mutex<HashMap<String, (Vec<u8>, u32)>>>;
+pub type SharedData = Arc<Mutex<HashMap<String, (Arc<Vec<u8>>, u32)>>>;
 
 /// A local reply the filter asked for; sent when the current callback returns.
 #[derive(Debug, Clone)]

@@ -6,6 +6,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use edgepack_host::host::dispatch;
@@ -361,4 +363,58 @@ fn dispatch_answers_like_envoy() {
         }
         CallResult::Reset => panic!("a whole answer"),
     }
+}
+
+/// A keep-alive server: answers every request on a connection with "hi" until `per_conn`
+/// requests (then closes it); counts the connections it accepted.
+fn keep_alive_server(per_conn: usize) -> (SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                for _ in 0..per_conn {
+                    let mut req = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nhi");
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[test]
+fn dispatch_keeps_connections_alive_like_envoys_pool() {
+    let body = |r: CallResult| match r {
+        CallResult::Response { body, .. } => body,
+        CallResult::Reset => panic!("a whole answer"),
+    };
+    // Requests one after another reuse one connection.
+    let (addr, accepted) = keep_alive_server(usize::MAX);
+    run(async {
+        for _ in 0..5 {
+            assert_eq!(body(dispatch(&call_to(addr, 1000)).await), b"hi");
+        }
+    });
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    // An upstream that closes each connection after one answer: every request still gets its
+    // answer (a closed idle connection is not reused, or the request goes again on a new one).
+    let (addr, accepted) = keep_alive_server(1);
+    run(async {
+        for _ in 0..5 {
+            assert_eq!(body(dispatch(&call_to(addr, 1000)).await), b"hi");
+        }
+    });
+    assert_eq!(accepted.load(Ordering::SeqCst), 5);
 }

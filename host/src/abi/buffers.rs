@@ -5,7 +5,7 @@
 use wasmtime::Linker;
 
 use super::C;
-use super::memory::{give, read};
+use super::memory::{give_from, read};
 use crate::vm::{CallResult, VmState, buffer, status};
 
 /// Adds the buffer calls.
@@ -20,35 +20,18 @@ pub(crate) fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
          ret_ptr: i32,
          ret_size: i32|
          -> wasmtime::Result<i32> {
-            let s = c.data();
-            let data: Option<Vec<u8>> = match ty {
-                buffer::PLUGIN_CONFIGURATION if s.plugin_config_open => {
-                    Some(s.plugin_config.clone())
-                }
-                buffer::VM_CONFIGURATION => Some(Vec::new()),
-                buffer::CALL_RESPONSE_BODY => match &s.call_response {
-                    Some(CallResult::Response { body, .. }) => Some(body.clone()),
-                    _ => None,
-                },
-                buffer::REQUEST_BODY => s
-                    .streams
-                    .get(&s.effective)
-                    .filter(|st| st.request_body_open)
-                    .map(|st| st.request_body.clone()),
-                buffer::RESPONSE_BODY => s
-                    .streams
-                    .get(&s.effective)
-                    .filter(|st| st.response_body_open)
-                    .map(|st| st.response_body.clone()),
-                _ => None,
-            };
-            let Some(data) = data else {
+            let Some(len) = buffer_of(c.data(), ty).map(<[u8]>::len) else {
                 return Ok(status::NOT_FOUND);
             };
-            let start = start as u32 as usize;
-            let end = start.saturating_add(max as u32 as usize).min(data.len());
-            let slice = data.get(start..end).unwrap_or(&[]);
-            give(&mut c, slice, ret_ptr, ret_size)
+            let start = (start as u32 as usize).min(len);
+            let end = start.saturating_add(max as u32 as usize).min(len);
+            give_from(
+                &mut c,
+                end - start,
+                |s| buffer_of(s, ty).and_then(|b| b.get(start..end)),
+                ret_ptr,
+                ret_size,
+            )
         },
     )?;
     l.func_wrap(
@@ -78,4 +61,27 @@ pub(crate) fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
         },
     )?;
     Ok(())
+}
+
+/// The buffer `ty` names, when it is readable now.
+fn buffer_of(s: &VmState, ty: i32) -> Option<&[u8]> {
+    match ty {
+        buffer::PLUGIN_CONFIGURATION if s.plugin_config_open => Some(&s.plugin_config),
+        buffer::VM_CONFIGURATION => Some(&[]),
+        buffer::CALL_RESPONSE_BODY => match &s.call_response {
+            Some(CallResult::Response { body, .. }) => Some(body),
+            _ => None,
+        },
+        buffer::REQUEST_BODY => s
+            .streams
+            .get(&s.effective)
+            .filter(|st| st.request_body_open)
+            .map(|st| st.request_body.as_slice()),
+        buffer::RESPONSE_BODY => s
+            .streams
+            .get(&s.effective)
+            .filter(|st| st.response_body_open)
+            .map(|st| st.response_body.as_slice()),
+        _ => None,
+    }
 }

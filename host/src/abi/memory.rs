@@ -4,7 +4,7 @@
 use wasmtime::Extern;
 
 use super::C;
-use crate::vm::status;
+use crate::vm::{VmState, status};
 
 pub(super) fn memory(caller: &mut C<'_>) -> wasmtime::Result<wasmtime::Memory> {
     match caller.get_export("memory") {
@@ -66,23 +66,68 @@ pub(super) fn give(
     ret_ptr: i32,
     ret_size: i32,
 ) -> wasmtime::Result<i32> {
-    let ptr = if data.is_empty() {
-        0
-    } else {
-        let alloc = match caller.get_export("proxy_on_memory_allocate") {
-            Some(Extern::Func(f)) => f.typed::<i32, i32>(&caller)?,
-            _ => {
-                return Err(wasmtime::Error::msg(
-                    "guest exports no proxy_on_memory_allocate",
-                ));
-            }
-        };
-        let p = alloc.call(&mut *caller, data.len() as i32)?;
+    let ptr = allocate(caller, data.len())?;
+    if ptr != 0 {
+        memory(caller)?.write(&mut *caller, ptr as usize, data)?;
+    }
+    returned(caller, ptr, data.len(), ret_ptr, ret_size)
+}
+
+/// [`give`] for bytes the host state holds (a body): `source` finds them again once the guest has
+/// allocated, and they are copied straight from the state into guest memory — one copy, where
+/// cloning them out of the state first would make two.
+pub(super) fn give_from(
+    caller: &mut C<'_>,
+    len: usize,
+    source: impl FnOnce(&VmState) -> Option<&[u8]>,
+    ret_ptr: i32,
+    ret_size: i32,
+) -> wasmtime::Result<i32> {
+    let ptr = allocate(caller, len)?;
+    if ptr != 0 {
         let mem = memory(caller)?;
-        mem.write(&mut *caller, p as u32 as usize, data)?;
-        p as u32
+        let (guest, state) = mem.data_and_store_mut(&mut *caller);
+        let start = ptr as usize;
+        let (Some(dst), Some(src)) = (
+            start
+                .checked_add(len)
+                .and_then(|end| guest.get_mut(start..end)),
+            source(state).filter(|s| s.len() == len),
+        ) else {
+            return Err(wasmtime::Error::msg(
+                "proxy_on_memory_allocate returned memory outside the guest's",
+            ));
+        };
+        dst.copy_from_slice(src);
+    }
+    returned(caller, ptr, len, ret_ptr, ret_size)
+}
+
+/// `len` bytes of guest memory from `proxy_on_memory_allocate` (0 for none).
+fn allocate(caller: &mut C<'_>, len: usize) -> wasmtime::Result<u32> {
+    if len == 0 {
+        return Ok(0);
+    }
+    let alloc = match caller.get_export("proxy_on_memory_allocate") {
+        Some(Extern::Func(f)) => f.typed::<i32, i32>(&caller)?,
+        _ => {
+            return Err(wasmtime::Error::msg(
+                "guest exports no proxy_on_memory_allocate",
+            ));
+        }
     };
-    if !write_u32(caller, ret_ptr, ptr) || !write_u32(caller, ret_size, data.len() as u32) {
+    Ok(alloc.call(&mut *caller, len as i32)? as u32)
+}
+
+/// Stores a given buffer's pointer and size in the guest's return slots.
+fn returned(
+    caller: &mut C<'_>,
+    ptr: u32,
+    len: usize,
+    ret_ptr: i32,
+    ret_size: i32,
+) -> wasmtime::Result<i32> {
+    if !write_u32(caller, ret_ptr, ptr) || !write_u32(caller, ret_size, len as u32) {
         return Ok(status::BAD_ARGUMENT);
     }
     Ok(status::OK)

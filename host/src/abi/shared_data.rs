@@ -22,6 +22,8 @@ pub(crate) fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
             let Some(key) = read_str(&mut c, kp, kl) else {
                 return Ok(status::BAD_ARGUMENT);
             };
+            // The value is shared, not copied, out of the map: the one copy is into the guest (as
+            // Envoy copies from its map under the lock).
             let entry = c
                 .data()
                 .shared
@@ -52,7 +54,7 @@ pub(crate) fn add(l: &mut Linker<VmState>) -> wasmtime::Result<()> {
             if cas != 0 && cas as u32 != current {
                 return status::CAS_MISMATCH;
             }
-            m.insert(key, (v, current + 1));
+            m.insert(key, (std::sync::Arc::new(v), current + 1));
             status::OK
         },
     )?;
