@@ -152,6 +152,15 @@ fn aes(c: &mut Criterion) {
         });
     }
     g.finish();
+    // `cenc`'s CTR (in place).
+    let mut g = c.benchmark_group("aes128_ctr_encrypt");
+    let cipher = edgepack_filter::aes128::Aes128::new(&key);
+    let mut data = vec![0x47u8; 1_000_000];
+    g.throughput(Throughput::Bytes(data.len() as u64));
+    g.bench_function("1MB", |b| {
+        b.iter(|| cipher.ctr(iv).apply(black_box(&mut data)))
+    });
+    g.finish();
 }
 
 /// Our AES-128-CBC MB/s over a 5 MB segment, timed directly for the summary.
@@ -272,6 +281,7 @@ fn speed_in_v8() {
             value("remux_mb_s"),
             value("cenc_mb_s"),
             value("cbcs_mb_s"),
+            value("aes128_ctr_1mb_mb_s"),
         ))
     };
     let input: &[&str] = if made { &[&ts_arg] } else { &[] };
@@ -288,8 +298,8 @@ fn speed_in_v8() {
     node_args.extend(input);
     let v8 = run("node", &node_args);
     let (
-        Some((n_aes, n_pl, n_remux, n_cenc, n_cbcs)),
-        Some((v_aes, v_pl, v_remux, v_cenc, v_cbcs)),
+        Some((n_aes, n_pl, n_remux, n_cenc, n_cbcs, n_ctr)),
+        Some((v_aes, v_pl, v_remux, v_cenc, v_cbcs, v_ctr)),
     ) = (native, v8)
     else {
         eprintln!("node (with WASI) is needed for the V8 comparison; skipped");
@@ -301,6 +311,14 @@ fn speed_in_v8() {
         Some(&format!("{n_aes:.0} MB/s")),
         Some(v_aes / n_aes),
     );
+    if let (Some(n), Some(v)) = (n_ctr, v_ctr) {
+        summary::row(
+            "AES-128-CTR 1 MB, core in V8 (node --no-liftoff, as Envoy) vs native",
+            &format!("{v:.0} MB/s"),
+            Some(&format!("{n:.0} MB/s")),
+            Some(v / n),
+        );
+    }
     summary::row(
         "media playlist 1 h, core in V8 (node --no-liftoff) vs native",
         &format!("{v_pl:.2} ms"),
@@ -341,8 +359,9 @@ fn speed_in_v8() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// What the speed example prints: AES-128 MB/s, playlist ms, remux / cenc / cbcs MB/s.
-type Figures = (f64, f64, Option<f64>, Option<f64>, Option<f64>);
+/// What the speed example prints: AES-128-CBC MB/s, playlist ms, remux / cenc / cbcs MB/s,
+/// AES-128-CTR MB/s.
+type Figures = (f64, f64, Option<f64>, Option<f64>, Option<f64>, Option<f64>);
 
 /// shaka-packager (npm, the reference packager) turning the same MPEG-TS into CMAF (video and
 /// audio tracks, 2 s segments; encrypted with a raw key under `scheme` when given, no clear

@@ -1,7 +1,6 @@
 //! AES-128 for HLS (RFC 8216 §4.3.2.4, §5.2): whole-segment AES-128-CBC with PKCS#7, keys derived
 //! per rotation period without a key server, and HMAC tokens that guard key delivery.
 
-use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -9,7 +8,6 @@ use crate::config::{Endpoint, KeyMaterial};
 use crate::error::FilterError;
 
 type HmacSha256 = Hmac<Sha256>;
-type Aes128CbcEnc = cbc::Encryptor<aes::Aes128>;
 
 fn keyed(secret: &[u8], parts: &[&[u8]]) -> Result<HmacSha256, FilterError> {
     let mut mac = HmacSha256::new_from_slice(secret)
@@ -32,7 +30,7 @@ fn token_mac(secret: &str, path: &str, expiry: u64) -> Result<HmacSha256, Filter
 
 /// Encrypts a whole segment: AES-128-CBC, PKCS#7 padding.
 pub fn encrypt_segment(key: &[u8; 16], iv: &[u8; 16], data: &[u8]) -> Vec<u8> {
-    Aes128CbcEnc::new(key.into(), iv.into()).encrypt_padded_vec_mut::<Pkcs7>(data)
+    crate::aes128::cbc_pkcs7_encrypt(key, iv, data)
 }
 
 /// The key of a period: the static key, or the first 16 bytes of
@@ -197,7 +195,7 @@ pub fn clearkey_license(keys: &[([u8; 16], [u8; 16])]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aes::cipher::{BlockDecryptMut, block_padding::Pkcs7};
+    use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]

@@ -13,10 +13,12 @@
 //! contract), [`playlist_window`] (live window, delay, time shift), [`key_periods`] (key periods
 //! and runs, shared by HLS and DASH), [`media_rewrite`] and [`multivariant`] (writing HLS
 //! playlists), [`dash`] (writing MPDs), [`cmaf`] (MPEG-TS → CMAF, common encryption),
-//! [`crypto`] (AES-128, keys, tokens), [`http_policy`] (CORS, cache lifetimes, error bodies),
+//! [`aes128`] (AES-128 CBC and CTR, vector-permute AES on wasm SIMD128), [`crypto`] (HLS
+//! encryption, keys, tokens), [`http_policy`] (CORS, cache lifetimes, error bodies),
 //! [`packager`] (request → plan → answer, one module per kind of answer).
 
 pub mod access;
+pub mod aes128;
 pub mod cmaf;
 pub mod config;
 pub mod crypto;

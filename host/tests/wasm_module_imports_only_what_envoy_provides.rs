@@ -72,3 +72,25 @@ fn imports_are_proxy_abi_and_envoy_wasi_only() {
         imports.len()
     );
 }
+
+/// The filter is built with SIMD128 (its AES runs on it) and with nothing newer: the module
+/// validates under the features Envoy's V8 runs by default (the WebAssembly 2.0 set: SIMD128,
+/// bulk memory, multi-value, reference types, sign extension, saturating float-to-int), and it
+/// does not validate without SIMD128 — a build that lost `+simd128` would fall back to the slow
+/// software AES unnoticed.
+#[test]
+fn uses_simd128_and_only_features_envoys_v8_runs() {
+    use wasmparser::{Validator, WasmFeatures};
+    let bytes = std::fs::read(edgepack_test_support::artifacts::filter_wasm().unwrap()).unwrap();
+    let wasm2 = WasmFeatures::WASM2;
+    Validator::new_with_features(wasm2)
+        .validate_all(&bytes)
+        .expect("valid under WebAssembly 2.0 (SIMD128 and no newer proposal)");
+    let without_simd = wasm2.difference(WasmFeatures::SIMD);
+    assert!(
+        Validator::new_with_features(without_simd)
+            .validate_all(&bytes)
+            .is_err(),
+        "the filter uses SIMD128"
+    );
+}

@@ -3,10 +3,8 @@
 //! subsample encryption — every NAL unit's length and header stay clear, non-VCL units entirely,
 //! and protected ranges are whole 16-byte blocks — audio samples full-sample encryption.
 
-use aes::Aes128;
-
 use super::CmafError;
-use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
+use crate::aes128::Aes128;
 
 /// The protection scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,51 +92,17 @@ fn avc_subsamples(sample: &[u8]) -> Vec<(usize, usize)> {
     split
 }
 
-fn encrypt_block(cipher: &Aes128, block: &mut [u8]) {
-    cipher.encrypt_block(GenericArray::from_mut_slice(block));
-}
-
-/// AES-CTR over `data`, continuing the counter block `counter` (IV ‖ block count).
-fn ctr(cipher: &Aes128, counter: &mut [u8; 16], offset: &mut usize, data: &mut [u8]) {
-    let mut keystream = [0u8; 16];
-    for b in data.iter_mut() {
-        if *offset == 0 {
-            keystream = *counter;
-            encrypt_block(cipher, &mut keystream);
-            // The low 64 bits count blocks.
-            let n = u64::from_be_bytes([
-                counter[8],
-                counter[9],
-                counter[10],
-                counter[11],
-                counter[12],
-                counter[13],
-                counter[14],
-                counter[15],
-            ])
-            .wrapping_add(1);
-            counter[8..].copy_from_slice(&n.to_be_bytes());
-        }
-        *b ^= keystream[*offset];
-        *offset = (*offset + 1) % 16;
-    }
-}
-
-/// AES-CBC with a crypt:skip pattern over the whole blocks of `data`, from `iv`.
-fn cbc_pattern(cipher: &Aes128, iv: &[u8; 16], crypt: usize, skip: usize, data: &mut [u8]) {
+/// AES-CBC with a crypt:skip pattern (in blocks) over the whole blocks of `data`, from `iv`; the
+/// chain runs through the encrypted blocks only. A partial block at the end stays clear.
+fn cbc_pattern(key: &Aes128, iv: &[u8; 16], crypt: usize, skip: usize, data: &mut [u8]) {
     let mut chain = *iv;
-    let blocks = data.len() / 16;
-    let period = crypt + skip;
-    for n in 0..blocks {
-        if period > 0 && n % period >= crypt {
-            continue;
-        }
-        let block = &mut data[n * 16..n * 16 + 16];
-        for (b, c) in block.iter_mut().zip(chain.iter()) {
-            *b ^= c;
-        }
-        encrypt_block(cipher, block);
-        chain.copy_from_slice(block);
+    if skip == 0 {
+        key.cbc_encrypt(&mut chain, data);
+        return;
+    }
+    for run in data.chunks_mut((crypt + skip) * 16) {
+        let end = run.len().min(crypt * 16);
+        key.cbc_encrypt(&mut chain, &mut run[..end]);
     }
 }
 
@@ -154,7 +118,7 @@ pub fn encrypt_run(
     sizes: &[u32],
     data: &mut [u8],
 ) -> Result<RunAux, CmafError> {
-    let cipher = Aes128::new(GenericArray::from_slice(&p.key));
+    let key = Aes128::new(&p.key);
     let mut samples = Vec::with_capacity(sizes.len());
     let mut at = 0usize;
     for (index, &size) in sizes.iter().enumerate() {
@@ -180,18 +144,18 @@ pub fn encrypt_run(
         };
         let mut counter = [0u8; 16];
         counter[..8].copy_from_slice(&p.iv_base.wrapping_add(index as u64).to_be_bytes());
-        let mut offset = 0;
+        // One keystream across the sample's protected ranges.
+        let mut keystream = key.ctr(counter);
         let mut pos = 0;
         for &(clear, protected) in &map {
             pos += clear;
             let range = &mut sample[pos..pos + protected];
             match p.scheme {
-                // One keystream across the sample's protected ranges.
-                Scheme::Cenc => ctr(&cipher, &mut counter, &mut offset, range),
+                Scheme::Cenc => keystream.apply(range),
                 // Each protected range starts again from the constant IV; video 1:9, audio
                 // every whole block.
-                Scheme::Cbcs if video => cbc_pattern(&cipher, &p.constant_iv, 1, 9, range),
-                Scheme::Cbcs => cbc_pattern(&cipher, &p.constant_iv, 1, 0, range),
+                Scheme::Cbcs if video => cbc_pattern(&key, &p.constant_iv, 1, 9, range),
+                Scheme::Cbcs => cbc_pattern(&key, &p.constant_iv, 1, 0, range),
             }
             pos += protected;
         }
@@ -205,4 +169,99 @@ pub fn encrypt_run(
         });
     }
     Ok(RunAux { samples })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aes::cipher::{BlockEncrypt, KeyInit};
+
+    /// `cbcs`'s pattern CBC as it was written over RustCrypto, one block at a time.
+    fn reference_pattern(
+        key: &[u8; 16],
+        iv: &[u8; 16],
+        crypt: usize,
+        skip: usize,
+        data: &mut [u8],
+    ) {
+        let cipher = aes::Aes128::new(key.into());
+        let mut chain = *iv;
+        let period = crypt + skip;
+        for n in 0..data.len() / 16 {
+            if period > 0 && n % period >= crypt {
+                continue;
+            }
+            let block = &mut data[n * 16..n * 16 + 16];
+            for (b, c) in block.iter_mut().zip(chain.iter()) {
+                *b ^= c;
+            }
+            cipher.encrypt_block(block.into());
+            chain.copy_from_slice(block);
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn pattern_cbc_matches_the_block_by_block_reference() {
+        let key = [0x2b; 16];
+        let iv = [7; 16];
+        let aes = Aes128::new(&key);
+        for len in [0usize, 15, 16, 17, 160, 161, 175, 176, 500, 16 * 37 + 5] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
+            for (crypt, skip) in [(1, 9), (1, 0), (2, 3), (0, 9)] {
+                let mut ours = data.clone();
+                cbc_pattern(&aes, &iv, crypt, skip, &mut ours);
+                let mut want = data.clone();
+                reference_pattern(&key, &iv, crypt, skip, &mut want);
+                assert_eq!(ours, want, "{len} bytes, {crypt}:{skip}");
+            }
+        }
+    }
+
+    /// `cenc` video: the protected ranges of a sample, concatenated, are one CTR keystream from
+    /// IV ‖ 0 (RustCrypto, block by block), whatever their lengths.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn cenc_ranges_share_one_keystream() {
+        let p = Protection {
+            scheme: Scheme::Cenc,
+            key: [0x42; 16],
+            kid: [0; 16],
+            iv_base: u64::MAX - 1,
+            constant_iv: [0; 16],
+        };
+        // Two slices (protected 64 and 160 bytes) around an SEI, twice (two samples).
+        let mut sample = Vec::new();
+        for (len, nal) in [(100u32, 0x65u8), (10, 0x06), (200, 0x41)] {
+            sample.extend_from_slice(&len.to_be_bytes());
+            sample.push(nal);
+            sample.extend((1..len).map(|i| i as u8));
+        }
+        let size = sample.len() as u32;
+        let mut data = [sample.clone(), sample.clone()].concat();
+        let before = data.clone();
+        let aux = encrypt_run(&p, true, &[size, size], &mut data).unwrap();
+        let cipher = aes::Aes128::new((&p.key).into());
+        for (index, s) in aux.samples.iter().enumerate() {
+            assert_eq!(s.iv, p.iv_base.wrapping_add(index as u64).to_be_bytes());
+            let base = index * sample.len();
+            let mut ranges = Vec::new();
+            let mut pos = base;
+            for &(clear, protected) in &s.subsamples {
+                pos += usize::from(clear);
+                ranges.extend(pos..pos + protected as usize);
+                pos += protected as usize;
+            }
+            assert_eq!(ranges.len(), 64 + 160);
+            for (n, chunk) in ranges.chunks(16).enumerate() {
+                let mut block = [0u8; 16];
+                block[..8].copy_from_slice(&s.iv);
+                block[8..].copy_from_slice(&(n as u64).to_be_bytes());
+                cipher.encrypt_block((&mut block).into());
+                for (&at, k) in chunk.iter().zip(block) {
+                    assert_eq!(data[at], before[at] ^ k, "sample {index} byte {at}");
+                }
+            }
+        }
+    }
 }
