@@ -1,5 +1,6 @@
 //! The artifacts the end-to-end tests load: the release `.wasm`, built on demand with the same
-//! command as `make wasm`, and the `edgepack-host` binary.
+//! command as `make wasm`, the `edgepack-host` binary, and optimized store tools for tests that
+//! need days of history.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -53,4 +54,37 @@ pub fn host_binary() -> Result<PathBuf, String> {
         return Err("building edgepack-host failed".into());
     }
     Ok(target_dir().join("debug/edgepack-host"))
+}
+
+/// Optimized builds of the `edgepack-store` binary and its `fabricate_history` example
+/// (`--profile bench`: optimized, without the release profile's fat LTO), built on demand: a
+/// 14-day history is over a million index entries, which unoptimized code writes and reads back
+/// ten times slower. Returns (sidecar, fabricator).
+pub fn optimized_store_tools() -> Result<(PathBuf, PathBuf), String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args([
+            "build",
+            "--profile",
+            "bench",
+            "-p",
+            "edgepack-store",
+            "--bin",
+            "edgepack-store",
+            "--example",
+            "fabricate_history",
+        ])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("building the optimized store tools failed".into());
+    }
+    // The bench profile's output directory is `release/`.
+    let dir = target_dir().join("release");
+    Ok((
+        dir.join("edgepack-store"),
+        dir.join("examples/fabricate_history"),
+    ))
 }

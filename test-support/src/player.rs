@@ -21,6 +21,31 @@ pub fn decoded_with(
     input: &str,
     map: &str,
 ) -> Result<BTreeMap<u32, Vec<String>>, String> {
+    run_player(input_options, input, map, &[])
+}
+
+/// The first `seconds` of a live playlist from the oldest segment of its window
+/// (`-live_start_index 0`): ffmpeg follows a live playlist for as long as it is live, so the
+/// output is cut after that much (`-t`), all of it already in the window when playback starts.
+pub fn decoded_live(
+    input: &str,
+    map: &str,
+    seconds: u32,
+) -> Result<BTreeMap<u32, Vec<String>>, String> {
+    run_player(
+        &["-live_start_index", "0"],
+        input,
+        map,
+        &["-t", &seconds.to_string()],
+    )
+}
+
+fn run_player(
+    input_options: &[&str],
+    input: &str,
+    map: &str,
+    output_options: &[&str],
+) -> Result<BTreeMap<u32, Vec<String>>, String> {
     let out = Command::new("timeout")
         .args([
             "-s",
@@ -33,7 +58,9 @@ pub fn decoded_with(
             "-xerror",
         ])
         .args(input_options)
-        .args(["-i", input, "-map", map, "-f", "framemd5", "-"])
+        .args(["-i", input, "-map", map])
+        .args(output_options)
+        .args(["-f", "framemd5", "-"])
         .output()
         .map_err(|e| format!("cannot run ffmpeg: {e}"))?;
     if !out.status.success() {

@@ -74,7 +74,13 @@ pub fn store_binary() -> PathBuf {
 impl Sidecar {
     /// Starts the binary and waits for its "listening" line.
     pub fn start(config: &Path) -> Sidecar {
-        let mut child = Command::new(store_binary())
+        Self::start_binary(&store_binary(), config)
+    }
+
+    /// [`Sidecar::start`] with this build of `edgepack-store` (e.g.
+    /// [`crate::artifacts::optimized_store_tools`]).
+    pub fn start_binary(binary: &Path, config: &Path) -> Sidecar {
+        let mut child = Command::new(binary)
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "edgepack_store=debug")

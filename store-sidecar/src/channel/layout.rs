@@ -78,12 +78,54 @@ impl Layout {
     pub(super) fn segment(&self, rid: &str, seq: u64, input: usize, ext: &str) -> PathBuf {
         self.renditions_dir()
             .join(rid)
-            .join(format!("{seq}-{}.{ext}", input + 1))
+            .join(Self::segment_name(seq, input, ext))
+    }
+
+    /// The name of an indexed segment's file in its rendition's directory.
+    pub(super) fn segment_name(seq: u64, input: usize, ext: &str) -> String {
+        format!("{seq}-{}.{ext}", input + 1)
+    }
+
+    /// What [`Layout::segment_name`] made this name from: `seq`, `input`, `ext`; `None` for any
+    /// other file (the journal, an initialization segment).
+    pub(super) fn parse_segment_name(name: &str) -> Option<(u64, usize, &str)> {
+        let (stem, ext) = name.split_once('.')?;
+        let (seq, input) = stem.split_once('-')?;
+        let input = match input {
+            "1" => 0,
+            "2" => 1,
+            _ => return None,
+        };
+        let canonical = !seq.is_empty() && (seq == "0" || !seq.starts_with('0'));
+        Some((seq.parse().ok().filter(|_| canonical)?, input, ext))
     }
 
     pub(super) fn init(&self, rid: &str, id: &str) -> PathBuf {
         self.renditions_dir()
             .join(rid)
             .join(format!("init-{id}.mp4"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_read_back_as_written() {
+        for (seq, input, ext) in [(0, 0, "ts"), (604_799, 1, "m4s")] {
+            let name = Layout::segment_name(seq, input, ext);
+            assert_eq!(Layout::parse_segment_name(&name), Some((seq, input, ext)));
+        }
+        for other in [
+            "journal.jsonl",
+            "init-ab12.mp4",
+            "07-1.ts",
+            "7-3.ts",
+            "-1.ts",
+            "x-1.ts",
+        ] {
+            assert_eq!(Layout::parse_segment_name(other), None, "{other}");
+        }
     }
 }

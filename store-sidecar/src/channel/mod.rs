@@ -8,11 +8,13 @@
 //! - `timeline`: the merge of an input's playlist into a rendition's timeline (pure)
 //! - `indexing`: running that merge and doing its disk writes
 //! - `failover`: which input is served
+//! - `history`: a long history written straight to disk, for tests and benchmarks
 //! - `retention`: pruning the startover window, deleting stale uploads
 //! - `lookup`: finding the segment or initialization segment to serve
 //! - `render`: playlists and the status document as text
 
 mod failover;
+pub mod history;
 mod indexing;
 mod ingest;
 mod journal;

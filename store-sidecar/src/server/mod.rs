@@ -48,6 +48,7 @@ impl App {
             .map_err(StartupError::Random)?;
         let mut channels = HashMap::new();
         for c in &settings.channels {
+            let started = std::time::Instant::now();
             let state =
                 ChannelState::open(c.clone(), &settings.server.data_dir).map_err(|source| {
                     StartupError::Channel {
@@ -56,6 +57,9 @@ impl App {
                         source,
                     }
                 })?;
+            // A long startover window takes a while to read back: say how long.
+            tracing::info!(channel = %c.id, segments = state.retained_segments(),
+                ms = started.elapsed().as_millis() as u64, "channel index read back");
             channels.insert(c.id.clone(), Arc::new(Mutex::new(state)));
         }
         let cache_bytes = settings
