@@ -1,7 +1,7 @@
 # edgepack — build, test, lint, bench, demo.
 CARGO ?= cargo
 
-.PHONY: all build wasm assets tools test test-wasm lint lint-envoy fmt fmt-check bench demo demo-certs run-local run-store clean
+.PHONY: all build wasm assets tools test test-wasm lint lint-envoy fmt fmt-check bench bench-http demo demo-certs run-local run-store clean
 
 all: build
 
@@ -34,6 +34,8 @@ test: tools
 	$(MAKE) wasm
 	# make bench runs the core's speed example as wasm under node: keep it building.
 	$(CARGO) build --release --target wasm32-wasip1 -p edgepack-filter --example speed
+	# make bench-http once in quick mode (this tree only, 1 s per row): keep it running.
+	EDGEPACK_BENCH_QUICK=1 tests/benches/http.sh
 	@ls -l target/wasm32-wasip1/release/edgepack_filter.wasm
 
 ## hls.js and playwright-core for the browser test (Debian's chromium is the browser)
@@ -84,8 +86,17 @@ bench:
 	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench -p edgepack-filter --bench core
 	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench -p edgepack-store --bench ingest
 	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench -p edgepack-tests --bench filter_in_host
+	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) tests/benches/http.sh
 	@echo; echo "edgepack benchmarks, $$(nproc) cores, one run ($$(date -u +%F))"; \
 	{ printf 'benchmark\tfigure\tbaseline\tratio\n'; cat $(BENCH_SUMMARY); } | \
+	  awk -F'\t' '{ printf "%-68s %-12s %-12s %s\n", $$1, $$2, $$3, $$4 }'
+
+## bench-http: the wrk section of make bench alone — this tree against the commit issue #13 was
+## filed at, server pinned to core 0 and wrk to core 1 (tests/benches/http.sh says what it measures)
+bench-http:
+	@mkdir -p target && rm -f $(BENCH_SUMMARY)
+	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) tests/benches/http.sh
+	@{ printf 'benchmark\tfigure\tbaseline\tratio\n'; cat $(BENCH_SUMMARY); } | \
 	  awk -F'\t' '{ printf "%-68s %-12s %-12s %s\n", $$1, $$2, $$3, $$4 }'
 
 ## demo: docker compose demo (Envoy + sidecar + two encoders + player page); needs only Docker

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine, and nothing that is already there:
-# ffmpeg (encoder and player), curl, openssl, Node.js + npm, Chromium (the browser tests drive
-# Debian's; no browser download), the wasm targets, rustfmt/clippy, and wasm-bindgen's test
+# ffmpeg (encoder and player), curl, openssl, wrk and taskset (the HTTP bench, run once in quick
+# mode), Node.js + npm, Chromium (the browser tests drive Debian's; no browser download), the wasm targets, rustfmt/clippy, and wasm-bindgen's test
 # runner of the version in Cargo.lock. Run by `make test` (target `tools`) and so by `.ci/run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,8 @@ command -v ffmpeg >/dev/null || need_apt+=(ffmpeg)
 command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v openssl >/dev/null || need_apt+=(openssl)
+command -v wrk >/dev/null || need_apt+=(wrk)
+command -v taskset >/dev/null || need_apt+=(util-linux)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v chromium >/dev/null || need_apt+=(chromium)
