@@ -16,23 +16,16 @@ pub fn target_dir() -> PathBuf {
 
 /// Builds (if needed) and returns `target/wasm32-wasip1/release/edgepack_filter.wasm`.
 pub fn filter_wasm() -> Result<PathBuf, String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
+    cargo_build(
+        &[
             "--release",
             "--target",
             "wasm32-wasip1",
             "-p",
             "edgepack-filter",
-        ])
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err("building the filter for wasm32-wasip1 failed".into());
-    }
+        ],
+        "the filter for wasm32-wasip1",
+    )?;
     Ok(target_dir().join("wasm32-wasip1/release/edgepack_filter.wasm"))
 }
 
@@ -43,16 +36,10 @@ pub fn host_binary() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("CARGO_BIN_EXE_edgepack-host") {
         return Ok(PathBuf::from(p));
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "-p", "edgepack-host", "--bin", "edgepack-host"])
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err("building edgepack-host failed".into());
-    }
+    cargo_build(
+        &["-p", "edgepack-host", "--bin", "edgepack-host"],
+        "edgepack-host",
+    )?;
     Ok(target_dir().join("debug/edgepack-host"))
 }
 
@@ -61,12 +48,8 @@ pub fn host_binary() -> Result<PathBuf, String> {
 /// 14-day history is over a million index entries, which unoptimized code writes and reads back
 /// ten times slower. Returns (sidecar, fabricator).
 pub fn optimized_store_tools() -> Result<(PathBuf, PathBuf), String> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args([
-            "build",
+    cargo_build(
+        &[
             "--profile",
             "bench",
             "-p",
@@ -75,16 +58,30 @@ pub fn optimized_store_tools() -> Result<(PathBuf, PathBuf), String> {
             "edgepack-store",
             "--example",
             "fabricate_history",
-        ])
-        .status()
-        .map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err("building the optimized store tools failed".into());
-    }
+        ],
+        "the optimized store tools",
+    )?;
     // The bench profile's output directory is `release/`.
     let dir = target_dir().join("release");
     Ok((
         dir.join("edgepack-store"),
         dir.join("examples/fabricate_history"),
     ))
+}
+
+/// `cargo build ARGS` in the workspace (the cargo running the tests, when there is one).
+fn cargo_build(args: &[&str], what: &str) -> Result<(), String> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .arg("build")
+        .args(args)
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("building {what} failed"))
+    }
 }

@@ -75,24 +75,7 @@ pub fn make_media(
         return Err("needs at least one rendition, one segment and one second".into());
     }
     let gop = (FRAME_RATE * segment_seconds).to_string();
-    let mut args: Vec<String> = [
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-y",
-        "-f",
-        "lavfi",
-        "-i",
-        "testsrc2=size=320x240:rate=25",
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let mut args = crate::sidecar::test_pattern_inputs(false);
     let seconds = (segment_seconds as usize * segments).to_string();
     let mut graph = format!("[0:v]split={renditions}");
     for r in 0..renditions {

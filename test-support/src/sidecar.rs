@@ -442,29 +442,30 @@ fn encode_args(spec: &EncoderSpec<'_>, vlabels: (&str, &str), alabel: &str) -> V
     a
 }
 
+/// ffmpeg's quiet options and the test inputs every encoder of the tests uses: a 320x240 25 fps
+/// test picture and a 440 Hz tone, read at their own pace when `realtime` (a live encoder), else
+/// as fast as ffmpeg encodes.
+pub fn test_pattern_inputs(realtime: bool) -> Vec<String> {
+    let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+        .map(String::from)
+        .to_vec();
+    for input in [
+        "testsrc2=size=320x240:rate=25",
+        "sine=frequency=440:sample_rate=48000",
+    ] {
+        if realtime {
+            args.push("-re".into());
+        }
+        args.extend(["-f", "lavfi", "-i", input].map(String::from));
+    }
+    args
+}
+
 impl Encoder {
     /// Starts ffmpeg pushing `spec`'s stream (and writing the local copy). Longer than most: it
     /// is one ffmpeg command line, built in the order ffmpeg reads its options.
     pub fn start(spec: EncoderSpec<'_>) -> Encoder {
-        let mut args: Vec<String> = [
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-nostdin",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "testsrc2=size=320x240:rate=25",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            "sine=frequency=440:sample_rate=48000",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args = test_pattern_inputs(true);
         // Each output needs its own filter outputs; the encodes are identical (x264 and ffmpeg's
         // AAC encoder are deterministic), so the local copy is byte-for-byte what was uploaded.
         args.push("-filter_complex".into());
