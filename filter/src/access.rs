@@ -2,6 +2,9 @@
 
 use std::net::IpAddr;
 
+use sha2::Sha256;
+use subtle::{Choice, ConstantTimeEq};
+
 use crate::error::FilterError;
 
 /// An IPv4 or IPv6 network.
@@ -63,8 +66,18 @@ pub struct AccessRules {
     pub allowlist: Vec<Cidr>,
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// True when `presented` is one of `secrets`. Constant-time (`subtle`) over SHA-256 digests, so
+/// neither a secret's bytes nor its length shows in the time taken, and every secret is compared
+/// (no early exit on the first match).
+fn is_one_of(secrets: &[String], presented: &str) -> bool {
+    let digest = |s: &str| <Sha256 as sha2::Digest>::digest(s.as_bytes());
+    let presented = digest(presented);
+    secrets
+        .iter()
+        .fold(Choice::from(0), |found, s| {
+            found | digest(s).as_slice().ct_eq(presented.as_slice())
+        })
+        .into()
 }
 
 /// Checks an endpoint's access rules. `header` looks up a request header by lower-case name.
@@ -81,12 +94,7 @@ pub fn check(
                     "missing {name} header: this endpoint is served only through its CDN"
                 )));
             }
-            Some(v)
-                if !cdn
-                    .secrets
-                    .iter()
-                    .any(|s| constant_time_eq(s.as_bytes(), v.as_bytes())) =>
-            {
+            Some(v) if !is_one_of(&cdn.secrets, &v) => {
                 return Err(FilterError::Forbidden(format!(
                     "wrong {name} header: this endpoint is served only through its CDN"
                 )));
@@ -132,5 +140,24 @@ mod tests {
         );
         assert!(Cidr::parse("10.0.0.0/33").is_none());
         assert!(Cidr::parse("nonsense").is_none());
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn cdn_identifier_matches_either_secret_exactly() {
+        let secrets = ["current-secret".to_owned(), "previous".to_owned()];
+        assert!(is_one_of(&secrets, "current-secret"));
+        assert!(is_one_of(&secrets, "previous"));
+        for wrong in [
+            "",
+            "current",
+            "current-secret ",
+            "previou",
+            "previous\0",
+            "PREVIOUS",
+        ] {
+            assert!(!is_one_of(&secrets, wrong), "{wrong:?}");
+        }
+        assert!(!is_one_of(&[], "anything"));
     }
 }

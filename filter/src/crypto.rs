@@ -74,9 +74,33 @@ pub fn token_expiry(now_ms: i64, ttl_seconds: u64) -> u64 {
     (now + ttl_seconds).div_ceil(60) * 60
 }
 
-/// Checks a key-delivery token.
+/// The one answer to a token that does not open this path: malformed, made with another secret
+/// or for another path, or presented to a path that has no token secret (unknown channel or
+/// endpoint, a clear endpoint). The same words whichever it was, so an unauthenticated caller
+/// cannot tell an endpoint or key period that exists from one that does not.
+pub const INVALID_TOKEN: &str = "invalid key token";
+
+/// What a token is checked against on a path with no token secret: the same HMAC is computed
+/// (and then refused whatever it says), so such a request costs what a wrong token costs.
+const NO_SECRET: &str = "edgepack: no token secret for this path";
+
+/// `{expiry}-{32 hex}` → (expiry, the 16 MAC bytes), if well-formed.
+fn parse_token(t: &str) -> Option<(u64, [u8; 16])> {
+    let (expiry, mac) = t.split_once('-')?;
+    let expiry: u64 = expiry.parse().ok()?;
+    let mut out = [0u8; 16];
+    hex::decode_to_slice(mac, &mut out).ok()?;
+    Some((expiry, out))
+}
+
+/// Checks a key-delivery or license token for `path`. `secret` is the endpoint's token secret,
+/// `None` when the path has none (unknown channel or endpoint, clear endpoint). Every refusal is
+/// 403: no token; [`INVALID_TOKEN`] for a malformed token, a wrong MAC or no secret (each costs
+/// one HMAC-SHA256 and a constant-time comparison); "expired" only once the MAC is right (only a
+/// caller who was given this token can see it) and the clock is past `expiry` (epoch seconds):
+/// a token is valid through the last millisecond of its expiry second.
 pub fn verify_token(
-    secret: &str,
+    secret: Option<&str>,
     path: &str,
     token_value: Option<&str>,
     now_ms: i64,
@@ -86,17 +110,15 @@ pub fn verify_token(
             "key request without a token; use the key URI from the playlist".into(),
         )
     })?;
-    let malformed = || FilterError::BadRequest("malformed key token; expected EXPIRY-HMAC".into());
-    let (expiry, mac) = t.split_once('-').ok_or_else(malformed)?;
-    let expiry: u64 = expiry.parse().map_err(|_| malformed())?;
-    let mac = hex::decode(mac).map_err(|_| malformed())?;
-    if mac.len() != 16 {
-        return Err(malformed());
-    }
-    // Constant-time comparison of the 16-byte prefix.
-    token_mac(secret, path, expiry)?
+    let parsed = parse_token(t);
+    let (expiry, mac) = parsed.unwrap_or((0, [0u8; 16]));
+    // Constant-time comparison of the 16-byte prefix (hmac's `verify_truncated_left`, `subtle`).
+    let mac_ok = token_mac(secret.unwrap_or(NO_SECRET), path, expiry)?
         .verify_truncated_left(&mac)
-        .map_err(|_| FilterError::Forbidden("invalid key token".into()))?;
+        .is_ok();
+    if !(mac_ok && parsed.is_some() && secret.is_some()) {
+        return Err(FilterError::Forbidden(INVALID_TOKEN.into()));
+    }
     if (now_ms.max(0) as u64) / 1000 > expiry {
         return Err(FilterError::Forbidden(
             "key token expired; reload the playlist for a fresh one".into(),
@@ -213,49 +235,110 @@ mod tests {
         }
     }
 
+    const SECRET: &str = "s3cret-s3cret-s3";
+
+    fn check(path: &str, t: Option<&str>, now_ms: i64) -> Result<(), FilterError> {
+        verify_token(Some(SECRET), path, t, now_ms)
+    }
+
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn tokens() {
         let path = "/out/v1/news/secure/key/5";
-        let t = token("s3cret-s3cret-s3", path, 1000).unwrap();
-        assert_eq!(
-            verify_token("s3cret-s3cret-s3", path, Some(&t), 999_000),
-            Ok(())
-        );
-        let expired = verify_token("s3cret-s3cret-s3", path, Some(&t), 1_001_000).unwrap_err();
+        let t = token(SECRET, path, 1000).unwrap();
+        assert_eq!(check(path, Some(&t), 999_000), Ok(()));
+        let expired = check(path, Some(&t), 1_001_000).unwrap_err();
         assert!(expired.to_string().contains("expired"));
         assert_eq!(expired.status(), 403);
-        let other = verify_token("s3cret-s3cret-s3", "/out/v1/news/secure/key/6", Some(&t), 0);
-        assert_eq!(other.unwrap_err().status(), 403);
+        let invalid = FilterError::Forbidden(INVALID_TOKEN.into());
+        // Another path, another secret, a tampered MAC, no secret at all: one answer.
+        assert_eq!(
+            check("/out/v1/news/secure/key/6", Some(&t), 0),
+            Err(invalid.clone())
+        );
+        assert_eq!(
+            verify_token(Some("another-secret-16"), path, Some(&t), 0),
+            Err(invalid.clone())
+        );
+        assert_eq!(verify_token(None, path, Some(&t), 0), Err(invalid.clone()));
+        // A token made with the placeholder secret of secretless paths opens nothing.
+        let forged = token(NO_SECRET, path, 1000).unwrap();
+        assert_eq!(
+            verify_token(None, path, Some(&forged), 0),
+            Err(invalid.clone())
+        );
         let mut tampered = t.clone();
         tampered.replace_range(5..6, if &t[5..6] == "0" { "1" } else { "0" });
-        assert_eq!(
-            verify_token("s3cret-s3cret-s3", path, Some(&tampered), 0)
-                .unwrap_err()
-                .status(),
-            403
-        );
-        assert_eq!(
-            verify_token("s3cret-s3cret-s3", path, None, 0)
-                .unwrap_err()
-                .status(),
-            403
-        );
+        assert_eq!(check(path, Some(&tampered), 0), Err(invalid.clone()));
+        let missing = check(path, None, 0).unwrap_err();
+        assert_eq!(missing.status(), 403);
+        assert!(missing.to_string().contains("without a token"));
+        // Malformed tokens are refused as wrong ones are (403, same words), not as bad requests.
         for bad in [
             "",
             "abc",
             "12-zz",
             "12-00",
             "x-00112233445566778899aabbccddeeff",
+            "1000-00112233445566778899aabbccddeeff00",
+            &t[..t.len() - 1],
         ] {
-            assert_eq!(
-                verify_token("s3cret-s3cret-s3", path, Some(bad), 0)
-                    .unwrap_err()
-                    .status(),
-                400,
-                "{bad}"
-            );
+            assert_eq!(check(path, Some(bad), 0), Err(invalid.clone()), "{bad}");
         }
+    }
+
+    /// The clock: a token minted at `now` is accepted for at least `ttl` seconds and refused
+    /// once the clock passes its expiry second; expiries are whole minutes (README: "expiry
+    /// rounded up to the minute so edges mint identical tokens").
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn tokens_expire_on_the_clock_rounded_up_to_the_minute() {
         assert_eq!(token_expiry(1_000_000, 300), 1320);
+        assert_eq!(token_expiry(1_020_000, 300), 1320, "already on a minute");
+        assert_eq!(
+            token_expiry(1_020_999, 300),
+            1320,
+            "milliseconds are dropped"
+        );
+        assert_eq!(token_expiry(1_021_000, 300), 1380);
+        assert_eq!(token_expiry(-5, 60), 60, "a clock before 1970 counts as 0");
+        let path = "/out/v1/news/secure/key/5";
+        let t0: i64 = 1_764_081_337_123; // 2025-11-25T14:35:37.123Z
+        for ttl in [1u64, 59, 60, 61, 300, 86_400] {
+            for step in 0..130i64 {
+                let now = t0 + step * 997;
+                let expiry = token_expiry(now, ttl);
+                let now_s = (now / 1000) as u64;
+                assert_eq!(expiry % 60, 0);
+                assert!(
+                    expiry >= now_s + ttl && expiry < now_s + ttl + 60,
+                    "{now} {ttl}"
+                );
+                // Every request of the same minute (the 60 seconds ending at expiry − ttl)
+                // mints the same token.
+                let minute_end = (expiry - ttl) as i64 * 1000;
+                assert_eq!(token_expiry(minute_end + 999, ttl), expiry);
+                assert_eq!(token_expiry(minute_end - 59_000, ttl), expiry);
+                assert_eq!(token_expiry(minute_end - 59_001, ttl), expiry - 60);
+                let t = token(SECRET, path, expiry).unwrap();
+                assert_eq!(check(path, Some(&t), now), Ok(()), "valid when minted");
+                let ttl_ms = ttl as i64 * 1000;
+                assert_eq!(
+                    check(path, Some(&t), now + ttl_ms - 1),
+                    Ok(()),
+                    "valid for ttl"
+                );
+                let last = expiry as i64 * 1000 + 999;
+                assert_eq!(
+                    check(path, Some(&t), last),
+                    Ok(()),
+                    "valid through its expiry second"
+                );
+                let e = check(path, Some(&t), last + 1).unwrap_err();
+                assert_eq!(e.status(), 403);
+                assert!(e.to_string().contains("expired"), "{e}");
+                assert!(check(path, Some(&t), i64::MAX).is_err());
+            }
+        }
     }
 }

@@ -12,9 +12,9 @@ pub enum FilterError {
     /// Access denied: CDN identifier, IP allowlist, key token.
     #[error("{0}")]
     Forbidden(String),
-    /// Method other than GET/HEAD.
+    /// A method this path does not take; the second field is its `Allow` header.
     #[error("{0}")]
-    MethodNotAllowed(String),
+    MethodNotAllowed(String, &'static str),
     /// The store answered with an error or something unusable.
     #[error("{0}")]
     BadGateway(String),
@@ -33,7 +33,7 @@ impl FilterError {
             FilterError::NotFound(_) => 404,
             FilterError::BadRequest(_) => 400,
             FilterError::Forbidden(_) => 403,
-            FilterError::MethodNotAllowed(_) => 405,
+            FilterError::MethodNotAllowed(..) => 405,
             FilterError::BadGateway(_) => 502,
             FilterError::GatewayTimeout(_) => 504,
             FilterError::NotImplemented(_) => 501,

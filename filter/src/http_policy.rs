@@ -25,6 +25,11 @@ pub fn cors(r: Response) -> Response {
     r.header("access-control-allow-origin", "*")
 }
 
+/// The methods edgepack's paths take (`Allow` of a 405, a preflight's allowed methods).
+pub const METHODS: &str = "GET, HEAD, OPTIONS";
+/// The methods the ClearKey license server takes: EME posts the key ids.
+pub const LICENSE_METHODS: &str = "POST, OPTIONS";
+
 /// The answer to a CORS preflight (a player that adds its own request headers triggers one).
 /// `license`: the ClearKey license server, which also takes POST.
 pub fn preflight(request_headers: Option<String>, license: bool) -> Response {
@@ -35,11 +40,7 @@ pub fn preflight(request_headers: Option<String>, license: bool) -> Response {
     }
     .header(
         "access-control-allow-methods",
-        if license {
-            "GET, POST, OPTIONS"
-        } else {
-            "GET, HEAD, OPTIONS"
-        },
+        if license { LICENSE_METHODS } else { METHODS },
     )
     .header("access-control-max-age", "86400");
     if let Some(h) = request_headers {
@@ -53,8 +54,8 @@ impl FilterError {
     pub fn to_response(&self) -> Response {
         let mut r =
             Response::text(self.status(), &self.to_string()).header("cache-control", NO_STORE);
-        if matches!(self, FilterError::MethodNotAllowed(_)) {
-            r = r.header("allow", "GET, HEAD, OPTIONS");
+        if let FilterError::MethodNotAllowed(_, allow) = self {
+            r = r.header("allow", *allow);
         }
         r
     }

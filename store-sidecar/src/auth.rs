@@ -9,6 +9,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use md5::Md5;
 use sha2::{Digest as _, Sha256};
+use subtle::{Choice, ConstantTimeEq as _};
 
 use crate::config::Credentials;
 
@@ -67,8 +68,20 @@ impl Algorithm {
     }
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// Constant-time equality (`subtle`): the time taken does not depend on where `a` and `b` differ.
+/// Slices of different lengths are unequal at once, so compare fixed-length values (digests,
+/// MACs) when the length itself is secret.
+fn ct_eq(a: &[u8], b: &[u8]) -> Choice {
+    a.ct_eq(b)
+}
+
+/// Constant-time equality of two strings of any lengths (usernames, passwords): their SHA-256
+/// digests are compared, so neither the bytes nor the length of the configured one shows.
+fn ct_eq_secret(presented: &str, configured: &str) -> Choice {
+    ct_eq(
+        &Sha256::digest(presented.as_bytes()),
+        &Sha256::digest(configured.as_bytes()),
+    )
 }
 
 fn now_secs() -> u64 {
@@ -117,7 +130,7 @@ impl Authenticator {
         };
         let expected = self.mac(issued);
         !expected.is_empty()
-            && constant_time_eq(&expected, &mac)
+            && bool::from(ct_eq(&expected, &mac))
             && issued <= now
             && now - issued <= self.nonce_ttl_secs
     }
@@ -169,12 +182,9 @@ impl Authenticator {
         let (user, pass) = text
             .split_once(':')
             .ok_or(AuthFailure::Malformed("Basic credentials lack ':'"))?;
-        let user_ok = constant_time_eq(user.as_bytes(), creds.username.as_bytes());
-        let pass_ok = constant_time_eq(
-            &Sha256::digest(pass.as_bytes()),
-            &Sha256::digest(creds.password.as_bytes()),
-        );
-        if user_ok && pass_ok {
+        // Both compared, whichever is wrong: the time taken does not say which.
+        let ok = ct_eq_secret(user, &creds.username) & ct_eq_secret(pass, &creds.password);
+        if bool::from(ok) {
             Ok(())
         } else {
             Err(AuthFailure::Rejected)
@@ -217,17 +227,21 @@ impl Authenticator {
                 "Digest uri does not match the request target",
             ));
         }
-        if realm != self.realm || !constant_time_eq(username.as_bytes(), creds.username.as_bytes())
-        {
-            return Err(AuthFailure::Rejected);
-        }
+        // The response is computed and compared whether or not the username is right, and the
+        // three checks are combined without short-circuit: the time taken does not say which
+        // one failed. The username must be checked on its own: HA1 takes the username the
+        // client sent, so a response made with the right password under another name would
+        // otherwise pass. (The realm is public: it is in every challenge.)
         let ha1 = alg.hash(&format!("{username}:{realm}:{}", creds.password));
         let ha2 = alg.hash(&format!("{method}:{duri}"));
         let expected = alg.hash(&format!("{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}"));
-        if !constant_time_eq(
-            expected.as_bytes(),
-            response.to_ascii_lowercase().as_bytes(),
-        ) {
+        let ok = ct_eq_secret(username, &creds.username)
+            & ct_eq(
+                expected.as_bytes(),
+                response.to_ascii_lowercase().as_bytes(),
+            )
+            & Choice::from(u8::from(realm == self.realm));
+        if !bool::from(ok) {
             return Err(AuthFailure::Rejected);
         }
         if !self.nonce_fresh(nonce, now) {
@@ -367,6 +381,72 @@ mod tests {
             a.verify(Some("Basic !!!"), "PUT", "/x", &creds()),
             Err(AuthFailure::Malformed(_))
         ));
+    }
+
+    /// A response computed with the right password under another username (HA1 takes the name
+    /// the client sends) or another realm is refused; so is a Basic pair with the wrong user.
+    #[test]
+    fn the_username_and_realm_are_checked_as_well_as_the_response() {
+        let a = Authenticator::new("edgepack", 300).unwrap();
+        let nonce = a.nonce_at(now_secs());
+        let uri = "/in/v1/news/1/a.ts";
+        let right = digest_header(&a, "SHA-256", &nonce, "s3cret", uri);
+        assert_eq!(a.verify(Some(&right), "PUT", uri, &creds()), Ok(()));
+        for (name, realm) in [("enc2", "edgepack"), ("enc", "edgepack"), ("enc1", "other")] {
+            let algo = Algorithm::Sha256;
+            let ha1 = algo.hash(&format!("{name}:{realm}:s3cret"));
+            let ha2 = algo.hash(&format!("PUT:{uri}"));
+            let resp = algo.hash(&format!("{ha1}:{nonce}:00000001:abc:auth:{ha2}"));
+            let h = format!(
+                "Digest username=\"{name}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm=SHA-256, qop=auth, nc=00000001, cnonce=\"abc\", response=\"{resp}\""
+            );
+            assert_eq!(
+                a.verify(Some(&h), "PUT", uri, &creds()),
+                Err(AuthFailure::Rejected),
+                "{name} {realm}"
+            );
+        }
+        // Upper-case hex in the response is the same response.
+        let upper = right.replace(
+            right
+                .rsplit("response=\"")
+                .next()
+                .unwrap()
+                .trim_end_matches('"'),
+            &right
+                .rsplit("response=\"")
+                .next()
+                .unwrap()
+                .trim_end_matches('"')
+                .to_ascii_uppercase(),
+        );
+        assert_eq!(a.verify(Some(&upper), "PUT", uri, &creds()), Ok(()));
+        for pair in [
+            "enc2:s3cret",
+            "enc:s3cret",
+            "enc1:s3cre",
+            "enc1:s3cret ",
+            ":s3cret",
+            "enc1:",
+        ] {
+            let b = base64::engine::general_purpose::STANDARD.encode(pair);
+            assert_eq!(
+                a.verify(Some(&format!("Basic {b}")), "PUT", "/x", &creds()),
+                Err(AuthFailure::Rejected),
+                "{pair}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_compare_by_value_whatever_their_lengths() {
+        assert!(bool::from(ct_eq_secret("s3cret", "s3cret")));
+        for other in ["", "s", "s3cre", "s3cret!", "S3CRET", "s3cret\0"] {
+            assert!(!bool::from(ct_eq_secret(other, "s3cret")), "{other:?}");
+        }
+        assert!(bool::from(ct_eq(b"abc", b"abc")));
+        assert!(!bool::from(ct_eq(b"abc", b"abd")));
+        assert!(!bool::from(ct_eq(b"abc", b"ab")));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use super::{
 use crate::access;
 use crate::config::{Endpoint, Format, Settings};
 use crate::error::FilterError;
-use crate::http_policy::preflight;
+use crate::http_policy::{METHODS, preflight};
 use crate::query::{ManifestFilter, Query, TimeShift};
 use crate::route::{self, Asset, Route, TrackKind};
 
@@ -29,11 +29,16 @@ pub(super) fn plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, Filte
     }
     // EME sends ClearKey license requests as POST; the body names the key ids.
     if req.method != "GET" && req.method != "HEAD" && !(license && req.method == "POST") {
-        return Err(FilterError::MethodNotAllowed(format!(
-            "method {} is not allowed; edgepack endpoints answer GET, HEAD and OPTIONS",
-            req.method
-        )));
+        return Err(FilterError::MethodNotAllowed(
+            format!(
+                "method {} is not allowed; edgepack endpoints answer GET, HEAD and OPTIONS",
+                req.method
+            ),
+            METHODS,
+        ));
     }
+    // Keys and licenses: token (and access rules) before any lookup that could say what exists.
+    keys::authorize(settings, &r, req, path, raw_query)?;
     let ep = endpoint(settings, &r.channel, &r.endpoint)?;
     access::check(&ep.access, req.header, req.client_ip)?;
     let query = Query::parse(raw_query)?;
@@ -47,7 +52,7 @@ pub(super) fn plan(settings: &Settings, req: &Request<'_>) -> Result<Plan, Filte
             "aws.manifestfilter is accepted only on the multivariant playlist (index.m3u8)".into(),
         ));
     }
-    plan_asset(ep, &r, req, path, &query)
+    plan_asset(ep, &r, req, &query)
 }
 
 /// The plan for an asset of an endpoint whose access and format were checked: one store fetch,
@@ -56,7 +61,6 @@ fn plan_asset(
     ep: &Endpoint,
     r: &Route,
     req: &Request<'_>,
-    path: &str,
     query: &Query,
 ) -> Result<Plan, FilterError> {
     let fetch = |store_path: String, kind| fetch(r, store_path, kind);
@@ -128,13 +132,13 @@ fn plan_asset(
             time,
         } => dash_track(r, rendition, *track, *time, true),
         Asset::License => {
-            keys::check_license_request(ep, req, path, query)?;
+            keys::check_license_request(ep)?;
             Ok(Plan::ReadBody(Box::new(LicenseRequest {
                 channel: r.channel.clone(),
                 endpoint: r.endpoint.clone(),
             })))
         }
-        Asset::Key { key_id } => keys::deliver(ep, key_id, req, path, query).map(Plan::Respond),
+        Asset::Key { key_id } => keys::deliver(ep, key_id).map(Plan::Respond),
     }
 }
 

@@ -221,13 +221,13 @@ mod tests {
             "tokens are bound to their key"
         );
         assert!(
-            matches!(plan_at("/out/v1/news/secure/key/1?token=x", CDN, now), Plan::Respond(ref r) if r.status == 400)
+            matches!(plan_at("/out/v1/news/secure/key/1?token=x", CDN, now), Plan::Respond(ref r) if r.status == 403)
         );
         assert!(
             matches!(plan_at("/out/v1/news/secure/key/1", CDN, now), Plan::Respond(ref r) if r.status == 403)
         );
         assert!(
-            matches!(plan_at("/out/v1/news/hls/key/1", &[], now), Plan::Respond(ref r) if r.status == 404)
+            matches!(plan_at("/out/v1/news/hls/key/1", &[], now), Plan::Respond(ref r) if r.status == 403)
         );
 
         // The segment is encrypted with its period's key and the media-sequence IV.
