@@ -224,6 +224,10 @@ pub fn write(
         .zip(&kept)
         .filter(|(v, k)| **k && !v.is_i_frame);
     if stream_variants.count() == 0 {
+        // Nothing to select from is the store's fault; nothing selected is the request's.
+        if parsed.variants.iter().all(|v| v.is_i_frame) {
+            return Err(bad("it names no variant stream"));
+        }
         return Err(nothing_left(endpoint, filter));
     }
     // Groups still referenced by a kept variant.
@@ -312,6 +316,15 @@ pub fn variants(
 ) -> Result<Vec<Variant>, FilterError> {
     let parsed =
         m3u8_rs::parse_master_playlist_res(bytes).map_err(|_| bad("m3u8-rs cannot parse it"))?;
+    if !parsed
+        .variants
+        .iter()
+        .any(|v| !v.is_i_frame && v.uri.ends_with("/index.m3u8"))
+    {
+        return Err(bad(
+            "it names no variant stream of the form {rendition}/index.m3u8",
+        ));
+    }
     let mut out: Vec<Variant> = parsed
         .variants
         .iter()

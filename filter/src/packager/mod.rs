@@ -274,11 +274,7 @@ pub fn answer_body(settings: &Settings, license: &LicenseRequest, body: &[u8]) -
 
 /// A store answer other than 200, as the viewer's error.
 pub(crate) fn store_error(answer: &StoreAnswer<'_>) -> FilterError {
-    let detail = String::from_utf8_lossy(answer.body)
-        .trim()
-        .chars()
-        .take(300)
-        .collect::<String>();
+    let detail = store_detail(answer.body);
     match answer.status {
         0 => FilterError::BadGateway(
             "the store reset the request or answered with more than 32 MiB".into(),
@@ -293,9 +289,103 @@ pub(crate) fn store_error(answer: &StoreAnswer<'_>) -> FilterError {
     }
 }
 
+/// The store's own words about an error, fit to show a viewer: its text on one line, at most 300
+/// characters. A body that is not text (binary bytes, control characters) is described, never
+/// echoed: the viewer's reason stays readable whatever the store sent.
+fn store_detail(body: &[u8]) -> String {
+    const LOOK: usize = 1200;
+    let head = &body[..body.len().min(LOOK)];
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        // Cut inside a character at LOOK bytes: the whole characters before it.
+        Err(e) if e.error_len().is_none() => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return format!("the store answered {} bytes that are not text", body.len()),
+    };
+    if text.chars().any(|c| c.is_control() && !c.is_whitespace()) {
+        return format!("the store answered {} bytes that are not text", body.len());
+    }
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(300)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use crate::packager::test_fixtures::*;
+
+    /// Found by `host/tests/hostile_store_and_viewers.rs`: a store multivariant playlist with no
+    /// variant at all was answered 404 "stream selection leaves no variant", blaming the
+    /// configuration for the store's fault.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn a_store_multivariant_without_variants_is_a_bad_gateway() {
+        let i_frames_only =
+            "#EXTM3U\n#EXT-X-I-FRAME-STREAM-INF:BANDWIDTH=1000,URI=\"i/index.m3u8\"\n";
+        let odd_uris = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\nhttp://elsewhere/x.m3u8\n";
+        for path in ["/out/v1/news/hls/index.m3u8", "/out/v1/news/dash/index.mpd"] {
+            let f = fetch(path, &[]);
+            for body in ["#EXTM3U\n", "#EXTM3U\n#EXT-X-VERSION:3\n", i_frames_only] {
+                let r = answer(&f.next, 200, &[], body.as_bytes(), T0);
+                assert_eq!(
+                    r.status,
+                    502,
+                    "{path} {body:?}: {}",
+                    String::from_utf8_lossy(&r.body)
+                );
+            }
+        }
+        let f = fetch("/out/v1/news/dash/index.mpd", &[]);
+        assert_eq!(
+            answer(&f.next, 200, &[], odd_uris.as_bytes(), T0).status,
+            502
+        );
+    }
+
+    /// Found by `host/tests/hostile_store_and_viewers.rs`: a store 404 with a binary body was
+    /// echoed to the viewer as the reason, control characters and all.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn a_store_error_body_that_is_not_text_is_described_not_echoed() {
+        let f = fetch("/out/v1/news/hls/stream_0/index.m3u8", &[]);
+        let readable = |body: &str| {
+            !body.trim().is_empty()
+                && !body
+                    .chars()
+                    .any(|c| c.is_control() && c != '\n' && c != '\r' && c != '\t')
+        };
+        for store in [404, 503, 504, 302] {
+            for body in [
+                &b"\x00\x14\xff\xfe\x1b[31mgarbage"[..],
+                b"ok so far \x07 bell",
+                b"\xff\xd8\xff\xe0 a JPEG",
+                b"",
+            ] {
+                let r = answer(&f.next, store, &[], body, T0);
+                let text = String::from_utf8(r.body.clone()).unwrap();
+                assert!(readable(&text), "store {store} {body:?}: {text:?}");
+            }
+        }
+        // Text is kept, on one line.
+        let r = answer(&f.next, 404, &[], b"no such\r\n  rendition: stream_9\n", T0);
+        assert_eq!(
+            String::from_utf8(r.body).unwrap().trim(),
+            "no such rendition: stream_9"
+        );
+        let r = answer(&f.next, 404, &[], b"\x00\x01", T0);
+        assert_eq!(
+            String::from_utf8(r.body).unwrap().trim(),
+            "the store answered 2 bytes that are not text"
+        );
+        // A multi-byte character cut by the look-ahead limit is still text.
+        let long = "é".repeat(1000);
+        let r = answer(&f.next, 503, &[], long.as_bytes(), T0);
+        assert!(String::from_utf8(r.body).unwrap().contains("éé"));
+    }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
