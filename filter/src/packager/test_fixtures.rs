@@ -1,7 +1,7 @@
 //! Shared by the packager's tests: a configuration with an endpoint of every kind, recorded
 //! store answers, and helpers that run a request through plan → store answer → response.
-//! Test code only (never in the `.wasm`): it fails loudly on purpose.
-#![cfg(test)]
+//! Test code only (declared `#[cfg(test)]` in `packager/mod.rs`, never in the `.wasm`): it fails
+//! loudly on purpose.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub use super::*;
