@@ -1,7 +1,7 @@
 # edgepack — build, test, lint, bench, demo.
 CARGO ?= cargo
 
-.PHONY: all build wasm assets tools test test-wasm lint lint-envoy fmt fmt-check bench bench-http demo demo-certs run-local run-store clean
+.PHONY: all build wasm assets tools test test-wasm lint lint-envoy fmt fmt-check bench bench-http demo demo-certs run-local run-store clean fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -36,6 +36,7 @@ test: tools
 	$(CARGO) build --release --target wasm32-wasip1 -p edgepack-filter --example speed
 	# make bench-http once in quick mode (this tree only, 1 s per row): keep it running.
 	EDGEPACK_BENCH_QUICK=1 tests/benches/http.sh
+	$(MAKE) fuzz-smoke
 	@ls -l target/wasm32-wasip1/release/edgepack_filter.wasm
 
 ## hls.js and playwright-core for the browser test (Debian's chromium is the browser)
@@ -48,10 +49,32 @@ tests/browser/node_modules: tests/browser/package.json tests/browser/package-loc
 test-wasm:
 	$(CARGO) test -p edgepack-filter --target wasm32-unknown-unknown --lib
 
+## fuzz-build: the libFuzzer targets in fuzz/ (cargo-fuzz layout) with coverage instrumentation —
+## the flags `cargo fuzz build -s none` passes, on the stable toolchain: no nightly, no sanitizer
+## (the code under test is safe Rust; overflow checks and debug assertions are on)
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+  -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing
+fuzz-build:
+	cd fuzz && RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --release --locked \
+	  --target x86_64-unknown-linux-gnu --bins
+
+## fuzz-smoke: every fuzz target for FUZZ_SMOKE_SECONDS (default 4) over its corpus (part of make test)
+FUZZ_SMOKE_SECONDS ?= 4
+fuzz-smoke: fuzz-build
+	fuzz/run.sh smoke $(FUZZ_SMOKE_SECONDS)
+
+## fuzz: every fuzz target (or FUZZ_TARGETS) for FUZZ_SECONDS (default 600), FUZZ_JOBS at once;
+## new coverage is merged into fuzz/corpus/, each run is logged in fuzz/executions.tsv
+FUZZ_SECONDS ?= 600
+fuzz: fuzz-build
+	fuzz/run.sh long $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 ## lint: clippy on all targets, natively and for the wasm target, warnings are errors
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target wasm32-wasip1 -p edgepack-filter -- -D warnings
+	cd fuzz && $(CARGO) clippy --locked --bins -- -D warnings
 
 ## lint-envoy: every envoy/*.yaml loads strictly through Envoy's v3 API types (PyPI
 ## envoy-data-plane, in .venv), every envoy/istio/*.yaml through Istio's (cloudcoil-models-istio),
@@ -75,9 +98,11 @@ lint-envoy: $(VENV)/.installed
 
 fmt:
 	$(CARGO) fmt --all
+	cd fuzz && $(CARGO) fmt
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
+	cd fuzz && $(CARGO) fmt -- --check
 
 ## bench: every benchmark, then one summary table (name, figure, baseline, ratio)
 BENCH_SUMMARY := $(CURDIR)/target/bench-summary.tsv

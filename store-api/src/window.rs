@@ -68,7 +68,8 @@ pub fn select_by<'t, T: Timed + 't>(
     at: impl Fn(usize) -> Option<&'t T>,
     spec: &WindowSpec,
 ) -> (Range<usize>, WindowKind) {
-    let horizon = spec.now_ms - spec.delay_ms;
+    // Saturating: the store takes `now` and `delay` from a query (found by fuzzing).
+    let horizon = spec.now_ms.saturating_sub(spec.delay_ms);
     let available = |s: &T| spec.delay_ms == 0 || s.end_ms().is_some_and(|e| e <= horizon);
     // The count of the prefix where `pred` holds (it holds on a prefix: times never decrease).
     let prefix = |pred: &dyn Fn(&T) -> bool| {
@@ -273,6 +274,22 @@ mod tests {
         };
         assert_eq!(select(&s, &before).0.len(), 0);
     }
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/store_media_playlist.rs`): `now - delay` overflowed
+    /// for a `now` near the bottom of i64 (the store reads both from a query).
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn extreme_clocks_do_not_overflow() {
+        let s = segs(5, 2.0, 1_000);
+        for (now, delay, expected) in [(i64::MIN, 1, 0), (i64::MIN, i64::MAX, 0), (i64::MAX, 1, 5)] {
+            let spec = WindowSpec {
+                now_ms: now,
+                delay_ms: delay,
+                ..spec(0)
+            };
+            assert_eq!(select(&s, &spec).0.len(), expected, "now {now} delay {delay}");
+        }
+    }
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
@@ -365,4 +382,5 @@ mod query {
         assert_eq!(key_period(59_999, 60), 0);
         assert_eq!(key_period(60_000, 60), 1);
     }
+
 }

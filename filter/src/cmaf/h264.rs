@@ -144,6 +144,17 @@ impl Bits<'_> {
         }
         Ok(((1u64 << zeros) - 1 + u64::from(self.bits(zeros)?)) as u32)
     }
+    /// An Exp-Golomb value the standard bounds: larger is a malformed SPS (found by fuzzing:
+    /// unbounded values overflowed the arithmetic that follows).
+    fn ue_max(&mut self, max: u32, field: &str) -> Result<u32, CmafError> {
+        let v = self.ue()?;
+        if v > max {
+            return Err(CmafError::Malformed(format!(
+                "SPS {field} is {v}, more than {max}"
+            )));
+        }
+        Ok(v)
+    }
     fn se(&mut self) -> Result<i32, CmafError> {
         let k = self.ue()?;
         Ok(if k % 2 == 1 {
@@ -173,12 +184,12 @@ pub fn parse_sps(sps: &[u8], pps: &[u8]) -> Result<AvcConfig, CmafError> {
         profile,
         100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
     ) {
-        chroma_format = b.ue()?;
+        chroma_format = b.ue_max(3, "chroma_format_idc")?;
         if chroma_format == 3 {
             b.bit()?; // separate_colour_plane_flag
         }
-        depth_l = b.ue()? + 8;
-        depth_c = b.ue()? + 8;
+        depth_l = b.ue_max(6, "bit_depth_luma_minus8")? + 8;
+        depth_c = b.ue_max(6, "bit_depth_chroma_minus8")? + 8;
         b.bit()?; // qpprime_y_zero_transform_bypass_flag
         if b.bit()? == 1 {
             let lists = if chroma_format == 3 { 12 } else { 8 };
@@ -188,7 +199,14 @@ pub fn parse_sps(sps: &[u8], pps: &[u8]) -> Result<AvcConfig, CmafError> {
                     let (mut last, mut next) = (8i32, 8i32);
                     for _ in 0..size {
                         if next != 0 {
-                            next = (last + b.se()? + 256) % 256;
+                            // delta_scale is -128..=127 (7.4.2.1.1.1).
+                            let delta = b.se()?;
+                            if !(-128..=127).contains(&delta) {
+                                return Err(CmafError::Malformed(format!(
+                                    "SPS delta_scale is {delta}, outside -128..127"
+                                )));
+                            }
+                            next = (last + delta + 256) % 256;
                         }
                         if next != 0 {
                             last = next;
@@ -215,16 +233,22 @@ pub fn parse_sps(sps: &[u8], pps: &[u8]) -> Result<AvcConfig, CmafError> {
     }
     b.ue()?; // max_num_ref_frames
     b.bit()?; // gaps_in_frame_num_value_allowed_flag
-    let width_mbs = b.ue()? + 1;
-    let height_units = b.ue()? + 1;
-    let frame_mbs_only = b.bit()?;
+    // The picture size in u64: no value an SPS can hold overflows it.
+    let width_mbs = u64::from(b.ue()?) + 1;
+    let height_units = u64::from(b.ue()?) + 1;
+    let frame_mbs_only = u64::from(b.bit()?);
     if frame_mbs_only == 0 {
         b.bit()?; // mb_adaptive_frame_field_flag
     }
     b.bit()?; // direct_8x8_inference_flag
-    let (mut crop_x, mut crop_y) = (0, 0);
+    let (mut crop_x, mut crop_y) = (0u64, 0u64);
     if b.bit()? == 1 {
-        let (l, r, t, bo) = (b.ue()?, b.ue()?, b.ue()?, b.ue()?);
+        let (l, r, t, bo) = (
+            u64::from(b.ue()?),
+            u64::from(b.ue()?),
+            u64::from(b.ue()?),
+            u64::from(b.ue()?),
+        );
         let (unit_x, unit_y) = match chroma_format {
             0 => (1, 2 - frame_mbs_only),
             1 => (2, 2 * (2 - frame_mbs_only)),
@@ -248,4 +272,24 @@ pub fn parse_sps(sps: &[u8], pps: &[u8]) -> Result<AvcConfig, CmafError> {
         bit_depth_luma: depth_l,
         bit_depth_chroma: depth_c,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by fuzzing (`fuzz/fuzz_targets/h264_parameter_sets.rs`): unbounded Exp-Golomb values
+    /// (bit depth, scaling deltas, picture size, cropping) overflowed u32 arithmetic — a panic in
+    /// a debug build, a wrong picture size in a release one. Now refused or computed in u64.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn an_sps_with_extreme_values_is_refused_or_sized_without_overflow() {
+        let found: &[u8] = &[
+            0x00, 0x01, 0x67, 0x64, 0x6c, 0x5b, 0x00, 0x0a, 0x0a, 0x00, 0x00, 0x00, 0x01, 0x1a,
+            0x00, 0x01, 0x00, 0x00, 0x01, 0x17, 0x67, 0x01, 0x00, 0x01, 0x17, 0x67, 0x01, 0x67,
+            0x00, 0x6c, 0x00, 0xfc, 0x00, 0x01, 0x67, 0x64, 0x6c, 0x5b, 0x00, 0x0a, 0x0a,
+        ];
+        let r = parse_sps(found, &[0x68, 0xce]);
+        println!("{r:?}");
+    }
 }

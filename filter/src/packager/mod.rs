@@ -279,10 +279,12 @@ pub(crate) fn store_error(answer: &StoreAnswer<'_>) -> FilterError {
         0 => FilterError::BadGateway(
             "the store reset the request or answered with more than 32 MiB".into(),
         ),
+        // The store's words follow ours: whatever it says (found by fuzzing: a store 404 whose
+        // body was "7" left the viewer with "7" as the reason).
         404 => FilterError::NotFound(if detail.is_empty() {
             "not found in the store".into()
         } else {
-            detail
+            format!("not found in the store: {detail}")
         }),
         504 => FilterError::GatewayTimeout(format!("the store did not answer in time: {detail}")),
         s => FilterError::BadGateway(format!("the store is unavailable (status {s}): {detail}")),
@@ -374,12 +376,12 @@ mod tests {
         let r = answer(&f.next, 404, &[], b"no such\r\n  rendition: stream_9\n", T0);
         assert_eq!(
             String::from_utf8(r.body).unwrap().trim(),
-            "no such rendition: stream_9"
+            "not found in the store: no such rendition: stream_9"
         );
         let r = answer(&f.next, 404, &[], b"\x00\x01", T0);
         assert_eq!(
             String::from_utf8(r.body).unwrap().trim(),
-            "the store answered 2 bytes that are not text"
+            "not found in the store: the store answered 2 bytes that are not text"
         );
         // A multi-byte character cut by the look-ahead limit is still text.
         let long = "é".repeat(1000);

@@ -24,32 +24,8 @@ pub const T_FMP4: i64 = 1795627395749;
 /// 2026-11-25T14:35:31.666Z, the first segment of the recorded store playlist.
 pub const T0: i64 = 1_795_617_331_666;
 
-pub const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
-  "channels": { "news": { "endpoints": {
-    "hls": { "format": "hls", "manifest_window_seconds": 4 },
-    "cmaf": { "format": "cmaf", "manifest_window_seconds": 4 },
-    "pdt": { "format": "hls", "program_date_time_interval_seconds": 4 },
-    "sorted": { "format": "hls", "stream_selection": { "max_video_bits_per_second": 2000000, "stream_order": "video_bitrate_ascending" } },
-    "secure": { "format": "hls", "manifest_window_seconds": 60,
-      "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 4,
-                      "key": { "derived": { "secret": "0123456789abcdef0123" } },
-                      "key_token": { "secret": "tok-0123456789abcdef", "ttl_seconds": 300 } },
-      "access": { "cdn_identifier": { "secrets": ["current", "previous"] },
-                  "ip_allowlist": ["127.0.0.0/8"] } },
-    "fixed": { "format": "hls",
-      "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 0,
-                      "constant_iv": "000102030405060708090a0b0c0d0e0f",
-                      "key": { "static": { "key_hex": "2b7e151628aed2a6abf7158809cf4f3c" } },
-                      "key_token": { "secret": "tok-0123456789abcdef" } } },
-    "dash": { "format": "dash", "manifest_window_seconds": 60 },
-    "dash-cenc": { "format": "dash", "manifest_window_seconds": 60,
-      "encryption": { "method": "cenc", "key_rotation_interval_seconds": 4,
-                      "key": { "derived": { "secret": "0123456789abcdef0123" } },
-                      "key_token": { "secret": "tok-0123456789abcdef" } } },
-    "cmaf-cbcs": { "format": "cmaf", "manifest_window_seconds": 60,
-      "encryption": { "method": "cbcs", "key_rotation_interval_seconds": 4,
-                      "key": { "derived": { "secret": "0123456789abcdef0123" } },
-                      "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
+/// A configuration with an endpoint of every kind (also the fuzz targets' configuration).
+pub const CONFIG: &str = include_str!("../../tests/fixtures/plugin_config.json");
 
 pub fn settings() -> Settings {
     Settings::from_json(CONFIG.as_bytes()).unwrap()

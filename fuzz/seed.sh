@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Writes the seed corpora (fuzz/corpus/<target>/seed-*) from the recorded fixtures, the shipped
+# configurations and fresh ffmpeg output. Committed with its output; rerun it after changing a
+# fixture. What the fuzzers found since (other files in fuzz/corpus/) is kept.
+set -euo pipefail
+cd "$(dirname "$0")"
+C=corpus
+fx=../filter/tests/fixtures
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+seed() { mkdir -p "$C/$1"; cat > "$C/$1/seed-$2"; }
+# N pseudo-random bytes from seed S: the same every run, so reseeding changes no file by itself.
+bytes() { python3 -c "import random, sys; random.seed($2); sys.stdout.buffer.write(random.randbytes($1))"; }
+
+# Media playlists: the store's views, and each with a window (after a NUL: now, window, delay,
+# start, end as the target reads them).
+for f in store_media_stream_0 store_media_fmp4; do
+  seed store_media_playlist "$f" < "$fx/$f.m3u8"
+  { cat "$fx/$f.m3u8"; printf '\0'; bytes 40 "${#f}"; } | seed store_media_playlist "$f-window"
+done
+# Multivariant playlists, the last byte picking the endpoint (0: the first).
+for f in store_multivariant multivariant_groups; do
+  { cat "$fx/$f.m3u8"; printf '\0'; } | seed store_multivariant "$f"
+  { cat "$fx/$f.m3u8"; printf '\x83'; } | seed store_multivariant "$f-filtered"
+done
+
+# What ffmpeg uploads: MPEG-TS and fMP4 media playlists, a multivariant playlist; the segments,
+# raw H.264 and ADTS for the demuxer's targets.
+ffmpeg -v error -f lavfi -i testsrc2=size=64x36:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+  -t 2 -map 0:v -map 1:a -map 0:v -map 1:a -c:v libx264 -preset ultrafast -g 10 -c:a aac -b:a 32k \
+  -f hls -hls_time 0.4 -hls_list_size 3 -hls_flags program_date_time+independent_segments \
+  -var_stream_map "v:0,a:0 v:1,a:1" -master_pl_name master.m3u8 \
+  -hls_segment_filename "$work/ts_%v_%d.ts" "$work/ts_%v.m3u8"
+ffmpeg -v error -f lavfi -i testsrc2=size=64x36:rate=25 -t 1 -c:v libx264 -preset ultrafast -g 10 \
+  -f hls -hls_time 0.4 -hls_segment_type fmp4 -hls_flags program_date_time \
+  -hls_segment_filename "$work/fmp4_%d.m4s" "$work/fmp4.m3u8"
+seed ingest_playlist ffmpeg-ts < "$work/ts_0.m3u8"
+seed ingest_playlist ffmpeg-fmp4 < "$work/fmp4.m3u8"
+seed ingest_playlist ffmpeg-master < "$work/master.m3u8"
+seed ingest_playlist store-view < "$fx/store_media_stream_0.m3u8"
+seed ts_remux ffmpeg-av < seeds/segment.ts
+seed ts_remux ffmpeg-hls < "$work/ts_0_1.ts"
+ffmpeg -v error -f lavfi -i testsrc2=size=64x36:rate=25 -t 0.2 -c:v libx264 -preset ultrafast -f mpegts - | seed ts_remux ffmpeg-video
+ffmpeg -v error -f lavfi -i sine=frequency=440:sample_rate=48000 -t 0.2 -c:a aac -f mpegts - | seed ts_remux ffmpeg-audio
+ffmpeg -v error -f lavfi -i testsrc2=size=64x36:rate=25 -t 0.2 -c:v libx264 -preset ultrafast -f h264 - | seed h264_parameter_sets ffmpeg-baseline
+ffmpeg -v error -f lavfi -i testsrc2=size=64x36:rate=25 -t 0.2 -c:v libx264 -profile:v high -pix_fmt yuv420p -f h264 - | seed h264_parameter_sets ffmpeg-high
+ffmpeg -v error -f lavfi -i sine=frequency=440:sample_rate=48000 -t 0.1 -c:a aac -f adts - | seed adts_frames ffmpeg-stereo
+ffmpeg -v error -f lavfi -i sine=frequency=440:sample_rate=22050 -t 0.1 -ac 1 -c:a aac -f adts - | seed adts_frames ffmpeg-mono
+
+# Inputs the fuzzers found that failed once (fuzz/artifacts/…, fixed since): kept as
+# regression-* files beside the seeds, replayed by every make fuzz-smoke.
+
+# Viewer requests and key tokens are structure-aware (arbitrary): any bytes decode to one.
+for n in 1 2 3 4; do bytes $((n * 300)) "$n" | seed viewer_request "random-$n"; done
+for n in 1 2; do bytes $((n * 100)) "$n" | seed key_token "random-$n"; done
+
+n=0
+while IFS= read -r q; do n=$((n + 1)); printf '%s' "$q" | seed manifest_query "$n"; done <<'Q'
+aws.manifestfilter=video_height:100-300;audio_sample_rate:48000
+aws.manifestfilter=video_bitrate:0-500000,800000-;audio_language:en,fr;trickplay_height:1-2
+start=2026-11-25T14:35:31Z&end=2026-11-25T14:35:37.5%2B01:00
+start=1795617331&end=1795617337&token=1795617400-00112233445566778899aabbccddeeff
+aws.manifestsettings=manifest_window_seconds:4;time_delay:2;start:2026-11-25T14:35:31Z
+Q
+
+seed plugin_config fixture < "$fx/plugin_config.json"
+for f in ../target/envoy-check/*.json; do [ -e "$f" ] && seed plugin_config "$(basename "$f" .json)" < "$f"; done
+printf '{"kids":["AAECAwQFBgcICQoLDA0ODw"],"type":"temporary"}' | seed clearkey_license eme
+printf '{"kids":["zY2W7CDmJt6rOXtRjgyqeg","AAECAwQFBgcICQoLDA0ODw"],"type":"persistent-license"}' | seed clearkey_license two
+
+n=0
+while IFS= read -r p; do n=$((n + 1)); printf '%s' "$p" | seed ingest_path "$n"; done <<'P'
+/in/v1/news/1/stream_0.m3u8
+/in/v1/news/2/hd/seg%201.ts
+/in/v1/news/1/720p/index.m3u8
+/in/v1/news/1/a/%2e%2e/x.ts
+/in/v1/news/1/stream_0_12.m4s
+P
+# Arbitrary splits the header, method and URI by length prefixes: whole headers still seed.
+printf 'Basic ZW5jMTpwdzE=' | seed ingest_authorization basic
+printf 'Digest username="enc1", realm="edgepack ingest", nonce="6745a1b2.00112233445566778899aabbccddeeff", uri="/in/v1/news/1/a.ts", algorithm=MD5, response="0123456789abcdef0123456789abcdef", qop=auth, nc=00000001, cnonce="abc"' | seed ingest_authorization digest
+
+seed sidecar_config example < ../store-sidecar/edgepack-store.example.toml
+seed sidecar_config compose < ../envoy/edgepack-store.toml
+
+n=0
+while IFS= read -r p; do n=$((n + 1)); printf '%s' "$p" | seed store_api_paths "$n"; done <<'S'
+/store/v1/news/stream_0/index.m3u8?window=60000&delay=0&rotation=4
+/store/v1/news/stream_0/index.m3u8?window=60000&delay=2000&now=1795617331666&start=1795617331000&end=1795617337000&rotation=0
+/store/v1/news/index.m3u8
+/store/v1/news/stream_0/at/1795617331666.ts
+/store/v1/news/stream_0/init-0a1b.mp4
+/store/v1/news/status
+S
