@@ -1,7 +1,7 @@
 # edgepack — build, test, lint, bench, demo.
 CARGO ?= cargo
 
-.PHONY: all build wasm assets tools test test-wasm lint lint-envoy fmt fmt-check bench bench-http demo demo-certs run-local run-store clean fuzz fuzz-build fuzz-smoke
+.PHONY: all build wasm assets tools test test-wasm lint lint-envoy fmt fmt-check bench bench-http demo demo-certs run-local run-store clean fuzz fuzz-build fuzz-smoke soak
 
 all: build
 
@@ -123,6 +123,12 @@ bench-http:
 	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) tests/benches/http.sh
 	@{ printf 'benchmark\tfigure\tbaseline\tratio\n'; cat $(BENCH_SUMMARY); } | \
 	  awk -F'\t' '{ printf "%-68s %-12s %-12s %s\n", $$1, $$2, $$3, $$4 }'
+
+## soak: 10 minutes of live ingest on both inputs (one failover) and 1,000 simulated viewers over
+## every endpoint kind through the test host (4 worker VMs); prints latency per kind, non-2xx by
+## cause, RSS and VM memory every 10 s (EDGEPACK_SOAK_SECONDS, EDGEPACK_SOAK_VIEWERS to change)
+soak:
+	$(CARGO) bench -p edgepack-tests --bench soak
 
 ## demo: docker compose demo (Envoy + sidecar + two encoders + player page); needs only Docker
 ## (with the compose plugin) and openssl

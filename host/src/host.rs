@@ -77,6 +77,7 @@ pub struct RunningHost {
     pub admin: SocketAddr,
     pub metrics: Arc<MetricStore>,
     traps: Arc<AtomicU64>,
+    vm_memory: Arc<Vec<AtomicU64>>,
     stop: Vec<tokio::sync::oneshot::Sender<()>>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -85,6 +86,14 @@ impl RunningHost {
     /// Traps so far, all VMs (the tests treat any trap as a failure).
     pub fn traps(&self) -> u64 {
         self.traps.load(Ordering::SeqCst)
+    }
+
+    /// Each worker VM's linear memory in bytes, as of its last answered request.
+    pub fn vm_memory_bytes(&self) -> Vec<u64> {
+        self.vm_memory
+            .iter()
+            .map(|m| m.load(Ordering::Relaxed))
+            .collect()
     }
 
     /// Stops the listeners and workers.
@@ -117,6 +126,8 @@ struct Shared {
     metrics: Arc<MetricStore>,
     shared_data: vm::SharedData,
     traps: Arc<AtomicU64>,
+    /// Per worker: its VM's linear memory after the last request.
+    vm_memory: Arc<Vec<AtomicU64>>,
 }
 
 impl Shared {
@@ -163,6 +174,11 @@ pub fn start(opts: HostOptions) -> Result<RunningHost, String> {
         metrics: Arc::new(MetricStore::with_tags(&opts.stats_tags)?),
         shared_data: Arc::new(Mutex::new(HashMap::new())),
         traps: Arc::new(AtomicU64::new(0)),
+        vm_memory: Arc::new(
+            (0..opts.workers.max(1))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        ),
         opts,
     });
     // The validation VM: a refused configuration stops start-up.
@@ -188,21 +204,29 @@ pub fn start(opts: HostOptions) -> Result<RunningHost, String> {
         stop.push(stop_tx);
         let shared = shared.clone();
         // The VM is created here and moved into its worker thread, which alone uses it.
-        threads.push(std::thread::spawn(move || worker(shared, vm, rx, stop_rx)));
+        threads.push(std::thread::spawn(move || {
+            worker(shared, w, vm, rx, stop_rx)
+        }));
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
     stop.push(stop_tx);
     let metrics = shared.metrics.clone();
     let traps = shared.traps.clone();
-    let admin_metrics = metrics.clone();
+    let vm_memory = shared.vm_memory.clone();
+    let admin_stats = AdminStats {
+        metrics: metrics.clone(),
+        traps: traps.clone(),
+        vm_memory: vm_memory.clone(),
+    };
     threads.push(std::thread::spawn(move || {
-        acceptor(listener, admin, admin_metrics, senders, stop_rx)
+        acceptor(listener, admin, admin_stats, senders, stop_rx)
     }));
     Ok(RunningHost {
         addr,
         admin: admin_addr,
         metrics,
         traps,
+        vm_memory,
         stop,
         threads,
     })
@@ -215,10 +239,37 @@ fn runtime() -> Option<tokio::runtime::Runtime> {
         .ok()
 }
 
+/// What the admin listener shows: the VMs' metrics, then the host's own (traps, VM memory), as
+/// Envoy's admin shows its `wasm.*` stats beside the plugin's.
+#[derive(Clone)]
+struct AdminStats {
+    metrics: Arc<MetricStore>,
+    traps: Arc<AtomicU64>,
+    vm_memory: Arc<Vec<AtomicU64>>,
+}
+
+impl AdminStats {
+    fn prometheus(&self) -> String {
+        let mut out = self.metrics.prometheus();
+        out.push_str(&format!(
+            "# TYPE edgepack_host_wasm_traps counter\nedgepack_host_wasm_traps {}\n\
+             # TYPE edgepack_host_wasm_vm_memory_bytes gauge\n",
+            self.traps.load(Ordering::SeqCst)
+        ));
+        for (i, m) in self.vm_memory.iter().enumerate() {
+            out.push_str(&format!(
+                "edgepack_host_wasm_vm_memory_bytes{{worker=\"{i}\"}} {}\n",
+                m.load(Ordering::Relaxed)
+            ));
+        }
+        out
+    }
+}
+
 fn acceptor(
     listener: std::net::TcpListener,
     admin: std::net::TcpListener,
-    metrics: Arc<MetricStore>,
+    stats: AdminStats,
     workers: Vec<tokio::sync::mpsc::UnboundedSender<(std::net::TcpStream, SocketAddr)>>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
 ) {
@@ -242,13 +293,13 @@ fn acceptor(
                     }
                 }
                 Ok((s, _)) = admin.accept() => {
-                    let metrics = metrics.clone();
+                    let stats = stats.clone();
                     tokio::spawn(async move {
                         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                            let metrics = metrics.clone();
+                            let stats = stats.clone();
                             async move {
                                 let r = match req.uri().path() {
-                                    "/stats/prometheus" | "/stats" => Response::new(Full::new(Bytes::from(metrics.prometheus()))),
+                                    "/stats/prometheus" | "/stats" => Response::new(Full::new(Bytes::from(stats.prometheus()))),
                                     _ => text(404, "admin: /stats/prometheus"),
                                 };
                                 Ok::<_, Infallible>(r)
@@ -264,6 +315,7 @@ fn acceptor(
 
 fn worker(
     shared: Arc<Shared>,
+    index: usize,
     vm: Vm,
     mut conns: tokio::sync::mpsc::UnboundedReceiver<(std::net::TcpStream, SocketAddr)>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
@@ -281,7 +333,13 @@ fn worker(
                     tokio::task::spawn_local(async move {
                         let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                             let (vm, shared) = (vm.clone(), shared.clone());
-                            async move { Ok::<_, Infallible>(stream(&vm, &shared, req, peer).await) }
+                            async move {
+                                let r = stream(&vm, &shared, req, peer).await;
+                                if let (Ok(mut vm), Some(gauge)) = (vm.try_borrow_mut(), shared.vm_memory.get(index)) {
+                                    gauge.store(vm.memory_bytes(), Ordering::Relaxed);
+                                }
+                                Ok::<_, Infallible>(r)
+                            }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(s), svc)

@@ -197,6 +197,13 @@ impl Vm {
         Ok(vm)
     }
 
+    /// The size of the VM's linear memory (what it has grown to; wasm memory never shrinks).
+    pub fn memory_bytes(&mut self) -> u64 {
+        self.instance
+            .get_memory(&mut self.store, "memory")
+            .map_or(0, |m| m.data_size(&self.store) as u64)
+    }
+
     /// Calls an export; a trap marks the VM failed.
     pub fn call(&mut self, name: &str, args: &[Val]) -> Result<Vec<Val>, String> {
         if let Some(f) = &self.failed {

@@ -281,13 +281,18 @@ mod tests {
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn extreme_clocks_do_not_overflow() {
         let s = segs(5, 2.0, 1_000);
-        for (now, delay, expected) in [(i64::MIN, 1, 0), (i64::MIN, i64::MAX, 0), (i64::MAX, 1, 5)] {
+        for (now, delay, expected) in [(i64::MIN, 1, 0), (i64::MIN, i64::MAX, 0), (i64::MAX, 1, 5)]
+        {
             let spec = WindowSpec {
                 now_ms: now,
                 delay_ms: delay,
                 ..spec(0)
             };
-            assert_eq!(select(&s, &spec).0.len(), expected, "now {now} delay {delay}");
+            assert_eq!(
+                select(&s, &spec).0.len(),
+                expected,
+                "now {now} delay {delay}"
+            );
         }
     }
 }
@@ -382,5 +387,4 @@ mod query {
         assert_eq!(key_period(59_999, 60), 0);
         assert_eq!(key_period(60_000, 60), 1);
     }
-
 }

@@ -4,6 +4,11 @@
 //! any number of uploads can authenticate without the server remembering anything, and an expired
 //! (or pre-restart) nonce with otherwise correct credentials is answered `stale=true`, which makes
 //! the client retry with the fresh nonce instead of asking for a password.
+//!
+//! Replays are refused: the server remembers, for each (nonce, cnonce) that authenticated, the
+//! highest `nc` (RFC 7616 §3.4: the client counts its requests under a nonce), until the nonce
+//! expires. A request whose `nc` is not above it — a captured request sent again — is answered
+//! like an expired nonce, so an honest client just retries with a fresh one.
 
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -21,7 +26,13 @@ pub struct Authenticator {
     realm: String,
     nonce_ttl_secs: u64,
     opaque: String,
+    /// (nonce, cnonce) → (highest nc seen, when the nonce was issued).
+    counts: std::sync::Mutex<std::collections::HashMap<(String, String), (u32, u64)>>,
 }
+
+/// Past this many remembered (nonce, cnonce) pairs, expired ones are dropped; past twice as
+/// many, the oldest half. Only requests with the right password are remembered.
+const MAX_COUNTS: usize = 1 << 16;
 
 /// 401 reason when no credentials were sent: the first round of every Digest exchange.
 pub const CHALLENGE_REASON: &str = "credentials required (Digest or Basic)";
@@ -39,6 +50,8 @@ pub enum AuthFailure {
     Rejected,
     /// Credentials were right but the nonce expired or is not ours: retry with a new one.
     Stale,
+    /// Credentials were right but this (nonce, cnonce, nc) was used before: a replay.
+    Replayed,
 }
 
 impl AuthFailure {
@@ -49,6 +62,9 @@ impl AuthFailure {
             AuthFailure::Malformed(why) => format!("malformed Authorization header: {why}"),
             AuthFailure::Rejected => "wrong username or password for this input".to_owned(),
             AuthFailure::Stale => STALE_REASON.to_owned(),
+            AuthFailure::Replayed => {
+                "nonce count (nc) already used with this nonce and cnonce: a replay is refused; retry with the new nonce".to_owned()
+            }
         }
     }
 }
@@ -103,6 +119,7 @@ impl Authenticator {
             realm: realm.to_owned(),
             nonce_ttl_secs,
             opaque: hex::encode(opaque),
+            counts: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -120,19 +137,44 @@ impl Authenticator {
         format!("{issued:x}.{}", hex::encode(self.mac(issued)))
     }
 
-    /// True when the nonce is ours and not expired.
-    fn nonce_fresh(&self, nonce: &str, now: u64) -> bool {
-        let Some((ts, mac)) = nonce.split_once('.') else {
-            return false;
-        };
+    /// When the nonce was issued, if it is ours and not expired.
+    fn nonce_issued(&self, nonce: &str, now: u64) -> Option<u64> {
+        let (ts, mac) = nonce.split_once('.')?;
         let (Ok(issued), Ok(mac)) = (u64::from_str_radix(ts, 16), hex::decode(mac)) else {
-            return false;
+            return None;
         };
         let expected = self.mac(issued);
-        !expected.is_empty()
+        (!expected.is_empty()
             && bool::from(ct_eq(&expected, &mac))
             && issued <= now
-            && now - issued <= self.nonce_ttl_secs
+            && now - issued <= self.nonce_ttl_secs)
+            .then_some(issued)
+    }
+
+    /// Records `nc` for (nonce, cnonce); false when it is not above the highest seen (a replay).
+    fn count(&self, nonce: &str, cnonce: &str, nc: u32, issued: u64, now: u64) -> bool {
+        let mut counts = match self.counts.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if counts.len() >= MAX_COUNTS {
+            let ttl = self.nonce_ttl_secs;
+            counts.retain(|_, (_, at)| now.saturating_sub(*at) <= ttl);
+        }
+        if counts.len() >= 2 * MAX_COUNTS {
+            let mut ages: Vec<u64> = counts.values().map(|(_, at)| *at).collect();
+            ages.sort_unstable();
+            let median = ages[ages.len() / 2];
+            counts.retain(|_, (_, at)| *at > median);
+        }
+        let entry = counts
+            .entry((nonce.to_owned(), cnonce.to_owned()))
+            .or_insert((0, issued));
+        if nc <= entry.0 {
+            return false;
+        }
+        entry.0 = nc;
+        true
     }
 
     /// The `WWW-Authenticate` values of a 401, strongest first. ffmpeg keeps the last Digest
@@ -244,8 +286,13 @@ impl Authenticator {
         if !bool::from(ok) {
             return Err(AuthFailure::Rejected);
         }
-        if !self.nonce_fresh(nonce, now) {
+        let Some(issued) = self.nonce_issued(nonce, now) else {
             return Err(AuthFailure::Stale);
+        };
+        let nc = u32::from_str_radix(nc, 16)
+            .map_err(|_| AuthFailure::Malformed("nc must be 8 hex digits"))?;
+        if !self.count(nonce, cnonce, nc, issued, now) {
+            return Err(AuthFailure::Replayed);
         }
         Ok(())
     }
@@ -307,6 +354,26 @@ mod tests {
     }
 
     fn digest_header(a: &Authenticator, alg: &str, nonce: &str, pass: &str, uri: &str) -> String {
+        digest_header_nc(
+            a,
+            alg,
+            nonce,
+            pass,
+            uri,
+            &format!("c-{alg}-{pass}-{uri}"),
+            1,
+        )
+    }
+
+    fn digest_header_nc(
+        a: &Authenticator,
+        alg: &str,
+        nonce: &str,
+        pass: &str,
+        uri: &str,
+        cnonce: &str,
+        nc: u32,
+    ) -> String {
         let algo = if alg == "MD5" {
             Algorithm::Md5
         } else {
@@ -314,9 +381,9 @@ mod tests {
         };
         let ha1 = algo.hash(&format!("enc1:{}:{pass}", a.realm));
         let ha2 = algo.hash(&format!("PUT:{uri}"));
-        let resp = algo.hash(&format!("{ha1}:{nonce}:00000001:abc:auth:{ha2}"));
+        let resp = algo.hash(&format!("{ha1}:{nonce}:{nc:08x}:{cnonce}:auth:{ha2}"));
         format!(
-            "Digest username=\"enc1\", realm=\"{}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={alg}, qop=auth, nc=00000001, cnonce=\"abc\", response=\"{resp}\"",
+            "Digest username=\"enc1\", realm=\"{}\", nonce=\"{nonce}\", uri=\"{uri}\", algorithm={alg}, qop=auth, nc={nc:08x}, cnonce=\"{cnonce}\", response=\"{resp}\"",
             a.realm
         )
     }
@@ -338,6 +405,42 @@ mod tests {
             let h = digest_header(&a, alg, &nonce, "s3cret", "/in/v1/news/1/b.ts");
             assert!(a.verify(Some(&h), "PUT", uri, &creds()).is_err());
         }
+    }
+
+    /// #16 §3: a captured Digest request sent again is refused; the client's next count under
+    /// the same nonce and another client's count 1 (its own cnonce) are not.
+    #[test]
+    fn a_replayed_nonce_count_is_refused() {
+        let a = Authenticator::new("edgepack", 300).unwrap();
+        let nonce = a.nonce_at(now_secs());
+        let uri = "/in/v1/news/1/a.ts";
+        let first = digest_header_nc(&a, "MD5", &nonce, "s3cret", uri, "c1", 1);
+        assert_eq!(a.verify(Some(&first), "PUT", uri, &creds()), Ok(()));
+        assert_eq!(
+            a.verify(Some(&first), "PUT", uri, &creds()),
+            Err(AuthFailure::Replayed)
+        );
+        let second = digest_header_nc(&a, "MD5", &nonce, "s3cret", uri, "c1", 2);
+        assert_eq!(a.verify(Some(&second), "PUT", uri, &creds()), Ok(()));
+        let back = digest_header_nc(&a, "MD5", &nonce, "s3cret", uri, "c1", 1);
+        assert_eq!(
+            a.verify(Some(&back), "PUT", uri, &creds()),
+            Err(AuthFailure::Replayed)
+        );
+        let other_client = digest_header_nc(&a, "MD5", &nonce, "s3cret", uri, "c2", 1);
+        assert_eq!(a.verify(Some(&other_client), "PUT", uri, &creds()), Ok(()));
+        // A wrong password is rejected before anything is remembered.
+        let wrong = digest_header_nc(&a, "MD5", &nonce, "nope", uri, "c3", 1);
+        assert_eq!(
+            a.verify(Some(&wrong), "PUT", uri, &creds()),
+            Err(AuthFailure::Rejected)
+        );
+        assert_eq!(a.counts.lock().unwrap().len(), 2);
+        let bad_nc = first.replace("nc=00000001", "nc=zz");
+        assert!(matches!(
+            a.verify(Some(&bad_nc), "PUT", uri, &creds()),
+            Err(AuthFailure::Rejected | AuthFailure::Malformed(_))
+        ));
     }
 
     #[test]
@@ -406,7 +509,8 @@ mod tests {
                 "{name} {realm}"
             );
         }
-        // Upper-case hex in the response is the same response.
+        // Upper-case hex in the response is the same response (a new cnonce: not a replay).
+        let right = digest_header_nc(&a, "SHA-256", &nonce, "s3cret", uri, "upper", 1);
         let upper = right.replace(
             right
                 .rsplit("response=\"")

@@ -53,17 +53,22 @@ pub fn temp_path(tmp_dir: &Path) -> io::Result<PathBuf> {
     Ok(tmp_dir.join(format!("{}.part", hex::encode(r))))
 }
 
-/// Appends one line to a journal and syncs it.
+/// Appends one line to a journal and syncs it. A failed append (a full disk) is cut off again,
+/// so the next line does not run into a torn one and take its record down with it.
 pub fn append_line(path: &Path, line: &str) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)?;
     }
     let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    let before = f.metadata()?.len();
     let mut buf = Vec::with_capacity(line.len() + 1);
     buf.extend_from_slice(line.as_bytes());
     buf.push(b'\n');
-    f.write_all(&buf)?;
-    f.sync_data()
+    let result = f.write_all(&buf).and_then(|()| f.sync_data());
+    if result.is_err() {
+        let _ = f.set_len(before);
+    }
+    result
 }
 
 /// Removes a file; a missing file is not an error.

@@ -69,6 +69,23 @@ pub fn optimized_store_tools() -> Result<(PathBuf, PathBuf), String> {
     ))
 }
 
+/// An optimized build of the `edgepack-host` binary (`--profile bench`, as
+/// [`optimized_store_tools`]), for load tests.
+pub fn optimized_host() -> Result<PathBuf, String> {
+    cargo_build(
+        &[
+            "--profile",
+            "bench",
+            "-p",
+            "edgepack-host",
+            "--bin",
+            "edgepack-host",
+        ],
+        "the optimized test host",
+    )?;
+    Ok(target_dir().join("release/edgepack-host"))
+}
+
 /// `cargo build ARGS` in the workspace (the cargo running the tests, when there is one).
 fn cargo_build(args: &[&str], what: &str) -> Result<(), String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");

@@ -118,6 +118,11 @@ impl Sidecar {
         }
     }
 
+    /// The sidecar's process id while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops it with SIGTERM and waits.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -153,7 +153,10 @@ fn authenticate(app: &App, target: &IngestTarget, req: &Request) -> Result<(), A
     app.auth
         .verify(authz, req.method().as_str(), &request_target, creds)
         .map_err(|failure| ApiError::Unauthorized {
-            challenges: app.auth.challenges(failure == AuthFailure::Stale),
+            challenges: app.auth.challenges(matches!(
+                failure,
+                AuthFailure::Stale | AuthFailure::Replayed
+            )),
             failure,
         })
 }
