@@ -64,8 +64,9 @@ FUZZ_SMOKE_SECONDS ?= 4
 fuzz-smoke: fuzz-build
 	fuzz/run.sh smoke $(FUZZ_SMOKE_SECONDS)
 
-## fuzz: every fuzz target (or FUZZ_TARGETS) for FUZZ_SECONDS (default 600), FUZZ_JOBS at once;
-## new coverage is merged into fuzz/corpus/, each run is logged in fuzz/executions.tsv
+## fuzz: every fuzz target (or FUZZ_TARGETS) for FUZZ_SECONDS (default 600) or FUZZ_RUNS executions,
+## FUZZ_JOBS at once; new coverage is merged into fuzz/corpus/, each run is logged in
+## fuzz/executions.tsv
 FUZZ_SECONDS ?= 600
 fuzz: fuzz-build
 	fuzz/run.sh long $(FUZZ_SECONDS) $(FUZZ_TARGETS)
