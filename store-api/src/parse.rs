@@ -48,10 +48,27 @@ pub enum LineError {
     NotAWholeNumber { tag: &'static str, value: String },
     #[error("EXT-X-PLAYLIST-TYPE '{0}' is neither EVENT nor VOD")]
     BadPlaylistType(String),
+    /// A number past what the store can time or number by (found by a probe and by fuzzing:
+    /// a target duration of 2^64 − 1 overflowed the failover timer, a media sequence near
+    /// 2^64 the numbering).
+    #[error("{tag} {value} is over the limit of {max}")]
+    OverLimit {
+        tag: &'static str,
+        value: u64,
+        max: u64,
+    },
 }
 
 /// Longest `EXTINF` accepted, in seconds (exclusive).
 pub const MAX_SEGMENT_DURATION: f64 = 3600.0;
+
+/// Largest `EXT-X-TARGETDURATION` accepted, in seconds.
+pub const MAX_TARGET_DURATION: u64 = 3600;
+
+/// Largest media or discontinuity sequence number accepted: 2^53 − 1, the largest whole number
+/// every player (JavaScript's numbers) holds exactly; epoch-based numbering (ffmpeg's
+/// `-hls_start_number_source epoch_us`) stays far below it.
+pub const MAX_SEQUENCE: u64 = (1 << 53) - 1;
 
 /// Parses a media playlist (the store's view, or any upload; see [`parse_ingest`] for the
 /// store's extra checks). A leading UTF-8 byte order mark is skipped.
@@ -147,10 +164,15 @@ impl<'a> Scan<'a> {
         match tag {
             Tag::ExtM3u => {}
             Tag::Version => self.pl.version = Some(whole(tag, value).map_err(bad)?),
-            Tag::TargetDuration => self.pl.target_duration = Some(whole(tag, value).map_err(bad)?),
-            Tag::MediaSequence => self.pl.media_sequence = whole(tag, value).map_err(bad)?,
+            Tag::TargetDuration => {
+                self.pl.target_duration =
+                    Some(bounded(tag, value, MAX_TARGET_DURATION).map_err(bad)?);
+            }
+            Tag::MediaSequence => {
+                self.pl.media_sequence = bounded(tag, value, MAX_SEQUENCE).map_err(bad)?;
+            }
             Tag::DiscontinuitySequence => {
-                self.pl.discontinuity_sequence = whole(tag, value).map_err(bad)?;
+                self.pl.discontinuity_sequence = bounded(tag, value, MAX_SEQUENCE).map_err(bad)?;
             }
             Tag::PlaylistType => {
                 self.pl.playlist_type = Some(match value.trim() {
@@ -268,6 +290,19 @@ fn whole<T: std::str::FromStr>(tag: Tag, value: &str) -> Result<T, LineError> {
             tag: tag.name().trim_start_matches('#'),
             value: value.to_owned(),
         })
+}
+
+/// A whole number no larger than `max`.
+fn bounded(tag: Tag, value: &str, max: u64) -> Result<u64, LineError> {
+    let v: u64 = whole(tag, value)?;
+    if v > max {
+        return Err(LineError::OverLimit {
+            tag: tag.name().trim_start_matches('#'),
+            value: v,
+            max,
+        });
+    }
+    Ok(v)
 }
 
 /// `EXTINF:<duration>,[<title>]`.

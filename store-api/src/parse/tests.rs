@@ -366,3 +366,36 @@ fn multivariant_or_media_by_the_first_decisive_tag() {
         "#EXTM3U\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXTINF:2,\na.ts\n"
     ));
 }
+
+/// #16 §3: numeric extremes an authenticated encoder can send are refused with a reason, before
+/// they reach the failover timer (2 × target duration) or the numbering (sequence + index).
+#[test]
+fn numeric_extremes_are_refused_with_their_limit() {
+    let max = u64::MAX;
+    for (header, why) in [
+        (
+            format!("#EXT-X-TARGETDURATION:{max}\n"),
+            format!("EXT-X-TARGETDURATION {max} is over the limit of 3600"),
+        ),
+        (
+            format!("#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{max}\n"),
+            format!("EXT-X-MEDIA-SEQUENCE {max} is over the limit of 9007199254740991"),
+        ),
+        (
+            "#EXT-X-TARGETDURATION:2\n#EXT-X-DISCONTINUITY-SEQUENCE:9007199254740992\n".to_owned(),
+            "EXT-X-DISCONTINUITY-SEQUENCE 9007199254740992 is over the limit of 9007199254740991"
+                .to_owned(),
+        ),
+    ] {
+        let text = format!("#EXTM3U\n{header}#EXTINF:2.0,\na.ts\n#EXTINF:2.0,\nb.ts\n");
+        let e = crate::parse_ingest(text.as_bytes()).unwrap_err();
+        assert!(e.to_string().ends_with(&why), "{e}");
+    }
+    // The limits themselves are fine, and number on from there.
+    let text = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:3600\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXTINF:2.0,\na.ts\n#EXTINF:2.0,\nb.ts\n",
+        crate::parse::MAX_SEQUENCE
+    );
+    let p = crate::parse_ingest(text.as_bytes()).unwrap();
+    assert_eq!(p.segments[1].sequence, crate::parse::MAX_SEQUENCE + 1);
+}

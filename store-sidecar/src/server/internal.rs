@@ -446,6 +446,49 @@ mod tests {
             .unwrap()
     }
 
+    /// #16 §3: an authenticated encoder's numeric extremes (target duration, media and
+    /// discontinuity sequence at u64's limit) are refused with their limit, and change nothing:
+    /// the rendition's view, the channel's failover timer and the cache headers stay as they were.
+    #[tokio::test]
+    async fn numeric_extremes_from_an_encoder_change_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let (app, router) = seeded(d.path()).await;
+        let before = |path: &'static str| {
+            let router = router.clone();
+            async move {
+                let (r, body) = send(&router, get(path)).await;
+                (r.status(), header(&r, "cache-control").to_owned(), body)
+            }
+        };
+        let view = before("/store/v1/news/hd/index.m3u8").await;
+        let status = before("/store/v1/news/status").await;
+        let max = u64::MAX;
+        for extreme in [
+            format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:{max}\n#EXT-X-MEDIA-SEQUENCE:6\n#EXTINF:2.0,\nseg6.ts\n"
+            ),
+            format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{max}\n#EXTINF:2.0,\nseg6.ts\n#EXTINF:2.0,\nseg7.ts\n"
+            ),
+            format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-DISCONTINUITY-SEQUENCE:{max}\n#EXT-X-MEDIA-SEQUENCE:6\n#EXTINF:2.0,\nseg6.ts\n"
+            ),
+        ] {
+            let refused = app.channels["news"]
+                .lock()
+                .await
+                .accept_playlist(0, "hd.m3u8", extreme.as_bytes())
+                .map(|_| ())
+                .unwrap_err();
+            assert!(
+                refused.to_string().contains("is over the limit of"),
+                "{refused}"
+            );
+        }
+        assert_eq!(before("/store/v1/news/hd/index.m3u8").await, view);
+        assert_eq!(before("/store/v1/news/status").await, status);
+    }
+
     #[tokio::test]
     async fn unknown_channel_is_404_naming_it() {
         let d = tempfile::tempdir().unwrap();
