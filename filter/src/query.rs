@@ -347,6 +347,21 @@ impl TimeShift {
         Ok(t)
     }
 
+    /// [`TimeShift::from_query`] at `now_ms`: a range with only `start` runs to now, and obeys
+    /// the same 24-hour limit as one with `end` (a `start` days back would ask for days of
+    /// segments in one playlist).
+    pub fn from_query_at(q: &Query, now_ms: i64) -> Result<Self, FilterError> {
+        let t = Self::from_query(q)?;
+        if let (Some(s), None) = (t.start_ms, t.end_ms)
+            && now_ms.saturating_sub(s) > MAX_RANGE_MS
+        {
+            return Err(bad(
+                "a time-shift range is at most 24 hours long: with start more than 24 hours ago, give an end too".into(),
+            ));
+        }
+        Ok(t)
+    }
+
     /// True when the request asks for anything but the endpoint's defaults.
     pub fn is_time_shifted(&self) -> bool {
         self.start_ms.is_some()
@@ -448,5 +463,24 @@ mod tests {
         ] {
             assert_eq!(ts(bad).unwrap_err().status(), 400, "{bad}");
         }
+    }
+
+    /// #16 §3: a time-shift with only `start` runs to now and obeys the same 24-hour limit as
+    /// one with `end`.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn a_start_without_end_is_limited_to_24_hours_back() {
+        let now = 1_795_615_200_000;
+        let at = |raw: &str| TimeShift::from_query_at(&Query::parse(raw).unwrap(), now);
+        let day = MAX_RANGE_MS / 1000;
+        let start = |back: i64| format!("start={}", now / 1000 - back);
+        assert!(at(&start(day)).is_ok());
+        let e = at(&start(day + 1)).unwrap_err();
+        assert_eq!(e.status(), 400);
+        assert!(e.to_string().contains("give an end too"), "{e}");
+        // With an end, the range is what counts, however long ago.
+        let old = format!("{}&end={}", start(10 * day), now / 1000 - 9 * day);
+        assert!(at(&old).is_ok());
+        assert!(at("start=0").is_err());
     }
 }

@@ -308,17 +308,17 @@ mod tests {
         let (_, t) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=audio_channels:6-8");
         assert_eq!(uris(&t), ["v540/index.m3u8"], "{t}");
 
-        let (_, t) = groups("/out/v1/news/sorted/index.m3u8?start=100");
+        let (_, t) = groups("/out/v1/news/sorted/index.m3u8?start=1795617331");
         assert_eq!(
             uris(&t),
             [
-                "audio_en/index.m3u8?start=100",
-                "v360/index.m3u8?start=100",
-                "v540/index.m3u8?start=100"
+                "audio_en/index.m3u8?start=1795617331",
+                "v360/index.m3u8?start=1795617331",
+                "v540/index.m3u8?start=1795617331"
             ],
             "{t}"
         );
-        assert!(t.contains("URI=\"audio_fr/index.m3u8?start=100\""), "{t}");
+        assert!(t.contains("URI=\"audio_fr/index.m3u8?start=1795617331\""), "{t}");
 
         let (s, _) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=audio_language:dahlia");
         assert_eq!(s, 400, "every audio group empty: nothing left");

@@ -69,7 +69,7 @@ fn plan_asset(
         Asset::Multivariant => {
             let filter = manifest_filter(query)?;
             // Validate the time-shift now, so a bad one fails here and not in every child.
-            TimeShift::from_query(query)?;
+            TimeShift::from_query_at(query, req.now_ms)?;
             fetch(
                 store::multivariant_path(c),
                 JobKind::Multivariant {
@@ -79,7 +79,7 @@ fn plan_asset(
             )
         }
         Asset::Media { rendition } => {
-            let time = TimeShift::from_query(query)?;
+            let time = TimeShift::from_query_at(query, req.now_ms)?;
             fetch(
                 playlists::view_path(ep, c, rendition, &time, req.now_ms),
                 JobKind::Media { time },
@@ -233,7 +233,7 @@ fn dash_variants(req: &Request<'_>, r: &Route, query: &Query) -> Result<Fetch, F
             channel: r.channel.clone(),
             endpoint: r.endpoint.clone(),
             filter,
-            time: TimeShift::from_query(query)?,
+            time: TimeShift::from_query_at(query, req.now_ms)?,
             base_url: format!(
                 "{scheme}://{host}{}",
                 route::endpoint_path(&r.channel, &r.endpoint)
