@@ -318,7 +318,10 @@ mod tests {
             ],
             "{t}"
         );
-        assert!(t.contains("URI=\"audio_fr/index.m3u8?start=1795617331\""), "{t}");
+        assert!(
+            t.contains("URI=\"audio_fr/index.m3u8?start=1795617331\""),
+            "{t}"
+        );
 
         let (s, _) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=audio_language:dahlia");
         assert_eq!(s, 400, "every audio group empty: nothing left");

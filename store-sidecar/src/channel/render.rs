@@ -117,7 +117,13 @@ impl ChannelState {
                     return None;
                 }
                 let mut text = "#EXTM3U\n#EXT-X-VERSION:3\n".to_owned();
-                for (rid, r) in &self.renditions {
+                // Only renditions with a segment: a playlist naming segments that never arrived
+                // does not make a variant (#16 §3).
+                for (rid, r) in self
+                    .renditions
+                    .iter()
+                    .filter(|(_, r)| !r.timeline.entries.is_empty())
+                {
                     let bps = r
                         .timeline
                         .entries

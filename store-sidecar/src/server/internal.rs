@@ -489,6 +489,24 @@ mod tests {
         assert_eq!(before("/store/v1/news/status").await, status);
     }
 
+    /// #16 §3: a media playlist whose segments never arrive does not invent a variant.
+    #[tokio::test]
+    async fn a_playlist_of_segments_never_uploaded_makes_no_variant() {
+        let d = tempfile::tempdir().unwrap();
+        let (app, router) = seeded(d.path()).await;
+        let ghost =
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\nghost0.ts\n#EXTINF:2.0,\nghost1.ts\n";
+        app.channels["news"]
+            .lock()
+            .await
+            .accept_playlist(0, "ghost.m3u8", ghost.as_bytes())
+            .unwrap();
+        let (r, body) = send(&router, get("/store/v1/news/index.m3u8")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(body.contains("hd/index.m3u8"), "{body}");
+        assert!(!body.contains("ghost"), "{body}");
+    }
+
     #[tokio::test]
     async fn unknown_channel_is_404_naming_it() {
         let d = tempfile::tempdir().unwrap();
