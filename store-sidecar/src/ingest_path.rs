@@ -22,11 +22,17 @@ pub enum PathError {
     NotIngest,
     #[error("path is {len} bytes, over the limit of {max}")]
     TooLong { len: usize, max: usize },
+    #[error("a name in the path is {len} bytes, over the file system's limit of {max}")]
+    NameTooLong { len: usize, max: usize },
     #[error("path is not allowed: {0}")]
     Forbidden(&'static str),
     #[error("input '{0}' does not exist; inputs are 1 and 2")]
     BadInput(String),
 }
+
+/// Longest name of one path component (Linux's `NAME_MAX`): a longer one is the client's mistake,
+/// not a storage error.
+pub const MAX_NAME: usize = 255;
 
 /// Parses and checks a raw request path (without query).
 pub fn parse(raw: &str, max_len: usize) -> Result<IngestTarget, PathError> {
@@ -64,6 +70,12 @@ pub fn parse(raw: &str, max_len: usize) -> Result<IngestTarget, PathError> {
             "" => return Err(PathError::Forbidden("empty path segment")),
             "." | ".." => return Err(PathError::Forbidden("'.' or '..' segment")),
             s if s.starts_with('.') => return Err(PathError::Forbidden("hidden file name")),
+            s if s.len() > MAX_NAME => {
+                return Err(PathError::NameTooLong {
+                    len: s.len(),
+                    max: MAX_NAME,
+                });
+            }
             _ => {}
         }
         segments.push(seg);

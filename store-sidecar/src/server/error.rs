@@ -99,9 +99,25 @@ pub enum ApiError {
     SegmentGone(String),
 }
 
+/// A storage error the client caused: its path collides with a file or directory stored before
+/// (`a` and `a/b.ts`), or names something the file system cannot hold.
+fn is_path_collision(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotADirectory
+            | io::ErrorKind::IsADirectory
+            | io::ErrorKind::DirectoryNotEmpty
+            | io::ErrorKind::AlreadyExists
+    )
+}
+
 fn storage_reason(e: &io::Error) -> String {
     if disk::is_storage_full(e) {
         format!("storage is full; nothing was written: {e}")
+    } else if is_path_collision(e) {
+        format!(
+            "the path collides with a file or directory uploaded before (a name cannot be both); nothing was written: {e}"
+        )
     } else {
         format!("storage error; nothing was written: {e}")
     }
@@ -121,7 +137,9 @@ impl ApiError {
     /// The HTTP status this refusal is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::IngestPath(PathError::TooLong { .. }) => StatusCode::URI_TOO_LONG,
+            ApiError::IngestPath(PathError::TooLong { .. } | PathError::NameTooLong { .. }) => {
+                StatusCode::URI_TOO_LONG
+            }
             ApiError::IngestPath(PathError::NotIngest | PathError::BadInput(_)) => {
                 StatusCode::NOT_FOUND
             }
@@ -135,6 +153,7 @@ impl ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
             ApiError::Storage(e) if disk::is_storage_full(e) => StatusCode::INSUFFICIENT_STORAGE,
+            ApiError::Storage(e) if is_path_collision(e) => StatusCode::CONFLICT,
             ApiError::Storage(_) | ApiError::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Regressed(_) => StatusCode::CONFLICT,
             ApiError::UnknownIngestChannel { .. }

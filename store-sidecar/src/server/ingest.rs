@@ -378,6 +378,37 @@ mod tests {
         assert_eq!(body, "wrong username or password for this input\n");
     }
 
+    /// #16 §3: client mistakes in paths are 4xx, never 500: a name over 255 bytes, a file
+    /// where a directory was (and the other way round).
+    #[tokio::test]
+    async fn path_mistakes_are_client_errors() {
+        let d = tempfile::tempdir().unwrap();
+        let router = ingest_router(app(d.path()));
+        let ok = basic("enc1", PASSWORD_1);
+        let long = format!("/in/v1/news/1/{}.ts", "n".repeat(300));
+        let (r, body) = send(&router, put(&long, Some(&ok), b"x")).await;
+        assert_eq!(r.status(), StatusCode::URI_TOO_LONG, "{body}");
+        assert!(
+            body.contains("over the file system's limit of 255"),
+            "{body}"
+        );
+        for (first, second) in [("a.ts", "a.ts/b.ts"), ("x/y.ts", "x")] {
+            let (r, _) = send(
+                &router,
+                put(&format!("/in/v1/news/1/{first}"), Some(&ok), b"1"),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::CREATED);
+            let (r, body) = send(
+                &router,
+                put(&format!("/in/v1/news/1/{second}"), Some(&ok), b"2"),
+            )
+            .await;
+            assert_eq!(r.status(), StatusCode::CONFLICT, "{second}: {body}");
+            assert!(body.contains("collides"), "{body}");
+        }
+    }
+
     #[tokio::test]
     async fn uploads_are_stored_and_refusals_say_why() {
         let d = tempfile::tempdir().unwrap();
