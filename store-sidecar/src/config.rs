@@ -68,6 +68,11 @@ pub struct ServerConfig {
     /// Segments served last are kept in memory up to this size (the live edge every viewer
     /// asks for); 0: always read the disk.
     pub segment_cache_megabytes: u64,
+    /// A connection that sends no complete request head (idle keep-alive included), or an
+    /// upload that sends no byte of its body, for this long is closed (slowloris, stalled
+    /// encoders). ffmpeg streams a segment while it encodes it: keep this above a segment's
+    /// duration.
+    pub idle_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +88,7 @@ impl Default for ServerConfig {
             max_path_bytes: 1024,
             stale_upload_seconds: 600,
             segment_cache_megabytes: 256,
+            idle_timeout_seconds: 30,
         }
     }
 }
@@ -220,6 +226,9 @@ fn validate_server(s: &ServerConfig) -> Result<(), ConfigError> {
     }
     if s.max_path_bytes < 32 {
         return Err(invalid("server.max_path_bytes", "must be at least 32"));
+    }
+    if s.idle_timeout_seconds == 0 {
+        return Err(invalid("server.idle_timeout_seconds", "must be at least 1"));
     }
     Ok(())
 }

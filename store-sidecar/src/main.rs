@@ -109,8 +109,9 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(ingest = %ia, internal = %na, channels = app.channels.len(), "listening");
     tokio::spawn(housekeeping(app.clone()));
     let (tx, rx) = tokio::sync::watch::channel(false);
-    let a = tokio::spawn(serve(ingest, ingest_router(app.clone()), rx.clone()));
-    let b = tokio::spawn(serve(internal, internal_router(app.clone()), rx));
+    let idle = std::time::Duration::from_secs(app.settings.server.idle_timeout_seconds);
+    let a = tokio::spawn(serve(ingest, ingest_router(app.clone()), rx.clone(), idle));
+    let b = tokio::spawn(serve(internal, internal_router(app.clone()), rx, idle));
     shutdown_signal().await;
     tracing::info!("shutting down");
     let _ = tx.send(true);

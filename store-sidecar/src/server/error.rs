@@ -45,6 +45,9 @@ pub enum ApiError {
     TooLarge { what: &'static str, limit: u64 },
     #[error("upload interrupted: {0}; nothing was stored")]
     Interrupted(String),
+    /// An upload body that sent nothing for `idle_timeout_seconds`.
+    #[error("the upload sent no data for {0} s (server.idle_timeout_seconds); nothing was stored")]
+    Stalled(u64),
     /// A disk error; 507 when the disk is full.
     #[error("{}", storage_reason(.0))]
     Storage(io::Error),
@@ -156,6 +159,7 @@ impl ApiError {
             ApiError::Storage(e) if is_path_collision(e) => StatusCode::CONFLICT,
             ApiError::Storage(_) | ApiError::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Regressed(_) => StatusCode::CONFLICT,
+            ApiError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnknownIngestChannel { .. }
             | ApiError::NoCredentials
             | ApiError::StorePath(_)

@@ -198,7 +198,8 @@ async fn put(
     let stored = if playlist {
         put_playlist(state, target, body, limit).await?
     } else {
-        put_file(state, target, body, limit).await?
+        let idle = std::time::Duration::from_secs(limits.idle_timeout_seconds);
+        put_file(state, target, body, limit, idle).await?
     };
     let labels = InputLabels {
         channel: target.channel.clone(),
@@ -260,6 +261,7 @@ async fn put_file(
     target: &IngestTarget,
     body: Body,
     limit: u64,
+    idle: std::time::Duration,
 ) -> Result<Stored, ApiError> {
     let tmp = state
         .lock()
@@ -268,7 +270,7 @@ async fn put_file(
         .map_err(ApiError::Storage)?;
     // Removes the temp file if this future is dropped before the upload is committed.
     let mut guard = TempGuard(Some(tmp.clone()));
-    let (bytes, digest) = match stream_to_file(body, &tmp, limit).await {
+    let (bytes, digest) = match stream_to_file(body, &tmp, limit, idle).await {
         Ok(v) => v,
         Err(e) => {
             let _ = tokio::fs::remove_file(&tmp).await;
@@ -310,14 +312,23 @@ impl Drop for TempGuard {
 }
 
 /// Writes the body to `tmp` (fsynced) while hashing it; returns its size and SHA-256.
-async fn stream_to_file(body: Body, tmp: &Path, limit: u64) -> Result<(u64, Vec<u8>), ApiError> {
+async fn stream_to_file(
+    body: Body,
+    tmp: &Path,
+    limit: u64,
+    idle: std::time::Duration,
+) -> Result<(u64, Vec<u8>), ApiError> {
     let mut file = tokio::fs::File::create(tmp)
         .await
         .map_err(ApiError::Storage)?;
     let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
+    loop {
+        let Ok(next) = tokio::time::timeout(idle, stream.next()).await else {
+            return Err(ApiError::Stalled(idle.as_secs()));
+        };
+        let Some(chunk) = next else { break };
         let chunk = chunk.map_err(|e| ApiError::Interrupted(e.to_string()))?;
         size += chunk.len() as u64;
         if size > limit {

@@ -5,7 +5,8 @@ use std::time::Duration;
 use axum::Router;
 
 /// Serves `router` on `listener` until `stop` turns true, then waits (up to 5 s) for requests in
-/// flight.
+/// flight. A connection that sends no complete request head for `idle` (a new connection, an
+/// idle keep-alive one, a slowloris) is closed.
 ///
 /// HTTP/1 half-close is on: ffmpeg sends the last chunk of an upload and closes its socket
 /// without reading the answer, and a server that treats that EOF as an abort would drop the
@@ -14,6 +15,7 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     router: Router,
     mut stop: tokio::sync::watch::Receiver<bool>,
+    idle: Duration,
 ) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
@@ -30,6 +32,8 @@ pub async fn serve(
                 let service = hyper_util::service::TowerToHyperService::new(router.clone());
                 let conn = hyper::server::conn::http1::Builder::new()
                     .half_close(true)
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(idle)
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
