@@ -241,51 +241,60 @@ pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
     parse_response(&buf)
+        .unwrap_or_else(|| panic!("no whole response in {:?}", String::from_utf8_lossy(&buf)))
 }
 
-fn parse_response(buf: &[u8]) -> Response {
-    let end = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no response head in {:?}", String::from_utf8_lossy(buf)));
+/// [`raw`] for a server that may be gone: `None` when it cannot be reached or its answer is
+/// cut short.
+pub fn try_raw(addr: SocketAddr, request: &[u8]) -> Option<Response> {
+    let mut s = TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    s.write_all(request).ok()?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).ok()?;
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> Option<Response> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = String::from_utf8_lossy(&buf[..end]).into_owned();
     let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .unwrap()
-        .split(' ')
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
     let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.clone())
+    };
     let mut body = buf[end + 4..].to_vec();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"));
-    if chunked {
+    if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
         let mut out = Vec::new();
         let mut rest = &body[..];
         loop {
-            let nl = rest.windows(2).position(|w| w == b"\r\n").unwrap();
-            let size = usize::from_str_radix(std::str::from_utf8(&rest[..nl]).unwrap().trim(), 16)
-                .unwrap();
+            let nl = rest.windows(2).position(|w| w == b"\r\n")?;
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..nl]).ok()?.trim(), 16).ok()?;
             if size == 0 {
                 break;
             }
-            out.extend_from_slice(&rest[nl + 2..nl + 2 + size]);
-            rest = &rest[nl + 2 + size + 2..];
+            out.extend_from_slice(rest.get(nl + 2..nl + 2 + size)?);
+            rest = rest.get(nl + 2 + size + 2..)?;
         }
         body = out;
+    } else if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        if body.len() < len {
+            return None;
+        }
     }
-    Response {
+    Some(Response {
         status,
         headers,
         body,
-    }
+    })
 }
 
 /// Basic credentials header value.
@@ -299,6 +308,16 @@ pub fn basic(user: &str, pass: &str) -> String {
 
 /// PUT with Basic auth and a Content-Length body.
 pub fn put(addr: SocketAddr, path: &str, auth: Option<&str>, body: &[u8]) -> Response {
+    let bytes = put_request(path, auth, body);
+    raw(addr, &bytes)
+}
+
+/// [`put`] to a server that may be gone.
+pub fn try_put(addr: SocketAddr, path: &str, auth: Option<&str>, body: &[u8]) -> Option<Response> {
+    try_raw(addr, &put_request(path, auth, body))
+}
+
+fn put_request(path: &str, auth: Option<&str>, body: &[u8]) -> Vec<u8> {
     let mut req = format!(
         "PUT {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -309,7 +328,7 @@ pub fn put(addr: SocketAddr, path: &str, auth: Option<&str>, body: &[u8]) -> Res
     req.push_str("\r\n");
     let mut bytes = req.into_bytes();
     bytes.extend_from_slice(body);
-    raw(addr, &bytes)
+    bytes
 }
 
 /// Every file under `dir` with its bytes, sorted, for before/after comparisons.

@@ -163,6 +163,7 @@ fn write_rendition(layout: &Layout, spec: &HistorySpec, r: &HistoryRendition) ->
                 }),
                 None,
             ],
+            served_from: Some(0),
         };
         let line = JournalLine::Put {
             entry: Box::new(entry),

@@ -208,6 +208,12 @@ impl ChannelState {
         let mut entry: Entry = (**entry).clone();
         let target = self.layout.segment(rid, entry.seq, input, &copy.ext);
         entry.copies[input] = Some(copy);
+        // Pinned to the active input's copy once it is in (unless a viewer was served the other
+        // copy before: `segment` pinned that one). The pin is journaled with the entry, so what
+        // was served never changes bytes, across failovers and restarts.
+        if entry.served_from.is_none() && self.active.is_none_or(|a| a == input) {
+            entry.served_from = Some(input);
+        }
         self.renditions.entry(rid.to_owned()).or_default();
         self.journal(
             rid,

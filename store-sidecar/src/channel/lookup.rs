@@ -21,20 +21,32 @@ pub struct SegmentFile {
 }
 
 impl ChannelState {
-    /// Finds a segment: the active input's copy, else the other's.
-    pub fn segment(&self, rid: &str, seq: u64, ext: &str) -> Option<SegmentFile> {
+    /// Finds a segment to serve: the copy it is pinned to, else the active input's, else the
+    /// other's — and pins it to that copy (in memory; journaled with the entry's next record, as
+    /// when the other input's copy arrives), so a viewer never gets other bytes for it later.
+    pub fn segment(&mut self, rid: &str, seq: u64, ext: &str) -> Option<SegmentFile> {
+        let found = self.find_segment(rid, seq, ext)?;
+        if let Some(r) = self.renditions.get_mut(rid) {
+            r.timeline.pin(seq, found.input);
+        }
+        Some(found)
+    }
+
+    fn find_segment(&self, rid: &str, seq: u64, ext: &str) -> Option<SegmentFile> {
         let e = self.renditions.get(rid)?.timeline.get(seq)?;
-        self.preferred_inputs().into_iter().find_map(|input| {
-            let copy = e.copies[input].as_ref()?;
-            (copy.ext == ext).then(|| SegmentFile {
-                seq,
-                path: self.layout.segment(rid, seq, input, &copy.ext),
-                copy: copy.clone(),
-                input,
-                pdt_ms: e.pdt_ms,
-                duration: e.duration,
+        e.serving_order(self.preferred_inputs())
+            .into_iter()
+            .find_map(|input| {
+                let copy = e.copies[input].as_ref()?;
+                (copy.ext == ext).then(|| SegmentFile {
+                    seq,
+                    path: self.layout.segment(rid, seq, input, &copy.ext),
+                    copy: copy.clone(),
+                    input,
+                    pdt_ms: e.pdt_ms,
+                    duration: e.duration,
+                })
             })
-        })
     }
 
     /// The sequence number of the segment of `rid` that starts at `pdt_ms` (epoch ms), within
@@ -64,7 +76,7 @@ impl ChannelState {
     /// The id of the initialization segment of the newest segment, as served now.
     pub fn latest_init(&self, rid: &str) -> Option<String> {
         let e = self.renditions.get(rid)?.timeline.entries.back()?;
-        self.preferred_inputs()
+        e.serving_order(self.preferred_inputs())
             .into_iter()
             .find_map(|i| e.copies[i].as_ref())
             .and_then(|c| c.init.clone())

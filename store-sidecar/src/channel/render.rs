@@ -37,9 +37,11 @@ impl Rendered {
     }
 }
 
-/// The copy an entry is served from: the first of `order` that has one.
+/// The copy an entry is served from: its pinned input's, else the first of `order` that has one.
 fn served(e: &Entry, order: [usize; 2]) -> Option<&SegmentCopy> {
-    order.into_iter().find_map(|i| e.copies[i].as_ref())
+    e.serving_order(order)
+        .into_iter()
+        .find_map(|i| e.copies[i].as_ref())
 }
 
 /// What every playlist of a rendition declares.

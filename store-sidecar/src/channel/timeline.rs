@@ -59,6 +59,23 @@ pub struct Entry {
     pub source_key: Option<String>,
     pub received_ms: i64,
     pub copies: [Option<SegmentCopy>; 2],
+    /// The input whose copy is served, fixed when the active input's copy is in (or the first
+    /// copy, before any input is active) and journaled: a failover or a restart never changes
+    /// the bytes of a segment the store has served. `None`: the active input's copy, else the
+    /// other's (entries journaled before this field, and copies from the standby input only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_from: Option<usize>,
+}
+
+impl Entry {
+    /// The inputs in the order their copies are served from: the pinned one first, else
+    /// `preferred` (the active input first).
+    pub fn serving_order(&self, preferred: [usize; 2]) -> [usize; 2] {
+        match self.served_from {
+            Some(p) if p < 2 => [p, 1 - p],
+            _ => preferred,
+        }
+    }
 }
 
 impl edgepack_store_api::window::Timed for Entry {
@@ -155,6 +172,21 @@ impl Timeline {
         let first = self.entries.front()?.seq;
         self.entries
             .get(usize::try_from(seq.checked_sub(first)?).ok()?)
+    }
+
+    fn get_mut(&mut self, seq: u64) -> Option<&mut Entry> {
+        let first = self.entries.front()?.seq;
+        self.entries
+            .get_mut(usize::try_from(seq.checked_sub(first)?).ok()?)
+    }
+
+    /// Pins `seq` to the copy of `input` if it is not pinned yet: a viewer was served it.
+    pub fn pin(&mut self, seq: u64, input: usize) {
+        if let Some(e) = self.get_mut(seq)
+            && e.served_from.is_none()
+        {
+            e.served_from = Some(input);
+        }
     }
 }
 
@@ -355,6 +387,7 @@ impl End {
             source_key: seg.source_key.as_deref().map(str::to_owned),
             received_ms: wall_ms,
             copies: [None, None],
+            served_from: None,
         };
         self.tail = Some(Tail::of(&entry));
         self.last = Some((entry.pdt_ms, entry.duration));

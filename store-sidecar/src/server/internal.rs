@@ -253,7 +253,7 @@ async fn segment_at(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let state = channel(&app, &id)?;
-    let st = state.lock().await;
+    let mut st = state.lock().await;
     let at =
         parse_segment_at_file(&file).and_then(|(ms, ext)| Some((st.sequence_at(&rid, ms)?, ext)));
     let Some((seq, ext)) = at else {
