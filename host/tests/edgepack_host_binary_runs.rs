@@ -4,10 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 use edgepack_test_support::artifacts;
+use edgepack_test_support::sidecar::{address_in, ready_line};
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": { "hls": { "format": "hls" } } } } }"#;
@@ -37,15 +38,7 @@ fn binary_serves_through_the_filter_and_refuses_a_bad_config() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http="))
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let addr = address_in(&ready_line(&mut child), "http=").to_string();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
     write!(
         s,

@@ -63,6 +63,16 @@ fn segment(n: usize) -> Vec<u8> {
         .collect()
 }
 
+/// The encoder uploads segment `n`.
+fn push(sc: &Sidecar, auth: &str, n: usize) -> Response {
+    put(
+        sc.ingest,
+        &format!("/in/v1/news/1/s{n}.ts"),
+        Some(auth),
+        &segment(n),
+    )
+}
+
 fn playlist(count: usize) -> String {
     let mut p = String::from("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n");
     for i in 0..count {
@@ -120,12 +130,7 @@ fn a_full_disk_answers_507_keeps_what_was_acknowledged_and_recovers() {
     let refusal = loop {
         assert!(acknowledged < 40, "a 2 MiB disk took 8 MB");
         let n = acknowledged;
-        let r = put(
-            sc.ingest,
-            &format!("/in/v1/news/1/s{n}.ts"),
-            Some(&ok),
-            &segment(n),
-        );
+        let r = push(&sc, &ok, n);
         if r.status != 201 {
             break r;
         }
@@ -171,13 +176,7 @@ fn a_full_disk_answers_507_keeps_what_was_acknowledged_and_recovers() {
 
     // More attempts while full: refused the same way, nothing changes.
     for _ in 0..3 {
-        let n = acknowledged;
-        let r = put(
-            sc.ingest,
-            &format!("/in/v1/news/1/s{n}.ts"),
-            Some(&ok),
-            &segment(n),
-        );
+        let r = push(&sc, &ok, acknowledged);
         assert_eq!(r.status, 507, "{}", r.text());
     }
     assert_eq!(served(&sc), listed);
@@ -186,12 +185,7 @@ fn a_full_disk_answers_507_keeps_what_was_acknowledged_and_recovers() {
     // Space comes back: the encoder's next uploads go through, no restart needed.
     disk.resize("64m");
     for n in acknowledged..acknowledged + 3 {
-        let r = put(
-            sc.ingest,
-            &format!("/in/v1/news/1/s{n}.ts"),
-            Some(&ok),
-            &segment(n),
-        );
+        let r = push(&sc, &ok, n);
         assert_eq!(r.status, 201, "{}", r.text());
         let r = put(
             sc.ingest,

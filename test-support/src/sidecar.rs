@@ -93,16 +93,8 @@ impl Sidecar {
             })
             .spawn()
             .expect("start edgepack-store");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let addr = |key: &str| -> SocketAddr {
-            line.split_whitespace()
-                .find_map(|w| w.strip_prefix(key))
-                .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-                .parse()
-                .unwrap()
-        };
+        let line = ready_line(&mut child);
+        let addr = |key: &str| address_in(&line, key);
         let text = std::fs::read_to_string(config).unwrap();
         let data = text
             .lines()
@@ -233,6 +225,25 @@ pub fn whole_history_range(status: &serde_json::Value) -> String {
     format!("start={start}&end={end}")
 }
 
+/// The one line a server of ours prints on stdout once it listens (`edgepack-store listening
+/// ingest=… internal=…`, `edgepack-host listening http=… admin=…`).
+pub fn ready_line(child: &mut Child) -> String {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout piped"))
+        .read_line(&mut line)
+        .unwrap();
+    line
+}
+
+/// The address after `key` (`ingest=`, `http=`, …) in a [`ready_line`].
+pub fn address_in(line: &str, key: &str) -> SocketAddr {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key))
+        .unwrap_or_else(|| panic!("no {key} in {line:?}"))
+        .parse()
+        .unwrap()
+}
+
 /// Sends raw bytes (the request must say `Connection: close`) and parses the answer.
 pub fn raw(addr: SocketAddr, request: &[u8]) -> Response {
     let mut s = TcpStream::connect(addr).unwrap();
@@ -285,10 +296,10 @@ fn parse_response(buf: &[u8]) -> Option<Response> {
             rest = rest.get(nl + 2 + size + 2..)?;
         }
         body = out;
-    } else if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok()) {
-        if body.len() < len {
-            return None;
-        }
+    } else if let Some(len) = header("content-length").and_then(|v| v.parse::<usize>().ok())
+        && body.len() < len
+    {
+        return None;
     }
     Some(Response {
         status,

@@ -17,7 +17,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // benchmark harness
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -25,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use edgepack_test_support::sidecar::{Encoder, EncoderSpec, Sidecar, wait_for, write_config};
+use edgepack_test_support::sidecar::{
+    Encoder, EncoderSpec, Sidecar, address_in, ready_line, wait_for, write_config,
+};
 use edgepack_test_support::{artifacts, clearkey, summary};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -344,20 +345,10 @@ fn start_host(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let field = |key: &str| -> SocketAddr {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-            .parse()
-            .unwrap()
-    };
+    let line = ready_line(&mut child);
     Host {
-        addr: field("http="),
-        admin: field("admin="),
+        addr: address_in(&line, "http="),
+        admin: address_in(&line, "admin="),
         child,
     }
 }
