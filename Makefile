@@ -127,9 +127,11 @@ bench-http:
 
 ## soak: 10 minutes of live ingest on both inputs (one failover) and 1,000 simulated viewers over
 ## every endpoint kind through the test host (4 worker VMs); prints latency per kind, non-2xx by
-## cause, RSS and VM memory every 10 s (EDGEPACK_SOAK_SECONDS, EDGEPACK_SOAK_VIEWERS to change)
+## cause, RSS and VM memory every 10 s (EDGEPACK_SOAK_SECONDS, EDGEPACK_SOAK_VIEWERS to change);
+## then 10,000 tiny PUTs beside a good encoder (store-sidecar/tests/abusive_ingest.rs)
 soak:
 	$(CARGO) bench -p edgepack-tests --bench soak
+	$(CARGO) test -p edgepack-store --test abusive_ingest -- --ignored --nocapture
 
 ## demo: docker compose demo (Envoy + sidecar + two encoders + player page); needs only Docker
 ## (with the compose plugin) and openssl

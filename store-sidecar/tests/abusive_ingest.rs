@@ -125,3 +125,65 @@ fn idle_slow_and_stalled_connections_are_closed_while_the_encoder_goes_on() {
     assert_eq!(r.status, 201, "{}", r.text());
     sc.stop();
 }
+
+/// 10,000 tiny PUTs from a misbehaving client (authenticated: the flood a broken encoder makes)
+/// while the good encoder pushes: every upload is answered, the good encoder's go through, and
+/// its latency is printed beside the flood's (never asserted: timing depends on the machine).
+/// About two minutes (every upload is fsynced): `make soak` runs it, not `make test`.
+#[test]
+#[ignore = "10,000 fsynced uploads take ~2 minutes: make soak runs it"]
+fn ten_thousand_tiny_puts_do_not_stop_the_good_encoder() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
+    let ingest = sc.ingest;
+    let flooder = std::thread::spawn(move || {
+        let auth = basic("enc2", PASSWORD_2);
+        let started = Instant::now();
+        for n in 0..10_000 {
+            let r = put(
+                ingest,
+                &format!("/in/v1/news/2/flood/{n}.ts"),
+                Some(&auth),
+                b"G",
+            );
+            assert_eq!(r.status, 201, "{}", r.text());
+        }
+        started.elapsed()
+    });
+    let ok = basic("enc1", PASSWORD_1);
+    let mut latencies = Vec::new();
+    let mut playlist = String::from("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n");
+    let mut n = 0;
+    while !flooder.is_finished() || n < 5 {
+        let started = Instant::now();
+        let r = put(
+            ingest,
+            &format!("/in/v1/news/1/s{n}.ts"),
+            Some(&ok),
+            &[0x47; 18_800],
+        );
+        assert_eq!(r.status, 201, "{}", r.text());
+        playlist.push_str(&format!("#EXTINF:2.0,\ns{n}.ts\n"));
+        let r = put(
+            ingest,
+            "/in/v1/news/1/hd.m3u8",
+            Some(&ok),
+            playlist.as_bytes(),
+        );
+        assert!(matches!(r.status, 201 | 204), "{}", r.text());
+        latencies.push(started.elapsed());
+        n += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let flood = flooder.join().unwrap();
+    latencies.sort_unstable();
+    println!(
+        "10,000 tiny PUTs in {flood:.1?}; meanwhile the good encoder's {n} segment + playlist \
+         uploads: p50 {:.1?}, max {:.1?}",
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1]
+    );
+    let pl = String::from_utf8(sc.get_ok("/store/v1/news/hd/index.m3u8")).unwrap();
+    assert_eq!(segment_uris(&pl).len(), n, "{pl}");
+    sc.stop();
+}
