@@ -25,7 +25,8 @@ pub mod window;
 
 pub use api::StorePath;
 pub use parse::{
-    LineError, MAX_SEGMENT_DURATION, PlaylistError, is_multivariant, parse, parse_ingest, parse_str,
+    LineError, MAX_SEGMENT_DURATION, MAX_SEQUENCE, MAX_TARGET_DURATION, PlaylistError,
+    is_multivariant, parse, parse_ingest, parse_str,
 };
 pub use pdt::{duration_ms, extrapolate_pdt_ms, format_pdt, parse_pdt, write_pdt};
 pub use playlist::{

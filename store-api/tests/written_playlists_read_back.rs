@@ -82,8 +82,9 @@ fn arb_playlist() -> impl Strategy<Value = MediaPlaylist<'static>> {
         (
             prop::option::of(1u32..12),
             prop::option::of(0u64..100),
-            any::<u64>().prop_map(|n| n >> 2),
-            any::<u64>().prop_map(|n| n >> 2),
+            // Sequence numbers up to the contract's limit (less room for the segments).
+            0..=edgepack_store_api::MAX_SEQUENCE / 2,
+            0..=edgepack_store_api::MAX_SEQUENCE / 2,
             prop::option::of(prop::sample::select(vec![
                 PlaylistType::Event,
                 PlaylistType::Vod,
