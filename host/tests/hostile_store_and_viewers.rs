@@ -503,6 +503,22 @@ fn host(store: &FakeStore) -> RunningHost {
 }
 
 /// The VM still serves: a good store answer gives a good playlist.
+/// The end of a generated run: its first failure (proptest's shrunk case) fails the test, the
+/// time it took is printed, and no VM may have trapped.
+fn conclude<E: std::fmt::Display>(
+    result: Result<(), E>,
+    h: &RunningHost,
+    timed: Option<(&str, Instant)>,
+) {
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    if let Some((what, started)) = timed {
+        eprintln!("{what} in {:.1} s", started.elapsed().as_secs_f64());
+    }
+    assert_eq!(h.traps(), 0);
+}
+
 fn assert_still_serving(h: &RunningHost, store: &FakeStore, after: &str) {
     store.set(Answer::Good);
     let r = get(h.addr, "/out/v1/news/hls/index.m3u8");
@@ -654,14 +670,11 @@ fn a_hostile_store_gets_a_specific_status_and_reason(h: &RunningHost, store: &Fa
             Ok(())
         },
     );
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-    eprintln!(
-        "hostile store: 160 generated answers in {:.1} s",
-        started.elapsed().as_secs_f64()
+    conclude(
+        result,
+        h,
+        Some(("hostile store: 160 generated answers", started)),
     );
-    assert_eq!(h.traps(), 0);
 }
 
 /// A short description of an answer for failure messages (bodies can be megabytes).
@@ -920,14 +933,11 @@ fn hostile_viewers_get_a_specific_client_error_and_reason(h: &RunningHost, store
             Ok(())
         },
     );
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-    eprintln!(
-        "hostile viewers: 128 generated requests in {:.1} s",
-        started.elapsed().as_secs_f64()
+    conclude(
+        result,
+        h,
+        Some(("hostile viewers: 128 generated requests", started)),
     );
-    assert_eq!(h.traps(), 0);
 }
 
 /// Bytes that are not HTTP at all, or HTTP the codec refuses: the proxy answers or closes, and the
@@ -974,8 +984,5 @@ fn random_bytes_never_reach_the_vm_or_stop_it(h: &RunningHost, store: &FakeStore
         assert_still_serving(h, store, "random bytes");
         Ok(())
     });
-    if let Err(e) = result {
-        panic!("{e}");
-    }
-    assert_eq!(h.traps(), 0);
+    conclude(result, h, None);
 }

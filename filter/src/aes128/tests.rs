@@ -1,6 +1,9 @@
 //! The modes over every engine this build has — the production one ([`Backend`]: RustCrypto
 //! natively, the SIMD128 vector-permute AES in wasm) and the vector-permute algorithm over the
 //! portable vector — against FIPS-197, NIST SP 800-38A and RustCrypto (`aes` + `cbc`).
+//! Test code only (declared `#[cfg(test)]` in `aes128/mod.rs`, never in the `.wasm`): it fails
+//! loudly on purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use super::portable::Portable;
 use super::vpaes::Vpaes;
