@@ -131,7 +131,7 @@ bench-http:
 ## then 10,000 tiny PUTs beside a good encoder (store-sidecar/tests/abusive_ingest.rs)
 soak:
 	$(CARGO) bench -p edgepack-tests --bench soak
-	$(CARGO) test -p edgepack-store --test abusive_ingest --test kill_9_drill -- --ignored --nocapture
+	$(CARGO) test -p edgepack-store --test abusive_ingest -- --ignored --nocapture
 
 ## demo: docker compose demo (Envoy + sidecar + two encoders + player page); needs only Docker
 ## (with the compose plugin) and openssl

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use edgepack_store_api::duration_ms;
 
 use super::ChannelState;
+use super::journal::JournalLine;
 use super::timeline::SegmentCopy;
 
 /// A segment to serve.
@@ -22,12 +23,23 @@ pub struct SegmentFile {
 
 impl ChannelState {
     /// Finds a segment to serve: the copy it is pinned to, else the active input's, else the
-    /// other's — and pins it to that copy (in memory; journaled with the entry's next record, as
-    /// when the other input's copy arrives), so a viewer never gets other bytes for it later.
+    /// other's — and pins it to that copy, journaled before the bytes leave, so a viewer never
+    /// gets other bytes for it later, across failovers, restarts and `kill -9`. (Pinning here
+    /// is rare: the active input's copy is pinned when it is indexed.) A pin the journal cannot
+    /// take (disk full) still holds until the store restarts; the segment is served.
     pub fn segment(&mut self, rid: &str, seq: u64, ext: &str) -> Option<SegmentFile> {
         let found = self.find_segment(rid, seq, ext)?;
-        if let Some(r) = self.renditions.get_mut(rid) {
-            r.timeline.pin(seq, found.input);
+        let pinned = self
+            .renditions
+            .get_mut(rid)
+            .and_then(|r| r.timeline.pin(seq, found.input));
+        if let Some(entry) = pinned {
+            let line = JournalLine::Put {
+                entry: Box::new(entry),
+            };
+            if let Err(e) = self.journal(rid, &line) {
+                tracing::warn!(rendition = rid, seq, error = %e, "could not journal a segment's pin");
+            }
         }
         Some(found)
     }

@@ -180,13 +180,15 @@ impl Timeline {
             .get_mut(usize::try_from(seq.checked_sub(first)?).ok()?)
     }
 
-    /// Pins `seq` to the copy of `input` if it is not pinned yet: a viewer was served it.
-    pub fn pin(&mut self, seq: u64, input: usize) {
-        if let Some(e) = self.get_mut(seq)
-            && e.served_from.is_none()
-        {
-            e.served_from = Some(input);
+    /// Pins `seq` to the copy of `input` if it is not pinned yet (a viewer is served it) and
+    /// returns the entry so pinned, to be journaled; `None` if it was pinned already.
+    pub fn pin(&mut self, seq: u64, input: usize) -> Option<Entry> {
+        let e = self.get_mut(seq)?;
+        if e.served_from.is_some() {
+            return None;
         }
+        e.served_from = Some(input);
+        Some(e.clone())
     }
 }
 
@@ -428,6 +430,42 @@ mod tests {
             "else the other"
         );
         assert!(st.segment("hd", 4, "mp4").is_none());
+    }
+
+    #[test]
+    fn a_pin_made_when_serving_is_journaled_before_the_bytes_leave() {
+        // Input 2's copy of 4 is served before the active input's copy exists; the store is
+        // then killed (no graceful stop: the state is dropped), restarts, and input 1's copy
+        // of 4 arrives. Segment 4 keeps the bytes the viewer got.
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        for m in 0..3 {
+            upload(&mut st, 0, &format!("s{m}.ts"));
+        }
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 3).as_bytes())
+            .unwrap();
+        for m in 1..5 {
+            upload(&mut st, 1, &format!("s{m}.ts"));
+        }
+        st.accept_playlist(1, "hd.m3u8", playlist(1, 4).as_bytes())
+            .unwrap();
+        assert_eq!(st.segment("hd", 4, "ts").unwrap().input, 1);
+        drop(st);
+
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        // Input 1 is active again (as after a failover back to it) when its copy arrives.
+        st.active = Some(0);
+        for m in 3..5 {
+            upload(&mut st, 0, &format!("s{m}.ts"));
+        }
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 5).as_bytes())
+            .unwrap();
+        let served = st.segment("hd", 4, "ts").unwrap();
+        assert_eq!(served.input, 1, "the copy served before the kill");
+        assert!(
+            st.renditions["hd"].timeline.get(4).unwrap().copies[0].is_some(),
+            "the active input's copy did arrive"
+        );
     }
 
     #[test]
