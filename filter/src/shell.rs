@@ -16,7 +16,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
-use crate::packager::{self, Fetch, LicenseRequest, Plan, Request, StoreAnswer};
+use crate::packager::{self, Fetch, LicenseRequest, Plan, Request, Step, StoreAnswer};
 use crate::route;
 use crate::segment_cache::{self, RING_KEY, Ring};
 use crate::store_cache::StoreCache;
@@ -73,13 +73,16 @@ fn define_endpoint(channel: &str, endpoint: &str) -> Option<EndpointMetrics> {
 /// Playlists a VM keeps (store paths: a few per rendition and time-shift in use).
 const PLAYLIST_CACHE_ENTRIES: usize = 256;
 
+/// Store playlists, and the viewer answers made from them keyed by the step that made them.
+type PlaylistCache = StoreCache<Step, Response>;
+
 /// The root context: configuration, metric ids and the playlist cache, shared with the HTTP
 /// contexts of this VM.
 #[derive(Default)]
 struct Root {
     settings: Option<Rc<Settings>>,
     metrics: Rc<RefCell<MetricTable>>,
-    cache: Rc<RefCell<StoreCache>>,
+    cache: Rc<RefCell<PlaylistCache>>,
 }
 
 impl Context for Root {}
@@ -141,6 +144,7 @@ impl RootContext for Root {
             metrics: self.metrics.clone(),
             cache: self.cache.clone(),
             pending: None,
+            playlist: None,
             segment_key: None,
             labels: (UNKNOWN.to_owned(), UNKNOWN.to_owned()),
             license: None,
@@ -158,9 +162,12 @@ impl RootContext for Root {
 struct Http {
     settings: Rc<Settings>,
     metrics: Rc<RefCell<MetricTable>>,
-    cache: Rc<RefCell<StoreCache>>,
+    cache: Rc<RefCell<PlaylistCache>>,
     /// The store fetch in flight, and what its answer is for.
     pending: Option<Fetch>,
+    /// A playlist request's first fetch (store path and step): its answer is kept beside that
+    /// store answer for other viewers of this VM.
+    playlist: Option<(String, Step)>,
     /// The shared-cache key of the segment this request is making.
     segment_key: Option<String>,
     /// The channel and endpoint of this request, for metrics.
@@ -191,9 +198,17 @@ fn request_header(name: &str) -> Option<String> {
 }
 
 impl Http {
-    /// Answers from a fresh cached playlist when there is one (a DASH manifest's second fetch may
-    /// hit too); otherwise asks the store, whose answer arrives in `on_http_call_response`.
+    /// Answers with the answer made for the same step from the same fresh store playlist when
+    /// there is one, else from a fresh cached playlist (a DASH manifest's second fetch may hit
+    /// too); otherwise asks the store, whose answer arrives in `on_http_call_response`.
     fn fetch(&mut self, mut fetch: Fetch) {
+        if fetch.is_playlist() && self.playlist.is_none() {
+            let cache = self.cache.clone();
+            if let Some(r) = cache.borrow().answer(&fetch.path, &fetch.next, now_ms()) {
+                return self.reply(r);
+            }
+            self.playlist = Some((fetch.path.clone(), fetch.next.clone()));
+        }
         loop {
             let cached = fetch
                 .is_playlist()
@@ -290,6 +305,14 @@ impl Http {
     }
 
     fn reply(&mut self, r: &Response) {
+        if let Some((path, step)) = self.playlist.take()
+            && r.status == 200
+        {
+            let size = r.body.len();
+            self.cache
+                .borrow_mut()
+                .keep_answer(&path, step, now_ms(), size, r.clone());
+        }
         let headers: Vec<(&str, &str)> = r
             .headers
             .iter()

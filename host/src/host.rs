@@ -148,6 +148,7 @@ impl Shared {
             shared: self.shared_data.clone(),
             tick_period_ms: 0,
             log_prefix: name.to_owned(),
+            guest: None,
         };
         Vm::start(&self.engine, &self.module, &self.linker, state)
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use wasmtime::{Engine, Instance, Linker, Module, Store, Val};
+use wasmtime::{Engine, Func, Instance, Linker, Memory, Module, Store, TypedFunc, Val};
 
 use crate::abi;
 use crate::metrics::MetricStore;
@@ -119,6 +119,17 @@ pub struct VmState {
     pub shared: SharedData,
     pub tick_period_ms: u32,
     pub log_prefix: String,
+    /// The guest's memory and allocator, found once after instantiation (hostcalls use them on
+    /// every call; a lookup by name each time costs more than many hostcalls do).
+    pub guest: Option<GuestExports>,
+}
+
+/// Exports every hostcall may need.
+#[derive(Clone)]
+pub struct GuestExports {
+    pub memory: Memory,
+    /// `proxy_on_memory_allocate`, if exported.
+    pub allocate: Option<TypedFunc<i32, i32>>,
 }
 
 impl VmState {
@@ -151,6 +162,9 @@ pub struct Vm {
     /// Set after a trap: Envoy marks the VM failed and fails every later stream (fail closed).
     pub failed: Option<String>,
     next_context: u32,
+    /// Exports called before, with their result counts: looking a function up by name and
+    /// reading its type costs more than a short callback (a cached playlist answer).
+    exports: HashMap<&'static str, (Func, usize)>,
 }
 
 impl Vm {
@@ -165,11 +179,18 @@ impl Vm {
         let instance = linker
             .instantiate(&mut store, module)
             .map_err(|e| format!("instantiation failed: {e}"))?;
+        if let Some(memory) = instance.get_memory(&mut store, "memory") {
+            let allocate = instance
+                .get_typed_func::<i32, i32>(&mut store, "proxy_on_memory_allocate")
+                .ok();
+            store.data_mut().guest = Some(GuestExports { memory, allocate });
+        }
         let mut vm = Vm {
             store,
             instance,
             failed: None,
             next_context: 1,
+            exports: HashMap::new(),
         };
         let root = vm.store.data().root_id;
         if vm.instance.get_func(&mut vm.store, "_initialize").is_some() {
@@ -205,14 +226,21 @@ impl Vm {
     }
 
     /// Calls an export; a trap marks the VM failed.
-    pub fn call(&mut self, name: &str, args: &[Val]) -> Result<Vec<Val>, String> {
+    pub fn call(&mut self, name: &'static str, args: &[Val]) -> Result<Vec<Val>, String> {
         if let Some(f) = &self.failed {
             return Err(f.clone());
         }
-        let Some(func) = self.instance.get_func(&mut self.store, name) else {
-            return Err(format!("module does not export {name}"));
+        let (func, n) = match self.exports.get(name) {
+            Some(&found) => found,
+            None => {
+                let Some(func) = self.instance.get_func(&mut self.store, name) else {
+                    return Err(format!("module does not export {name}"));
+                };
+                let n = func.ty(&self.store).results().len();
+                self.exports.insert(name, (func, n));
+                (func, n)
+            }
         };
-        let n = func.ty(&self.store).results().len();
         let mut results = vec![Val::I32(0); n];
         if let Err(e) = func.call(&mut self.store, args, &mut results) {
             let msg = format!("wasm trap in {name}: {e:?}");
@@ -223,7 +251,7 @@ impl Vm {
         Ok(results)
     }
 
-    fn call_i32(&mut self, name: &str, args: &[Val]) -> Result<i32, String> {
+    fn call_i32(&mut self, name: &'static str, args: &[Val]) -> Result<i32, String> {
         Ok(self
             .call(name, args)?
             .first()
@@ -253,7 +281,12 @@ impl Vm {
 
     /// Runs a stream callback with the stream as effective context; returns its action
     /// (0 Continue, 1 Pause) or the trap.
-    pub fn stream_call(&mut self, id: u32, name: &str, args: &[Val]) -> Result<i32, String> {
+    pub fn stream_call(
+        &mut self,
+        id: u32,
+        name: &'static str,
+        args: &[Val],
+    ) -> Result<i32, String> {
         self.store.data_mut().effective = id;
         self.call_i32(name, args)
     }

@@ -65,6 +65,7 @@ fn vm() -> Vm {
         shared: Default::default(),
         tick_period_ms: 0,
         log_prefix: "bench".into(),
+        guest: None,
     };
     Vm::start(&engine, &module, &linker, state).unwrap()
 }

@@ -31,7 +31,11 @@ fn config() -> Vec<u8> {
 }
 
 fn host(store: SocketAddr, workers: usize) -> RunningHost {
-    let mut o = HostOptions::new(artifacts::filter_wasm().unwrap(), config());
+    host_with(store, workers, config())
+}
+
+fn host_with(store: SocketAddr, workers: usize, config: Vec<u8>) -> RunningHost {
+    let mut o = HostOptions::new(artifacts::filter_wasm().unwrap(), config);
     o.clusters = vec![("edgepack_store".into(), store)];
     o.workers = workers;
     start(o).unwrap()
@@ -193,6 +197,40 @@ fn clear_and_aes128_endpoints_play_every_frame() {
         assert!(a.body == b.body, "segment {seq} differs between edges");
     }
 
+    // Playlists: a VM keeps each answer it made beside the store playlist it came from, one per
+    // kind of request (endpoint, filter, time-shift). With the store gone (within the playlist
+    // cache's interval, 10 s here), every request still gets its own answer — never the one
+    // another endpoint or filter made from the same store playlist.
+    let long_cache = String::from_utf8(config()).unwrap().replace(
+        r#""timeout_ms": 2000"#,
+        r#""timeout_ms": 2000, "playlist_cache_ms": 10000"#,
+    );
+    let h3 = host_with(sc.internal, 1, long_cache.into_bytes());
+    let kinds = [
+        "/out/v1/news/hls/index.m3u8",
+        "/out/v1/news/hls/index.m3u8?aws.manifestfilter=video_height:0-200",
+        "/out/v1/news/secure/index.m3u8",
+        "/out/v1/news/hls/stream_0/index.m3u8",
+        "/out/v1/news/secure/stream_0/index.m3u8",
+    ];
+    let answers = kinds.map(|path| {
+        let r = get(h3.addr, path, "");
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        // Asked again at once: the kept answer.
+        assert!(
+            get(h3.addr, path, "").body == r.body,
+            "{path} answered differently"
+        );
+        r.text()
+    });
+    assert_ne!(answers[0], answers[1], "the filter selects fewer variants");
+    assert_ne!(
+        answers[3], answers[4],
+        "the secure endpoint's playlist has keys"
+    );
+    assert!(answers[4].contains("#EXT-X-KEY:METHOD=AES-128"));
+    assert!(!answers[3].contains("#EXT-X-KEY"));
+
     // Encrypted once per edge: with the store gone, a segment this edge made is still served,
     // byte-identical, whichever worker answers (shared data crosses the worker VMs); one it
     // never made is a 502.
@@ -213,7 +251,12 @@ fn clear_and_aes128_endpoints_play_every_frame() {
         "x-edgepack-cdn-identifier: s3cret\r\n",
     );
     assert_eq!(never.status, 502, "{}", never.text());
-    assert_eq!(h.traps() + h2.traps(), 0);
+    for (path, before) in kinds.iter().zip(&answers) {
+        let r = get(h3.addr, path, "");
+        assert_eq!(r.status, 200, "{path} with the store gone: {}", r.text());
+        assert_eq!(&r.text(), before, "{path}: its own answer");
+    }
+    assert_eq!(h.traps() + h2.traps() + h3.traps(), 0);
 }
 
 #[test]

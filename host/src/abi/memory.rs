@@ -7,6 +7,9 @@ use super::C;
 use crate::vm::{VmState, status};
 
 pub(super) fn memory(caller: &mut C<'_>) -> wasmtime::Result<wasmtime::Memory> {
+    if let Some(g) = &caller.data().guest {
+        return Ok(g.memory);
+    }
     match caller.get_export("memory") {
         Some(Extern::Memory(m)) => Ok(m),
         _ => Err(wasmtime::Error::msg("guest exports no memory")),
@@ -107,6 +110,14 @@ pub(super) fn give_from(
 fn allocate(caller: &mut C<'_>, len: usize) -> wasmtime::Result<u32> {
     if len == 0 {
         return Ok(0);
+    }
+    if let Some(alloc) = caller
+        .data()
+        .guest
+        .as_ref()
+        .and_then(|g| g.allocate.clone())
+    {
+        return Ok(alloc.call(&mut *caller, len as i32)? as u32);
     }
     let alloc = match caller.get_export("proxy_on_memory_allocate") {
         Some(Extern::Func(f)) => f.typed::<i32, i32>(&caller)?,
