@@ -125,10 +125,52 @@ pub struct EndpointConfig {
     pub encryption: Option<Encryption>,
     #[serde(default)]
     pub access: Access,
+    /// MediaPackage's forced endpoint errors (`EndpointErrorConditions`): conditions under which
+    /// manifests answer `endpoint_error_status` instead of a frozen or holed 200, so a CDN with
+    /// origin failover switches to another origin.
+    #[serde(default)]
+    pub endpoint_errors: Vec<EndpointErrorCondition>,
+    #[serde(default = "default_endpoint_error_status")]
+    pub endpoint_error_status: u16,
+    /// `stale_manifest`: no new segment for this many target durations.
+    #[serde(default = "default_stale_target_durations")]
+    pub stale_manifest_target_durations: u64,
 }
 
 fn default_window() -> u64 {
     60
+}
+
+fn default_endpoint_error_status() -> u16 {
+    404
+}
+
+fn default_stale_target_durations() -> u64 {
+    3
+}
+
+/// A failover condition (MediaPackage's names, in snake case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndpointErrorCondition {
+    /// The store received no new segment of the rendition for the configured time.
+    StaleManifest,
+    /// The window has a hole in time, or the rendition fell behind the channel's others.
+    IncompleteManifest,
+    /// The key of the current key period cannot be had. Keys are derived or configured at the
+    /// edge, never fetched, so this never fires; accepted so MediaPackage settings carry over.
+    MissingDrmKey,
+}
+
+/// What an endpoint answers instead of a manifest that would mislead a CDN (validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointErrors {
+    pub stale_manifest: bool,
+    pub incomplete_manifest: bool,
+    /// The status answered (400..=599).
+    pub status: u16,
+    /// `stale_manifest` after this many target durations without a new segment.
+    pub stale_target_durations: u64,
 }
 
 /// Which variants an endpoint offers, and in which order.
@@ -297,6 +339,7 @@ pub struct Endpoint {
     pub program_date_time_interval_seconds: u64,
     pub stream_selection: StreamSelection,
     pub access: AccessRules,
+    pub errors: EndpointErrors,
 }
 
 impl Endpoint {
@@ -456,9 +499,32 @@ fn validate_endpoint(
             "min_video_bits_per_second is above max_video_bits_per_second",
         ));
     }
+    if !(400..=599).contains(&cfg.endpoint_error_status) {
+        return Err(err(
+            format!("{f}.endpoint_error_status"),
+            "must be an error status, 400..=599 (a CDN fails over on errors, 404 by default)",
+        ));
+    }
+    if !(1..=100).contains(&cfg.stale_manifest_target_durations) {
+        return Err(err(
+            format!("{f}.stale_manifest_target_durations"),
+            "must be 1..=100",
+        ));
+    }
+    let errors = EndpointErrors {
+        stale_manifest: cfg
+            .endpoint_errors
+            .contains(&EndpointErrorCondition::StaleManifest),
+        incomplete_manifest: cfg
+            .endpoint_errors
+            .contains(&EndpointErrorCondition::IncompleteManifest),
+        status: cfg.endpoint_error_status,
+        stale_target_durations: cfg.stale_manifest_target_durations,
+    };
     Ok(Endpoint {
         channel: channel.to_owned(),
         name: name.to_owned(),
+        errors,
         packaging: packaging(f, cfg.format, cfg.encryption)?,
         manifest_window_seconds: cfg.manifest_window_seconds,
         time_delay_seconds: cfg.time_delay_seconds,

@@ -23,6 +23,7 @@ pub mod cmaf;
 pub mod config;
 pub mod crypto;
 pub mod dash;
+pub mod endpoint_errors;
 pub mod error;
 pub mod http_policy;
 pub mod key_periods;

@@ -279,6 +279,8 @@ fn view_context(value: &str) -> Result<ViewContext, LineError> {
     Ok(ViewContext {
         history_start_ms: number("HISTORY-START")?,
         run_start,
+        last_received_ms: number("LAST-RECEIVED")?,
+        channel_last_received_ms: number("CHANNEL-LAST-RECEIVED")?,
     })
 }
 

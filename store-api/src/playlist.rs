@@ -137,6 +137,12 @@ pub struct ViewContext {
     pub history_start_ms: Option<i64>,
     /// The first segment in the store of the run the view's first segment belongs to.
     pub run_start: Option<RunStart>,
+    /// When the store received the rendition's newest segment (wall clock, epoch ms): a
+    /// rendition whose encoder stopped has a stale manifest.
+    pub last_received_ms: Option<i64>,
+    /// When the store received the newest segment of any rendition of the channel: a rendition
+    /// far behind the others is missing from the channel.
+    pub channel_last_received_ms: Option<i64>,
 }
 
 /// The first segment of a run: the segments of one discontinuity and one key period, which share
@@ -165,6 +171,14 @@ impl ViewContext {
             if r.discontinuity {
                 write!(out, ",RUN-START-DISCONTINUITY=YES")?;
             }
+            sep = ",";
+        }
+        if let Some(ms) = self.last_received_ms {
+            write!(out, "{sep}LAST-RECEIVED={ms}")?;
+            sep = ",";
+        }
+        if let Some(ms) = self.channel_last_received_ms {
+            write!(out, "{sep}CHANNEL-LAST-RECEIVED={ms}")?;
         }
         Ok(())
     }

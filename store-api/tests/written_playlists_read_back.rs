@@ -277,6 +277,8 @@ fn view_context_reads_back() {
                 pdt_ms: Some(1_795_617_337_666),
                 discontinuity: true,
             }),
+            last_received_ms: Some(1_795_617_339_001),
+            channel_last_received_ms: Some(1_795_617_339_002),
         },
         ViewContext {
             history_start_ms: None,
@@ -285,6 +287,16 @@ fn view_context_reads_back() {
                 pdt_ms: None,
                 discontinuity: false,
             }),
+            last_received_ms: None,
+            channel_last_received_ms: None,
+        },
+        ViewContext {
+            last_received_ms: Some(7),
+            ..ViewContext::default()
+        },
+        ViewContext {
+            channel_last_received_ms: Some(8),
+            ..ViewContext::default()
         },
     ] {
         pl.view = Some(view);

@@ -11,6 +11,7 @@ use super::{
 };
 use crate::config::Endpoint;
 use crate::dash;
+use crate::endpoint_errors;
 use crate::error::FilterError;
 use crate::http_policy::{self, MULTIVARIANT};
 use crate::media_playlist::{self, MediaPlaylist};
@@ -42,6 +43,9 @@ pub(super) fn media(
 ) -> Result<Response, FilterError> {
     let pl = media_playlist::parse(answer.body)?;
     let (range, kind, _) = window(ep, &pl, time, now_ms)?;
+    if let Some(refused) = endpoint_errors::check(&ep.errors, &pl, &range, kind, now_ms) {
+        return Ok(refused);
+    }
     let text = media_rewrite::write(&pl, range, kind, ep, now_ms)?;
     Ok(Response::with_body(200, HLS, text.into_bytes()).header(
         "cache-control",
@@ -98,6 +102,9 @@ pub(super) fn dash_manifest(
         )));
     }
     let (range, kind, spec) = window(ep, &pl, time, now_ms)?;
+    if let Some(refused) = endpoint_errors::check(&ep.errors, &pl, &range, kind, now_ms) {
+        return Ok(refused);
+    }
     let text = dash::write(&dash::Manifest {
         variants,
         playlist: &pl,

@@ -290,6 +290,12 @@ impl ChannelState {
             view: Some(ViewContext {
                 history_start_ms: entries.front().map(|e| e.pdt_ms),
                 run_start,
+                last_received_ms: entries.back().map(|e| e.received_ms),
+                channel_last_received_ms: self
+                    .renditions
+                    .values()
+                    .filter_map(|r| r.timeline.entries.back().map(|e| e.received_ms))
+                    .max(),
             }),
             segments,
             ..MediaPlaylist::default()
