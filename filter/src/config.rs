@@ -135,6 +135,80 @@ pub struct EndpointConfig {
     /// `stale_manifest`: no new segment for this many target durations.
     #[serde(default = "default_stale_target_durations")]
     pub stale_manifest_target_durations: u64,
+    /// How ad breaks (SCTE-35 cues) are marked in HLS playlists.
+    #[serde(default)]
+    pub ad_markers: AdMarkers,
+    /// Which cues are ad breaks (MediaPackage's `AdTriggers`).
+    #[serde(default = "default_ad_triggers")]
+    pub ad_triggers: Vec<AdTrigger>,
+    /// How segmentation descriptors' delivery restrictions decide (MediaPackage's
+    /// `AdsOnDeliveryRestrictions`).
+    #[serde(default)]
+    pub ads_on_delivery_restrictions: DeliveryRestrictions,
+}
+
+/// MediaPackage's ad marker modes (`AdMarkers`), in snake case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdMarkers {
+    /// No ad marker in the output.
+    None,
+    /// The encoder's marker tags as it wrote them.
+    #[default]
+    Passthrough,
+    /// `EXT-X-CUE-OUT`, `EXT-X-CUE-OUT-CONT` (elapsed time), `EXT-OATCLS-SCTE35`, `EXT-X-ASSET`,
+    /// `EXT-X-CUE-IN`, from the cues whatever their form at ingest.
+    Scte35Enhanced,
+    /// `EXT-X-DATERANGE` with `SCTE35-OUT` / `SCTE35-IN` (RFC 8216bis).
+    Daterange,
+}
+
+/// A kind of cue that marks an ad break (MediaPackage's `AdTriggers`, snake case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdTrigger {
+    SpliceInsert,
+    Break,
+    ProviderAdvertisement,
+    DistributorAdvertisement,
+    ProviderPlacementOpportunity,
+    DistributorPlacementOpportunity,
+    ProviderOverlayPlacementOpportunity,
+    DistributorOverlayPlacementOpportunity,
+    Program,
+}
+
+fn default_ad_triggers() -> Vec<AdTrigger> {
+    vec![
+        AdTrigger::SpliceInsert,
+        AdTrigger::ProviderAdvertisement,
+        AdTrigger::DistributorAdvertisement,
+        AdTrigger::ProviderPlacementOpportunity,
+        AdTrigger::DistributorPlacementOpportunity,
+    ]
+}
+
+/// Which segmentation descriptors (by their delivery restrictions) are ads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryRestrictions {
+    /// None is.
+    None,
+    /// Those with delivery restrictions.
+    #[default]
+    Restricted,
+    /// Those without.
+    Unrestricted,
+    /// All.
+    Both,
+}
+
+/// Which cues an endpoint marks, and how (validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdSettings {
+    pub markers: AdMarkers,
+    pub triggers: Vec<AdTrigger>,
+    pub on_delivery_restrictions: DeliveryRestrictions,
 }
 
 fn default_window() -> u64 {
@@ -340,6 +414,7 @@ pub struct Endpoint {
     pub stream_selection: StreamSelection,
     pub access: AccessRules,
     pub errors: EndpointErrors,
+    pub ads: AdSettings,
 }
 
 impl Endpoint {
@@ -521,10 +596,16 @@ fn validate_endpoint(
         status: cfg.endpoint_error_status,
         stale_target_durations: cfg.stale_manifest_target_durations,
     };
+    let ads = AdSettings {
+        markers: cfg.ad_markers,
+        triggers: cfg.ad_triggers,
+        on_delivery_restrictions: cfg.ads_on_delivery_restrictions,
+    };
     Ok(Endpoint {
         channel: channel.to_owned(),
         name: name.to_owned(),
         errors,
+        ads,
         packaging: packaging(f, cfg.format, cfg.encryption)?,
         manifest_window_seconds: cfg.manifest_window_seconds,
         time_delay_seconds: cfg.time_delay_seconds,

@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use edgepack_store_api::write_pdt;
 
+use crate::ad_markers;
 use crate::cmaf::cenc::Scheme;
 use crate::config::{Endpoint, Packaging};
 use crate::crypto;
@@ -115,6 +116,7 @@ pub fn write(
         out.push('\n');
     }
     let interval_ms = endpoint.program_date_time_interval_seconds as i64 * 1000;
+    let mut markers = ad_markers::Writer::new(&endpoint.ads);
     let mut last_pdt: Option<i64> = None;
     let mut last_period: Option<u64> = None;
     let mut last_source_key: Option<&str> = None;
@@ -161,10 +163,12 @@ pub fn write(
                 }
             }
         }
-        if interval_ms > 0
-            && let Some(pdt) = s.pdt_ms
-        {
-            let due = i == 0 || s.discontinuity || last_pdt.is_none_or(|l| pdt - l >= interval_ms);
+        // Dates at the interval; with DATERANGE markers at least where a date mapping starts.
+        let dated = interval_ms > 0 || markers.needs_program_date_time();
+        if dated && let Some(pdt) = s.pdt_ms {
+            let due = i == 0
+                || s.discontinuity
+                || (interval_ms > 0 && last_pdt.is_none_or(|l| pdt - l >= interval_ms));
             if due {
                 out.push_str("#EXT-X-PROGRAM-DATE-TIME:");
                 let _ = write_pdt(&mut out, pdt);
@@ -172,10 +176,11 @@ pub fn write(
                 last_pdt = Some(pdt);
             }
         }
-        for t in &s.tags {
+        for t in s.tags.iter().filter(|t| markers.keeps(t)) {
             out.push_str(t);
             out.push('\n');
         }
+        markers.before_segment(&mut out, s);
         let file = route::segment_file(
             s.sequence,
             if repackage && s.map.is_none() {

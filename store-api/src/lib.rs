@@ -16,9 +16,11 @@
 //! inside Envoy.
 
 pub mod api;
+pub mod cues;
 mod parse;
 mod pdt;
 mod playlist;
+pub mod scte35;
 #[cfg(any(feature = "strategies", all(test, not(target_arch = "wasm32"))))]
 pub mod strategies;
 pub mod window;

@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use edgepack_store_api::api::{init_uri, segment_uri, variant_uri};
+use edgepack_store_api::cues;
 use edgepack_store_api::window::{self, ViewQuery};
 use edgepack_store_api::{MediaPlaylist, RunStart, Segment, ViewContext, format_pdt};
 use sha2::{Digest as _, Sha256};
@@ -65,7 +66,16 @@ fn view_segment<'e>(
         pdt_tagged: true,
         discontinuity: e.discontinuity && discontinuity_shown,
         source_key: e.source_key.as_deref().map(Cow::Borrowed),
-        tags: e.tags.iter().map(|t| Cow::Borrowed(t.as_str())).collect(),
+        // The encoder's tags as sent, and the store's reading of its ad cue, if any.
+        tags: e
+            .tags
+            .iter()
+            .map(|t| Cow::Borrowed(t.as_str()))
+            .chain(
+                cues::from_tags(e.tags.iter().map(String::as_str))
+                    .map(|c| Cow::Owned(c.store_tag())),
+            )
+            .collect(),
         uri: Cow::Owned(segment_uri(e.seq, copy.map_or("ts", |c| &c.ext))),
         ..Segment::default()
     }
@@ -271,6 +281,21 @@ impl ChannelState {
                 }
             })
             .collect();
+        let mut segments = segments;
+        // A view that starts inside an ad break says so on its first segment (unless that
+        // segment starts or ends a break itself): the break's start, with when it started, in
+        // place of a continuation's cue.
+        let edge_of = |t: &Cow<'_, str>| cues::Cue::from_store_tag(t).map(|c| c.edge);
+        if let (Some(s), Some(e)) = (segments.first_mut(), first)
+            && !s
+                .tags
+                .iter()
+                .any(|t| matches!(edge_of(t), Some(cues::CueEdge::Out | cues::CueEdge::In)))
+            && let Some(cue) = r.timeline.break_at(e.seq)
+        {
+            s.tags.retain(|t| edge_of(t).is_none());
+            s.tags.push(Cow::Owned(cue.store_tag()));
+        }
         let opening_discontinuity = segments.first().is_some_and(|s| s.discontinuity);
         let playlist = MediaPlaylist {
             version: Some(head.version),
@@ -388,6 +413,7 @@ mod tests {
     const VIEW: &str = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:7\n\
 #EXT-X-DISCONTINUITY-SEQUENCE:0\n#EXT-X-KEY:METHOD=AES-128,URI=\"key1.bin\"\n\
 #EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:00.000Z\n#EXTINF:2.000000,\n7.ts\n#EXT-X-CUE-OUT:30\n\
+#EXT-X-EDGEPACK-CUE:EDGE=OUT,DURATION=30.000\n\
 #EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:02.000Z\n#EXTINF:1.960000,\n8.ts\n#EXT-X-KEY:METHOD=NONE\n\
 #EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:03.960Z\n#EXTINF:2.000000,\n9.ts\n";
 
@@ -440,6 +466,73 @@ mod tests {
                 .map(|s| s.disc_seq)
                 .collect::<Vec<_>>(),
             [5, 6]
+        );
+    }
+
+    /// The store reads every cue into its own tag, and a view that starts inside a break says so
+    /// on its first segment, with when the break started; one after the break's end does not.
+    #[test]
+    fn a_view_inside_an_ad_break_names_the_break() {
+        use edgepack_store_api::cues::{Cue, CueEdge};
+        use edgepack_store_api::window::WindowSpec;
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        let mut source = String::from(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:00.000Z\n",
+        );
+        for m in 0..20 {
+            upload(&mut st, 0, &format!("s{m}.ts"));
+            match m {
+                4 => source.push_str("#EXT-X-DATERANGE:ID=\"b1\",START-DATE=\"2026-11-25T14:00:08.000Z\",PLANNED-DURATION=10,SCTE35-OUT=0xFC\n"),
+                5..=8 => source.push_str("#EXT-X-CUE-OUT-CONT:ElapsedTime=2,Duration=10\n"),
+                9 => source.push_str("#EXT-X-CUE-IN\n"),
+                14 => source.push_str("#EXT-X-CUE-OUT:60\n"),
+                _ => {}
+            }
+            source.push_str(&format!("#EXTINF:2.000,\ns{m}.ts\n"));
+        }
+        st.accept_playlist(0, "hd.m3u8", source.as_bytes()).unwrap();
+        let t0 = 1_795_615_200_000; // 2026-11-25T14:00:00Z
+        let mut first_cue = |start_s: i64| {
+            let q = ViewQuery {
+                spec: WindowSpec {
+                    now_ms: t0 + 3_600_000,
+                    window_ms: 60_000,
+                    delay_ms: 0,
+                    start_ms: Some(t0 + start_s * 1000),
+                    end_ms: Some(t0 + start_s * 1000 + 3_000),
+                },
+                rotation_seconds: 0,
+            };
+            let text = String::from_utf8(st.media_view("hd", &q).unwrap().body.to_vec()).unwrap();
+            let pl = edgepack_store_api::parse(text.as_bytes()).unwrap();
+            pl.segments[0]
+                .tags
+                .iter()
+                .find_map(|t| Cue::from_store_tag(t))
+        };
+        let at_start = first_cue(8).expect("the break's start");
+        assert_eq!(
+            (at_start.edge, at_start.id.as_deref()),
+            (CueEdge::Out, Some("b1"))
+        );
+        assert_eq!(at_start.start_ms, None, "its own cue, not a reminder");
+        let inside = first_cue(12).expect("inside the break");
+        assert_eq!(inside.edge, CueEdge::Out);
+        assert_eq!(inside.id.as_deref(), Some("b1"));
+        assert_eq!(inside.start_ms, Some(t0 + 8_000), "when the break started");
+        assert_eq!(inside.duration, Some(10.0));
+        assert_eq!(
+            first_cue(18).map(|c| c.edge),
+            Some(CueEdge::In),
+            "the IN segment's own"
+        );
+        assert_eq!(first_cue(22), None, "after the IN");
+        assert_eq!(
+            first_cue(34).and_then(|c| c.start_ms),
+            Some(t0 + 28_000),
+            "open break"
         );
     }
 

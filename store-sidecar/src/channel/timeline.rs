@@ -14,9 +14,10 @@
 //! segments have been committed for longer than two target durations (a lost upload: skipped,
 //! and the gap becomes a discontinuity).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use edgepack_store_api::cues::{self, Cue, CueEdge};
 use edgepack_store_api::{MediaPlaylist, Segment, extrapolate_pdt_ms};
 use serde::{Deserialize, Serialize};
 
@@ -127,11 +128,19 @@ pub struct Timeline {
     pub entries: VecDeque<Entry>,
     /// The last entry ever appended, kept when the window empties so numbering never goes back.
     pub tail: Option<Tail>,
+    /// Sequence numbers of entries whose tags mark an ad break (an index: a view finds the break
+    /// it starts inside of without a scan). May name entries no longer retained: check with `get`.
+    pub cue_seqs: BTreeSet<u64>,
 }
 
 impl Timeline {
     /// Inserts an entry after the last one, or replaces the retained entry with its `seq`.
     pub fn put(&mut self, entry: Entry) {
+        if entry.tags.iter().any(|t| cues::is_cue_tag(t)) {
+            self.cue_seqs.insert(entry.seq);
+        } else {
+            self.cue_seqs.remove(&entry.seq);
+        }
         let first = self.entries.front().map_or(0, |e| e.seq);
         match self.entries.back().map(|e| e.seq) {
             Some(last) if entry.seq <= last => {
@@ -155,6 +164,7 @@ impl Timeline {
         while self.entries.front().is_some_and(|e| e.seq < before_seq) {
             self.entries.pop_front();
         }
+        self.cue_seqs = self.cue_seqs.split_off(&before_seq);
         if self.entries.is_empty() {
             self.tail = Some(next);
         }
@@ -165,6 +175,35 @@ impl Timeline {
         if let Some(last) = self.entries.back() {
             self.tail = Some(Tail::of(last));
         }
+    }
+
+    /// The ad break a segment starting at `seq` is inside of, if any: the break's start cue
+    /// (its `start_ms` set to the start's program date time) when the last cue before `seq` is
+    /// a start, or a continuation whose start is found, and its duration (if it has one) has not
+    /// run out. Walks back over at most `MAX_CUE_WALK` cue entries.
+    pub fn break_at(&self, seq: u64) -> Option<Cue> {
+        const MAX_CUE_WALK: usize = 4096;
+        let at_ms = self.get(seq)?.pdt_ms;
+        for &s in self.cue_seqs.range(..seq).rev().take(MAX_CUE_WALK) {
+            let Some(e) = self.get(s) else { continue };
+            let Some(cue) = cues::from_tags(e.tags.iter().map(String::as_str)) else {
+                continue;
+            };
+            match cue.edge {
+                CueEdge::In => return None,
+                CueEdge::Cont => continue,
+                CueEdge::Out => {
+                    let running = cue
+                        .duration
+                        .is_none_or(|d| e.pdt_ms + (d * 1000.0) as i64 > at_ms);
+                    return running.then_some(Cue {
+                        start_ms: Some(e.pdt_ms),
+                        ..cue
+                    });
+                }
+            }
+        }
+        None
     }
 
     /// The retained entry with this `seq`.
