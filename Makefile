@@ -81,9 +81,9 @@ lint:
 ## envoy-data-plane, in .venv), every envoy/istio/*.yaml through Istio's (cloudcoil-models-istio),
 ## and each embedded plugin configuration passes the filter's own validator;
 VENV := .venv
-$(VENV)/.installed: envoy/requirements.txt
+$(VENV)/.installed: envoy/requirements.txt tests/requirements.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install -q -r envoy/requirements.txt
+	$(VENV)/bin/pip install -q -r envoy/requirements.txt -r tests/requirements.txt
 	@touch $@
 
 ## and docker-compose.yml is loaded by Docker Compose v2 and checked against envoy.yaml, the

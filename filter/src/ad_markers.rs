@@ -53,15 +53,18 @@ impl<'a> Writer<'a> {
             return;
         }
         let Some(pdt) = s.pdt_ms else { return };
-        // A break whose duration ran out ends at the first segment starting after it.
-        if let Some(b) = &self.current
+        let cue = s.tags.iter().find_map(|t| Cue::from_store_tag(t));
+        // A break whose duration ran out ends at the first segment starting after it (with the
+        // segment's own return cue, if it has one).
+        let returns_here = cue.as_ref().is_some_and(|c| c.edge == CueEdge::In);
+        if !returns_here
+            && let Some(b) = &self.current
             && let Some(d) = b.duration
             && pdt >= b.start_ms + (d * 1000.0).round() as i64 - TOLERANCE_MS
         {
             let b = b.clone();
             self.end(out, &b, pdt, None);
         }
-        let cue = s.tags.iter().find_map(|t| Cue::from_store_tag(t));
         let mut just_started = false;
         if let Some(cue) = cue {
             match cue.edge {

@@ -1,0 +1,355 @@
+//! Ad breaks end to end (#14 §1): an encoder pushes live HLS (segments made by Debian's ffmpeg)
+//! whose playlists mark a 6 s break with SCTE-35 cues made by a SCTE-35 library from PyPI
+//! (`scte35`, in `.venv`): rendition `stream_0` the way Elemental and Wowza write it
+//! (`EXT-X-CUE-OUT` + `EXT-OATCLS-SCTE35`, `EXT-X-CUE-OUT-CONT`, `EXT-X-CUE-IN`), `stream_1` as
+//! `EXT-X-DATERANGE` with `SCTE35-OUT`/`SCTE35-IN`. The encoder's sliding window (3 segments)
+//! drops the cues long before the end, and the store is restarted: the real `.wasm` in the test
+//! host still writes each endpoint's markers (`none`, `passthrough`, `scte35_enhanced`,
+//! `daterange`) at the right segments, with the library's bytes, also for a time-shifted window
+//! that starts inside the break; ffmpeg plays the marked playlists to the last frame.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+use std::path::Path;
+use std::process::Command;
+
+use edgepack_host::{HostOptions, start};
+use edgepack_store_api::format_pdt;
+use edgepack_test_support::artifacts;
+use edgepack_test_support::player::decoded_frames;
+use edgepack_test_support::sidecar::{self, PASSWORD_1, Sidecar, basic, put, write_config};
+
+const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
+  "channels": { "news": { "endpoints": {
+    "pass": { "format": "hls" },
+    "none": { "format": "hls", "ad_markers": "none" },
+    "enh": { "format": "hls", "ad_markers": "scte35_enhanced" },
+    "dr": { "format": "hls", "ad_markers": "daterange" } } } } }"#;
+
+const SEGMENTS: usize = 10;
+/// The break: out at segment 3, back in at segment 6 (6 s).
+const OUT_AT: usize = 3;
+const IN_AT: usize = 6;
+
+/// Cues from the PyPI `scte35` library: a splice_insert out of network with a 6 s break
+/// (event 7), and its return — base64 each.
+fn library_cues() -> (String, String) {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: `make lint-envoy` (part of `make test`) installs tests/requirements.txt there",
+        python.display()
+    );
+    let script = r#"
+from scte35 import Cue, SpliceInsert
+def insert(out, duration=None):
+    si = SpliceInsert()
+    si.splice_event_id = 7
+    si.splice_event_cancel_indicator = False
+    si.out_of_network_indicator = out
+    si.program_splice_flag = True
+    si.splice_immediate_flag = True
+    si.time_specified_flag = False
+    si.event_id_compliance_flag = True
+    si.duration_flag = duration is not None
+    if duration is not None:
+        si.break_auto_return = True
+        si.break_duration = duration
+    si.unique_program_id = 1
+    si.avail_num = 0
+    si.avails_expected = 0
+    c = Cue()
+    c.command = si
+    c.encode()
+    return c.base64()
+print(insert(True, 6.0))
+print(insert(False))
+"#;
+    let out = Command::new(python).args(["-c", script]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines().map(str::to_owned);
+    (lines.next().unwrap(), lines.next().unwrap())
+}
+
+fn hex(b64: &str) -> String {
+    let bytes = edgepack_store_api::scte35::decode_text(b64).unwrap();
+    edgepack_store_api::scte35::to_hex(&bytes)
+}
+
+/// ffmpeg's 2 s segments of a test pattern.
+fn encode(dir: &Path) -> Vec<Vec<u8>> {
+    let mut args = edgepack_test_support::sidecar::test_pattern_inputs(false);
+    args.extend(
+        [
+            "-t",
+            "20",
+            "-c:v",
+            "libx264",
+            "-g",
+            "50",
+            "-keyint_min",
+            "50",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-hls_list_size",
+            "0",
+            "-hls_segment_filename",
+        ]
+        .map(String::from),
+    );
+    args.push(dir.join("s_%d.ts").display().to_string());
+    args.push(dir.join("s.m3u8").display().to_string());
+    let st = Command::new("ffmpeg").args(&args).status().unwrap();
+    assert!(st.success());
+    (0..SEGMENTS)
+        .map(|i| std::fs::read(dir.join(format!("s_{i}.ts"))).unwrap())
+        .collect()
+}
+
+/// The encoder's playlist after segment `last`: a window of 3, each segment dated, the cues in
+/// the form of rendition `r`.
+fn encoder_playlist(r: usize, last: usize, t0: i64, out: &str, back: &str) -> String {
+    let first = last.saturating_sub(2);
+    let mut s = format!(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{first}\n"
+    );
+    for i in first..=last {
+        let date = format_pdt(t0 + i as i64 * 2000);
+        s.push_str(&format!("#EXT-X-PROGRAM-DATE-TIME:{date}\n"));
+        let start = format_pdt(t0 + OUT_AT as i64 * 2000);
+        match (r, i) {
+            (0, OUT_AT) => s.push_str(&format!("#EXT-OATCLS-SCTE35:{out}\n#EXT-X-CUE-OUT:6.000\n")),
+            (0, i) if i > OUT_AT && i < IN_AT => s.push_str(&format!(
+                "#EXT-X-CUE-OUT-CONT:ElapsedTime={}.000,Duration=6.000,SCTE35={out}\n",
+                (i - OUT_AT) * 2
+            )),
+            (0, IN_AT) => s.push_str("#EXT-X-CUE-IN\n"),
+            (1, OUT_AT) => s.push_str(&format!(
+                "#EXT-X-DATERANGE:ID=\"break-7\",START-DATE=\"{start}\",PLANNED-DURATION=6.000,SCTE35-OUT={}\n",
+                hex(out)
+            )),
+            (1, IN_AT) => s.push_str(&format!(
+                "#EXT-X-DATERANGE:ID=\"break-7\",START-DATE=\"{start}\",END-DATE=\"{date}\",SCTE35-IN={}\n",
+                hex(back)
+            )),
+            _ => {}
+        }
+        s.push_str(&format!("#EXTINF:2.000,\nstream_{r}_{i}.ts\n"));
+    }
+    s
+}
+
+/// The lines between segment `uri`'s predecessor (or the header) and its EXTINF, without dates
+/// and keys.
+fn before(playlist: &str, uri: &str) -> Vec<String> {
+    const NOT_MARKERS: [&str; 8] = [
+        "#EXTM3U",
+        "#EXT-X-VERSION",
+        "#EXT-X-TARGETDURATION",
+        "#EXT-X-MEDIA-SEQUENCE",
+        "#EXT-X-DISCONTINUITY-SEQUENCE",
+        "#EXT-X-PLAYLIST-TYPE",
+        "#EXT-X-PROGRAM-DATE-TIME",
+        "#EXT-X-KEY",
+    ];
+    let lines: Vec<&str> = playlist.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == uri)
+        .unwrap_or_else(|| panic!("{uri} in {playlist}"));
+    let start = lines[..at - 1]
+        .iter()
+        .rposition(|l| !l.starts_with('#'))
+        .map_or(0, |p| p + 1);
+    lines[start..at - 1]
+        .iter()
+        .filter(|l| !NOT_MARKERS.iter().any(|h| l.starts_with(h)))
+        .map(|l| l.to_string())
+        .collect()
+}
+
+#[test]
+fn cues_from_a_scte35_library_become_each_endpoints_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let segments = encode(&media);
+    let (out, back) = library_cues();
+    let config = write_config(dir.path(), "", "startover_window_seconds = 3600");
+    let mut sc = Sidecar::start(&config);
+    let auth = basic("enc1", PASSWORD_1);
+    // A minute ago, to the second: every segment is in the past.
+    let t0 = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 60)
+        * 1000;
+    for i in 0..SEGMENTS {
+        for r in 0..2 {
+            let seg = put(
+                sc.ingest,
+                &format!("/in/v1/news/1/stream_{r}_{i}.ts"),
+                Some(&auth),
+                &segments[i],
+            );
+            assert_eq!(seg.status / 100, 2, "{}", seg.text());
+            let pl = encoder_playlist(r, i, t0, &out, &back);
+            let p = put(
+                sc.ingest,
+                &format!("/in/v1/news/1/stream_{r}.m3u8"),
+                Some(&auth),
+                pl.as_bytes(),
+            );
+            assert_eq!(p.status / 100, 2, "{}", p.text());
+        }
+    }
+    // The encoder's window holds segments 7-9 only, without a cue; the store restarts.
+    sc.stop();
+    let mut sc = Sidecar::start(&config);
+    let mut o = HostOptions::new(
+        artifacts::filter_wasm().unwrap(),
+        CONFIG.as_bytes().to_vec(),
+    );
+    o.clusters = vec![("edgepack_store".into(), sc.internal)];
+    o.workers = 1;
+    let h = start(o).unwrap();
+    let range = format!("start={}&end={}", t0 / 1000, t0 / 1000 + 20);
+    let playlist = |endpoint: &str, r: usize, query: &str| {
+        let res = sidecar::get(
+            h.addr,
+            &format!("/out/v1/news/{endpoint}/stream_{r}/index.m3u8?{query}"),
+        );
+        assert_eq!(res.status, 200, "{endpoint}: {}", res.text());
+        res.text()
+    };
+    let out_date = format_pdt(t0 + OUT_AT as i64 * 2000);
+    let in_date = format_pdt(t0 + IN_AT as i64 * 2000);
+    let out_uri = format!("{OUT_AT}.ts");
+    let in_uri = format!("{IN_AT}.ts");
+
+    // scte35_enhanced, from either form of cue: OUT with the library's cue, CONT with the elapsed
+    // time, IN.
+    for r in 0..2 {
+        let enh = playlist("enh", r, &range);
+        assert_eq!(
+            before(&enh, &out_uri),
+            [
+                "#EXT-X-CUE-OUT:6.000".to_owned(),
+                format!("#EXT-OATCLS-SCTE35:{out}")
+            ],
+            "stream_{r}: {enh}"
+        );
+        assert_eq!(
+            before(&enh, "4.ts"),
+            [format!(
+                "#EXT-X-CUE-OUT-CONT:ElapsedTime=2.000,Duration=6.000,SCTE35={out}"
+            )],
+            "stream_{r}: {enh}"
+        );
+        assert!(
+            before(&enh, "5.ts")[0].contains("ElapsedTime=4.000"),
+            "{enh}"
+        );
+        assert_eq!(
+            before(&enh, &in_uri),
+            ["#EXT-X-CUE-IN"],
+            "stream_{r}: {enh}"
+        );
+        assert_eq!(enh.matches("#EXT-X-CUE").count(), 4, "nothing else: {enh}");
+        assert!(
+            !enh.contains("DATERANGE") && !enh.contains("EDGEPACK"),
+            "{enh}"
+        );
+    }
+
+    // daterange: the break's id (the cue's event id, or the encoder's DATERANGE ID), start, planned
+    // duration and cue; then its end.
+    let dr = playlist("dr", 0, &range);
+    assert_eq!(
+        before(&dr, &out_uri),
+        [format!(
+            "#EXT-X-DATERANGE:ID=\"7\",START-DATE=\"{out_date}\",PLANNED-DURATION=6.000,SCTE35-OUT={}",
+            hex(&out)
+        )],
+        "{dr}"
+    );
+    assert_eq!(
+        before(&dr, &in_uri),
+        [format!(
+            "#EXT-X-DATERANGE:ID=\"7\",START-DATE=\"{out_date}\",END-DATE=\"{in_date}\",DURATION=6.000"
+        )],
+        "{dr}"
+    );
+    let dr1 = playlist("dr", 1, &range);
+    assert!(
+        before(&dr1, &out_uri)[0].starts_with("#EXT-X-DATERANGE:ID=\"break-7\""),
+        "{dr1}"
+    );
+    assert!(
+        before(&dr1, &in_uri)[0].ends_with(&format!("SCTE35-IN={}", hex(&back))),
+        "{dr1}"
+    );
+
+    // none: no marker; passthrough: the encoder's own tags, kept by the store past its window.
+    let none = playlist("none", 0, &range);
+    assert!(
+        !none.contains("CUE") && !none.contains("DATERANGE") && !none.contains("SCTE35"),
+        "{none}"
+    );
+    let pass = playlist("pass", 0, &range);
+    assert_eq!(
+        before(&pass, &out_uri),
+        [
+            format!("#EXT-OATCLS-SCTE35:{out}"),
+            "#EXT-X-CUE-OUT:6.000".to_owned()
+        ]
+    );
+    assert_eq!(before(&pass, &in_uri), ["#EXT-X-CUE-IN"]);
+    assert!(!pass.contains("EDGEPACK"), "{pass}");
+
+    // A window that starts inside the break (segment 4) says so.
+    let inside = format!("start={}&end={}", t0 / 1000 + 8, t0 / 1000 + 20);
+    let enh = playlist("enh", 0, &inside);
+    assert_eq!(
+        before(&enh, "4.ts"),
+        [format!(
+            "#EXT-X-CUE-OUT-CONT:ElapsedTime=2.000,Duration=6.000,SCTE35={out}"
+        )],
+        "{enh}"
+    );
+    let dr = playlist("dr", 0, &inside);
+    assert!(
+        before(&dr, "4.ts")[0].starts_with(&format!(
+            "#EXT-X-DATERANGE:ID=\"7\",START-DATE=\"{out_date}\""
+        )),
+        "{dr}"
+    );
+
+    // Players are not disturbed: ffmpeg plays every frame of the marked playlists.
+    for endpoint in ["enh", "dr"] {
+        let url = format!(
+            "http://{}/out/v1/news/{endpoint}/stream_0/index.m3u8?{range}",
+            h.addr
+        );
+        let frames = decoded_frames(&url).unwrap();
+        assert_eq!(
+            frames.values().map(Vec::len).sum::<usize>(),
+            SEGMENTS * 50,
+            "{endpoint}"
+        );
+    }
+    assert_eq!(h.traps(), 0);
+    sc.stop();
+}
