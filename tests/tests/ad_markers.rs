@@ -196,13 +196,13 @@ fn cues_from_a_scte35_library_become_each_endpoints_markers() {
         .as_secs() as i64
         - 60)
         * 1000;
-    for i in 0..SEGMENTS {
+    for (i, segment) in segments.iter().enumerate() {
         for r in 0..2 {
             let seg = put(
                 sc.ingest,
                 &format!("/in/v1/news/1/stream_{r}_{i}.ts"),
                 Some(&auth),
-                &segments[i],
+                segment,
             );
             assert_eq!(seg.status / 100, 2, "{}", seg.text());
             let pl = encoder_playlist(r, i, t0, &out, &back);
