@@ -92,3 +92,28 @@ while IFS= read -r p; do n=$((n + 1)); printf '%s' "$p" | seed store_api_paths "
 /store/v1/news/stream_0/init-0a1b.mp4
 /store/v1/news/status
 S
+
+# Ad cues: the SCTE 35 standard's sample cues (binary), the tag forms encoders write, and a store
+# view with the store's own cue tags.
+b64() { python3 -c "import base64, sys; sys.stdout.buffer.write(base64.b64decode(sys.argv[1]))" "$1"; }
+insert=/DAvAAAAAAAA///wFAVIAACPf+/+c2nALv4AUsz1AAAAAAAKAAhDVUVJAAABNWLbowo=
+placement=/DA0AAAAAAAA///wBQb+cr0AUAAeAhxDVUVJSAAAjn/PAAGlmbAICAAAAAAsoKGKNAIAmsnRfg==
+b64 "$insert" | seed ad_cues splice-insert
+b64 "$placement" | seed ad_cues time-signal
+printf '#EXT-OATCLS-SCTE35:%s\n#EXT-X-CUE-OUT:30.000\n' "$insert" | seed ad_cues cue-out
+printf '#EXT-X-CUE-OUT-CONT:ElapsedTime=4.000,Duration=30.000,SCTE35=%s\n' "$insert" | seed ad_cues cue-out-cont
+printf '#EXT-X-DATERANGE:ID="b",START-DATE="2026-11-25T14:00:08.000Z",PLANNED-DURATION=10,SCTE35-OUT=0xFC302F\n' | seed ad_cues daterange
+printf '#EXT-X-SCTE35:CUE="%s",ID="7",CUE-OUT=YES\n' "$placement" | seed ad_cues ext-x-scte35
+{
+  printf '#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n'
+  for i in 0 1 2 3 4 5; do
+    printf '#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:%02d.000Z\n' $((i * 2))
+    case $i in
+      1) printf '#EXT-X-CUE-OUT:4\n#EXT-X-EDGEPACK-CUE:EDGE=OUT,ID="7",DURATION=4.000,SCTE35=0x%s\n' \
+           "$(b64 "$insert" | od -An -tx1 | tr -d ' \n')" ;;
+      2) printf '#EXT-X-EDGEPACK-CUE:EDGE=CONT,DURATION=4.000\n' ;;
+      4) printf '#EXT-X-CUE-IN\n#EXT-X-EDGEPACK-CUE:EDGE=IN\n' ;;
+    esac
+    printf '#EXTINF:2.000,\n%s.ts\n' $i
+  done
+} | seed ad_cues store-view

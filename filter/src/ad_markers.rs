@@ -60,7 +60,10 @@ impl<'a> Writer<'a> {
         if !returns_here
             && let Some(b) = &self.current
             && let Some(d) = b.duration
-            && pdt >= b.start_ms + (d * 1000.0).round() as i64 - TOLERANCE_MS
+            && pdt
+                >= b.start_ms
+                    .saturating_add((d * 1000.0).round() as i64)
+                    .saturating_sub(TOLERANCE_MS)
         {
             let b = b.clone();
             self.end(out, &b, pdt, None);
@@ -106,7 +109,7 @@ impl<'a> Writer<'a> {
             let _ = write!(
                 out,
                 "#EXT-X-CUE-OUT-CONT:ElapsedTime={:.3}",
-                (pdt - b.start_ms) as f64 / 1000.0
+                pdt.saturating_sub(b.start_ms) as f64 / 1000.0
             );
             if let Some(d) = b.duration {
                 let _ = write!(out, ",Duration={d:.3}");
@@ -165,7 +168,7 @@ impl<'a> Writer<'a> {
                 let _ = write!(
                     out,
                     "\",DURATION={:.3}",
-                    (at_ms - b.start_ms) as f64 / 1000.0
+                    at_ms.saturating_sub(b.start_ms) as f64 / 1000.0
                 );
                 if let Some(bytes) = scte35_in {
                     let _ = write!(out, ",SCTE35-IN={}", scte35::to_hex(bytes));

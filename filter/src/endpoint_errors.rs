@@ -40,7 +40,7 @@ fn reason(
     let last = view.last_received_ms.or_else(|| {
         pl.segments
             .last()
-            .and_then(|s| Some(s.pdt_ms? + (s.duration * 1000.0) as i64))
+            .and_then(|s| Some(s.pdt_ms?.saturating_add((s.duration * 1000.0) as i64)))
     });
     let seconds = |ms: i64| ms as f64 / 1000.0;
     if errors.stale_manifest
@@ -50,7 +50,7 @@ fn reason(
         return Some(format!(
             "stale manifest: the store has received no new segment of this rendition for {:.1} s \
              (endpoint_errors: stale_manifest after {} target durations, {:.0} s)",
-            seconds(now_ms - last),
+            seconds(now_ms.saturating_sub(last)),
             errors.stale_target_durations,
             seconds(stale_ms)
         ));
@@ -64,14 +64,14 @@ fn reason(
         return Some(format!(
             "incomplete manifest: this rendition has received nothing for {:.1} s while other \
              renditions of the channel go on (endpoint_errors: incomplete_manifest)",
-            seconds(newest - last)
+            seconds(newest.saturating_sub(last))
         ));
     }
     let window = pl.segments.get(range.clone())?;
     window.windows(2).find_map(|pair| {
         let (a, b) = (&pair[0], &pair[1]);
-        let end = a.pdt_ms? + (a.duration * 1000.0) as i64;
-        let hole = b.pdt_ms? - end;
+        let end = a.pdt_ms?.saturating_add((a.duration * 1000.0) as i64);
+        let hole = b.pdt_ms?.saturating_sub(end);
         (hole > target_ms).then(|| {
             format!(
                 "incomplete manifest: {:.1} s of media are missing after segment {} (endpoint_errors: \

@@ -191,7 +191,7 @@ pub fn write(
         );
         let _ = write!(out, "#EXTINF:{},{}\n{file}\n", s.duration_text, s.title);
     }
-    for t in &pl.trailing_tags {
+    for t in pl.trailing_tags.iter().filter(|t| markers.keeps(t)) {
         out.push_str(t);
         out.push('\n');
     }

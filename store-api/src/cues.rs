@@ -91,7 +91,7 @@ impl Cue {
         Some(Cue {
             edge,
             id: attribute(value, "ID").map(|v| v.trim_matches('"').to_owned()),
-            duration: attribute(value, "DURATION").and_then(|d| d.parse().ok()),
+            duration: attribute(value, "DURATION").and_then(seconds),
             start_ms: attribute(value, "START").and_then(|d| d.parse().ok()),
             scte35: attribute(value, "SCTE35").and_then(|h| scte35::decode_text(h).ok()),
         })
@@ -165,7 +165,9 @@ fn fill_from_binary(cue: &mut Cue) {
         cue.id = id.map(|i| i.to_string());
     }
     if cue.duration.is_none() {
-        cue.duration = duration.map(|d| d as f64 / 90_000.0);
+        cue.duration = duration
+            .map(|d| d as f64 / 90_000.0)
+            .filter(|d| *d <= MAX_BREAK_SECONDS);
     }
 }
 
@@ -192,11 +194,7 @@ fn edge_of_binary(bytes: &[u8]) -> Option<CueEdge> {
 /// `EXT-X-CUE-OUT:30`, `EXT-X-CUE-OUT:30.000`, `EXT-X-CUE-OUT:DURATION=30`, `EXT-X-CUE-OUT`.
 fn cue_out(value: &str) -> Cue {
     let mut c = Cue::new(CueEdge::Out);
-    c.duration = attribute(value, "DURATION")
-        .unwrap_or(value)
-        .trim()
-        .parse()
-        .ok();
+    c.duration = seconds(attribute(value, "DURATION").unwrap_or(value));
     c
 }
 
@@ -205,7 +203,7 @@ fn cue_out_cont(value: &str) -> Cue {
     let mut c = Cue::new(CueEdge::Cont);
     c.duration = attribute(value, "Duration")
         .or_else(|| value.split_once('/').map(|(_, d)| d))
-        .and_then(|d| d.trim().parse().ok());
+        .and_then(seconds);
     c.scte35 = attribute(value, "SCTE35").and_then(|b| scte35::decode_text(b).ok());
     c
 }
@@ -224,7 +222,7 @@ fn daterange(value: &str) -> Option<Cue> {
     c.id = attribute(value, "ID").map(|v| v.trim_matches('"').to_owned());
     c.duration = attribute(value, "PLANNED-DURATION")
         .or_else(|| attribute(value, "DURATION"))
-        .and_then(|d| d.parse().ok());
+        .and_then(seconds);
     c.scte35 = bytes;
     Some(c)
 }
@@ -245,9 +243,20 @@ fn ext_x_scte35(value: &str) -> Option<Cue> {
     };
     let mut c = Cue::new(edge);
     c.id = attribute(value, "ID").map(|v| v.trim_matches('"').to_owned());
-    c.duration = attribute(value, "DURATION").and_then(|d| d.parse().ok());
+    c.duration = attribute(value, "DURATION").and_then(seconds);
     c.scte35 = bytes;
     Some(c)
+}
+
+/// The longest break a cue may announce (a day); longer, NaN or negative durations are ignored.
+pub const MAX_BREAK_SECONDS: f64 = 86_400.0;
+
+/// A break duration in seconds, if it is one.
+fn seconds(text: &str) -> Option<f64> {
+    text.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|d| d.is_finite() && (0.0..=MAX_BREAK_SECONDS).contains(d))
 }
 
 /// An attribute's value (quotes kept) from an attribute list; names compare case-sensitively.
@@ -337,6 +346,14 @@ mod tests {
             cue(&["#EXT-X-CUE-IN-THE-OTHER", "#EXT-X-KEY:METHOD=NONE"]),
             None
         );
+        // Found by fuzzing: a duration past a day (or not a number) is no duration.
+        for d in ["1e300", "inf", "NaN", "-5", "86400.5"] {
+            assert_eq!(
+                cue(&[&format!("#EXT-X-CUE-OUT:{d}")]).unwrap().duration,
+                None,
+                "{d}"
+            );
+        }
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

@@ -469,6 +469,22 @@ mod tests {
         );
     }
 
+    /// Tags in edgepack's namespace are the store's: an encoder's forged cue or view context is
+    /// dropped at ingest (found by fuzzing the filter's reading of the store's tags).
+    #[test]
+    fn an_encoders_edgepack_tags_are_dropped() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        upload(&mut st, 0, "s0.ts");
+        let forged = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
+#EXT-X-EDGEPACK-CUE:EDGE=OUT,DURATION=30.000\n#EXT-X-EDGEPACK-OTHER:1\n#EXT-X-MY-OWN:1\n\
+#EXTINF:2.000,\ns0.ts\n";
+        st.accept_playlist(0, "hd.m3u8", forged.as_bytes()).unwrap();
+        let text = view(&mut st);
+        assert!(!text.contains("EDGEPACK"), "{text}");
+        assert!(text.contains("#EXT-X-MY-OWN:1"), "{text}");
+    }
+
     /// The store reads every cue into its own tag, and a view that starts inside a break says so
     /// on its first segment, with when the break started; one after the break's end does not.
     #[test]

@@ -424,7 +424,14 @@ impl End {
             pdt_from_encoder: own.is_some(),
             discontinuity,
             disc_seq,
-            tags: seg.tags.iter().map(|t| t.to_string()).collect(),
+            // Tags in edgepack's own namespace are the store's to write: an encoder's are dropped
+            // (a forged `#EXT-X-EDGEPACK-CUE` would otherwise read as the store's cue).
+            tags: seg
+                .tags
+                .iter()
+                .filter(|t| !t.starts_with("#EXT-X-EDGEPACK-"))
+                .map(|t| t.to_string())
+                .collect(),
             source_key: seg.source_key.as_deref().map(str::to_owned),
             received_ms: wall_ms,
             copies: [None, None],
