@@ -190,6 +190,53 @@ impl<'a> Writer<'a> {
     }
 }
 
+/// A DASH event for an ad break starting in a period (`urn:scte:scte35:2014:xml+bin`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashEvent {
+    /// Epoch ms the break starts.
+    pub start_ms: i64,
+    /// Seconds, when the cue says.
+    pub duration: Option<f64>,
+    /// The splice event id (else the start's seconds).
+    pub id: u32,
+    /// The binary cue, base64.
+    pub scte35_base64: String,
+}
+
+/// The ad breaks starting in `segments` (one period), and on its first segment the break it
+/// starts inside of: what a DASH `EventStream` announces. Cues without their binary form cannot
+/// be carried (the scheme is the binary cue) and are left out; `ad_markers: none` has none.
+pub fn dash_events(ads: &AdSettings, segments: &[Segment<'_>]) -> Vec<DashEvent> {
+    if ads.markers == AdMarkers::None {
+        return Vec::new();
+    }
+    segments
+        .iter()
+        .filter_map(|s| {
+            let cue = s.tags.iter().find_map(|t| Cue::from_store_tag(t))?;
+            if cue.edge != CueEdge::Out {
+                return None;
+            }
+            let info = cue.splice_info()?;
+            if !is_ad(ads, &info) {
+                return None;
+            }
+            let start_ms = cue.start_ms.unwrap_or(s.pdt_ms?);
+            let id = match &info.command {
+                Command::Insert(i) => Some(i.event_id),
+                _ => info.segmentations.first().map(|g| g.event_id),
+            }
+            .unwrap_or((start_ms / 1000) as u32);
+            Some(DashEvent {
+                start_ms,
+                duration: cue.duration,
+                id,
+                scte35_base64: scte35::to_base64(cue.scte35.as_deref()?),
+            })
+        })
+        .collect()
+}
+
 /// Segment times are rounded by encoders: a break of 30 s ends at a segment starting 29.9 s in.
 const TOLERANCE_MS: i64 = 100;
 
@@ -476,5 +523,43 @@ mod tests {
             !out.contains("DATERANGE"),
             "splice_insert is not a trigger here: {out}"
         );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn dash_events_carry_the_binary_cues_that_are_ads() {
+        let settings = |mode: &str| {
+            let json = format!(
+                r#"{{"store":{{"cluster":"s"}},"channels":{{"news":{{"endpoints":{{"e":{{"format":"dash","ad_markers":"{mode}"}}}}}}}}}}"#
+            );
+            Settings::from_json(json.as_bytes()).unwrap()
+        };
+        let in_progress = Cue {
+            start_ms: Some(T0 - 4000),
+            ..cue(CueEdge::Out, Some(6.0), Some(INSERT))
+        };
+        let text = view(
+            &[
+                (0, in_progress),
+                (3, cue(CueEdge::Out, None, None)),
+                (5, cue(CueEdge::Out, Some(2.0), Some(PLACEMENT))),
+            ],
+            &[],
+        );
+        let pl = media_playlist::parse(text.as_bytes()).unwrap();
+        let s = settings("passthrough");
+        let events = super::dash_events(&s.channels["news"]["e"].ads, &pl.segments);
+        assert_eq!(
+            events.len(),
+            2,
+            "a cue without its binary form is left out: {events:?}"
+        );
+        assert_eq!(events[0].start_ms, T0 - 4000);
+        assert_eq!(events[0].id, 0x4800_008f);
+        assert_eq!(events[0].scte35_base64, INSERT);
+        assert_eq!(events[1].start_ms, T0 + 10_000);
+        assert_eq!(events[1].id, 0x4800_008e, "the segmentation event id");
+        let none = settings("none");
+        assert!(super::dash_events(&none.channels["news"]["e"].ads, &pl.segments).is_empty());
     }
 }

@@ -24,6 +24,7 @@ use std::ops::Range;
 
 use base64::Engine as _;
 
+use crate::ad_markers;
 use crate::cmaf::cenc::Scheme;
 use crate::cmaf::mp4;
 use crate::config::Endpoint;
@@ -157,6 +158,42 @@ fn content_protection(
 /// Writes the MPD.
 // Long on purpose: it writes the MPD top to bottom in document order (MPD attributes, then each
 // period with its adaptation sets); the parts it could be split into share most of its locals.
+/// The period's ad breaks as SCTE-35 events (SCTE 214-1: `urn:scte:scte35:2014:xml+bin`, the
+/// cue in base64), timed from the period's start in 90 kHz; a break that began before the period
+/// starts at its start, with what is left of its duration.
+fn event_stream(out: &mut String, m: &Manifest<'_>, segments: &[Segment], period_start_ms: i64) {
+    let events = ad_markers::dash_events(&m.endpoint.ads, segments);
+    if events.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<EventStream schemeIdUri=\"urn:scte:scte35:2014:xml+bin\" timescale=\"90000\">\n",
+    );
+    for e in events {
+        let late_ms = period_start_ms.saturating_sub(e.start_ms).max(0);
+        let at = e
+            .start_ms
+            .saturating_add(late_ms)
+            .saturating_sub(period_start_ms);
+        let _ = write!(
+            out,
+            "<Event presentationTime=\"{}\" id=\"{}\"",
+            at.saturating_mul(90),
+            e.id
+        );
+        if let Some(d) = e.duration {
+            let left = ((d * 1000.0).round() as i64).saturating_sub(late_ms).max(0);
+            let _ = write!(out, " duration=\"{}\"", left.saturating_mul(90));
+        }
+        let _ = writeln!(
+            out,
+            "><Signal xmlns=\"http://www.scte.org/schemas/35/2016\"><Binary>{}</Binary></Signal></Event>",
+            e.scte35_base64
+        );
+    }
+    out.push_str("</EventStream>\n");
+}
+
 pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
     let pl = m.playlist;
     let segs = pl.segments.get(m.range.clone()).unwrap_or(&[]);
@@ -262,6 +299,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
             p.key_period,
             duration(rel_ms)
         );
+        event_stream(&mut out, m, p.segments, origin_ms + rel_ms);
         let template = |track: TrackKind, rendition: Option<&str>| {
             let dir = rendition.unwrap_or("$RepresentationID$");
             format!(

@@ -24,7 +24,8 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
     "pass": { "format": "hls" },
     "none": { "format": "hls", "ad_markers": "none" },
     "enh": { "format": "hls", "ad_markers": "scte35_enhanced" },
-    "dr": { "format": "hls", "ad_markers": "daterange" } } } } }"#;
+    "dr": { "format": "hls", "ad_markers": "daterange" },
+    "dash": { "format": "dash" } } } } }"#;
 
 const SEGMENTS: usize = 10;
 /// The break: out at segment 3, back in at segment 6 (6 s).
@@ -215,6 +216,16 @@ fn cues_from_a_scte35_library_become_each_endpoints_markers() {
             assert_eq!(p.status / 100, 2, "{}", p.text());
         }
     }
+    // The multivariant playlist (DASH needs its CODECS).
+    let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=600000,CODECS=\"avc1.64000d,mp4a.40.2\",RESOLUTION=320x240\nstream_0.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=500000,CODECS=\"avc1.64000d,mp4a.40.2\",RESOLUTION=320x240\nstream_1.m3u8\n";
+    let m = put(
+        sc.ingest,
+        "/in/v1/news/1/master.m3u8",
+        Some(&auth),
+        master.as_bytes(),
+    );
+    assert_eq!(m.status / 100, 2, "{}", m.text());
     // The encoder's window holds segments 7-9 only, without a cue; the store restarts.
     sc.stop();
     let mut sc = Sidecar::start(&config);
@@ -336,6 +347,26 @@ fn cues_from_a_scte35_library_become_each_endpoints_markers() {
         )),
         "{dr}"
     );
+
+    // DASH: the break as a SCTE-35 event in its period (static MPD from the first segment: 6 s
+    // in, 6 s long, the library's cue in base64).
+    let mpd = sidecar::get(h.addr, &format!("/out/v1/news/dash/index.mpd?{range}"));
+    assert_eq!(mpd.status, 200, "{}", mpd.text());
+    let mpd = mpd.text();
+    assert!(
+        mpd.contains(
+            "<EventStream schemeIdUri=\"urn:scte:scte35:2014:xml+bin\" timescale=\"90000\">"
+        ),
+        "{mpd}"
+    );
+    assert!(
+        mpd.contains(&format!(
+            "<Event presentationTime=\"540000\" id=\"7\" duration=\"540000\"><Signal xmlns=\"http://www.scte.org/schemas/35/2016\"><Binary>{out}</Binary></Signal></Event>"
+        )),
+        "{mpd}"
+    );
+    assert_eq!(mpd.matches("<Event ").count(), 1, "{mpd}");
+    dash_mpd_core::parse(&mpd).expect("the MPD with its events parses");
 
     // Players are not disturbed: ffmpeg plays every frame of the marked playlists.
     for endpoint in ["enh", "dr"] {
