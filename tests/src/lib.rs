@@ -4,3 +4,24 @@
 //! browser driver for the pages and scripts in `browser/`.
 
 pub mod browser;
+
+/// An edge for a story: the test host running the real `.wasm` with `config` as its plugin
+/// configuration, `workers` worker VMs, its `edgepack_store` cluster at `store`.
+#[allow(clippy::panic)] // test code: a story without its edge fails loudly
+pub fn edge(
+    store: std::net::SocketAddr,
+    config: &[u8],
+    workers: usize,
+) -> edgepack_host::RunningHost {
+    let wasm = match edgepack_test_support::artifacts::filter_wasm() {
+        Ok(w) => w,
+        Err(e) => panic!("the filter's .wasm: {e}"),
+    };
+    let mut o = edgepack_host::HostOptions::new(wasm, config.to_vec());
+    o.clusters = vec![("edgepack_store".into(), store)];
+    o.workers = workers;
+    match edgepack_host::start(o) {
+        Ok(h) => h,
+        Err(e) => panic!("the test host: {e}"),
+    }
+}

@@ -13,9 +13,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use edgepack_host::{HostOptions, start};
 use edgepack_store_api::format_pdt;
-use edgepack_test_support::artifacts;
 use edgepack_test_support::player::decoded_frames;
 use edgepack_test_support::sidecar::{self, PASSWORD_1, Sidecar, basic, put, write_config};
 
@@ -229,13 +227,7 @@ fn cues_from_a_scte35_library_become_each_endpoints_markers() {
     // The encoder's window holds segments 7-9 only, without a cue; the store restarts.
     sc.stop();
     let mut sc = Sidecar::start(&config);
-    let mut o = HostOptions::new(
-        artifacts::filter_wasm().unwrap(),
-        CONFIG.as_bytes().to_vec(),
-    );
-    o.clusters = vec![("edgepack_store".into(), sc.internal)];
-    o.workers = 1;
-    let h = start(o).unwrap();
+    let h = edgepack_tests::edge(sc.internal, CONFIG.as_bytes(), 1);
     let range = format!("start={}&end={}", t0 / 1000, t0 / 1000 + 20);
     let playlist = |endpoint: &str, r: usize, query: &str| {
         let res = sidecar::get(

@@ -9,8 +9,7 @@
 
 use std::time::Duration;
 
-use edgepack_host::{HostOptions, start};
-use edgepack_test_support::{artifacts, sidecar};
+use edgepack_test_support::sidecar;
 use sidecar::{Encoder, EncoderSpec, Sidecar, get, wait_for, write_config};
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store", "playlist_cache_ms": 0 },
@@ -26,13 +25,7 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store", "playlist_cach
 fn a_stopped_encoder_and_a_holed_window_answer_errors_a_cdn_fails_over_on() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
-    let mut o = HostOptions::new(
-        artifacts::filter_wasm().unwrap(),
-        CONFIG.as_bytes().to_vec(),
-    );
-    o.clusters = vec![("edgepack_store".into(), sc.internal)];
-    o.workers = 1;
-    let h = start(o).unwrap();
+    let h = edgepack_tests::edge(sc.internal, CONFIG.as_bytes(), 1);
     let at = |path: &str| get(h.addr, path);
 
     // Live: every manifest answers 200 while the encoder pushes.

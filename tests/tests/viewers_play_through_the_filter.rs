@@ -12,9 +12,9 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use edgepack_host::{HostOptions, RunningHost, start};
+use edgepack_host::RunningHost;
 use edgepack_test_support::player::decoded_frames;
-use edgepack_test_support::{artifacts, sidecar};
+use edgepack_test_support::sidecar;
 use sidecar::{Encoder, EncoderSpec, PASSWORD_1, Sidecar, raw, write_config};
 
 fn config() -> Vec<u8> {
@@ -35,10 +35,7 @@ fn host(store: SocketAddr, workers: usize) -> RunningHost {
 }
 
 fn host_with(store: SocketAddr, workers: usize, config: Vec<u8>) -> RunningHost {
-    let mut o = HostOptions::new(artifacts::filter_wasm().unwrap(), config);
-    o.clusters = vec![("edgepack_store".into(), store)];
-    o.workers = workers;
-    start(o).unwrap()
+    edgepack_tests::edge(store, &config, workers)
 }
 
 fn get(addr: SocketAddr, path: &str, headers: &str) -> sidecar::Response {

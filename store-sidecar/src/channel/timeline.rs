@@ -449,21 +449,27 @@ mod tests {
     use super::super::test_support::*;
     use super::*;
 
-    #[test]
-    fn both_inputs_share_one_timeline_and_fill_each_others_gaps() {
-        let d = tempfile::tempdir().unwrap();
-        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+    /// Input 1 delivers 0..3, then input 2 delivers 1..5: 1 and 2 attach to existing entries, 3
+    /// and 4 extend the timeline.
+    fn inputs_one_then_two(dir: &std::path::Path) -> ChannelState {
+        let mut st = ChannelState::open(channel(), dir).unwrap();
         for m in 0..3 {
             upload(&mut st, 0, &format!("s{m}.ts"));
         }
         st.accept_playlist(0, "hd.m3u8", playlist(0, 3).as_bytes())
             .unwrap();
-        // Input 2 delivers 1..4: 1 and 2 attach to existing entries, 3 and 4 extend the timeline.
         for m in 1..5 {
             upload(&mut st, 1, &format!("s{m}.ts"));
         }
         st.accept_playlist(1, "hd.m3u8", playlist(1, 4).as_bytes())
             .unwrap();
+        st
+    }
+
+    #[test]
+    fn both_inputs_share_one_timeline_and_fill_each_others_gaps() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = inputs_one_then_two(d.path());
         assert_eq!(uris(&mut st), ["0.ts", "1.ts", "2.ts", "3.ts", "4.ts"]);
         assert_eq!(
             st.segment("hd", 1, "ts").unwrap().input,
@@ -484,17 +490,7 @@ mod tests {
         // then killed (no graceful stop: the state is dropped), restarts, and input 1's copy
         // of 4 arrives. Segment 4 keeps the bytes the viewer got.
         let d = tempfile::tempdir().unwrap();
-        let mut st = ChannelState::open(channel(), d.path()).unwrap();
-        for m in 0..3 {
-            upload(&mut st, 0, &format!("s{m}.ts"));
-        }
-        st.accept_playlist(0, "hd.m3u8", playlist(0, 3).as_bytes())
-            .unwrap();
-        for m in 1..5 {
-            upload(&mut st, 1, &format!("s{m}.ts"));
-        }
-        st.accept_playlist(1, "hd.m3u8", playlist(1, 4).as_bytes())
-            .unwrap();
+        let mut st = inputs_one_then_two(d.path());
         assert_eq!(st.segment("hd", 4, "ts").unwrap().input, 1);
         drop(st);
 
