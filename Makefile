@@ -5,6 +5,9 @@ CARGO ?= cargo
 
 all: build
 
+# Cargo's target directory: CARGO_TARGET_DIR when set, as cargo reads it.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+
 ## build: native binaries (the store sidecar) in release mode
 build:
 	$(CARGO) build --release -p edgepack-store
@@ -16,7 +19,7 @@ wasm:
 ## assets: the filter and the player page laid out as Envoy mounts them (/etc/envoy/edgepack)
 assets: wasm tests/browser/node_modules
 	mkdir -p target/edgepack/player
-	cp target/wasm32-wasip1/release/edgepack_filter.wasm target/edgepack/
+	cp $(TARGET_DIR)/wasm32-wasip1/release/edgepack_filter.wasm target/edgepack/
 	cp envoy/player/index.html tests/browser/node_modules/hls.js/dist/hls.min.js \
 	  tests/browser/node_modules/shaka-player/dist/shaka-player.compiled.js target/edgepack/player/
 
@@ -37,7 +40,7 @@ test: tools
 	# make bench-http once in quick mode (this tree only, 1 s per row): keep it running.
 	EDGEPACK_BENCH_QUICK=1 tests/benches/http.sh
 	$(MAKE) fuzz-smoke
-	@ls -l target/wasm32-wasip1/release/edgepack_filter.wasm
+	@ls -l $(TARGET_DIR)/wasm32-wasip1/release/edgepack_filter.wasm
 
 ## hls.js and playwright-core for the browser test (Debian's chromium is the browser)
 tests/browser/node_modules: tests/browser/package.json tests/browser/package-lock.json

@@ -22,6 +22,8 @@ cd "$(dirname "$0")/../.."
 ROOT=$PWD
 QUICK=${EDGEPACK_BENCH_QUICK:-0}
 BASE_REV=${EDGEPACK_BENCH_BASELINE_REV:-51a9699}
+# Cargo's target directory (CARGO_TARGET_DIR when set, as cargo itself reads it).
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 WORK=$ROOT/target/bench-http
 SUMMARY=${EDGEPACK_BENCH_SUMMARY:-$ROOT/target/bench-summary.tsv}
 [ "$QUICK" = 1 ] && SUMMARY=$WORK/quick-summary.tsv && rm -f "$SUMMARY"
@@ -48,23 +50,23 @@ build() { # build SRC_DIR OUT_DIR HOST_PACKAGE
   mkdir -p "$out"
   if [ "$QUICK" = 1 ]; then
     (cd "$src" && $CARGO build -q -p edgepack-store -p "$host_pkg" --bin edgepack-store --bin edgepack-host)
-    cp "$ROOT/target/debug/edgepack-store" "$ROOT/target/debug/edgepack-host" "$out/"
+    cp "$TARGET/debug/edgepack-store" "$TARGET/debug/edgepack-host" "$out/"
   else
-    (cd "$src" && $CARGO build -q --profile bench --target-dir "$ROOT/target" \
+    (cd "$src" && $CARGO build -q --profile bench --target-dir "$TARGET" \
       -p edgepack-store -p "$host_pkg" --bin edgepack-store --bin edgepack-host)
-    cp "$ROOT/target/release/edgepack-store" "$ROOT/target/release/edgepack-host" "$out/"
+    cp "$TARGET/release/edgepack-store" "$TARGET/release/edgepack-host" "$out/"
   fi
-  (cd "$src" && $CARGO build -q --release --target-dir "$ROOT/target" --target wasm32-wasip1 -p edgepack-filter)
-  cp "$ROOT/target/wasm32-wasip1/release/edgepack_filter.wasm" "$out/"
+  (cd "$src" && $CARGO build -q --release --target-dir "$TARGET" --target wasm32-wasip1 -p edgepack-filter)
+  cp "$TARGET/wasm32-wasip1/release/edgepack_filter.wasm" "$out/"
 }
 echo "http bench: building (after: this tree)" >&2
 build "$ROOT" "$WORK/after" edgepack-host
 if [ "$QUICK" = 1 ]; then
   $CARGO build -q -p edgepack-store --example fabricate_history
-  HISTORY="$ROOT/target/debug/examples/fabricate_history"
+  HISTORY="$TARGET/debug/examples/fabricate_history"
 else
   $CARGO build -q --profile bench -p edgepack-store --example fabricate_history
-  HISTORY="$ROOT/target/release/examples/fabricate_history"
+  HISTORY="$TARGET/release/examples/fabricate_history"
 fi
 if [ "$QUICK" != 1 ]; then
   echo "http bench: building (before: $BASE_REV)" >&2
