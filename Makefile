@@ -60,7 +60,7 @@ FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
   -Cllvm-args=-sanitizer-coverage-trace-compares --cfg fuzzing
 fuzz-build:
 	cd fuzz && RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --release --locked \
-	  --target x86_64-unknown-linux-gnu --bins
+	  --target x86_64-unknown-linux-gnu --bins --target-dir target
 
 ## fuzz-smoke: every fuzz target for FUZZ_SMOKE_SECONDS (default 4) over its corpus (part of make test)
 FUZZ_SMOKE_SECONDS ?= 4
