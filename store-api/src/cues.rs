@@ -3,6 +3,7 @@
 //! `SCTE35-OUT`/`-IN`/`-CMD`, `EXT-X-SCTE35`), normalized to one [`Cue`]; and the store's own tag
 //! for it in a view (`#EXT-X-EDGEPACK-CUE`), which the filter turns into the endpoint's markers.
 
+use crate::parse::attribute;
 use crate::scte35::{self, Command, Edge as SegEdge, SpliceInfo};
 
 /// Where a cue stands in a break.
@@ -257,24 +258,6 @@ fn seconds(text: &str) -> Option<f64> {
         .parse::<f64>()
         .ok()
         .filter(|d| d.is_finite() && (0.0..=MAX_BREAK_SECONDS).contains(d))
-}
-
-/// An attribute's value (quotes kept) from an attribute list; names compare case-sensitively.
-fn attribute<'v>(list: &'v str, key: &str) -> Option<&'v str> {
-    let mut rest = list;
-    while !rest.is_empty() {
-        let (name, after) = rest.split_once('=')?;
-        let end = match after.strip_prefix('"') {
-            Some(quoted) => quoted.find('"').map_or(after.len(), |i| i + 2),
-            None => after.find(',').unwrap_or(after.len()),
-        };
-        let (value, next) = after.split_at_checked(end)?;
-        if name.trim() == key {
-            return Some(value);
-        }
-        rest = next.strip_prefix(',').unwrap_or(next);
-    }
-    None
 }
 
 #[cfg(test)]

@@ -321,7 +321,7 @@ fn extinf(value: &str) -> Result<(f64, &str, &str), LineError> {
 }
 
 /// The value of `key` in an attribute list (`A=1,B="x,y"`), quotes included.
-fn attribute<'v>(mut list: &'v str, key: &str) -> Option<&'v str> {
+pub(crate) fn attribute<'v>(mut list: &'v str, key: &str) -> Option<&'v str> {
     while !list.is_empty() {
         let (name, rest) = list.split_once('=')?;
         let end = match rest.strip_prefix('"') {

@@ -216,10 +216,6 @@ impl<'a> Bits<'a> {
     }
 
     fn skip(&mut self, n: usize, field: &'static str) -> Result<(), Scte35Error> {
-        self.read_bytes_bits(n, field)
-    }
-
-    fn read_bytes_bits(&mut self, n: usize, field: &'static str) -> Result<(), Scte35Error> {
         if self.bit + n > self.bytes.len() * 8 {
             return Err(Scte35Error::Truncated(field));
         }
@@ -305,7 +301,7 @@ pub fn parse(bytes: &[u8]) -> Result<SpliceInfo, Scte35Error> {
         pts_adjustment,
         tier,
         command,
-        segmentations: segmentations(descriptors, &adjust)?,
+        segmentations: segmentations(descriptors)?,
     })
 }
 
@@ -372,10 +368,7 @@ fn splice_insert(
 }
 
 /// The segmentation descriptors of a descriptor loop (tag 2, identifier `CUEI`).
-fn segmentations(
-    mut loop_bytes: &[u8],
-    _adjust: &dyn Fn(u64) -> u64,
-) -> Result<Vec<Segmentation>, Scte35Error> {
+fn segmentations(mut loop_bytes: &[u8]) -> Result<Vec<Segmentation>, Scte35Error> {
     let mut out = Vec::new();
     while !loop_bytes.is_empty() {
         let [tag, len, rest @ ..] = loop_bytes else {
