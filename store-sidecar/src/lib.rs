@@ -10,6 +10,7 @@ pub mod channel;
 pub mod config;
 pub mod disk;
 pub mod ingest_path;
+pub mod media_kind;
 pub mod metrics;
 pub mod server;
 pub mod source_playlist;

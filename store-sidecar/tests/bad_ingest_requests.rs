@@ -21,7 +21,7 @@ fn seeded(dir: &std::path::Path) -> Sidecar {
             sc.ingest,
             "/in/v1/news/1/seg5.ts",
             Some(&auth),
-            &[7u8; 1000]
+            &ts_bytes(7, 1000)
         )
         .status,
         201
@@ -198,7 +198,7 @@ fn encoder_delete_does_not_shorten_the_window() {
         format!("DELETE /in/v1/news/1/seg5.ts HTTP/1.1\r\nHost: x\r\nAuthorization: {ok}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\n").as_bytes(),
     );
     assert_eq!(r.status, 204);
-    assert_eq!(sc.get_ok("/store/v1/news/hd/5.ts"), vec![7u8; 1000]);
+    assert_eq!(sc.get_ok("/store/v1/news/hd/5.ts"), ts_bytes(7, 1000));
     let r = raw(
         sc.ingest,
         format!("MKCOL /in/v1/news/1/dir HTTP/1.1\r\nHost: x\r\nAuthorization: {ok}\r\nConnection: close\r\n\r\n").as_bytes(),
@@ -230,14 +230,31 @@ fn playlist_before_its_segment_is_published_only_after_the_upload() {
         "seg6 not uploaded yet"
     );
     assert_eq!(sc.get("/store/v1/news/hd/6.ts").status, 404);
+    // A proxy's error page instead of the segment: refused (the playlists say the input is
+    // clear, so these bytes are no encrypted segment), and nothing is stored.
+    let r = put(
+        sc.ingest,
+        "/in/v1/news/1/seg6.ts",
+        Some(&ok),
+        b"<!DOCTYPE html><title>502</title>",
+    );
+    assert_eq!(r.status, 415, "{}", r.text());
     assert_eq!(
-        put(sc.ingest, "/in/v1/news/1/seg6.ts", Some(&ok), &[8u8; 10]).status,
+        r.text(),
+        "'seg6.ts' is not MPEG-TS, fMP4, WebVTT or packed audio (it begins \"<!DOCTYPE html><\"); \
+         nothing was stored. Segments an encoder encrypted itself are taken while its playlists \
+         carry their EXT-X-KEY\n"
+    );
+    assert!(!sc.data.join("news/incoming/1/seg6.ts").exists());
+    assert_eq!(sc.get("/store/v1/news/hd/6.ts").status, 404);
+    assert_eq!(
+        put(sc.ingest, "/in/v1/news/1/seg6.ts", Some(&ok), &[0x47u8; 10]).status,
         201
     );
     let pl = String::from_utf8(sc.get_ok("/store/v1/news/hd/index.m3u8")).unwrap();
     assert_eq!(segment_uris(&pl), vec!["5.ts", "6.ts"]);
     let seg = sc.get("/store/v1/news/hd/6.ts");
-    assert_eq!(seg.body, vec![8u8; 10]);
+    assert_eq!(seg.body, vec![0x47u8; 10]);
     assert_eq!(
         seg.header("x-edgepack-program-date-time"),
         Some("2026-11-25T14:00:02.000Z")
@@ -278,9 +295,9 @@ fn digest_nonces_work_and_expire_as_stale() {
         .unwrap()
         .to_owned();
     let good = digest_response(&nonce, "PUT", uri, PASSWORD_1);
-    assert_eq!(put(sc.ingest, uri, Some(&good), b"data").status, 201);
+    assert_eq!(put(sc.ingest, uri, Some(&good), b"Gdata").status, 201);
     let bad = digest_response(&nonce, "PUT", uri, "nope");
-    assert_eq!(put(sc.ingest, uri, Some(&bad), b"data").status, 401);
+    assert_eq!(put(sc.ingest, uri, Some(&bad), b"Gdata").status, 401);
     // A nonce this server never issued (or issued before a restart) with the right password:
     // the client is told to retry with a fresh nonce instead of asking for a password.
     let foreign = digest_response(
@@ -289,7 +306,7 @@ fn digest_nonces_work_and_expire_as_stale() {
         uri,
         PASSWORD_1,
     );
-    let r = put(sc.ingest, uri, Some(&foreign), b"data");
+    let r = put(sc.ingest, uri, Some(&foreign), b"Gdata");
     assert_eq!(r.status, 401);
     assert!(
         r.headers_named("www-authenticate")[0].contains("stale=true"),
@@ -304,7 +321,7 @@ fn curl_digest_upload_works() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = seeded(dir.path());
     let file = dir.path().join("seg7.ts");
-    std::fs::write(&file, [9u8; 333]).unwrap();
+    std::fs::write(&file, [0x47u8; 333]).unwrap();
     let out = std::process::Command::new("curl")
         .args(["-sS", "--digest", "-u", &format!("enc1:{PASSWORD_1}"), "-T"])
         .arg(&file)
@@ -315,13 +332,13 @@ fn curl_digest_upload_works() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "201");
     let next = format!("{PLAYLIST}#EXTINF:2.000000,\nseg6.ts\n#EXTINF:2.000000,\nseg7.ts\n");
     let ok = basic("enc1", PASSWORD_1);
-    put(sc.ingest, "/in/v1/news/1/seg6.ts", Some(&ok), &[1u8; 5]);
+    put(sc.ingest, "/in/v1/news/1/seg6.ts", Some(&ok), &[0x47u8; 5]);
     put(
         sc.ingest,
         "/in/v1/news/1/hd.m3u8",
         Some(&ok),
         next.as_bytes(),
     );
-    assert_eq!(sc.get_ok("/store/v1/news/hd/7.ts"), vec![9u8; 333]);
+    assert_eq!(sc.get_ok("/store/v1/news/hd/7.ts"), vec![0x47u8; 333]);
     sc.stop();
 }

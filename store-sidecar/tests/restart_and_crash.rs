@@ -79,7 +79,13 @@ fn kill_9_during_an_upload_leaves_nothing_partial() {
     let ok = basic("enc1", PASSWORD_1);
     let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.0,\ns0.ts\n#EXTINF:2.0,\ns1.ts\n";
     assert_eq!(
-        put(sc.ingest, "/in/v1/news/1/s0.ts", Some(&ok), &[1u8; 5000]).status,
+        put(
+            sc.ingest,
+            "/in/v1/news/1/s0.ts",
+            Some(&ok),
+            &ts_bytes(1, 5000)
+        )
+        .status,
         201
     );
     assert_eq!(
@@ -148,9 +154,15 @@ fn kill_9_during_an_upload_leaves_nothing_partial() {
     }
     // The encoder retries the upload: now it is published.
     assert_eq!(
-        put(sc.ingest, "/in/v1/news/1/s1.ts", Some(&ok), &[3u8; 6000]).status,
+        put(
+            sc.ingest,
+            "/in/v1/news/1/s1.ts",
+            Some(&ok),
+            &ts_bytes(3, 6000)
+        )
+        .status,
         201
     );
-    assert_eq!(sc.get_ok("/store/v1/news/hd/1.ts"), vec![3u8; 6000]);
+    assert_eq!(sc.get_ok("/store/v1/news/hd/1.ts"), ts_bytes(3, 6000));
     sc.stop();
 }

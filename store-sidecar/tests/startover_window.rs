@@ -18,14 +18,19 @@ fn segments_past_the_window_are_pruned_from_index_and_disk() {
             "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{msn}\n#EXTINF:2.0,\ns{msn}.ts\n"
         )
     };
-    put(sc.ingest, "/in/v1/news/1/s0.ts", Some(&ok), &[1u8; 100]);
+    put(
+        sc.ingest,
+        "/in/v1/news/1/s0.ts",
+        Some(&ok),
+        &ts_bytes(1, 100),
+    );
     put(
         sc.ingest,
         "/in/v1/news/1/hd.m3u8",
         Some(&ok),
         playlist(0).as_bytes(),
     );
-    assert_eq!(sc.get_ok("/store/v1/news/hd/0.ts"), vec![1u8; 100]);
+    assert_eq!(sc.get_ok("/store/v1/news/hd/0.ts"), ts_bytes(1, 100));
     let on_disk = sc.data.join("news/renditions/hd/0-1.ts");
     assert!(on_disk.exists());
 
@@ -42,7 +47,12 @@ fn segments_past_the_window_are_pruned_from_index_and_disk() {
     // After a restart, numbering continues from where it was.
     sc.stop();
     let mut sc = Sidecar::start(&config);
-    put(sc.ingest, "/in/v1/news/1/s5.ts", Some(&ok), &[5u8; 100]);
+    put(
+        sc.ingest,
+        "/in/v1/news/1/s5.ts",
+        Some(&ok),
+        &ts_bytes(5, 100),
+    );
     put(
         sc.ingest,
         "/in/v1/news/1/hd.m3u8",
@@ -57,6 +67,6 @@ fn segments_past_the_window_are_pruned_from_index_and_disk() {
         Some("1"),
         "{pl}"
     );
-    assert_eq!(sc.get_ok("/store/v1/news/hd/1.ts"), vec![5u8; 100]);
+    assert_eq!(sc.get_ok("/store/v1/news/hd/1.ts"), ts_bytes(5, 100));
     sc.stop();
 }

@@ -364,6 +364,14 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// `len` bytes the sidecar takes as an MPEG-TS segment: a sync byte (0x47) at the start of
+/// every 188-byte packet, `fill` everywhere else.
+pub fn ts_bytes(fill: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| if i % 188 == 0 { 0x47 } else { fill })
+        .collect()
+}
+
 /// The segment URIs of a media playlist, in order.
 pub fn segment_uris(playlist: &str) -> Vec<String> {
     playlist

@@ -272,8 +272,8 @@ mod tests {
         let next = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:109\n\
             #EXTINF:2.0,\nhd_109.ts\n#EXTINF:2.0,\nhd_110.ts\n";
         let tmp = st.upload_temp_path().unwrap();
-        fs::write(&tmp, b"new").unwrap();
-        st.commit_upload(0, "hd_110.ts", &tmp, 3, "e".into())
+        fs::write(&tmp, b"\x47new").unwrap();
+        st.commit_upload(0, "hd_110.ts", &tmp, 4, "e".into())
             .unwrap();
         let accepted = st.accept_playlist(0, "hd.m3u8", next.as_bytes()).unwrap();
         assert_eq!(accepted.segments_indexed, 1);

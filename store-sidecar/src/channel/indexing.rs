@@ -12,6 +12,7 @@ use super::timeline::{
 use super::{ChannelState, now_ms};
 use crate::disk;
 use crate::ingest_path::resolve_segment_uri;
+use crate::media_kind::{self, MediaKind};
 
 /// What applying one step did.
 enum Applied {
@@ -73,7 +74,16 @@ impl ChannelState {
         if done >= ir.source.segments.len() {
             return Ok(0);
         }
-        let (located, uploads) = self.locate_pending(input, ir, done);
+        let (located, uploads, refused) = self.locate_pending(input, ir, done);
+        for file in refused {
+            tracing::warn!(channel = %self.cfg.id, input = input + 1, rendition = rid, file,
+                "upload is not MPEG-TS, fMP4, WebVTT or packed audio, and its playlist entry has no EXT-X-KEY; deleted, the segment counts as never uploaded");
+            disk::remove_if_exists(&self.layout.incoming(input, &file))?;
+            self.inputs[input].uploads.remove(&file);
+        }
+        let Some(ir) = self.inputs[input].renditions.get(rid) else {
+            return Ok(0);
+        };
         let clock = Clock {
             now,
             wall_ms: now_ms(),
@@ -117,13 +127,14 @@ impl ChannelState {
     }
 
     /// Resolves the pending segments of `input`'s playlist `ir` (from index `done`) to
-    /// files inside the input, and finds which are uploaded.
+    /// files inside the input, and finds which are uploaded. Also returns the uploads to refuse:
+    /// unrecognised bytes where the playlist says the segment is clear (they count as missing).
     fn locate_pending(
         &self,
         input: usize,
         ir: &InputRendition,
         done: usize,
-    ) -> (Vec<Located>, Vec<Upload>) {
+    ) -> (Vec<Located>, Vec<Upload>, Vec<String>) {
         let resolve = |uri: &str| resolve_segment_uri(&ir.path, uri, &self.cfg.id, input);
         let located: Vec<Located> = ir.source.segments[done..]
             .iter()
@@ -133,9 +144,11 @@ impl ChannelState {
                 map: s.map.as_deref().and_then(resolve),
             })
             .collect();
+        let mut refused = Vec::new();
         let uploads = located
             .iter()
-            .map(|l| {
+            .zip(&ir.source.segments[done..])
+            .map(|(l, segment)| {
                 let Some(file) = &l.file else {
                     return Upload::Outside;
                 };
@@ -143,14 +156,27 @@ impl ChannelState {
                     self.inputs[input].inits.contains_key(m)
                         || self.layout.incoming(input, m).is_file()
                 });
-                if map_ready && self.layout.incoming(input, file).is_file() {
-                    Upload::Committed
-                } else {
-                    Upload::Missing
+                let incoming = self.layout.incoming(input, file);
+                if !(map_ready && incoming.is_file()) {
+                    return Upload::Missing;
                 }
+                if segment.source_key.is_none() {
+                    // Known since the upload, or (after a restart) read again from the file.
+                    let kind = match self.inputs[input].uploads.get(file) {
+                        Some(u) => u.kind,
+                        None => {
+                            media_kind::sniff_file(&incoming).map_or(MediaKind::MpegTs, |k| k.0)
+                        }
+                    };
+                    if kind == MediaKind::Unrecognised {
+                        refused.push(file.clone());
+                        return Upload::Missing;
+                    }
+                }
+                Upload::Committed
             })
             .collect();
-        (located, uploads)
+        (located, uploads, refused)
     }
 
     /// Does one step of a merge: for a new copy, stores it (journal first, then the file: a
@@ -186,7 +212,7 @@ impl ChannelState {
         };
         let incoming = self.layout.incoming(input, file);
         let (size, etag) = match self.inputs[input].uploads.get(file) {
-            Some(info) => info.clone(),
+            Some(info) => (info.size, info.etag.clone()),
             None => hash_file(&incoming)?,
         };
         let init = match map {

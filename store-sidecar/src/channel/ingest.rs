@@ -11,10 +11,11 @@ use edgepack_store_api::MediaPlaylist;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::ChannelState;
 use super::timeline::{InputRendition, SegmentCopy};
+use super::{ChannelState, UploadInfo};
 use crate::disk;
 use crate::ingest_path::{is_playlist, rendition_id, resolve_segment_uri};
+use crate::media_kind::{self, MediaKind};
 use crate::source_playlist::{self, PlaylistError, SourcePlaylist};
 
 /// Why an upload was refused; the stored state is unchanged.
@@ -32,6 +33,10 @@ pub enum IngestError {
     },
     #[error("{0}")]
     OutsideInput(String),
+    #[error(
+        "'{file}' is not MPEG-TS, fMP4, WebVTT or packed audio ({head}); nothing was stored. Segments an encoder encrypted itself are taken while its playlists carry their EXT-X-KEY"
+    )]
+    Unrecognised { file: String, head: String },
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -73,6 +78,10 @@ pub fn etag_of(sha256: &[u8]) -> String {
 impl ChannelState {
     /// Moves a finished upload from `tmp` into the input's incoming files and indexes whatever
     /// playlist entries were waiting for it. Returns the number of segments indexed.
+    ///
+    /// A file that is no media format an encoder pushes is refused (and `tmp` removed) once the
+    /// input's playlists say its segments are clear; before the first playlist it waits, and is
+    /// passed over like a segment never uploaded unless its playlist entry carries a key.
     pub fn commit_upload(
         &mut self,
         input: usize,
@@ -80,14 +89,22 @@ impl ChannelState {
         tmp: &Path,
         size: u64,
         etag: String,
-    ) -> io::Result<u64> {
+    ) -> Result<u64, IngestError> {
+        let (kind, head) = media_kind::sniff_file(tmp)?;
+        if kind == MediaKind::Unrecognised && self.inputs[input].is_clear() {
+            disk::remove_if_exists(tmp)?;
+            return Err(IngestError::Unrecognised {
+                file: path.to_owned(),
+                head: media_kind::describe(&head),
+            });
+        }
         disk::rename_into(tmp, &self.layout.incoming(input, path))?;
         self.inputs[input]
             .uploads
-            .insert(path.to_owned(), (size, etag));
+            .insert(path.to_owned(), UploadInfo { size, etag, kind });
         // A re-uploaded initialization segment (an encoder restart) is stored afresh.
         self.inputs[input].inits.remove(path);
-        self.index_all(input, Instant::now())
+        Ok(self.index_all(input, Instant::now())?)
     }
 
     /// Validates and applies an uploaded playlist.
@@ -301,6 +318,58 @@ mod tests {
     use super::super::test_support::*;
     use super::*;
 
+    /// Commits an upload of an HTML error page as `name`.
+    fn upload_error_page(st: &mut ChannelState, name: &str) -> Result<u64, IngestError> {
+        let tmp = st.upload_temp_path().unwrap();
+        fs::write(&tmp, b"<html>502 Bad Gateway</html>").unwrap();
+        let result = st.commit_upload(0, name, &tmp, 28, "e".into());
+        // Refused or taken, nothing is left behind in tmp/.
+        assert!(!tmp.exists());
+        result
+    }
+
+    #[test]
+    fn bytes_of_no_media_format_are_refused_once_the_playlists_say_clear() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        // Before the input's first playlist nothing says whether it encrypts: taken...
+        upload_error_page(&mut st, "s0.ts").unwrap();
+        upload(&mut st, 0, "s1.ts");
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 2).as_bytes())
+            .unwrap();
+        // ...but its playlist entry carries no key, so it is deleted and counts as not uploaded.
+        assert_eq!(st.retained_segments(), 0);
+        assert!(!st.layout.incoming(0, "s0.ts").exists());
+        // From now on such bytes are refused at once, with the reason.
+        let e = upload_error_page(&mut st, "s2.ts").unwrap_err();
+        assert!(matches!(e, IngestError::Unrecognised { .. }));
+        assert_eq!(
+            e.to_string(),
+            "'s2.ts' is not MPEG-TS, fMP4, WebVTT or packed audio (it begins \"<html>502 Bad Ga\"); \
+             nothing was stored. Segments an encoder encrypted itself are taken while its playlists \
+             carry their EXT-X-KEY"
+        );
+        assert!(!st.layout.incoming(0, "s2.ts").exists());
+        // The encoder uploads the segment again, this time as media: the rendition goes on.
+        upload(&mut st, 0, "s0.ts");
+        assert_eq!(uris(&mut st), ["0.ts", "1.ts"]);
+    }
+
+    #[test]
+    fn segments_an_encoder_encrypted_are_taken_under_their_key() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        let keyed = playlist(0, 2).replace(
+            "#EXTINF",
+            "#EXT-X-KEY:METHOD=AES-128,URI=\"k.bin\"\n#EXTINF",
+        );
+        upload_error_page(&mut st, "s0.ts").unwrap();
+        st.accept_playlist(0, "hd.m3u8", keyed.as_bytes()).unwrap();
+        // The input now encrypts: what it sends cannot be told from noise, so it is taken.
+        upload_error_page(&mut st, "s1.ts").unwrap();
+        assert_eq!(uris(&mut st), ["0.ts", "1.ts"]);
+    }
+
     fn fmp4_playlist(first: u64, count: u64, map: &str) -> String {
         let mut t = format!(
             "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{first}\n#EXT-X-MAP:URI=\"{map}\"\n"
@@ -333,13 +402,13 @@ mod tests {
         );
         assert_eq!(uris(&mut st), ["0.m4s", "1.m4s"]);
         let path = st.init("hd", &first_id).unwrap();
-        assert_eq!(fs::read(path).unwrap(), b"init.mp4");
+        assert_eq!(fs::read(path).unwrap(), media("init.mp4"));
         assert!(st.init("hd", "../../x").is_none());
 
         // The encoder restarts with a new init under the same name: a second map from there on.
         let tmp = st.upload_temp_path().unwrap();
-        fs::write(&tmp, b"new init").unwrap();
-        st.commit_upload(0, "init.mp4", &tmp, 8, "e".into())
+        fs::write(&tmp, b"\0\0\0\x10ftypnew init").unwrap();
+        st.commit_upload(0, "init.mp4", &tmp, 16, "e".into())
             .unwrap();
         upload(&mut st, 0, "s2.m4s");
         st.accept_playlist(0, "hd.m3u8", fmp4_playlist(1, 2, "init.mp4").as_bytes())

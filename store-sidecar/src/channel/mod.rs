@@ -37,6 +37,7 @@ pub use render::Rendered;
 pub use timeline::{Entry, SegmentCopy};
 
 use crate::config::Channel;
+use crate::media_kind::MediaKind;
 use ingest::StoredDoc;
 use layout::Layout;
 use timeline::{InputRendition, Timeline};
@@ -55,10 +56,30 @@ struct InputState {
     /// When a committed segment from this input last entered a timeline.
     last_indexed: Option<Instant>,
     last_indexed_ms: Option<i64>,
-    /// Size and ETag of committed uploads not yet indexed.
-    uploads: HashMap<String, (u64, String)>,
+    /// Committed uploads not yet indexed.
+    uploads: HashMap<String, UploadInfo>,
     /// Initialization segments already stored: upload path → id.
     inits: HashMap<String, String>,
+}
+
+impl InputState {
+    /// Whether the input's playlists say its segments are clear: it has sent a media playlist,
+    /// and none of its renditions' latest playlists carries a key.
+    fn is_clear(&self) -> bool {
+        !self.renditions.is_empty()
+            && self
+                .renditions
+                .values()
+                .all(|r| r.source.segments.iter().all(|s| s.source_key.is_none()))
+    }
+}
+
+/// A committed upload that no playlist has listed yet.
+#[derive(Debug, Clone)]
+struct UploadInfo {
+    size: u64,
+    etag: String,
+    kind: MediaKind,
 }
 
 /// The wall clock in epoch ms: when uploads arrive, the date of a segment that has none, and the
@@ -147,9 +168,15 @@ mod test_support {
 
     pub(super) fn upload(st: &mut ChannelState, input: usize, name: &str) {
         let tmp = st.upload_temp_path().unwrap();
-        fs::write(&tmp, name.as_bytes()).unwrap();
-        st.commit_upload(input, name, &tmp, name.len() as u64, "e".into())
+        let bytes = media(name);
+        fs::write(&tmp, &bytes).unwrap();
+        st.commit_upload(input, name, &tmp, bytes.len() as u64, "e".into())
             .unwrap();
+    }
+
+    /// Bytes the sidecar takes for a segment named `name`: an MPEG-TS sync byte, then the name.
+    pub(super) fn media(name: &str) -> Vec<u8> {
+        [&[0x47u8][..], name.as_bytes()].concat()
     }
 
     pub(super) fn uris(st: &mut ChannelState) -> Vec<String> {

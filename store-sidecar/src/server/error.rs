@@ -56,6 +56,9 @@ pub enum ApiError {
     Regressed(IngestError),
     #[error("playlist refused, previous one kept: {0}")]
     PlaylistRefused(IngestError),
+    /// A file that is no media format (and not a segment the encoder encrypted).
+    #[error("{0}")]
+    NotMedia(IngestError),
     #[error("worker failed: {0}")]
     Worker(String),
 
@@ -131,6 +134,7 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::Io(e) => ApiError::Storage(e),
             e @ IngestError::Regressed { .. } => ApiError::Regressed(e),
+            e @ IngestError::Unrecognised { .. } => ApiError::NotMedia(e),
             e => ApiError::PlaylistRefused(e),
         }
     }
@@ -159,6 +163,7 @@ impl ApiError {
             ApiError::Storage(e) if is_path_collision(e) => StatusCode::CONFLICT,
             ApiError::Storage(_) | ApiError::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Regressed(_) => StatusCode::CONFLICT,
+            ApiError::NotMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnknownIngestChannel { .. }
             | ApiError::NoCredentials

@@ -282,21 +282,25 @@ async fn put_file(
     let tmp2 = tmp.clone();
     // From here the commit owns the temp file (and removes it itself if it fails).
     guard.0 = None;
-    let result = blocking(move || {
+    let result = tokio::task::spawn_blocking(move || {
         state
             .blocking_lock()
             .commit_upload(input, &file, &tmp2, bytes, etag_of(&digest))
     })
     .await;
     match result {
-        Ok(indexed) => Ok(Stored {
+        Ok(Ok(indexed)) => Ok(Stored {
             bytes,
             indexed,
             created: true,
         }),
+        Ok(Err(e)) => {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            Err(e.into())
+        }
         Err(e) => {
             let _ = tokio::fs::remove_file(&tmp).await;
-            Err(ApiError::Storage(e))
+            Err(ApiError::Worker(e.to_string()))
         }
     }
 }

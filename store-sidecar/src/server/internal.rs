@@ -414,7 +414,7 @@ mod tests {
     use super::*;
     use crate::channel::etag_of;
 
-    const SEGMENT: &[u8] = &[7u8; 1000];
+    const SEGMENT: &[u8] = &[0x47; 1000];
     const PLAYLIST: &str = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:5\n\
 #EXTINF:2.000000,\n#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:00:00.000+0000\nseg5.ts\n";
 
