@@ -203,6 +203,59 @@ fn ffmpeg_fmp4_push_is_served_with_its_initialization_segments() {
 }
 
 #[test]
+fn segments_the_encoder_encrypted_itself_are_stored_under_its_key() {
+    use aes::cipher::{BlockDecryptMut as _, KeyIvInit as _, block_padding::Pkcs7};
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
+    let key = [0x5au8; 16];
+    let key_file = dir.path().join("k.bin");
+    std::fs::write(&key_file, key).unwrap();
+    // ffmpeg's key info file: the URI for the playlist, the key's file; no IV line, so each
+    // segment's IV is its media sequence number.
+    let info = dir.path().join("key_info");
+    let uri = "https://keys.example.com/news/k.bin";
+    std::fs::write(&info, format!("{uri}\n{}\n", key_file.display())).unwrap();
+    let local = dir.path().join("local");
+    Encoder::start(EncoderSpec {
+        local_copy: Some(&local),
+        key_info: Some(&info),
+        ..EncoderSpec::digest(sc.ingest, 1, 6)
+    })
+    .wait(Duration::from_secs(60));
+
+    // The segments look like noise; the first arrived before any playlist named its key. The
+    // store takes them all, byte for byte, and passes the source's key on.
+    let pl = String::from_utf8(sc.get_ok("/store/v1/news/stream_0/index.m3u8")).unwrap();
+    assert!(
+        pl.contains(&format!("#EXT-X-KEY:METHOD=AES-128,URI=\"{uri}\"")),
+        "{pl}"
+    );
+    let uris = segment_uris(&pl);
+    assert_eq!(uris.len(), 3, "6 s of 2 s segments: {pl}");
+    let mut clear = Vec::new();
+    for (i, uri) in uris.iter().enumerate() {
+        let served = sc.get_ok(&format!("/store/v1/news/stream_0/{uri}"));
+        let sent = std::fs::read(local.join(format!("stream_0_{i}.ts"))).unwrap();
+        assert!(served == sent, "{uri} byte-identical");
+        let iv = (i as u128).to_be_bytes();
+        let plain = cbc::Decryptor::<aes::Aes128>::new(&key.into(), &iv.into())
+            .decrypt_padded_vec_mut::<Pkcs7>(&served)
+            .unwrap();
+        assert_eq!(
+            (plain[0], plain[188]),
+            (0x47, 0x47),
+            "{uri} decrypts to MPEG-TS"
+        );
+        clear.extend_from_slice(&plain);
+    }
+    let file = dir.path().join("clear.ts");
+    std::fs::write(&file, &clear).unwrap();
+    let frames = player::decoded_frames(file.to_str().unwrap()).unwrap();
+    assert_eq!(frames[&0].len(), 150, "6 s at 25 fps, every frame");
+    sc.stop();
+}
+
+#[test]
 fn ffmpeg_basic_auth_header_push_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));

@@ -414,6 +414,8 @@ pub struct EncoderSpec<'a> {
     pub start_number: u64,
     /// fMP4 segments (`-hls_segment_type fmp4`: EXT-X-MAP + `.m4s`) instead of MPEG-TS.
     pub fmp4: bool,
+    /// The encoder encrypts its segments itself (AES-128, `-hls_key_info_file`).
+    pub key_info: Option<&'a Path>,
 }
 
 impl EncoderSpec<'_> {
@@ -434,6 +436,7 @@ impl EncoderSpec<'_> {
             local_copy: None,
             start_number: 0,
             fmp4: false,
+            key_info: None,
         }
     }
 }
@@ -472,6 +475,9 @@ fn encode_args(spec: &EncoderSpec<'_>, vlabels: (&str, &str), alabel: &str) -> V
     push(&["-start_number", &spec.start_number.to_string()]);
     if spec.fmp4 {
         push(&["-hls_segment_type", "fmp4"]);
+    }
+    if let Some(info) = spec.key_info {
+        push(&["-hls_key_info_file", &info.display().to_string()]);
     }
     push(&["-t", &spec.seconds.to_string()]);
     if spec.two_renditions {
