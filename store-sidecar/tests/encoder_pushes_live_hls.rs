@@ -256,6 +256,45 @@ fn segments_the_encoder_encrypted_itself_are_stored_under_its_key() {
 }
 
 #[test]
+fn an_encoder_restarted_from_zero_continues_the_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
+    // ffmpeg's default numbering starts at 0 on every run: the second run numbers its segments
+    // again from 0 (and its tone differs: a restarted live encoder sends other pictures).
+    for tone_hz in [440, 660] {
+        Encoder::start(EncoderSpec {
+            tone_hz,
+            ..EncoderSpec::digest(sc.ingest, 1, 6)
+        })
+        .wait(Duration::from_secs(60));
+    }
+    let pl = String::from_utf8(sc.get_ok("/store/v1/news/stream_0/index.m3u8")).unwrap();
+    assert_eq!(
+        segment_uris(&pl),
+        ["0.ts", "1.ts", "2.ts", "3.ts", "4.ts", "5.ts"],
+        "{pl}"
+    );
+    assert_eq!(pl.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{pl}");
+    assert!(pl.contains("2.ts\n#EXT-X-DISCONTINUITY\n"), "{pl}");
+    // Each run's segments, as served, decode whole.
+    for (run, range) in [(0, 0..3), (1, 3..6)] {
+        let mut ts = Vec::new();
+        for n in range {
+            ts.extend(sc.get_ok(&format!("/store/v1/news/stream_0/{n}.ts")));
+        }
+        let file = dir.path().join(format!("run{run}.ts"));
+        std::fs::write(&file, &ts).unwrap();
+        let frames = player::decoded_frames(file.to_str().unwrap()).unwrap();
+        assert_eq!(
+            frames[&0].len(),
+            150,
+            "run {run}: 6 s at 25 fps, every frame"
+        );
+    }
+    sc.stop();
+}
+
+#[test]
 fn ffmpeg_basic_auth_header_push_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));

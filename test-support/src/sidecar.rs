@@ -416,6 +416,8 @@ pub struct EncoderSpec<'a> {
     pub fmp4: bool,
     /// The encoder encrypts its segments itself (AES-128, `-hls_key_info_file`).
     pub key_info: Option<&'a Path>,
+    /// The test tone's frequency (440 Hz): another one makes other bytes from the same picture.
+    pub tone_hz: u32,
 }
 
 impl EncoderSpec<'_> {
@@ -437,6 +439,7 @@ impl EncoderSpec<'_> {
             start_number: 0,
             fmp4: false,
             key_info: None,
+            tone_hz: 440,
         }
     }
 }
@@ -495,17 +498,22 @@ fn encode_args(spec: &EncoderSpec<'_>, vlabels: (&str, &str), alabel: &str) -> V
 /// test picture and a 440 Hz tone, read at their own pace when `realtime` (a live encoder), else
 /// as fast as ffmpeg encodes.
 pub fn test_pattern_inputs(realtime: bool) -> Vec<String> {
+    test_pattern_inputs_with_tone(realtime, 440)
+}
+
+/// [`test_pattern_inputs`] with the tone at `tone_hz`.
+pub fn test_pattern_inputs_with_tone(realtime: bool, tone_hz: u32) -> Vec<String> {
     let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
         .map(String::from)
         .to_vec();
     for input in [
-        "testsrc2=size=320x240:rate=25",
-        "sine=frequency=440:sample_rate=48000",
+        "testsrc2=size=320x240:rate=25".to_owned(),
+        format!("sine=frequency={tone_hz}:sample_rate=48000"),
     ] {
         if realtime {
             args.push("-re".into());
         }
-        args.extend(["-f", "lavfi", "-i", input].map(String::from));
+        args.extend(["-f", "lavfi", "-i", &input].map(String::from));
     }
     args
 }
@@ -514,7 +522,7 @@ impl Encoder {
     /// Starts ffmpeg pushing `spec`'s stream (and writing the local copy). Longer than most: it
     /// is one ffmpeg command line, built in the order ffmpeg reads its options.
     pub fn start(spec: EncoderSpec<'_>) -> Encoder {
-        let mut args = test_pattern_inputs(true);
+        let mut args = test_pattern_inputs_with_tone(true, spec.tone_hz);
         // Each output needs its own filter outputs; the encodes are identical (x264 and ffmpeg's
         // AAC encoder are deterministic), so the local copy is byte-for-byte what was uploaded.
         args.push("-filter_complex".into());

@@ -214,6 +214,8 @@ fn write_doc(layout: &Layout, path: &Path, uploaded_to: &str, text: &str) -> io:
     let doc = StoredDoc {
         path: uploaded_to.to_owned(),
         text: text.to_owned(),
+        msn_offset: 0,
+        restart_msn: None,
     };
     let json = serde_json::to_vec(&doc).map_err(io::Error::other)?;
     disk::write_atomic(&layout.tmp_dir(), path, &json)

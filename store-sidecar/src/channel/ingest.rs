@@ -11,7 +11,7 @@ use edgepack_store_api::MediaPlaylist;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::timeline::{InputRendition, SegmentCopy};
+use super::timeline::{self, InputRendition, SegmentCopy, Timeline};
 use super::{ChannelState, UploadInfo};
 use crate::disk;
 use crate::ingest_path::{is_playlist, rendition_id, resolve_segment_uri};
@@ -24,7 +24,7 @@ pub enum IngestError {
     #[error("{0}")]
     Playlist(#[from] PlaylistError),
     #[error(
-        "media sequence went backwards for rendition '{rendition}': {previous} then {got}; restart encoders with -hls_start_number_source epoch (or datetime) so numbering keeps increasing"
+        "media sequence went backwards for rendition '{rendition}': {previous} then {got}, and the playlist's first segment is no new upload (an older copy of the playlist?); an encoder that restarts its numbering uploads its new first segment before its playlist"
     )]
     Regressed {
         rendition: String,
@@ -53,6 +53,33 @@ pub struct Accepted {
 pub(super) struct StoredDoc {
     pub(super) path: String,
     pub(super) text: String,
+    /// Added to the playlist's media sequence numbers: non-zero after the encoder restarted its
+    /// numbering ([`timeline::restart_msn`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(super) msn_offset: u64,
+    /// The (offset) MSN where the encoder restarted: a discontinuity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) restart_msn: Option<u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl StoredDoc {
+    /// The playlist in the timeline's numbering: `msn_offset` added, the restart marked.
+    pub(super) fn numbered(&self, mut source: MediaPlaylist<'static>) -> MediaPlaylist<'static> {
+        source.media_sequence = source.media_sequence.saturating_add(self.msn_offset);
+        if let Some(at) = self
+            .restart_msn
+            .and_then(|r| r.checked_sub(source.media_sequence))
+            .and_then(|i| usize::try_from(i).ok())
+            && let Some(s) = source.segments.get_mut(at)
+        {
+            s.discontinuity = true;
+        }
+        source
+    }
 }
 
 fn read_doc(path: &Path) -> io::Result<Option<StoredDoc>> {
@@ -119,6 +146,8 @@ impl ChannelState {
             path: path.to_owned(),
             // Parsed: valid UTF-8, so nothing is replaced.
             text: String::from_utf8_lossy(bytes).into_owned(),
+            msn_offset: 0,
+            restart_msn: None,
         };
         match parsed {
             SourcePlaylist::Multivariant(m) => self.accept_multivariant(input, doc, m),
@@ -163,7 +192,7 @@ impl ChannelState {
     fn accept_media(
         &mut self,
         input: usize,
-        doc: StoredDoc,
+        mut doc: StoredDoc,
         source: MediaPlaylist<'static>,
     ) -> Result<Accepted, IngestError> {
         let path = doc.path.clone();
@@ -174,14 +203,33 @@ impl ChannelState {
             }
         }
         let previous = self.inputs[input].renditions.get(&rid);
-        if let Some(prev) = previous
-            && source.media_sequence < prev.source.media_sequence
-        {
-            return Err(IngestError::Regressed {
-                rendition: rid,
-                previous: prev.source.media_sequence,
-                got: source.media_sequence,
-            });
+        if let Some(prev) = previous {
+            doc.msn_offset = prev.msn_offset;
+            doc.restart_msn = prev.restart_msn;
+        }
+        let raw_first = source.media_sequence;
+        let mut source = doc.numbered(source);
+        if let Some(prev) = previous {
+            let went_back = source.media_sequence < prev.source.media_sequence;
+            let redone = prev.last_msn.is_some_and(|l| source.media_sequence <= l);
+            if (went_back || redone) && self.restarted(input, &rid, &path, &source)? {
+                let empty = Timeline::default();
+                let timeline = self.renditions.get(&rid).map_or(&empty, |r| &r.timeline);
+                let at = timeline::restart_msn(timeline, input, &prev.source, &source);
+                tracing::info!(channel = %self.cfg.id, input = input + 1, rendition = rid,
+                    from = prev.source.media_sequence, to = raw_first, continues_at = at,
+                    "the encoder restarted its numbering; its segments continue the timeline after a discontinuity");
+                doc.msn_offset = at.saturating_sub(raw_first);
+                doc.restart_msn = Some(at);
+                source.media_sequence = raw_first;
+                source = doc.numbered(source);
+            } else if went_back {
+                return Err(IngestError::Regressed {
+                    rendition: rid,
+                    previous: prev.source.media_sequence,
+                    got: source.media_sequence,
+                });
+            }
         }
         let created = previous.is_none();
         self.write_doc(&self.layout.source_doc(input, Some(&rid)), &doc)?;
@@ -193,9 +241,13 @@ impl ChannelState {
                 path: path.clone(),
                 last_msn: None,
                 pending_since: HashMap::new(),
+                msn_offset: 0,
+                restart_msn: None,
             });
         slot.source = source;
         slot.path = path;
+        slot.msn_offset = doc.msn_offset;
+        slot.restart_msn = doc.restart_msn;
         self.renditions.entry(rid.clone()).or_default().cache = None;
         self.multivariant_cache = None;
         let segments_indexed = self.index_input(input, &rid, Instant::now())?;
@@ -203,6 +255,41 @@ impl ChannelState {
             created,
             segments_indexed,
         })
+    }
+
+    /// Whether a playlist that lists again numbers this input is done with comes from an encoder
+    /// that restarted its numbering: its first segment is a new upload, and not the bytes
+    /// already indexed under that number (a retried upload, or an older copy of the playlist).
+    fn restarted(
+        &self,
+        input: usize,
+        rid: &str,
+        path: &str,
+        source: &MediaPlaylist<'_>,
+    ) -> io::Result<bool> {
+        let Some(file) = source
+            .segments
+            .first()
+            .and_then(|s| resolve_segment_uri(path, &s.uri, &self.cfg.id, input))
+        else {
+            return Ok(false);
+        };
+        let incoming = self.layout.incoming(input, &file);
+        if !incoming.is_file() {
+            return Ok(false);
+        }
+        let etag = match self.inputs[input].uploads.get(&file) {
+            Some(u) => u.etag.clone(),
+            None => hash_file(&incoming)?.1,
+        };
+        let indexed = self.renditions.get(rid).and_then(|r| {
+            let entries = &r.timeline.entries;
+            let at = entries
+                .binary_search_by_key(&source.media_sequence, |e| e.msn)
+                .ok()?;
+            entries[at].copies[input].as_ref().map(|c| c.etag.clone())
+        });
+        Ok(indexed.is_none_or(|indexed| indexed != etag))
     }
 
     fn write_doc(&self, path: &Path, doc: &StoredDoc) -> io::Result<()> {
@@ -301,10 +388,12 @@ impl ChannelState {
                 self.inputs[input].renditions.insert(
                     rid,
                     InputRendition {
-                        source,
+                        source: doc.numbered(source),
                         path: doc.path,
                         last_msn,
                         pending_since: HashMap::new(),
+                        msn_offset: doc.msn_offset,
+                        restart_msn: doc.restart_msn,
                     },
                 );
             }
@@ -368,6 +457,126 @@ mod tests {
         // The input now encrypts: what it sends cannot be told from noise, so it is taken.
         upload_error_page(&mut st, "s1.ts").unwrap();
         assert_eq!(uris(&mut st), ["0.ts", "1.ts"]);
+    }
+
+    /// `playlist` with the encoder's program date times: segment `m` of the session that began
+    /// at `epoch_s` (seconds after midnight) starts `2 m` seconds later.
+    fn dated(first: u64, count: u64, epoch_s: u64) -> String {
+        let mut t = format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{first}\n");
+        for m in first..first + count {
+            let at = epoch_s + 2 * m;
+            t.push_str(&format!(
+                "#EXT-X-PROGRAM-DATE-TIME:2026-11-28T00:{:02}:{:02}.000Z\n#EXTINF:2.0,\ns{m}.ts\n",
+                at / 60,
+                at % 60
+            ));
+        }
+        t
+    }
+
+    fn media_text(st: &mut ChannelState) -> String {
+        String::from_utf8(st.media_playlist("hd").unwrap().body.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn an_encoder_that_restarts_from_zero_continues_the_timeline() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        for m in 0..5 {
+            upload(&mut st, 0, &format!("s{m}.ts"));
+        }
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 3).as_bytes())
+            .unwrap();
+        st.accept_playlist(0, "hd.m3u8", playlist(2, 3).as_bytes())
+            .unwrap();
+        // An older copy of the playlist (its segments were indexed long ago) is refused.
+        let e = st
+            .accept_playlist(0, "hd.m3u8", playlist(0, 3).as_bytes())
+            .unwrap_err();
+        assert!(matches!(e, IngestError::Regressed { .. }), "{e}");
+        // The same bytes uploaded again (a retry) do not make a restart either.
+        upload(&mut st, 0, "s0.ts");
+        let e = st
+            .accept_playlist(0, "hd.m3u8", playlist(0, 3).as_bytes())
+            .unwrap_err();
+        assert!(matches!(e, IngestError::Regressed { .. }), "{e}");
+        // The encoder restarts from 0: its new first segment, then its playlist.
+        upload_version(&mut st, 0, "s0.ts", "run 2");
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 1).as_bytes())
+            .unwrap();
+        upload_version(&mut st, 0, "s1.ts", "run 2");
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 2).as_bytes())
+            .unwrap();
+        let text = media_text(&mut st);
+        assert_eq!(
+            uris(&mut st),
+            ["0.ts", "1.ts", "2.ts", "3.ts", "4.ts", "5.ts", "6.ts"]
+        );
+        assert!(
+            text.contains("4.ts\n#EXT-X-DISCONTINUITY\n")
+                && text.matches("#EXT-X-DISCONTINUITY\n").count() == 1,
+            "{text}"
+        );
+        // The new numbering survives a restart of the sidecar.
+        drop(st);
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        upload(&mut st, 0, "s2.ts");
+        st.accept_playlist(0, "hd.m3u8", playlist(0, 3).as_bytes())
+            .unwrap();
+        assert_eq!(uris(&mut st).last().map(String::as_str), Some("7.ts"));
+        assert_eq!(
+            media_text(&mut st)
+                .matches("#EXT-X-DISCONTINUITY\n")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn a_restarted_input_lines_up_with_the_other_by_program_date_time() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        // Both inputs aligned, numbered from 100; input 2 is a segment ahead.
+        for m in 100..105 {
+            upload(&mut st, 0, &format!("s{m}.ts"));
+            upload(&mut st, 1, &format!("s{m}.ts"));
+        }
+        upload(&mut st, 1, "s105.ts");
+        st.accept_playlist(0, "hd.m3u8", dated(100, 5, 0).as_bytes())
+            .unwrap();
+        st.accept_playlist(1, "hd.m3u8", dated(100, 6, 0).as_bytes())
+            .unwrap();
+        // Input 1's encoder restarts from 0 with the time of segment 105 (a new session that
+        // began 210 s after the first): its segments attach to the entries of the same time.
+        upload_version(&mut st, 0, "s0.ts", "run 2");
+        upload_version(&mut st, 0, "s1.ts", "run 2");
+        st.accept_playlist(0, "hd.m3u8", dated(0, 2, 210).as_bytes())
+            .unwrap();
+        upload(&mut st, 1, "s106.ts");
+        st.accept_playlist(1, "hd.m3u8", dated(101, 6, 0).as_bytes())
+            .unwrap();
+        let timeline = &st.renditions["hd"].timeline;
+        let both: Vec<u64> = timeline
+            .entries
+            .iter()
+            .filter(|e| e.copies.iter().all(Option::is_some))
+            .map(|e| e.msn)
+            .collect();
+        assert_eq!(both, [100, 101, 102, 103, 104, 105, 106]);
+        assert!(
+            timeline
+                .entries
+                .iter()
+                .all(|e| !e.discontinuity || e.msn == 100)
+        );
+        // Past the end of the timeline (106 ends at 214 s), a restart takes the number its time
+        // would have had.
+        upload_version(&mut st, 1, "s0.ts", "run 2");
+        st.accept_playlist(1, "hd.m3u8", dated(0, 1, 220).as_bytes())
+            .unwrap();
+        let last = st.renditions["hd"].timeline.entries.back().unwrap();
+        assert_eq!((last.msn, last.discontinuity), (110, true));
+        assert_eq!(last.pdt_ms % 3_600_000, 220_000);
     }
 
     fn fmp4_playlist(first: u64, count: u64, map: &str) -> String {

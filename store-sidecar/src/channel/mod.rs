@@ -167,10 +167,15 @@ mod test_support {
     }
 
     pub(super) fn upload(st: &mut ChannelState, input: usize, name: &str) {
+        upload_version(st, input, name, "e");
+    }
+
+    /// An upload whose bytes have the ETag `etag` (another version of a file uploaded before).
+    pub(super) fn upload_version(st: &mut ChannelState, input: usize, name: &str, etag: &str) {
         let tmp = st.upload_temp_path().unwrap();
         let bytes = media(name);
         fs::write(&tmp, &bytes).unwrap();
-        st.commit_upload(input, name, &tmp, bytes.len() as u64, "e".into())
+        st.commit_upload(input, name, &tmp, bytes.len() as u64, etag.into())
             .unwrap();
     }
 

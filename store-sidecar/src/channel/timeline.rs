@@ -8,6 +8,8 @@
 //! seen and then advance by one per new MSN. An MSN jump (an encoder restarted with
 //! `-hls_start_number_source epoch`, or both encoders down past their sliding window) becomes a
 //! discontinuity instead of a hole, so `MEDIA-SEQUENCE + index` is always the segment's `seq`.
+//! An encoder that restarts from a lower MSN gets an offset for its input ([`restart_msn`]), so
+//! MSNs along the timeline only grow.
 //!
 //! An entry enters the timeline only once its segment file is committed: a playlist that lists a
 //! segment still uploading leaves that entry pending until the upload finishes, or until later
@@ -231,6 +233,64 @@ impl Timeline {
     }
 }
 
+/// Where `input`'s numbering continues after its encoder restarted from a lower media sequence
+/// (ffmpeg's default `-start_number 0`): the MSN, in the timeline's numbering, that the restarted
+/// playlist's first segment takes. The caller shifts the input's MSNs by the difference and marks
+/// that segment a discontinuity.
+///
+/// With the encoder's program date time, the segment lines up with the entry of the same time
+/// (the other input's copy: redundant encoders stay matched) or, past the timeline's end, with
+/// the number that time would have; without it, numbering continues after both the timeline and
+/// what the input listed before.
+pub fn restart_msn(
+    timeline: &Timeline,
+    input: usize,
+    before: &MediaPlaylist<'_>,
+    restarted: &MediaPlaylist<'_>,
+) -> u64 {
+    let after_before = before
+        .media_sequence
+        .saturating_add(before.segments.len() as u64);
+    let after_tail = timeline.tail.map_or(0, |t| t.msn.saturating_add(1));
+    let next = after_before.max(after_tail);
+    let target_ms = i64::try_from(restarted.target_duration.unwrap_or(1).max(1))
+        .unwrap_or(i64::MAX)
+        .saturating_mul(1000);
+    let pdt = restarted
+        .segments
+        .first()
+        .filter(|s| s.pdt_tagged)
+        .and_then(|s| s.pdt_ms);
+    let (Some(pdt), Some(last)) = (pdt, timeline.entries.back()) else {
+        return next;
+    };
+    let near = |at: i64| pdt.saturating_sub(at).saturating_abs() <= target_ms / 2;
+    // Entries are in time order: look back only as far as the restarted segment's time.
+    let same_time = timeline
+        .entries
+        .iter()
+        .rev()
+        .take_while(|e| e.pdt_ms >= pdt.saturating_sub(target_ms))
+        .find(|e| near(e.pdt_ms));
+    if let Some(e) = same_time {
+        if e.copies[input].is_none() && e.msn >= after_before {
+            return e.msn;
+        }
+        return next;
+    }
+    let end = last
+        .pdt_ms
+        .saturating_add((last.duration * 1000.0).round() as i64);
+    if pdt < end.saturating_sub(target_ms / 2) {
+        return next;
+    }
+    // Segments missed between the timeline's end and the restarted one.
+    let missed = (pdt - end).saturating_add(target_ms / 2) / target_ms;
+    after_tail
+        .saturating_add(u64::try_from(missed).unwrap_or(0))
+        .max(next)
+}
+
 /// What one input last said about one rendition, and how far its playlist has been indexed.
 #[derive(Debug)]
 pub struct InputRendition {
@@ -241,6 +301,11 @@ pub struct InputRendition {
     pub last_msn: Option<u64>,
     /// When each still pending MSN was first found not uploaded.
     pub pending_since: HashMap<u64, Instant>,
+    /// Added to the encoder's media sequence numbers since it restarted its numbering
+    /// ([`restart_msn`]); `source` is already in the timeline's numbering.
+    pub msn_offset: u64,
+    /// Where that restart is in the timeline's numbering (its segment is a discontinuity).
+    pub restart_msn: Option<u64>,
 }
 
 impl InputRendition {
@@ -724,6 +789,8 @@ mod tests {
                             path: "hd.m3u8".to_owned(),
                             last_msn: None,
                             pending_since: HashMap::new(),
+                            msn_offset: 0,
+                            restart_msn: None,
                         });
                     }
                 }
