@@ -41,6 +41,9 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default, rename = "channel")]
     pub channels: Vec<ChannelConfig>,
+    /// `[admin]`: the credentials of the admin API (channel reset); none = the API is off.
+    #[serde(default)]
+    pub admin: Option<InputConfig>,
 }
 
 /// `[server]`: listeners, storage and request limits.
@@ -111,7 +114,7 @@ fn default_window() -> u64 {
     7200
 }
 
-/// `[[channel.input]]`: the credentials of one encoder.
+/// `[[channel.input]]`: the credentials of one encoder (and `[admin]`: the operator's).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct InputConfig {
@@ -145,6 +148,8 @@ pub struct Credentials {
 pub struct Settings {
     pub server: ServerConfig,
     pub channels: Vec<Channel>,
+    /// The admin API's credentials, if it is on.
+    pub admin: Option<Credentials>,
 }
 
 /// True for ids that are safe in a URL path segment and a file name.
@@ -195,9 +200,14 @@ impl Settings {
             validate_id(&field, &c.id, &mut seen)?;
             channels.push(validate_channel(&field, c, &env)?);
         }
+        let admin = match &raw.admin {
+            Some(a) => Some(validate_input("admin", a, &env)?),
+            None => None,
+        };
         Ok(Settings {
             server: raw.server,
             channels,
+            admin,
         })
     }
 }
@@ -389,5 +399,21 @@ password_env = "PW2"
         );
         assert!(err(&big).contains("startover_window_seconds"));
         assert!(err("").contains("at least one [[channel]]"));
+    }
+
+    #[test]
+    fn the_admin_api_has_credentials_or_is_off() {
+        let off = Settings::from_toml(GOOD, env).unwrap();
+        assert!(off.admin.is_none());
+        let on = format!("[admin]\nusername = \"ops\"\npassword_env = \"PW2\"\n{GOOD}");
+        let admin = Settings::from_toml(&on, env).unwrap().admin.unwrap();
+        assert_eq!(
+            (admin.username.as_str(), admin.password.is_empty()),
+            ("ops", false)
+        );
+        let no_password = format!("[admin]\nusername = \"ops\"\n{GOOD}");
+        assert!(err(&no_password).contains("admin.password"));
+        let typo = format!("[admin]\nusername = \"ops\"\npasword = \"x\"\n{GOOD}");
+        assert!(err(&typo).contains("pasword"));
     }
 }

@@ -91,6 +91,34 @@ impl ChannelState {
         Ok(())
     }
 
+    /// Clears the channel's history (MediaPackage's `ResetChannelState`): every indexed segment
+    /// leaves the index and the disk, uploads not indexed yet are deleted. Numbering is kept
+    /// (journaled), so what the encoders send next continues after it with a discontinuity and
+    /// no URL a viewer or a CDN may hold ever names other bytes. Each input's last playlist is
+    /// kept too: an encoder that goes on is taken where it is. Returns the segments removed.
+    pub fn reset(&mut self) -> io::Result<u64> {
+        let rids: Vec<String> = self.renditions.keys().cloned().collect();
+        let mut removed = 0;
+        for rid in rids {
+            removed += self.prune_rendition(&rid, i64::MAX)?;
+        }
+        for input in 0..2 {
+            let dir = self.layout.incoming_dir(input);
+            match fs::remove_dir_all(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+            let state = &mut self.inputs[input];
+            state.uploads.clear();
+            state.inits.clear();
+        }
+        self.active = None;
+        self.multivariant_cache = None;
+        tracing::info!(channel = %self.cfg.id, removed, "channel reset: history cleared");
+        Ok(removed)
+    }
+
     /// Deletes uploads that no playlist listed within `max_age`.
     pub fn gc_uploads(&mut self, max_age: Duration) -> io::Result<u64> {
         let mut removed = 0;

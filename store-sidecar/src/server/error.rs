@@ -62,6 +62,14 @@ pub enum ApiError {
     #[error("worker failed: {0}")]
     Worker(String),
 
+    // ---- admin (`/admin/v1/...` on the ingest listener)
+    #[error(
+        "the admin API is off: set [admin] username and password (or password_env) in the sidecar configuration"
+    )]
+    AdminOff,
+    #[error("method {0} is not supported by the admin API; use POST")]
+    AdminMethod(Method),
+
     // ---- internal API (`/store/v1/...`)
     #[error("the store API is read-only: use GET or HEAD")]
     ReadOnly,
@@ -154,7 +162,9 @@ impl ApiError {
             | ApiError::Interrupted(_)
             | ApiError::PlaylistRefused(_)
             | ApiError::View(_) => StatusCode::BAD_REQUEST,
-            ApiError::IngestMethod(_) | ApiError::ReadOnly => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::IngestMethod(_) | ApiError::ReadOnly | ApiError::AdminMethod(_) => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::DeclaredTooLarge { .. } | ApiError::TooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -166,6 +176,7 @@ impl ApiError {
             ApiError::NotMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnknownIngestChannel { .. }
+            | ApiError::AdminOff
             | ApiError::NoCredentials
             | ApiError::StorePath(_)
             | ApiError::UnknownChannel(_)
@@ -207,6 +218,12 @@ impl IntoResponse for ApiError {
             }
             ApiError::ReadOnly => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
+            ApiError::AdminMethod(_) => {
+                headers.insert(
+                    header::ALLOW,
+                    HeaderValue::from_static(super::admin::ADMIN_METHODS),
+                );
             }
             ApiError::Unauthorized { challenges, .. } => {
                 for c in challenges {

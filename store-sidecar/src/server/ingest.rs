@@ -1,5 +1,5 @@
 //! The encoder-facing listener: `PUT|DELETE|MKCOL|OPTIONS /in/v1/{channel}/{input}/{file}` with
-//! Digest or Basic credentials per input, and `GET /healthz`.
+//! Digest or Basic credentials per input, `GET /healthz`, and the admin API (`admin`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +35,10 @@ pub fn ingest_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/in/v1/{channel}/{input}/{*file}", any(ingest))
+        .route(
+            "/admin/v1/channels/{channel}/reset",
+            any(super::admin::reset),
+        )
         .fallback(ingest)
         .with_state(app)
 }

@@ -3,10 +3,12 @@
 //!
 //! - `error`: the one error type every refusal is answered with
 //! - `ingest`: the ingest router and its handlers
+//! - `admin`: the operator's API on the ingest listener (channel reset)
 //! - `internal`: the internal API's router and handlers
 //! - `serve`: accepting connections until shutdown
 //! - `housekeeping`: failover checks, pruning and upload GC in the background
 
+mod admin;
 mod error;
 mod housekeeping;
 mod ingest;
@@ -128,6 +130,7 @@ mod test_support {
                 failover_after_seconds: None,
                 inputs: [input("enc1", PASSWORD_1), input("enc2", "secret-2")],
             }],
+            admin: Some(input("admin", "admin-secret")),
         };
         Arc::new(App::open(settings).unwrap())
     }
