@@ -119,6 +119,10 @@ pub struct EndpointConfig {
     /// `EXT-X-PROGRAM-DATE-TIME` every this many seconds (and after each discontinuity); 0: none.
     #[serde(default)]
     pub program_date_time_interval_seconds: u64,
+    /// `EXT-X-START` on the endpoint's playlists (MediaPackage's `StartTag`), in place of the
+    /// encoder's; none: the encoder's passes through.
+    #[serde(default)]
+    pub start_tag: Option<StartTag>,
     #[serde(default)]
     pub stream_selection: StreamSelection,
     #[serde(default)]
@@ -201,6 +205,25 @@ pub enum DeliveryRestrictions {
     Unrestricted,
     /// All.
     Both,
+}
+
+/// `EXT-X-START`: where players start in a playlist.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartTag {
+    /// Seconds from the start of the playlist (≥ 0) or, negative, back from its end.
+    pub time_offset: f64,
+    /// `PRECISE=YES`: start at exactly that time, not at the segment containing it.
+    #[serde(default)]
+    pub precise: bool,
+}
+
+impl StartTag {
+    /// The tag line, without the line break.
+    pub fn line(&self) -> String {
+        let precise = if self.precise { ",PRECISE=YES" } else { "" };
+        format!("#EXT-X-START:TIME-OFFSET={:.3}{precise}", self.time_offset)
+    }
 }
 
 /// Which cues an endpoint marks, and how (validated).
@@ -411,6 +434,8 @@ pub struct Endpoint {
     pub time_delay_seconds: u64,
     /// `EXT-X-PROGRAM-DATE-TIME` every this many seconds (and after each discontinuity); 0: none.
     pub program_date_time_interval_seconds: u64,
+    /// `EXT-X-START` in place of the encoder's (`hls` and `cmaf` endpoints).
+    pub start_tag: Option<StartTag>,
     pub stream_selection: StreamSelection,
     pub access: AccessRules,
     pub errors: EndpointErrors,
@@ -567,6 +592,20 @@ fn validate_endpoint(
             "must be 0..=3600",
         ));
     }
+    if let Some(t) = cfg.start_tag {
+        if cfg.format == Format::Dash {
+            return Err(err(
+                format!("{f}.start_tag"),
+                "is for hls and cmaf endpoints (EXT-X-START); DASH players start at the MPD's suggestedPresentationDelay",
+            ));
+        }
+        if !(t.time_offset.is_finite() && t.time_offset.abs() <= 86_400.0) {
+            return Err(err(
+                format!("{f}.start_tag.time_offset"),
+                "must be a number of seconds in -86400..=86400 (negative: back from the live edge)",
+            ));
+        }
+    }
     let s = &cfg.stream_selection;
     if s.min_video_bits_per_second > s.max_video_bits_per_second {
         return Err(err(
@@ -610,6 +649,7 @@ fn validate_endpoint(
         manifest_window_seconds: cfg.manifest_window_seconds,
         time_delay_seconds: cfg.time_delay_seconds,
         program_date_time_interval_seconds: cfg.program_date_time_interval_seconds,
+        start_tag: cfg.start_tag,
         stream_selection: cfg.stream_selection,
         access: access_rules(f, cfg.access)?,
     })

@@ -111,7 +111,15 @@ pub fn write(
         PlaylistType::Event => out.push_str("#EXT-X-PLAYLIST-TYPE:EVENT\n"),
         PlaylistType::Vod => out.push_str("#EXT-X-PLAYLIST-TYPE:VOD\n"),
     }
+    // The endpoint's EXT-X-START replaces the encoder's.
+    if let Some(start) = &endpoint.start_tag {
+        out.push_str(&start.line());
+        out.push('\n');
+    }
     for t in &pl.header_tags {
+        if endpoint.start_tag.is_some() && t.starts_with("#EXT-X-START:") {
+            continue;
+        }
         out.push_str(t);
         out.push('\n');
     }
@@ -225,6 +233,63 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, fixture);
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn the_endpoints_start_tag_replaces_the_encoders() {
+        let text = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-START:TIME-OFFSET=-6\n#EXT-X-MEDIA-SEQUENCE:7\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-01-01T00:00:00.000Z\n#EXTINF:2.000000,\n7.ts\n";
+        let settings = Settings::from_json(
+            br#"{"store":{"cluster":"s"},"channels":{"news":{"endpoints":{
+                "passes":{"format":"hls"},
+                "own":{"format":"cmaf","start_tag":{"time_offset":-12.5,"precise":true}}}}}}"#,
+        )
+        .unwrap();
+        let pl = crate::media_playlist::parse(text.as_bytes()).unwrap();
+        let out = |e: &str| {
+            write(
+                &pl,
+                0..1,
+                PlaylistType::Live,
+                &settings.channels["news"][e],
+                0,
+            )
+            .unwrap()
+        };
+        let passes = out("passes");
+        assert_eq!(passes.matches("#EXT-X-START:").count(), 1, "{passes}");
+        assert!(passes.contains("#EXT-X-START:TIME-OFFSET=-6\n"), "{passes}");
+        let own = out("own");
+        assert_eq!(own.matches("#EXT-X-START:").count(), 1, "{own}");
+        assert!(
+            own.contains("#EXT-X-START:TIME-OFFSET=-12.500,PRECISE=YES\n"),
+            "{own}"
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn a_start_tag_is_checked() {
+        for (endpoint, why) in [
+            (
+                r#"{"format":"dash","start_tag":{"time_offset":-6}}"#,
+                "start_tag",
+            ),
+            (
+                r#"{"format":"hls","start_tag":{"time_offset":1e9}}"#,
+                "start_tag.time_offset",
+            ),
+            (r#"{"format":"hls","start_tag":{"offset":-6}}"#, "offset"),
+        ] {
+            let json = format!(
+                r#"{{"store":{{"cluster":"s"}},"channels":{{"news":{{"endpoints":{{"e":{endpoint}}}}}}}}}"#
+            );
+            let e = Settings::from_json(json.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{endpoint}: {e}");
+        }
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

@@ -265,6 +265,14 @@ pub fn write(
     let mut out = String::with_capacity(text.len() + 256);
     for l in &lines {
         let emitted = match l {
+            // The endpoint's EXT-X-START replaces the encoder's, right after the header.
+            Line::Other(t) if endpoint.start_tag.is_some() && t.starts_with("#EXT-X-START:") => {
+                None
+            }
+            Line::Other(t) if t == "#EXTM3U" => Some(match &endpoint.start_tag {
+                Some(start) => format!("{t}\n{}", start.line()),
+                None => t.clone(),
+            }),
             Line::Other(t) => Some(t.clone()),
             Line::Variant(i, _) if kept[*i] => next.next(),
             Line::Variant(..) => None,

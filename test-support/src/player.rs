@@ -40,6 +40,21 @@ pub fn decoded_live(
     )
 }
 
+/// The first `seconds` of a live playlist from where its `EXT-X-START` says
+/// (`-prefer_x_start 1`), as a player that honours the tag starts.
+pub fn decoded_live_from_start_tag(
+    input: &str,
+    map: &str,
+    seconds: u32,
+) -> Result<BTreeMap<u32, Vec<String>>, String> {
+    run_player(
+        &["-prefer_x_start", "1"],
+        input,
+        map,
+        &["-t", &seconds.to_string()],
+    )
+}
+
 fn run_player(
     input_options: &[&str],
     input: &str,

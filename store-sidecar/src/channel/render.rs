@@ -49,7 +49,14 @@ fn served(e: &Entry, order: [usize; 2]) -> Option<&SegmentCopy> {
 struct PlaylistHead {
     source_td: u64,
     version: u32,
+    /// The encoder's playlist-level tags that still hold for the store's view
+    /// ([`PASSED_HEADER_TAGS`]), from the preferred input's latest playlist.
+    header_tags: Vec<String>,
 }
+
+/// Encoder playlist-level tags the store passes on: where to start, and that every segment
+/// starts with a key frame. (Low-latency tags describe parts the store does not keep.)
+const PASSED_HEADER_TAGS: [&str; 2] = ["#EXT-X-START:", "#EXT-X-INDEPENDENT-SEGMENTS"];
 
 /// An entry as a segment of the store's view (its duration text and map are the caller's).
 /// `discontinuity_shown`: the entry's discontinuity is written (not the history's first entry,
@@ -189,6 +196,11 @@ impl ChannelState {
         let first = entries.front();
         let playlist = MediaPlaylist {
             version: Some(head.version),
+            header_tags: head
+                .header_tags
+                .iter()
+                .map(|t| Cow::Borrowed(t.as_str()))
+                .collect(),
             target_duration: Some(
                 entries
                     .iter()
@@ -299,6 +311,11 @@ impl ChannelState {
         let opening_discontinuity = segments.first().is_some_and(|s| s.discontinuity);
         let playlist = MediaPlaylist {
             version: Some(head.version),
+            header_tags: head
+                .header_tags
+                .iter()
+                .map(|t| Cow::Borrowed(t.as_str()))
+                .collect(),
             target_duration: Some(
                 in_view()
                     .map(|e| e.duration.round() as u64)
@@ -333,7 +350,20 @@ impl ChannelState {
     /// Version and target duration of a rendition's playlists, from what its inputs declared.
     fn playlist_head(&self, rid: &str) -> Option<PlaylistHead> {
         let sources = || self.inputs.iter().filter_map(|i| i.renditions.get(rid));
+        let preferred = self
+            .preferred_inputs()
+            .into_iter()
+            .find_map(|i| self.inputs[i].renditions.get(rid));
+        let header_tags = preferred.map_or_else(Vec::new, |r| {
+            r.source
+                .header_tags
+                .iter()
+                .filter(|t| PASSED_HEADER_TAGS.iter().any(|p| t.starts_with(p)))
+                .map(|t| t.to_string())
+                .collect()
+        });
         self.renditions.contains_key(rid).then(|| PlaylistHead {
+            header_tags,
             source_td: sources()
                 .filter_map(|r| r.source.target_duration)
                 .max()
@@ -483,6 +513,29 @@ mod tests {
         let text = view(&mut st);
         assert!(!text.contains("EDGEPACK"), "{text}");
         assert!(text.contains("#EXT-X-MY-OWN:1"), "{text}");
+    }
+
+    #[test]
+    fn where_to_start_passes_on_but_low_latency_tags_do_not() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        upload(&mut st, 0, "s0.ts");
+        let source = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+#EXT-X-START:TIME-OFFSET=-6,PRECISE=YES\n#EXT-X-SERVER-CONTROL:CAN-BLOCK-RELOAD=YES\n\
+#EXT-X-PART-INF:PART-TARGET=0.5\n#EXT-X-MEDIA-SEQUENCE:0\n#EXTINF:2.000,\ns0.ts\n";
+        st.accept_playlist(0, "hd.m3u8", source.as_bytes()).unwrap();
+        let whole = String::from_utf8(st.media_playlist("hd").unwrap().body.to_vec()).unwrap();
+        for text in [view(&mut st), whole] {
+            assert!(
+                text.contains("#EXT-X-START:TIME-OFFSET=-6,PRECISE=YES\n"),
+                "{text}"
+            );
+            assert!(text.contains("#EXT-X-INDEPENDENT-SEGMENTS\n"), "{text}");
+            assert!(
+                !text.contains("SERVER-CONTROL") && !text.contains("PART-INF"),
+                "{text}"
+            );
+        }
     }
 
     /// The store reads every cue into its own tag, and a view that starts inside a break says so
