@@ -91,6 +91,27 @@ fn ct_eq(a: &[u8], b: &[u8]) -> Choice {
     a.ct_eq(b)
 }
 
+/// The username an `Authorization` header presents (Basic or Digest), unverified, for the access
+/// log: never the password. At most 64 characters.
+pub fn presented_user(header: Option<&str>) -> Option<String> {
+    let (scheme, rest) = header?.trim().split_once(' ')?;
+    let user = if scheme.eq_ignore_ascii_case("basic") {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        text.split_once(':')?.0.to_owned()
+    } else if scheme.eq_ignore_ascii_case("digest") {
+        parse_params(rest)?
+            .into_iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("username"))?
+            .1
+    } else {
+        return None;
+    };
+    Some(user.chars().take(64).collect())
+}
+
 /// Constant-time equality of two strings of any lengths (usernames, passwords): their SHA-256
 /// digests are compared, so neither the bytes nor the length of the configured one shows.
 fn ct_eq_secret(presented: &str, configured: &str) -> Choice {

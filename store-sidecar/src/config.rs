@@ -76,6 +76,18 @@ pub struct ServerConfig {
     /// encoders). ffmpeg streams a segment while it encodes it: keep this above a segment's
     /// duration.
     pub idle_timeout_seconds: u64,
+    /// Where the access log of the ingest listener goes: one JSON line per request.
+    pub access_log: AccessLogTarget,
+}
+
+/// `server.access_log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogTarget {
+    /// JSON lines on standard output (the process's own log goes to standard error).
+    #[default]
+    Stdout,
+    Off,
 }
 
 impl Default for ServerConfig {
@@ -92,6 +104,7 @@ impl Default for ServerConfig {
             stale_upload_seconds: 600,
             segment_cache_megabytes: 256,
             idle_timeout_seconds: 30,
+            access_log: AccessLogTarget::Stdout,
         }
     }
 }

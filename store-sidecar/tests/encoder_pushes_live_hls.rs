@@ -131,7 +131,33 @@ fn ffmpeg_digest_push_two_renditions_served_byte_identical() {
         "{metrics}"
     );
     assert!(metrics.contains("edgepack_store_active_input{channel=\"news\"} 1"));
+    // The access log has a line for every upload, with who sent what and how it went.
     sc.stop();
+    let log = access_log(&sc);
+    for (name, bytes) in &local_files {
+        let line = log
+            .iter()
+            .find(|l| l["path"] == format!("/in/v1/news/1/{name}") && l["status"] == 201)
+            .unwrap_or_else(|| panic!("no 201 for {name} in {log:?}"));
+        assert_eq!(line["bytes"], bytes.len(), "{line}");
+        let what = [&line["channel"], &line["input"], &line["method"]];
+        assert_eq!(what, ["news", "1", "PUT"], "{line}");
+        assert_eq!(line["user"], "enc1");
+        assert!(line["client"].as_str().unwrap().starts_with("127.0.0.1:"), "{line}");
+        assert!(line["duration_ms"].as_f64().unwrap() > 0.0, "{line}");
+    }
+    // ffmpeg's Digest: each exchange starts with a challenge, answered 401 without a user.
+    assert!(log.iter().any(|l| l["status"] == 401 && l["user"].is_null()));
+}
+
+/// The sidecar's access log: its standard output, one JSON object per line.
+fn access_log(sc: &Sidecar) -> Vec<serde_json::Value> {
+    sc.printed
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
 }
 
 #[test]
@@ -345,4 +371,8 @@ fn ffmpeg_with_wrong_password_stores_nothing() {
     let metrics = String::from_utf8(sc.get_ok("/metrics")).unwrap();
     assert!(metrics.contains("status_class=\"4xx\""));
     sc.stop();
+    // Every refusal is in the access log with the user who tried; none stored a byte.
+    let log = access_log(&sc);
+    assert!(log.iter().any(|l| l["status"] == 401 && l["user"] == "enc1"), "{log:?}");
+    assert!(log.iter().all(|l| l["status"] == 401 && l["bytes"] == 0), "{log:?}");
 }

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub const PASSWORD_1: &str = "pw-one";
@@ -21,6 +22,8 @@ pub struct Sidecar {
     pub internal: SocketAddr,
     pub config: PathBuf,
     pub data: PathBuf,
+    /// What it printed on standard output after its ready line (its access log).
+    pub printed: Printed,
 }
 
 /// The sidecar's TOML for one channel `news`, ports chosen by the OS.
@@ -93,7 +96,7 @@ impl Sidecar {
             })
             .spawn()
             .expect("start edgepack-store");
-        let line = ready_line(&mut child);
+        let (line, printed) = ready_line_and_rest(&mut child);
         let addr = |key: &str| address_in(&line, key);
         let text = std::fs::read_to_string(config).unwrap();
         let data = text
@@ -107,6 +110,7 @@ impl Sidecar {
             child: Some(child),
             config: config.to_owned(),
             data,
+            printed,
         }
     }
 
@@ -228,11 +232,31 @@ pub fn whole_history_range(status: &serde_json::Value) -> String {
 /// The one line a server of ours prints on stdout once it listens (`edgepack-store listening
 /// ingest=… internal=…`, `edgepack-host listening http=… admin=…`).
 pub fn ready_line(child: &mut Child) -> String {
+    ready_line_and_rest(child).0
+}
+
+/// Lines a child printed on standard output, collected by a thread of their own (a pipe that
+/// nobody reads fills up and stops the child; one closed breaks its writes). The first 100,000
+/// are kept.
+pub type Printed = Arc<Mutex<Vec<String>>>;
+
+/// [`ready_line`], and the lines printed after it as they come.
+pub fn ready_line_and_rest(child: &mut Child) -> (String, Printed) {
+    let mut reader = BufReader::new(child.stdout.take().expect("stdout piped"));
     let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout piped"))
-        .read_line(&mut line)
-        .unwrap();
-    line
+    reader.read_line(&mut line).unwrap();
+    let printed: Printed = Arc::default();
+    let sink = printed.clone();
+    std::thread::spawn(move || {
+        for l in reader.lines() {
+            let Ok(l) = l else { break };
+            let mut kept = sink.lock().unwrap();
+            if kept.len() < 100_000 {
+                kept.push(l);
+            }
+        }
+    });
+    (line, printed)
 }
 
 /// The address after `key` (`ingest=`, `http=`, …) in a [`ready_line`].

@@ -9,7 +9,7 @@ use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::{App, blocking};
+use super::{App, ClientAddr, access_log, blocking};
 use crate::auth::AuthFailure;
 
 /// Methods the admin API takes.
@@ -33,13 +33,32 @@ pub(super) async fn reset(
             .path_and_query()
             .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned()),
     };
-    match reset_channel(&app, &channel, &asked).await {
+    let started = std::time::Instant::now();
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
+    let path = req.uri().path().to_owned();
+    let response = match reset_channel(&app, &channel, &asked).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(channel, status = e.status().as_u16(), reason = %e, "admin request refused");
             e.into_response()
         }
-    }
+    };
+    let user = crate::auth::presented_user(asked.authorization.as_deref());
+    access_log::write(
+        app.settings.server.access_log,
+        &access_log::Line {
+            channel: &channel,
+            input: "admin",
+            method: asked.method.as_str(),
+            path: &path,
+            status: response.status().as_u16(),
+            bytes: 0,
+            duration: started.elapsed(),
+            user: user.as_deref(),
+            client,
+        },
+    );
+    response
 }
 
 /// What a request asks, without its body.

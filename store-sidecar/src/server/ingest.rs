@@ -18,7 +18,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::sync::Mutex;
 
 use super::error::{ApiError, INGEST_METHODS, Reason};
-use super::{App, blocking};
+use super::{App, ClientAddr, access_log, blocking};
 use crate::auth::AuthFailure;
 use crate::channel::{ChannelState, etag_of};
 use crate::ingest_path::{self, IngestTarget};
@@ -48,8 +48,28 @@ async fn ingest(State(app): State<Arc<App>>, req: Request) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let client = req.extensions().get::<ClientAddr>().map(|c| c.0);
+    let user = crate::auth::presented_user(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok()),
+    );
     let (channel, input, response) = route(&app, req).await;
     let status = response.status();
+    access_log::write(
+        app.settings.server.access_log,
+        &access_log::Line {
+            channel: &channel,
+            input: &input,
+            method: method.as_str(),
+            path: &path,
+            status: status.as_u16(),
+            bytes: response.extensions().get::<StoredBytes>().map_or(0, |b| b.0),
+            duration: started.elapsed(),
+            user: user.as_deref(),
+            client,
+        },
+    );
     if !status.is_success() {
         let reason = response
             .extensions()
@@ -217,12 +237,18 @@ async fn put(
         .segments_stored
         .get_or_create(&labels)
         .inc_by(stored.indexed);
-    Ok(if stored.created {
+    let mut r = if stored.created {
         StatusCode::CREATED.into_response()
     } else {
         StatusCode::NO_CONTENT.into_response()
-    })
+    };
+    r.extensions_mut().insert(StoredBytes(stored.bytes));
+    Ok(r)
 }
+
+/// The body bytes a PUT stored, kept on its answer for the access log.
+#[derive(Clone, Copy)]
+struct StoredBytes(u64);
 
 /// A playlist: read whole (it is small and must parse before anything changes), then applied.
 async fn put_playlist(

@@ -4,10 +4,12 @@
 //! - `error`: the one error type every refusal is answered with
 //! - `ingest`: the ingest router and its handlers
 //! - `admin`: the operator's API on the ingest listener (channel reset)
+//! - `access_log`: one JSON line per ingest request
 //! - `internal`: the internal API's router and handlers
 //! - `serve`: accepting connections until shutdown
 //! - `housekeeping`: failover checks, pruning and upload GC in the background
 
+mod access_log;
 mod admin;
 mod error;
 mod housekeeping;
@@ -26,7 +28,7 @@ pub use error::ApiError;
 pub use housekeeping::housekeeping;
 pub use ingest::ingest_router;
 pub use internal::internal_router;
-pub use serve::serve;
+pub use serve::{ClientAddr, serve};
 
 use crate::auth::Authenticator;
 use crate::channel::ChannelState;

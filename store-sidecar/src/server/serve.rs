@@ -3,6 +3,11 @@
 use std::time::Duration;
 
 use axum::Router;
+use tower::ServiceExt as _;
+
+/// The address of the client a request came from.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientAddr(pub std::net::SocketAddr);
 
 /// Serves `router` on `listener` until `stop` turns true, then waits (up to 5 s) for requests in
 /// flight. A connection that sends no complete request head for `idle` (a new connection, an
@@ -21,7 +26,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
@@ -29,7 +34,13 @@ pub async fn serve(
                         continue;
                     }
                 };
-                let service = hyper_util::service::TowerToHyperService::new(router.clone());
+                // Each request knows the connection's client address (for the access log).
+                let service = hyper_util::service::TowerToHyperService::new(
+                    router.clone().map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut().insert(ClientAddr(peer));
+                        req
+                    }),
+                );
                 let conn = hyper::server::conn::http1::Builder::new()
                     .half_close(true)
                     .timer(hyper_util::rt::TokioTimer::new())
