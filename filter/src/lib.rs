@@ -18,6 +18,7 @@
 //! [`packager`] (request → plan → answer, one module per kind of answer).
 
 pub mod access;
+pub mod access_log;
 pub mod ad_markers;
 pub mod aes128;
 pub mod cmaf;

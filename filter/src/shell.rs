@@ -16,6 +16,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
+use crate::access_log;
 use crate::packager::{self, Fetch, LicenseRequest, Plan, Request, Step, StoreAnswer};
 use crate::route;
 use crate::segment_cache::{self, RING_KEY, Ring};
@@ -150,6 +151,8 @@ impl RootContext for Root {
             license: None,
             started_ms: 0,
             replied: false,
+            path: String::new(),
+            cached: false,
         }))
     }
 
@@ -177,6 +180,10 @@ struct Http {
     started_ms: i64,
     /// This context sent a local reply: its own response callbacks must leave it alone.
     replied: bool,
+    /// The request path, for the access log's asset kind.
+    path: String,
+    /// The answer is one this edge made before (for the access log's outcome).
+    cached: bool,
 }
 
 /// A shared-data value and its CAS; a failed read is a miss.
@@ -205,6 +212,7 @@ impl Http {
         if fetch.is_playlist() && self.playlist.is_none() {
             let cache = self.cache.clone();
             if let Some(r) = cache.borrow().answer(&fetch.path, &fetch.next, now_ms()) {
+                self.cached = true;
                 return self.reply(r);
             }
             self.playlist = Some((fetch.path.clone(), fetch.next.clone()));
@@ -313,6 +321,7 @@ impl Http {
                 .borrow_mut()
                 .keep_answer(&path, step, now_ms(), size, r.clone());
         }
+        self.tell_access_log(r);
         let headers: Vec<(&str, &str)> = r
             .headers
             .iter()
@@ -326,6 +335,22 @@ impl Http {
         }
         self.replied = true;
         self.count(r);
+    }
+
+    /// Channel, endpoint, asset kind and outcome as filter state, for Envoy's access log.
+    fn tell_access_log(&self, r: &Response) {
+        let (channel, endpoint) = &self.labels;
+        for (name, value) in [
+            (access_log::CHANNEL, channel.as_str()),
+            (access_log::ENDPOINT, endpoint.as_str()),
+            (access_log::ASSET, access_log::asset(&self.path)),
+            (
+                access_log::OUTCOME,
+                access_log::outcome(r.status, self.cached),
+            ),
+        ] {
+            let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+        }
     }
 
     fn count(&self, r: &Response) {
@@ -462,6 +487,7 @@ impl HttpContext for Http {
             },
         );
         self.labels = labels(&path, &self.settings);
+        self.path = path;
         match plan {
             // Not an edgepack path: pass it on untouched.
             Plan::NotOurs => Action::Continue,
@@ -471,10 +497,13 @@ impl HttpContext for Http {
                 Action::Pause
             }
             Plan::Fetch(fetch) if fetch.is_segment() => {
-                let key = segment_cache::entry_key(&self.settings.fingerprint, &path);
+                let key = segment_cache::entry_key(&self.settings.fingerprint, &self.path);
                 match self.kept_segment(&key) {
                     // Made before on this edge: no store fetch, no repackaging, no encryption.
-                    Some(r) => self.reply(&r),
+                    Some(r) => {
+                        self.cached = true;
+                        self.reply(&r)
+                    }
                     None => {
                         self.segment_key = Some(key);
                         self.fetch(*fetch);

@@ -1,6 +1,6 @@
 //! Reads what the test host can take from an Envoy bootstrap (`envoy/envoy.yaml`): the wasm
-//! plugin configuration, the `stats_tags`, the static clusters and the direct-response routes the
-//! filter is disabled on. It reads; Envoy's own strict check of the file is `make lint-envoy`.
+//! plugin configuration, the `stats_tags`, the static clusters, the direct-response routes the
+//! filter is disabled on, and the stdout access log's format. It reads; Envoy's own strict check of the file is `make lint-envoy`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,8 @@ pub struct Bootstrap {
     pub listeners: Vec<(String, SocketAddr, bool)>,
     /// Exact-path routes answered with a file, with the wasm filter disabled on them.
     pub file_routes: Vec<FileRoute>,
+    /// The first stdout access log's `log_format.json_format`.
+    pub access_log_format: Option<serde_json::Map<String, Value>>,
 }
 
 /// `match: { path }` + `direct_response: { body: { filename } }`.
@@ -82,6 +84,16 @@ impl Bootstrap {
                 b.stats_tags.push((n.to_owned(), r.to_owned()));
             }
         }
+        let mut logs = Vec::new();
+        walk(&doc, &mut logs, &|v| {
+            v["@type"].as_str().is_some_and(|t| {
+                t.ends_with("envoy.extensions.access_loggers.stream.v3.StdoutAccessLog")
+            })
+        });
+        b.access_log_format = logs
+            .first()
+            .and_then(|l| l["log_format"]["json_format"].as_object())
+            .cloned();
         let resources = &doc["static_resources"];
         for c in resources["clusters"].as_array().into_iter().flatten() {
             let endpoint = &c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"];

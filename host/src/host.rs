@@ -42,6 +42,8 @@ pub struct HostOptions {
     pub direct_responses: Vec<DirectResponse>,
     /// Envoy's `stats_config.stats_tags`: (tag name, regex), applied to `/stats/prometheus`.
     pub stats_tags: Vec<(String, String)>,
+    /// The connection manager's access log (`envoy.yaml`'s stdout `json_format`); none: off.
+    pub access_log: Option<crate::access_log::AccessLog>,
 }
 
 /// A route the proxy answers itself, without the filter.
@@ -67,6 +69,7 @@ impl HostOptions {
             buffer_limit: 1024 * 1024,
             direct_responses: Vec::new(),
             stats_tags: Vec::new(),
+            access_log: None,
         }
     }
 }
@@ -387,6 +390,12 @@ fn trap(shared: &Shared) -> Response<Full<Bytes>> {
     text(503, "wasm plugin failed: the VM trapped")
 }
 
+fn now_epoch_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
 /// Drives one request through the filter, following Envoy's phases.
 async fn stream(
     vm: &Rc<RefCell<Vm>>,
@@ -407,6 +416,23 @@ async fn stream(
         } else {
             d.body.clone()
         };
+        // Envoy's access log is the connection manager's: these requests are logged too, with
+        // no filter state.
+        if let Some(log) = &shared.opts.access_log {
+            let request_headers = vec![
+                (":method".to_owned(), req.method().to_string()),
+                (":path".to_owned(), req.uri().path().to_owned()),
+            ];
+            log.write(&crate::access_log::Entry {
+                start_ms: now_epoch_ms(),
+                request_headers: &request_headers,
+                status: d.status,
+                bytes_sent: body.len() as u64,
+                duration_ms: 0,
+                downstream: peer.to_string(),
+                properties: None,
+            });
+        }
         return build(d.status, &headers, body);
     }
     if vm.borrow().failed.is_some() {
@@ -446,16 +472,34 @@ async fn stream(
         }
     }
     let is_head = parts.method == hyper::Method::HEAD;
+    let started = std::time::Instant::now();
+    let start_ms = now_epoch_ms();
     let id = match vm.borrow_mut().new_stream(peer.to_string()) {
         Ok(id) => id,
         Err(_) => return trap(shared),
     };
+    let logged = shared.opts.access_log.is_some().then(|| headers.clone());
     let response = drive(vm, shared, id, headers, body).await;
-    vm.borrow_mut().end_stream(id);
     let mut response = response;
     if is_head {
         *response.body_mut() = Full::new(Bytes::new());
     }
+    // Envoy logs when the stream completes, with what the filter left in its filter state.
+    if let (Some(log), Some(request_headers)) = (&shared.opts.access_log, &logged) {
+        let mut v = vm.borrow_mut();
+        log.write(&crate::access_log::Entry {
+            start_ms,
+            request_headers,
+            status: response.status().as_u16(),
+            bytes_sent: hyper::body::Body::size_hint(response.body())
+                .exact()
+                .unwrap_or(0),
+            duration_ms: started.elapsed().as_millis() as u64,
+            downstream: peer.to_string(),
+            properties: v.stream(id).map(|st| &st.properties),
+        });
+    }
+    vm.borrow_mut().end_stream(id);
     response
 }
 

@@ -7,6 +7,7 @@
 //! metrics at `/stats/prometheus`. It is a test host, not Envoy.
 
 mod abi;
+pub mod access_log;
 pub mod bootstrap;
 mod cluster;
 pub mod host;

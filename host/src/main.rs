@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use edgepack_host::access_log::{AccessLog, Sink};
 use edgepack_host::bootstrap::Bootstrap;
 use edgepack_host::{DirectResponse, HostOptions, start};
 
@@ -21,8 +22,8 @@ Runs edgepack_filter.wasm in the proxy-wasm test host (not Envoy): requests to -
 continues go to --route (404 without one). Metrics: http://ADMIN/stats/prometheus.
 
 --bootstrap takes from an Envoy bootstrap the wasm filter's configuration and .wasm file, the
-static clusters, stats_tags, and the exact-path direct_response file routes the filter is disabled
-on; --map-dir rewrites the files' paths (the bootstrap names container paths). --wasm, --config,
+static clusters, stats_tags, the exact-path direct_response file routes the filter is disabled
+on, and the stdout access log's json_format (one line per request on stdout); --map-dir rewrites the files' paths (the bootstrap names container paths). --wasm, --config,
 --cluster and --file override it. Prints one line `edgepack-host listening http=ADDR admin=ADDR`
 when ready.";
 
@@ -94,6 +95,7 @@ fn parse() -> Result<HostOptions, String> {
     };
     let mut stats_tags = Vec::new();
     let mut direct_responses = Vec::new();
+    let mut access_log = None;
     if let Some(b) = &bootstrap {
         let b = Bootstrap::load(b)?;
         if config.is_none() {
@@ -108,6 +110,9 @@ fn parse() -> Result<HostOptions, String> {
             }
         }
         stats_tags = b.stats_tags;
+        if let Some(format) = &b.access_log_format {
+            access_log = Some(AccessLog::from_json_format(format, Sink::Stdout)?);
+        }
         for r in b.file_routes {
             if files.iter().any(|(p, _)| *p == r.path) {
                 continue;
@@ -142,6 +147,7 @@ fn parse() -> Result<HostOptions, String> {
     o.route_cluster = route;
     o.stats_tags = stats_tags;
     o.direct_responses = direct_responses;
+    o.access_log = access_log;
     Ok(o)
 }
 

@@ -143,11 +143,17 @@ fn ffmpeg_digest_push_two_renditions_served_byte_identical() {
         let what = [&line["channel"], &line["input"], &line["method"]];
         assert_eq!(what, ["news", "1", "PUT"], "{line}");
         assert_eq!(line["user"], "enc1");
-        assert!(line["client"].as_str().unwrap().starts_with("127.0.0.1:"), "{line}");
+        assert!(
+            line["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{line}"
+        );
         assert!(line["duration_ms"].as_f64().unwrap() > 0.0, "{line}");
     }
     // ffmpeg's Digest: each exchange starts with a challenge, answered 401 without a user.
-    assert!(log.iter().any(|l| l["status"] == 401 && l["user"].is_null()));
+    assert!(
+        log.iter()
+            .any(|l| l["status"] == 401 && l["user"].is_null())
+    );
 }
 
 /// The sidecar's access log: its standard output, one JSON object per line.
@@ -373,6 +379,55 @@ fn ffmpeg_with_wrong_password_stores_nothing() {
     sc.stop();
     // Every refusal is in the access log with the user who tried; none stored a byte.
     let log = access_log(&sc);
-    assert!(log.iter().any(|l| l["status"] == 401 && l["user"] == "enc1"), "{log:?}");
-    assert!(log.iter().all(|l| l["status"] == 401 && l["bytes"] == 0), "{log:?}");
+    assert!(
+        log.iter()
+            .any(|l| l["status"] == 401 && l["user"] == "enc1"),
+        "{log:?}"
+    );
+    assert!(
+        log.iter().all(|l| l["status"] == 401 && l["bytes"] == 0),
+        "{log:?}"
+    );
+}
+
+/// IngressResponseTime against a measured latency: one upload moves the sidecar's request-time
+/// histogram by at most what the encoder waited, and IngressBytes by exactly its body.
+#[test]
+fn ingest_metrics_match_what_the_encoder_measured() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = Sidecar::start(&write_config(dir.path(), "", ""));
+    let metric = |name: &str| -> f64 {
+        let text = String::from_utf8(sc.get_ok("/metrics")).unwrap();
+        let prefix = format!("{name}{{channel=\"news\",input=\"1\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map_or(0.0, |v| v.parse().unwrap())
+    };
+    let ok = basic("enc1", PASSWORD_1);
+    let body = ts_bytes(9, 188 * 1000);
+    // A first upload defines the series.
+    assert_eq!(
+        put(sc.ingest, "/in/v1/news/1/s0.ts", Some(&ok), &body).status,
+        201
+    );
+    let (seconds, bytes) = (
+        metric("edgepack_store_ingest_duration_seconds_sum"),
+        metric("edgepack_store_ingress_bytes_total"),
+    );
+    let started = std::time::Instant::now();
+    assert_eq!(
+        put(sc.ingest, "/in/v1/news/1/s1.ts", Some(&ok), &body).status,
+        201
+    );
+    let measured = started.elapsed().as_secs_f64();
+    let moved = metric("edgepack_store_ingest_duration_seconds_sum") - seconds;
+    assert!(
+        moved > 0.0 && moved <= measured,
+        "the sidecar recorded {moved} s for an upload the encoder waited {measured} s for"
+    );
+    assert_eq!(
+        metric("edgepack_store_ingress_bytes_total") - bytes,
+        body.len() as f64
+    );
+    sc.stop();
 }

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use edgepack_host::access_log::{AccessLog, Sink};
 use edgepack_host::bootstrap::Bootstrap;
 use edgepack_host::{DirectResponse, HostOptions, start};
 use edgepack_test_support::{artifacts, sidecar};
@@ -108,6 +109,15 @@ fn demo_endpoints_play() {
     let mut o = HostOptions::new(artifacts::filter_wasm().unwrap(), json.into_bytes());
     o.clusters = vec![("edgepack_store".into(), sc.internal)];
     o.stats_tags = boot.stats_tags.clone();
+    // envoy.yaml's access log, its lines kept for the checks below.
+    let logged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    o.access_log = Some(
+        AccessLog::from_json_format(
+            boot.access_log_format.as_ref().unwrap(),
+            Sink::Memory(logged.clone()),
+        )
+        .unwrap(),
+    );
     o.direct_responses = boot
         .file_routes
         .iter()
@@ -247,6 +257,64 @@ fn demo_endpoints_play() {
         );
     }
     assert!(prom.contains("# TYPE edgepack_egress_response_time_ms histogram"));
+
+    // EgressResponseTime against a measured latency: one more request moves the histogram's
+    // sum by at most what the client measured (ms, rounded up).
+    let sum = |prom: &str| -> f64 {
+        let prefix = "edgepack_egress_response_time_ms_sum{edgepack_channel=\"news\",edgepack_endpoint=\"cmaf\"} ";
+        prom.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map_or(0.0, |v| v.parse().unwrap())
+    };
+    let before = sum(&get(h.admin, "/stats/prometheus").text());
+    let asked = Instant::now();
+    let fresh = get(h.addr, "/out/v1/news/cmaf/stream_1/index.m3u8");
+    let measured_ms = asked.elapsed().as_secs_f64() * 1000.0;
+    assert_eq!(fresh.status, 200);
+    let moved = sum(&get(h.admin, "/stats/prometheus").text()) - before;
+    assert!(
+        (0.0..=measured_ms.ceil()).contains(&moved),
+        "the filter recorded {moved} ms for a request the client measured at {measured_ms:.2} ms"
+    );
+
+    // envoy.yaml's access log: a line per request with the filter's own fields.
+    let lines: Vec<serde_json::Value> = logged
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let segment = lines
+        .iter()
+        .find(|l| l["asset"] == "segment" && l["endpoint"] == "secure")
+        .unwrap_or_else(|| panic!("no secure segment in {lines:?}"));
+    assert_eq!(segment["channel"], "news");
+    assert_eq!(segment["status"], 200);
+    assert!(segment["bytes"].as_u64().unwrap() > 1000, "{segment}");
+    assert!(
+        ["served", "cached"].contains(&segment["outcome"].as_str().unwrap()),
+        "{segment}"
+    );
+    assert!(
+        segment["client"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
+    assert!(segment["time"].as_str().unwrap().ends_with('Z'));
+    let license = lines.iter().find(|l| l["asset"] == "license").unwrap();
+    assert_eq!(
+        (&license["method"], &license["status"]),
+        (&"POST".into(), &200.into())
+    );
+    let mpd = lines.iter().find(|l| l["asset"] == "mpd").unwrap();
+    assert_eq!(mpd["endpoint"], "dash");
+    // The player page: logged by the proxy, without filter state (the filter is off there).
+    let page = lines.iter().find(|l| l["path"] == "/").unwrap();
+    assert!(
+        page["channel"].is_null() && page["outcome"].is_null(),
+        "{page}"
+    );
     assert_eq!(h.traps(), 0);
     sc.stop();
 }

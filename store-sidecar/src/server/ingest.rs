@@ -64,7 +64,10 @@ async fn ingest(State(app): State<Arc<App>>, req: Request) -> Response {
             method: method.as_str(),
             path: &path,
             status: status.as_u16(),
-            bytes: response.extensions().get::<StoredBytes>().map_or(0, |b| b.0),
+            bytes: response
+                .extensions()
+                .get::<StoredBytes>()
+                .map_or(0, |b| b.0),
             duration: started.elapsed(),
             user: user.as_deref(),
             client,
