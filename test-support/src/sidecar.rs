@@ -626,6 +626,9 @@ impl Encoder {
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().unwrap() {
                 assert!(status.success(), "ffmpeg failed: {status}");
+                // ffmpeg closes its last upload without waiting for the answer: give the
+                // sidecar a moment to finish indexing what it was sent.
+                std::thread::sleep(Duration::from_millis(300));
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));

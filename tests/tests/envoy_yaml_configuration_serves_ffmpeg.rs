@@ -89,6 +89,9 @@ fn demo_endpoints_play() {
         loop {
             if let Some(status) = e.try_wait().unwrap() {
                 assert!(status.success(), "encoder.sh failed: {status}");
+                // ffmpeg closes its last upload without waiting for the answer: let the
+                // sidecar finish indexing it.
+                std::thread::sleep(Duration::from_millis(300));
                 break;
             }
             assert!(Instant::now() < deadline, "encoder.sh did not finish");
@@ -315,6 +318,74 @@ fn demo_endpoints_play() {
         page["channel"].is_null() && page["outcome"].is_null(),
         "{page}"
     );
+    // The demo's Grafana dashboard: every query names metrics, and labels, that the filter in
+    // the host and the sidecar export; the demo's Prometheus scrapes exactly those two.
+    let exported = format!(
+        "{}\n{}",
+        get(h.admin, "/stats/prometheus").text(),
+        String::from_utf8(sc.get_ok("/metrics")).unwrap()
+    );
+    dashboard_queries_name_exported_metrics(&exported);
+    let prometheus = std::fs::read_to_string(repo().join("envoy/prometheus.yml")).unwrap();
+    assert!(prometheus.contains("metrics_path: /stats/prometheus"));
+    assert!(
+        prometheus.contains("targets: [\"127.0.0.1:9901\"]"),
+        "envoy.yaml's admin"
+    );
+    assert!(
+        prometheus.contains("targets: [\"127.0.0.1:8081\"]"),
+        "the store's internal listener"
+    );
+    let store_toml = std::fs::read_to_string(repo().join("envoy/edgepack-store.toml")).unwrap();
+    assert!(store_toml.contains("internal_listen = \"127.0.0.1:8081\""));
+    let envoy_yaml = std::fs::read_to_string(repo().join("envoy/envoy.yaml")).unwrap();
+    assert!(envoy_yaml.contains("socket_address: { address: 127.0.0.1, port_value: 9901 }"));
     assert_eq!(h.traps(), 0);
     sc.stop();
+}
+
+/// Checks `envoy/grafana/edgepack-dashboard.json` against the metrics text `exported`.
+fn dashboard_queries_name_exported_metrics(exported: &str) {
+    let text =
+        std::fs::read_to_string(repo().join("envoy/grafana/edgepack-dashboard.json")).unwrap();
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let panels = dashboard["panels"].as_array().unwrap();
+    assert!(panels.len() >= 6, "MediaPackage's six metrics at least");
+    let mut checked = 0;
+    for panel in panels {
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            // Metric names: the words outside the `by (…)` label lists.
+            let by = expr.split("by (").nth(1).and_then(|r| r.split(')').next());
+            let outside = by.map_or_else(|| expr.to_owned(), |b| expr.replace(b, ""));
+            let words: Vec<&str> = outside
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("edgepack_"))
+                .collect();
+            assert!(!words.is_empty(), "{expr}: names no edgepack metric");
+            for word in words {
+                let samples: Vec<&str> = exported
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with(&format!("{word}{{")) || l.starts_with(&format!("{word} "))
+                    })
+                    .collect();
+                assert!(
+                    !samples.is_empty(),
+                    "{expr}: {word} is not exported:\n{exported}"
+                );
+                // Labels the query groups by are on the samples.
+                if let Some(by) = by {
+                    for label in by.split(',').map(str::trim).filter(|l| *l != "le") {
+                        assert!(
+                            samples.iter().any(|s| s.contains(&format!("{label}=\""))),
+                            "{expr}: no {label} label on {word}"
+                        );
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 9, "{checked} metric references checked");
 }

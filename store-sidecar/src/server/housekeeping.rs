@@ -38,6 +38,8 @@ pub async fn housekeeping(app: Arc<App>) {
             };
             match result {
                 Ok((failover, active, retained)) => {
+                    // Counted from 0, so a dashboard shows "none" rather than "no data".
+                    let failovers = app.metrics.failovers.get_or_create(&labels);
                     if let Some(f) = failover {
                         tracing::warn!(
                             channel = %id,
@@ -45,7 +47,7 @@ pub async fn housekeeping(app: Arc<App>) {
                             to = f.to + 1,
                             "input failover: active input stopped advancing"
                         );
-                        app.metrics.failovers.get_or_create(&labels).inc();
+                        failovers.inc();
                     }
                     app.metrics
                         .active_input
