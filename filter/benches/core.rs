@@ -13,12 +13,13 @@ use edgepack_filter::packager::{Job, JobKind, StoreAnswer, respond};
 use edgepack_filter::query::{ManifestFilter, TimeShift};
 use edgepack_filter::{Settings, crypto};
 use edgepack_test_support::{fixtures, summary};
-use fixtures::{T0, store_playlist};
+use fixtures::{T0, store_playlist, store_playlist_with_breaks};
 
 fn settings() -> Settings {
     Settings::from_json(
         br#"{"store":{"cluster":"s"},"channels":{"news":{"endpoints":{
           "hls":{"format":"hls","manifest_window_seconds":60,"program_date_time_interval_seconds":10},
+          "hour":{"format":"hls","manifest_window_seconds":3600,"ad_markers":"scte35_enhanced"},
           "secure":{"format":"hls","manifest_window_seconds":60,
             "encryption":{"method":"aes-128","key_rotation_interval_seconds":60,
               "key":{"derived":{"secret":"0123456789abcdef0123"}},"key_token":{"secret":"tok-0123456789abcdef"}}}}}}}"#,
@@ -114,6 +115,28 @@ fn playlists(c: &mut Criterion) {
         );
     }
     g.finish();
+    // The ad-marker row below measures markers being written: check that they are.
+    let breaks = store_playlist_with_breaks(1_800, 30);
+    let hour = job(
+        "hour",
+        JobKind::Media {
+            time: TimeShift::default(),
+        },
+    );
+    let answer = StoreAnswer {
+        status: 200,
+        header: &none,
+        body: breaks.as_bytes(),
+    };
+    let text = String::from_utf8(respond(&settings, &hour, &answer, T0 + 3_600_000).body)
+        .unwrap_or_default();
+    assert!(
+        text.matches("#EXT-X-CUE-OUT:").count() >= 59
+            && text.contains("#EXT-X-CUE-OUT-CONT:ElapsedTime=")
+            && text.contains("#EXT-OATCLS-SCTE35") == text.contains("SCTE35="),
+        "scte35_enhanced markers in the 1 h window:\n{}",
+        &text[..text.len().min(2000)]
+    );
     let mv = multivariant_10();
     let filter =
         ManifestFilter::parse("video_height:0-720;audio_language:en,fr;video_codec:h264").unwrap();
@@ -228,6 +251,16 @@ fn main() {
         &format!("{day:.1} ms"),
         Some(&format!("{hour:.2} ms")),
         Some(day / hour),
+    );
+    // A 1 h window with a 30 s ad break every minute, SCTE-35 enhanced markers (elapsed time on
+    // every segment in a break), against the same window without cues.
+    let plain = live_ms("hour", &store_playlist(1_800));
+    let breaks = live_ms("hour", &store_playlist_with_breaks(1_800, 30));
+    summary::row(
+        "media playlist, 1 h window, a break every minute, scte35_enhanced (vs no cues)",
+        &format!("{breaks:.2} ms"),
+        Some(&format!("{plain:.2} ms")),
+        Some(breaks / plain),
     );
     speed_in_v8();
 }
@@ -402,16 +435,21 @@ fn shaka_mb_s(
 
 /// Mean time to answer a live media playlist from a store history of `n` 2 s segments.
 fn rewrite_ms(n: u64) -> f64 {
+    live_ms("hls", &store_playlist(n))
+}
+
+/// Mean time for `endpoint` to answer a live media playlist from the store view `body`.
+fn live_ms(endpoint: &str, body: &str) -> f64 {
     let settings = settings();
-    let body = store_playlist(n);
     let none = |_: &str| None;
     let live = job(
-        "hls",
+        endpoint,
         JobKind::Media {
             time: TimeShift::default(),
         },
     );
-    let now = T0 + n as i64 * 2000;
+    let n = body.matches("#EXTINF").count() as i64;
+    let now = T0 + n * 2000;
     let start = Instant::now();
     let mut runs = 0u32;
     while start.elapsed() < Duration::from_secs(2) || runs < 3 {

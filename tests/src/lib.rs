@@ -14,6 +14,18 @@ pub fn edge(
     config: &[u8],
     workers: usize,
 ) -> edgepack_host::RunningHost {
+    edge_with_routes(store, config, workers, Vec::new())
+}
+
+/// [`edge`] that also answers `routes` itself, the filter off on them (pages and player scripts,
+/// as `envoy.yaml`'s `direct_response` routes).
+#[allow(clippy::panic)] // test code: a story without its edge fails loudly
+pub fn edge_with_routes(
+    store: std::net::SocketAddr,
+    config: &[u8],
+    workers: usize,
+    routes: Vec<edgepack_host::DirectResponse>,
+) -> edgepack_host::RunningHost {
     let wasm = match edgepack_test_support::artifacts::filter_wasm() {
         Ok(w) => w,
         Err(e) => panic!("the filter's .wasm: {e}"),
@@ -21,6 +33,7 @@ pub fn edge(
     let mut o = edgepack_host::HostOptions::new(wasm, config.to_vec());
     o.clusters = vec![("edgepack_store".into(), store)];
     o.workers = workers;
+    o.direct_responses = routes;
     match edgepack_host::start(o) {
         Ok(h) => h,
         Err(e) => panic!("the test host: {e}"),

@@ -13,9 +13,11 @@
 use std::path::Path;
 use std::process::Command;
 
+use edgepack_host::DirectResponse;
 use edgepack_store_api::format_pdt;
 use edgepack_test_support::player::decoded_frames;
 use edgepack_test_support::sidecar::{self, PASSWORD_1, Sidecar, basic, put, write_config};
+use edgepack_tests::browser;
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
@@ -73,6 +75,38 @@ print(insert(False))
     let text = String::from_utf8(out.stdout).unwrap();
     let mut lines = text.lines().map(str::to_owned);
     (lines.next().unwrap(), lines.next().unwrap())
+}
+
+/// The page that reports players' ad events, and the players it loads.
+fn player_routes() -> Vec<DirectResponse> {
+    [
+        ("/ad_events.html", "ad_events.html", "text/html"),
+        (
+            "/hls.min.js",
+            "node_modules/hls.js/dist/hls.min.js",
+            "application/javascript",
+        ),
+        (
+            "/shaka-player.compiled.js",
+            "node_modules/shaka-player/dist/shaka-player.compiled.js",
+            "application/javascript",
+        ),
+    ]
+    .into_iter()
+    .map(|(path, file, ct)| browser::file_route(path, Path::new(file), ct).unwrap())
+    .collect()
+}
+
+/// `s` as a query parameter value.
+fn url_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn hex(b64: &str) -> String {
@@ -227,7 +261,7 @@ fn cues_from_a_scte35_library_become_each_endpoints_markers() {
     // The encoder's window holds segments 7-9 only, without a cue; the store restarts.
     sc.stop();
     let mut sc = Sidecar::start(&config);
-    let h = edgepack_tests::edge(sc.internal, CONFIG.as_bytes(), 1);
+    let h = edgepack_tests::edge_with_routes(sc.internal, CONFIG.as_bytes(), 1, player_routes());
     let range = format!("start={}&end={}", t0 / 1000, t0 / 1000 + 20);
     let playlist = |endpoint: &str, r: usize, query: &str| {
         let res = sidecar::get(
@@ -359,6 +393,41 @@ fn cues_from_a_scte35_library_become_each_endpoints_markers() {
     );
     assert_eq!(mpd.matches("<Event ").count(), 1, "{mpd}");
     dash_mpd_core::parse(&mpd).expect("the MPD with its events parses");
+
+    // What players expose, in headless Chromium: hls.js the break as a DATERANGE (its id, start,
+    // end and the library's cue), shaka-player a timeline region for the MPD's event.
+    let page = format!(
+        "http://{addr}/ad_events.html?hls={hls}&mpd={mpd}",
+        addr = h.addr,
+        hls = url_encoded(&format!(
+            "http://{}/out/v1/news/dr/stream_0/index.m3u8?{range}",
+            h.addr
+        )),
+        mpd = url_encoded(&format!(
+            "http://{}/out/v1/news/dash/index.mpd?{range}",
+            h.addr
+        )),
+    );
+    let seen = browser::play(&page, 6).unwrap();
+    assert!(seen["fatal"].is_null(), "{seen}");
+    let dr = &seen["dateranges"]["7"];
+    assert_eq!(dr["start"], t0 + OUT_AT as i64 * 2000, "{seen}");
+    assert_eq!(dr["end"], t0 + IN_AT as i64 * 2000, "{seen}");
+    assert_eq!(dr["plannedDuration"], 6.0, "{seen}");
+    assert_eq!(dr["scte35out"], hex(&out), "{seen}");
+    let regions = seen["regions"].as_array().unwrap();
+    assert_eq!(regions.len(), 1, "{seen}");
+    let region = &regions[0];
+    assert_eq!(
+        region["schemeIdUri"], "urn:scte:scte35:2014:xml+bin",
+        "{seen}"
+    );
+    assert_eq!(region["id"], "7", "{seen}");
+    let at = |k: &str| region[k].as_f64().unwrap();
+    assert!(
+        (at("startTime") - 6.0).abs() < 0.01 && (at("endTime") - 12.0).abs() < 0.01,
+        "{seen}"
+    );
 
     // Players are not disturbed: ffmpeg plays every frame of the marked playlists.
     for endpoint in ["enh", "dr"] {
