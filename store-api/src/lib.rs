@@ -21,6 +21,7 @@ mod parse;
 mod pdt;
 mod playlist;
 pub mod scte35;
+pub mod scte35_ts;
 #[cfg(any(feature = "strategies", all(test, not(target_arch = "wasm32"))))]
 pub mod strategies;
 pub mod window;

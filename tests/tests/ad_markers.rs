@@ -445,3 +445,176 @@ fn cues_from_a_scte35_library_become_each_endpoints_markers() {
     assert_eq!(h.traps(), 0);
     sc.stop();
 }
+
+/// `segment` with a SCTE-35 stream declared in its PMT (stream type 0x86, PID 0x1F4) and, when
+/// given, `cue` carried on it right after the PMT — what an encoder that signals ads in-band
+/// writes. The PMT is rewritten with its CRC.
+fn with_scte35(segment: &[u8], cue: Option<&[u8]>) -> Vec<u8> {
+    use edgepack_store_api::scte35::crc32_mpeg2;
+    let mut out = Vec::with_capacity(segment.len() + 188);
+    let mut pmt_pid = None;
+    for p in segment.chunks_exact(188) {
+        let pid = (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2]);
+        let start = p[1] & 0x40 != 0;
+        if pid == 0 && start {
+            // PAT: the first program's PMT PID.
+            let s = &p[5..];
+            pmt_pid = Some((u16::from(s[10] & 0x1F) << 8) | u16::from(s[11]));
+        }
+        if Some(pid) == pmt_pid && start {
+            assert_eq!(p[3] & 0x30, 0x10, "a PMT packet without adaptation field");
+            let mut pkt = p.to_vec();
+            let at = 5; // after the header and pointer field 0
+            let len = ((usize::from(pkt[at + 1] & 0x0F) << 8) | usize::from(pkt[at + 2])) + 3;
+            let body_end = at + len - 4;
+            let mut section = pkt[at..body_end].to_vec();
+            section.extend_from_slice(&[0x86, 0xE1, 0xF4, 0xF0, 0x00]);
+            let new_len = section.len() + 4 - 3;
+            section[1] = (section[1] & 0xF0) | (new_len >> 8) as u8;
+            section[2] = new_len as u8;
+            let crc = crc32_mpeg2(&section);
+            section.extend_from_slice(&crc.to_be_bytes());
+            assert!(at + section.len() <= 188, "the PMT still fits its packet");
+            pkt[at..at + section.len()].copy_from_slice(&section);
+            for b in &mut pkt[at + section.len()..] {
+                *b = 0xFF;
+            }
+            out.extend_from_slice(&pkt);
+            if let Some(cue) = cue {
+                let mut c = vec![0x47, 0x41, 0xF4, 0x10, 0x00];
+                c.extend_from_slice(cue);
+                assert!(c.len() <= 188);
+                c.resize(188, 0xFF);
+                out.extend_from_slice(&c);
+            }
+            continue;
+        }
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+/// The cues the PyPI `scte35` library reads out of an MPEG-TS file, base64 each.
+fn library_reads_ts(path: &Path) -> Vec<String> {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let script = r#"
+import sys, base64
+from scte35 import Stream
+found = []
+Stream(sys.argv[1]).decode(func=lambda cue: found.append(cue.bites))
+for b in found:
+    print(base64.b64encode(b).decode())
+"#;
+    let out = Command::new(python)
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('{'))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn cues_in_the_mpeg_ts_scte35_stream_become_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let media = dir.path().join("media");
+    std::fs::create_dir_all(&media).unwrap();
+    let (out, back) = library_cues();
+    let cue = |b64: &str| edgepack_store_api::scte35::decode_text(b64).unwrap();
+    let segments: Vec<Vec<u8>> = encode(&media)
+        .iter()
+        .enumerate()
+        .map(|(i, s)| match i {
+            OUT_AT => with_scte35(s, Some(&cue(&out))),
+            IN_AT => with_scte35(s, Some(&cue(&back))),
+            _ => with_scte35(s, None),
+        })
+        .collect();
+    // The library reads our in-band cue back from the segment: the carriage is right.
+    let carrying = dir.path().join("out.ts");
+    std::fs::write(&carrying, &segments[OUT_AT]).unwrap();
+    assert_eq!(library_reads_ts(&carrying), [out.clone()]);
+
+    let config = write_config(dir.path(), "", "startover_window_seconds = 3600");
+    let mut sc = Sidecar::start(&config);
+    let auth = basic("enc1", PASSWORD_1);
+    let t0 = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 60)
+        * 1000;
+    for (i, segment) in segments.iter().enumerate() {
+        let seg = put(
+            sc.ingest,
+            &format!("/in/v1/news/1/stream_0_{i}.ts"),
+            Some(&auth),
+            segment,
+        );
+        assert_eq!(seg.status / 100, 2, "{}", seg.text());
+        // No cue in the playlists: only the segments carry them.
+        let pl = encoder_playlist(2, i, t0, &out, &back);
+        assert!(!pl.contains("CUE") && !pl.contains("SCTE35"), "{pl}");
+        let p = put(
+            sc.ingest,
+            "/in/v1/news/1/stream_0.m3u8",
+            Some(&auth),
+            pl.replace("stream_2_", "stream_0_").as_bytes(),
+        );
+        assert_eq!(p.status / 100, 2, "{}", p.text());
+    }
+    let h = edgepack_tests::edge(sc.internal, CONFIG.as_bytes(), 1);
+    let range = format!("start={}&end={}", t0 / 1000, t0 / 1000 + 20);
+    let playlist = |endpoint: &str| {
+        let res = sidecar::get(
+            h.addr,
+            &format!("/out/v1/news/{endpoint}/stream_0/index.m3u8?{range}"),
+        );
+        assert_eq!(res.status, 200, "{endpoint}: {}", res.text());
+        res.text()
+    };
+    let out_uri = format!("{OUT_AT}.ts");
+    let in_uri = format!("{IN_AT}.ts");
+    let enh = playlist("enh");
+    assert_eq!(
+        before(&enh, &out_uri),
+        [
+            "#EXT-X-CUE-OUT:6.000".to_owned(),
+            format!("#EXT-OATCLS-SCTE35:{out}")
+        ],
+        "{enh}"
+    );
+    assert!(
+        before(&enh, "4.ts")[0].starts_with("#EXT-X-CUE-OUT-CONT:ElapsedTime=2.000"),
+        "{enh}"
+    );
+    assert_eq!(before(&enh, &in_uri), ["#EXT-X-CUE-IN"], "{enh}");
+    let dr = playlist("dr");
+    assert_eq!(
+        before(&dr, &out_uri),
+        [format!(
+            "#EXT-X-DATERANGE:ID=\"7\",START-DATE=\"{}\",PLANNED-DURATION=6.000,SCTE35-OUT={}",
+            format_pdt(t0 + OUT_AT as i64 * 2000),
+            hex(&out)
+        )],
+        "{dr}"
+    );
+    // The segments with the added stream still play, every frame.
+    let url = format!(
+        "http://{}/out/v1/news/enh/stream_0/index.m3u8?{range}",
+        h.addr
+    );
+    let frames = decoded_frames(&url).unwrap();
+    assert_eq!(frames.values().map(Vec::len).sum::<usize>(), SEGMENTS * 50);
+    assert_eq!(h.traps(), 0);
+    sc.stop();
+}

@@ -10,6 +10,8 @@ use super::timeline::{
     self, Action, Clock, Entry, InputRendition, SegmentCopy, Step, Timeline, Upload,
 };
 use super::{ChannelState, now_ms};
+use edgepack_store_api::{cues, scte35, scte35_ts};
+
 use crate::disk;
 use crate::ingest_path::resolve_segment_uri;
 use crate::media_kind::{self, MediaKind};
@@ -179,6 +181,32 @@ impl ChannelState {
         (located, uploads, refused)
     }
 
+    /// The SCTE-35 cues an MPEG-TS segment carries on its stream-type-0x86 PIDs, as
+    /// `EXT-X-SCTE35` tags (the store reads them as it reads the encoder's tags). A section whose
+    /// CRC or syntax is wrong is skipped with a warning.
+    fn ts_cues(
+        &self,
+        input: usize,
+        rid: &str,
+        file: &std::path::Path,
+        msn: u64,
+    ) -> std::io::Result<Vec<String>> {
+        let bytes = std::fs::read(file)?;
+        let mut tags = Vec::new();
+        for section in scte35_ts::sections(&bytes) {
+            match scte35::parse(&section) {
+                Ok(_) => tags.push(format!(
+                    "#EXT-X-SCTE35:CUE=\"{}\"",
+                    scte35::to_base64(&section)
+                )),
+                Err(e) => tracing::warn!(channel = %self.cfg.id, input = input + 1,
+                    rendition = rid, msn, error = %e,
+                    "a SCTE-35 section in the segment's MPEG-TS is malformed; skipped"),
+            }
+        }
+        Ok(tags)
+    }
+
     /// Does one step of a merge: for a new copy, stores it (journal first, then the file: a
     /// crash in between is repaired at start-up from `src`).
     fn apply(
@@ -232,6 +260,16 @@ impl ChannelState {
             init_src: map.map(str::to_owned),
         };
         let mut entry: Entry = (**entry).clone();
+        // Cues the encoder carried in the segment's SCTE-35 stream instead of playlist tags.
+        if matches!(step.action, Action::Append(_))
+            && copy.ext == "ts"
+            && entry.source_key.is_none()
+            && !entry.tags.iter().any(|t| cues::is_cue_tag(t))
+        {
+            entry
+                .tags
+                .extend(self.ts_cues(input, rid, &incoming, step.msn)?);
+        }
         let target = self.layout.segment(rid, entry.seq, input, &copy.ext);
         entry.copies[input] = Some(copy);
         // Pinned to the active input's copy once it is in (unless a viewer was served the other
