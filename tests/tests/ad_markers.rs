@@ -542,7 +542,7 @@ fn cues_in_the_mpeg_ts_scte35_stream_become_markers() {
     // The library reads our in-band cue back from the segment: the carriage is right.
     let carrying = dir.path().join("out.ts");
     std::fs::write(&carrying, &segments[OUT_AT]).unwrap();
-    assert_eq!(library_reads_ts(&carrying), [out.clone()]);
+    assert_eq!(library_reads_ts(&carrying), std::slice::from_ref(&out));
 
     let config = write_config(dir.path(), "", "startover_window_seconds = 3600");
     let mut sc = Sidecar::start(&config);
