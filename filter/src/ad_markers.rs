@@ -237,6 +237,23 @@ pub fn dash_events(ads: &AdSettings, segments: &[Segment<'_>]) -> Vec<DashEvent>
         .collect()
 }
 
+/// Whether a new DASH period starts at `s` (`period_triggers: ["ads"]`): it carries the start
+/// of an ad break (a cue [`dash_events`] announces) or a return from one.
+pub fn splice_point(ads: &AdSettings, s: &Segment<'_>) -> bool {
+    if !ads.periods_at_breaks || ads.markers == AdMarkers::None {
+        return false;
+    }
+    let Some(cue) = s.tags.iter().find_map(|t| Cue::from_store_tag(t)) else {
+        return false;
+    };
+    match cue.edge {
+        // A view's first segment inside a break carries the break's start: not a splice here.
+        CueEdge::Out => cue.start_ms.is_none() && cue.splice_info().is_some_and(|i| is_ad(ads, &i)),
+        CueEdge::In => true,
+        CueEdge::Cont => false,
+    }
+}
+
 /// Segment times are rounded by encoders: a break of 30 s ends at a segment starting 29.9 s in.
 const TOLERANCE_MS: i64 = 100;
 

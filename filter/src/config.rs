@@ -149,6 +149,18 @@ pub struct EndpointConfig {
     /// `AdsOnDeliveryRestrictions`).
     #[serde(default)]
     pub ads_on_delivery_restrictions: DeliveryRestrictions,
+    /// `dash`: where new periods start besides discontinuities and key periods (MediaPackage's
+    /// `PeriodTriggers`): `ads` = at each ad break's start and end.
+    #[serde(default)]
+    pub period_triggers: Vec<PeriodTrigger>,
+}
+
+/// MediaPackage's DASH `PeriodTriggers` this version offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PeriodTrigger {
+    /// A new period at each ad break's splice out and back in.
+    Ads,
 }
 
 /// MediaPackage's ad marker modes (`AdMarkers`), in snake case.
@@ -232,6 +244,8 @@ pub struct AdSettings {
     pub markers: AdMarkers,
     pub triggers: Vec<AdTrigger>,
     pub on_delivery_restrictions: DeliveryRestrictions,
+    /// `dash`: a new period at each ad break's start and end (`period_triggers: ["ads"]`).
+    pub periods_at_breaks: bool,
 }
 
 fn default_window() -> u64 {
@@ -592,6 +606,12 @@ fn validate_endpoint(
             "must be 0..=3600",
         ));
     }
+    if !cfg.period_triggers.is_empty() && cfg.format != Format::Dash {
+        return Err(err(
+            format!("{f}.period_triggers"),
+            "is for dash endpoints (HLS has no periods)",
+        ));
+    }
     if let Some(t) = cfg.start_tag {
         if cfg.format == Format::Dash {
             return Err(err(
@@ -639,6 +659,7 @@ fn validate_endpoint(
         markers: cfg.ad_markers,
         triggers: cfg.ad_triggers,
         on_delivery_restrictions: cfg.ads_on_delivery_restrictions,
+        periods_at_breaks: cfg.period_triggers.contains(&PeriodTrigger::Ads),
     };
     Ok(Endpoint {
         channel: channel.to_owned(),

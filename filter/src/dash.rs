@@ -90,6 +90,8 @@ struct Period<'a> {
     first: RunStart,
     key_period: u64,
     segments: &'a [Segment<'a>],
+    /// It starts at an ad break's splice point (not at a discontinuity or key period).
+    at_splice: bool,
 }
 
 /// `<S>` elements of a timeline: `t` and `d` in 90 kHz, repeats folded into `r`.
@@ -217,7 +219,9 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
             "the store's multivariant playlist states no CODECS for its variants; a DASH manifest needs them".into(),
         ));
     }
-    // Periods: runs of the window with one discontinuity sequence and one key period.
+    // Periods: runs of the window with one discontinuity sequence and one key period, split at
+    // ad breaks' splice points with `period_triggers: ["ads"]`.
+    let ads = &m.endpoint.ads;
     let mut periods: Vec<Period<'_>> = Vec::new();
     let mut at = 0;
     while at < segs.len() {
@@ -225,14 +229,18 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         let kp = key_periods::of_segment(m.endpoint, s);
         let len = segs[at..]
             .iter()
-            .take_while(|x| {
-                x.disc_seq == s.disc_seq && key_periods::of_segment(m.endpoint, x) == kp
+            .enumerate()
+            .take_while(|(i, x)| {
+                x.disc_seq == s.disc_seq
+                    && key_periods::of_segment(m.endpoint, x) == kp
+                    && (*i == 0 || !ad_markers::splice_point(ads, x))
             })
             .count();
         periods.push(Period {
             first: key_periods::run_start(pl, m.endpoint, s),
             key_period: kp,
             segments: &segs[at..at + len],
+            at_splice: at > 0 && ad_markers::splice_point(ads, s),
         });
         at += len;
     }
@@ -284,7 +292,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         {
             start_ms = start_ms.max(pdt);
         }
-        if !dynamic {
+        if !dynamic || p.at_splice {
             start_ms = start_ms.max(p.segments.first().and_then(|s| s.pdt_ms).unwrap_or(0));
         }
         let rel_ms = (start_ms - origin_ms).max(0);
@@ -292,9 +300,14 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         let s_list = timeline(p.segments)?;
         let protection = content_protection(m, p.key_period, m.now_ms)?;
         let init = p.first.pdt_ms.unwrap_or(0) * (TIMESCALE / 1000);
+        // A period a splice point starts is named by its first segment too.
+        let splice = match (p.at_splice, p.segments.first()) {
+            (true, Some(s)) => format!("-{}", s.sequence),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "<Period id=\"{}-{}\" start=\"{}\">",
+            "<Period id=\"{}-{}{splice}\" start=\"{}\">",
             p.segments.first().map_or(0, |s| s.disc_seq),
             p.key_period,
             duration(rel_ms)

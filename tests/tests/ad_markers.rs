@@ -25,7 +25,8 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
     "none": { "format": "hls", "ad_markers": "none" },
     "enh": { "format": "hls", "ad_markers": "scte35_enhanced" },
     "dr": { "format": "hls", "ad_markers": "daterange" },
-    "dash": { "format": "dash" } } } } }"#;
+    "dash": { "format": "dash" },
+    "periods": { "format": "dash", "period_triggers": ["ads"] } } } } }"#;
 
 const SEGMENTS: usize = 10;
 /// The break: out at segment 3, back in at segment 6 (6 s).
@@ -393,6 +394,27 @@ fn cues_from_a_scte35_library_become_each_endpoints_markers() {
     );
     assert_eq!(mpd.matches("<Event ").count(), 1, "{mpd}");
     dash_mpd_core::parse(&mpd).expect("the MPD with its events parses");
+    // period_triggers ["ads"]: a new period at the splice out and at the return, the event at the
+    // start of the break's period.
+    let periods = sidecar::get(h.addr, &format!("/out/v1/news/periods/index.mpd?{range}")).text();
+    let starts: Vec<&str> = periods
+        .lines()
+        .filter(|l| l.starts_with("<Period "))
+        .collect();
+    assert_eq!(
+        starts,
+        [
+            "<Period id=\"0-0\" start=\"PT0S\">",
+            "<Period id=\"0-0-3\" start=\"PT6S\">",
+            "<Period id=\"0-0-6\" start=\"PT12S\">"
+        ],
+        "{periods}"
+    );
+    assert!(
+        periods.contains("<Event presentationTime=\"0\" id=\"7\" duration=\"540000\">"),
+        "{periods}"
+    );
+    dash_mpd_core::parse(&periods).expect("the MPD with its periods parses");
 
     // What players expose, in headless Chromium: hls.js the break as a DATERANGE (its id, start,
     // end and the library's cue), shaka-player a timeline region for the MPD's event.
