@@ -112,7 +112,14 @@ pub(super) fn dash_manifest(
         kind,
         endpoint: ep,
         now_ms,
-        window_ms: spec.window_ms,
+        // From `start` to live, the player may seek back to `start`: the time-shift buffer
+        // reaches that far (at least the live window).
+        window_ms: match (kind, spec.start_ms) {
+            (PlaylistType::Event, Some(start)) => spec
+                .window_ms
+                .max(now_ms.saturating_sub(spec.delay_ms).saturating_sub(start)),
+            _ => spec.window_ms,
+        },
         delay_ms: spec.delay_ms,
         base_url,
     })?;
@@ -548,6 +555,47 @@ mod tests {
             t.contains(&format!(r#"presentationTimeOffset="{}""#, T0 * 90)),
             "{t}"
         );
+
+        // A range without `end` (from `start` to live) is a dynamic manifest (MediaPackage's
+        // startover: the player follows the live edge) whose time-shift buffer reaches back to
+        // `start`.
+        let Plan::Fetch(m) = after_multivariant(
+            "/out/v1/news/dash/index.mpd?start=2026-11-25T14:35:31Z",
+            &[],
+            T0 + 9_000,
+        ) else {
+            panic!()
+        };
+        let t = text(&answer(
+            &m.next,
+            200,
+            &[],
+            STORE_MEDIA.as_bytes(),
+            T0 + 9_000,
+        ));
+        assert!(t.contains(r#"type="dynamic""#), "{t}");
+        assert!(
+            t.contains(r#"timeShiftBufferDepth="PT60S""#),
+            "the live window at least: {t}"
+        );
+        // Started two hours ago: the buffer reaches back to the start.
+        let Plan::Fetch(m) = after_multivariant(
+            "/out/v1/news/dash/index.mpd?start=2026-11-25T14:35:31Z",
+            &[],
+            T0 + 7_200_000,
+        ) else {
+            panic!()
+        };
+        let t = text(&answer(
+            &m.next,
+            200,
+            &[],
+            STORE_MEDIA.as_bytes(),
+            T0 + 7_200_000,
+        ));
+        assert!(t.contains(r#"type="dynamic""#), "{t}");
+        assert!(t.contains(r#"timeShiftBufferDepth="PT7200"#), "{t}");
+        assert!(!t.contains("mediaPresentationDuration"), "{t}");
 
         // Each endpoint answers in its own format only.
         assert_eq!(status("/out/v1/news/dash/index.m3u8", &[]).0, 404);
