@@ -23,6 +23,27 @@ pub fn file_route(path: &str, file: &Path, content_type: &str) -> Result<DirectR
     })
 }
 
+/// `page` (path, file under `tests/browser/`) and the scripts it loads: hls.js at `/hls.min.js`,
+/// shaka-player at `/shaka-player.compiled.js`.
+pub fn page_with_players(page: (&str, &str)) -> Result<Vec<DirectResponse>, String> {
+    [
+        (page.0, page.1, "text/html"),
+        (
+            "/hls.min.js",
+            "node_modules/hls.js/dist/hls.min.js",
+            "application/javascript",
+        ),
+        (
+            "/shaka-player.compiled.js",
+            "node_modules/shaka-player/dist/shaka-player.compiled.js",
+            "application/javascript",
+        ),
+    ]
+    .into_iter()
+    .map(|(path, file, ct)| file_route(path, Path::new(file), ct))
+    .collect()
+}
+
 /// Opens `page` in Chromium for `seconds` and returns the page's `window.playerState` plus
 /// `currentTime` and `advanced` (seconds played since playback started), as JSON.
 pub fn play(page: &str, seconds: u32) -> Result<serde_json::Value, String> {

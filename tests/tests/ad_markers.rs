@@ -80,22 +80,7 @@ print(insert(False))
 
 /// The page that reports players' ad events, and the players it loads.
 fn player_routes() -> Vec<DirectResponse> {
-    [
-        ("/ad_events.html", "ad_events.html", "text/html"),
-        (
-            "/hls.min.js",
-            "node_modules/hls.js/dist/hls.min.js",
-            "application/javascript",
-        ),
-        (
-            "/shaka-player.compiled.js",
-            "node_modules/shaka-player/dist/shaka-player.compiled.js",
-            "application/javascript",
-        ),
-    ]
-    .into_iter()
-    .map(|(path, file, ct)| browser::file_route(path, Path::new(file), ct).unwrap())
-    .collect()
+    browser::page_with_players(("/ad_events.html", "ad_events.html")).unwrap()
 }
 
 /// `s` as a query parameter value.
@@ -108,6 +93,34 @@ fn url_encoded(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// A minute ago, to the second, in epoch ms: every segment pushed from then is in the past.
+fn a_minute_ago_ms() -> i64 {
+    (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+        - 60)
+        * 1000
+}
+
+/// The encoder uploads segment `i` of `rendition` (`{rendition}_{i}.ts`), then its playlist.
+fn upload(sc: &Sidecar, auth: &str, rendition: &str, i: usize, segment: &[u8], playlist: &str) {
+    let seg = put(
+        sc.ingest,
+        &format!("/in/v1/news/1/{rendition}_{i}.ts"),
+        Some(auth),
+        segment,
+    );
+    assert_eq!(seg.status / 100, 2, "{}", seg.text());
+    let p = put(
+        sc.ingest,
+        &format!("/in/v1/news/1/{rendition}.m3u8"),
+        Some(auth),
+        playlist.as_bytes(),
+    );
+    assert_eq!(p.status / 100, 2, "{}", p.text());
 }
 
 fn hex(b64: &str) -> String {
@@ -223,30 +236,11 @@ fn cues_from_a_scte35_library_become_each_endpoints_markers() {
     let config = write_config(dir.path(), "", "startover_window_seconds = 3600");
     let mut sc = Sidecar::start(&config);
     let auth = basic("enc1", PASSWORD_1);
-    // A minute ago, to the second: every segment is in the past.
-    let t0 = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        - 60)
-        * 1000;
+    let t0 = a_minute_ago_ms();
     for (i, segment) in segments.iter().enumerate() {
         for r in 0..2 {
-            let seg = put(
-                sc.ingest,
-                &format!("/in/v1/news/1/stream_{r}_{i}.ts"),
-                Some(&auth),
-                segment,
-            );
-            assert_eq!(seg.status / 100, 2, "{}", seg.text());
             let pl = encoder_playlist(r, i, t0, &out, &back);
-            let p = put(
-                sc.ingest,
-                &format!("/in/v1/news/1/stream_{r}.m3u8"),
-                Some(&auth),
-                pl.as_bytes(),
-            );
-            assert_eq!(p.status / 100, 2, "{}", p.text());
+            upload(&sc, &auth, &format!("stream_{r}"), i, segment, &pl);
         }
     }
     // The multivariant playlist (DASH needs its CODECS).
@@ -569,30 +563,12 @@ fn cues_in_the_mpeg_ts_scte35_stream_become_markers() {
     let config = write_config(dir.path(), "", "startover_window_seconds = 3600");
     let mut sc = Sidecar::start(&config);
     let auth = basic("enc1", PASSWORD_1);
-    let t0 = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-        - 60)
-        * 1000;
+    let t0 = a_minute_ago_ms();
     for (i, segment) in segments.iter().enumerate() {
-        let seg = put(
-            sc.ingest,
-            &format!("/in/v1/news/1/stream_0_{i}.ts"),
-            Some(&auth),
-            segment,
-        );
-        assert_eq!(seg.status / 100, 2, "{}", seg.text());
         // No cue in the playlists: only the segments carry them.
-        let pl = encoder_playlist(2, i, t0, &out, &back);
+        let pl = encoder_playlist(2, i, t0, &out, &back).replace("stream_2_", "stream_0_");
         assert!(!pl.contains("CUE") && !pl.contains("SCTE35"), "{pl}");
-        let p = put(
-            sc.ingest,
-            "/in/v1/news/1/stream_0.m3u8",
-            Some(&auth),
-            pl.replace("stream_2_", "stream_0_").as_bytes(),
-        );
-        assert_eq!(p.status / 100, 2, "{}", p.text());
+        upload(&sc, &auth, "stream_0", i, segment, &pl);
     }
     let h = edgepack_tests::edge(sc.internal, CONFIG.as_bytes(), 1);
     let range = format!("start={}&end={}", t0 / 1000, t0 / 1000 + 20);

@@ -11,8 +11,6 @@
 
 mod live;
 
-use std::path::Path;
-
 use edgepack_host::DirectResponse;
 use edgepack_tests::browser;
 
@@ -26,22 +24,7 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
 /// The demo player page and hls.js, answered by the proxy itself on routes where the filter is
 /// off — as `envoy/envoy.yaml` serves them with `direct_response`.
 fn player_routes() -> Vec<DirectResponse> {
-    [
-        ("/", "../../envoy/player/index.html", "text/html"),
-        (
-            "/hls.min.js",
-            "node_modules/hls.js/dist/hls.min.js",
-            "application/javascript",
-        ),
-        (
-            "/shaka-player.compiled.js",
-            "node_modules/shaka-player/dist/shaka-player.compiled.js",
-            "application/javascript",
-        ),
-    ]
-    .into_iter()
-    .map(|(path, file, ct)| browser::file_route(path, Path::new(file), ct).unwrap())
-    .collect()
+    browser::page_with_players(("/", "../../envoy/player/index.html")).unwrap()
 }
 
 #[test]

@@ -532,21 +532,20 @@ mod tests {
             "{t}"
         );
         assert!(!t.contains("ContentProtection"), "{t}");
-        // A past range is a static manifest starting at 0.
-        let Plan::Fetch(m) = after_multivariant(
-            "/out/v1/news/dash/index.mpd?start=2026-11-25T14:35:31Z&end=2026-11-25T14:35:40Z",
-            &[],
-            T0 + 60_000,
-        ) else {
-            panic!()
+        // The MPD for `query` at `now`, made from the recorded store playlist.
+        let mpd = |query: &str, now: i64| {
+            let Plan::Fetch(m) =
+                after_multivariant(&format!("/out/v1/news/dash/index.mpd?{query}"), &[], now)
+            else {
+                panic!("{query}: no store fetch")
+            };
+            text(&answer(&m.next, 200, &[], STORE_MEDIA.as_bytes(), now))
         };
-        let t = text(&answer(
-            &m.next,
-            200,
-            &[],
-            STORE_MEDIA.as_bytes(),
+        // A past range is a static manifest starting at 0.
+        let t = mpd(
+            "start=2026-11-25T14:35:31Z&end=2026-11-25T14:35:40Z",
             T0 + 60_000,
-        ));
+        );
         assert!(
             t.contains(r#"type="static" mediaPresentationDuration="PT8S""#),
             "{t}"
@@ -558,41 +557,11 @@ mod tests {
 
         // A range without `end` (from `start` to live) is a dynamic manifest (MediaPackage's
         // startover: the player follows the live edge) whose time-shift buffer reaches back to
-        // `start`.
-        let Plan::Fetch(m) = after_multivariant(
-            "/out/v1/news/dash/index.mpd?start=2026-11-25T14:35:31Z",
-            &[],
-            T0 + 9_000,
-        ) else {
-            panic!()
-        };
-        let t = text(&answer(
-            &m.next,
-            200,
-            &[],
-            STORE_MEDIA.as_bytes(),
-            T0 + 9_000,
-        ));
+        // `start`, the live window at least.
+        let t = mpd("start=2026-11-25T14:35:31Z", T0 + 9_000);
         assert!(t.contains(r#"type="dynamic""#), "{t}");
-        assert!(
-            t.contains(r#"timeShiftBufferDepth="PT60S""#),
-            "the live window at least: {t}"
-        );
-        // Started two hours ago: the buffer reaches back to the start.
-        let Plan::Fetch(m) = after_multivariant(
-            "/out/v1/news/dash/index.mpd?start=2026-11-25T14:35:31Z",
-            &[],
-            T0 + 7_200_000,
-        ) else {
-            panic!()
-        };
-        let t = text(&answer(
-            &m.next,
-            200,
-            &[],
-            STORE_MEDIA.as_bytes(),
-            T0 + 7_200_000,
-        ));
+        assert!(t.contains(r#"timeShiftBufferDepth="PT60S""#), "{t}");
+        let t = mpd("start=2026-11-25T14:35:31Z", T0 + 7_200_000);
         assert!(t.contains(r#"type="dynamic""#), "{t}");
         assert!(t.contains(r#"timeShiftBufferDepth="PT7200"#), "{t}");
         assert!(!t.contains("mediaPresentationDuration"), "{t}");
