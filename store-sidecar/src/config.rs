@@ -41,9 +41,23 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default, rename = "channel")]
     pub channels: Vec<ChannelConfig>,
-    /// `[admin]`: the credentials of the admin API (channel reset); none = the API is off.
+    /// `[admin]`: the admin API (channel reset, harvest); none = the API is off.
     #[serde(default)]
-    pub admin: Option<InputConfig>,
+    pub admin: Option<AdminConfig>,
+}
+
+/// `[admin]`: the operator's credentials, and where harvests are written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    pub username: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Harvest jobs write their VOD packages under this directory; none: harvest is off.
+    #[serde(default)]
+    pub harvest_dir: Option<PathBuf>,
 }
 
 /// `[server]`: listeners, storage and request limits.
@@ -163,6 +177,8 @@ pub struct Settings {
     pub channels: Vec<Channel>,
     /// The admin API's credentials, if it is on.
     pub admin: Option<Credentials>,
+    /// Where harvests are written, if harvest is on.
+    pub harvest_dir: Option<PathBuf>,
 }
 
 /// True for ids that are safe in a URL path segment and a file name.
@@ -214,13 +230,21 @@ impl Settings {
             channels.push(validate_channel(&field, c, &env)?);
         }
         let admin = match &raw.admin {
-            Some(a) => Some(validate_input("admin", a, &env)?),
+            Some(a) => {
+                let creds = InputConfig {
+                    username: a.username.clone(),
+                    password: a.password.clone(),
+                    password_env: a.password_env.clone(),
+                };
+                Some(validate_input("admin", &creds, &env)?)
+            }
             None => None,
         };
         Ok(Settings {
             server: raw.server,
             channels,
             admin,
+            harvest_dir: raw.admin.and_then(|a| a.harvest_dir),
         })
     }
 }

@@ -9,11 +9,13 @@
 //! - `indexing`: running that merge and doing its disk writes
 //! - `failover`: which input is served
 //! - `history`: a long history written straight to disk, for tests and benchmarks
+//! - `harvest`: a time range as a VOD package (live-to-VOD)
 //! - `retention`: pruning the startover window, deleting stale uploads
 //! - `lookup`: finding the segment or initialization segment to serve
 //! - `render`: playlists and the status document as text
 
 mod failover;
+mod harvest;
 pub mod history;
 mod indexing;
 mod ingest;
@@ -31,6 +33,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 pub use failover::Failover;
+pub use harvest::{HarvestError, HarvestPlan, MAX_HARVEST_MS};
 pub use ingest::{Accepted, IngestError, etag_of};
 pub use lookup::SegmentFile;
 pub use render::Rendered;

@@ -69,6 +69,18 @@ pub enum ApiError {
     AdminOff,
     #[error("method {0} is not supported by the admin API; use POST")]
     AdminMethod(Method),
+    #[error("method {0} is not supported here; a harvest's report is read with GET")]
+    AdminStatusMethod(Method),
+    #[error("harvest is off: set [admin] harvest_dir in the sidecar configuration")]
+    HarvestOff,
+    #[error("harvest refused: {0}")]
+    Harvest(String),
+    #[error("harvest refused: {0}")]
+    HarvestRange(crate::channel::HarvestError),
+    #[error("harvest destination '{0}' exists already; a harvest never overwrites")]
+    HarvestExists(String),
+    #[error("no harvest job '{0}' (reports are kept until the sidecar restarts)")]
+    NoSuchHarvest(String),
 
     // ---- internal API (`/store/v1/...`)
     #[error("the store API is read-only: use GET or HEAD")]
@@ -162,9 +174,18 @@ impl ApiError {
             | ApiError::Interrupted(_)
             | ApiError::PlaylistRefused(_)
             | ApiError::View(_) => StatusCode::BAD_REQUEST,
-            ApiError::IngestMethod(_) | ApiError::ReadOnly | ApiError::AdminMethod(_) => {
-                StatusCode::METHOD_NOT_ALLOWED
+            ApiError::IngestMethod(_)
+            | ApiError::ReadOnly
+            | ApiError::AdminMethod(_)
+            | ApiError::AdminStatusMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Harvest(_)
+            | ApiError::HarvestRange(crate::channel::HarvestError::BadRange) => {
+                StatusCode::BAD_REQUEST
             }
+            ApiError::HarvestRange(_) | ApiError::HarvestOff | ApiError::NoSuchHarvest(_) => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::HarvestExists(_) => StatusCode::CONFLICT,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::DeclaredTooLarge { .. } | ApiError::TooLarge { .. } => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -224,6 +245,9 @@ impl IntoResponse for ApiError {
                     header::ALLOW,
                     HeaderValue::from_static(super::admin::ADMIN_METHODS),
                 );
+            }
+            ApiError::AdminStatusMethod(_) => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
             }
             ApiError::Unauthorized { challenges, .. } => {
                 for c in challenges {

@@ -39,6 +39,11 @@ pub fn ingest_router(app: Arc<App>) -> Router {
             "/admin/v1/channels/{channel}/reset",
             any(super::admin::reset),
         )
+        .route(
+            "/admin/v1/channels/{channel}/harvest",
+            any(super::admin::harvest),
+        )
+        .route("/admin/v1/harvests/{id}", any(super::admin::harvest_status))
         .fallback(ingest)
         .with_state(app)
 }

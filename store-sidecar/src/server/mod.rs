@@ -3,7 +3,8 @@
 //!
 //! - `error`: the one error type every refusal is answered with
 //! - `ingest`: the ingest router and its handlers
-//! - `admin`: the operator's API on the ingest listener (channel reset)
+//! - `admin`: the operator's API on the ingest listener (channel reset, harvest)
+//! - `harvest`: harvest jobs writing VOD packages
 //! - `access_log`: one JSON line per ingest request
 //! - `internal`: the internal API's router and handlers
 //! - `serve`: accepting connections until shutdown
@@ -12,6 +13,7 @@
 mod access_log;
 mod admin;
 mod error;
+mod harvest;
 mod housekeeping;
 mod ingest;
 mod internal;
@@ -43,6 +45,8 @@ pub struct App {
     pub metrics: Metrics,
     /// The segments served last, in memory.
     pub segments: SegmentCache,
+    /// Harvest jobs and their reports.
+    pub harvests: harvest::Jobs,
 }
 
 impl App {
@@ -76,6 +80,7 @@ impl App {
             auth,
             channels,
             metrics: Metrics::new(),
+            harvests: harvest::Jobs::default(),
         })
     }
 }
@@ -133,6 +138,7 @@ mod test_support {
                 inputs: [input("enc1", PASSWORD_1), input("enc2", "secret-2")],
             }],
             admin: Some(input("admin", "admin-secret")),
+            harvest_dir: None,
         };
         Arc::new(App::open(settings).unwrap())
     }

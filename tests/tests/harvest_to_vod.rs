@@ -1,0 +1,133 @@
+//! Live-to-VOD (#15 §3, MediaPackage's harvest jobs): Debian's ffmpeg pushes a live
+//! two-rendition stream; an operator asks the store sidecar's admin API (with `curl --digest`) to
+//! harvest a time range into a directory; the job reports progress and completion; the package
+//! (multivariant + VOD media playlists with `EXT-X-ENDLIST`, the segments) decodes in ffmpeg frame
+//! for frame like the same range played live through the real `.wasm` in the test host.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+use std::process::Command;
+use std::time::Duration;
+
+use edgepack_test_support::player::decoded_frames;
+use edgepack_test_support::sidecar::{
+    Encoder, EncoderSpec, Sidecar, wait_for, whole_history_range, write_config,
+};
+
+const CONFIG: &[u8] = br#"{ "store": { "cluster": "edgepack_store" },
+  "channels": { "news": { "endpoints": { "hls": { "format": "hls" } } } } }"#;
+
+/// `curl --digest` as the operator; (status, body).
+fn admin(url: &str, json_body: Option<&str>) -> (u16, String) {
+    let mut c = Command::new("curl");
+    c.args([
+        "-sS",
+        "--digest",
+        "-u",
+        "ops:admin-pw",
+        "-w",
+        "\n%{http_code}",
+    ]);
+    if let Some(b) = json_body {
+        c.args(["-H", "content-type: application/json", "--data", b]);
+    }
+    let out = c.arg(url).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_owned())
+}
+
+#[test]
+fn a_harvested_range_plays_like_the_live_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let harvest_dir = dir.path().join("harvest");
+    let admin_section = format!(
+        "\n[admin]\nusername = \"ops\"\npassword = \"admin-pw\"\nharvest_dir = \"{}\"\n",
+        harvest_dir.display()
+    );
+    let mut sc = Sidecar::start(&write_config(dir.path(), &admin_section, ""));
+    Encoder::start(EncoderSpec {
+        two_renditions: true,
+        ..EncoderSpec::digest(sc.ingest, 1, 8)
+    })
+    .wait(Duration::from_secs(60));
+    let range = whole_history_range(&sc.status());
+    let (start, end) = {
+        let mut parts = range.split('&').map(|p| p.split('=').nth(1).unwrap());
+        (
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+        )
+    };
+
+    let url = format!("http://{}/admin/v1/channels/news/harvest", sc.ingest);
+    let request = format!(r#"{{"start":{start},"end":{end},"destination":"news/first"}}"#);
+    let (status, body) = admin(&url, Some(&request));
+    assert_eq!(status, 202, "{body}");
+    let job: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(job["status"], "in_progress");
+    // The segments that lie wholly in the range, of both renditions.
+    let segments = job["segments"].as_u64().unwrap();
+    assert!(segments >= 6 && segments.is_multiple_of(2), "{job}");
+    let report_url = format!(
+        "http://{}/admin/v1/harvests/{}",
+        sc.ingest,
+        job["id"].as_str().unwrap()
+    );
+    let done = wait_for(Duration::from_secs(20), "the harvest to finish", || {
+        let (s, b) = admin(&report_url, None);
+        assert_eq!(s, 200, "{b}");
+        let report: serde_json::Value = serde_json::from_str(&b).unwrap();
+        (report["status"] != "in_progress").then_some(report)
+    });
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["files_done"], done["files_total"], "{done}");
+
+    // The package: a multivariant playlist and VOD media playlists, nothing of the store's own.
+    let package = harvest_dir.join("news/first");
+    let media = std::fs::read_to_string(package.join("stream_0/index.m3u8")).unwrap();
+    assert!(media.contains("#EXT-X-PLAYLIST-TYPE:VOD\n"), "{media}");
+    assert!(media.ends_with("#EXT-X-ENDLIST\n"), "{media}");
+    assert!(!media.contains("EDGEPACK"), "{media}");
+    assert!(
+        std::fs::read_to_string(package.join("index.m3u8"))
+            .unwrap()
+            .contains("stream_1/index.m3u8")
+    );
+    // No half-written package was ever visible under its name: the work directory is gone.
+    let leftovers: Vec<_> = std::fs::read_dir(&harvest_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(leftovers, ["news"], "{leftovers:?}");
+
+    // Frame for frame what the edge plays for the same range.
+    let h = edgepack_tests::edge(sc.internal, CONFIG, 1);
+    let live = decoded_frames(&format!(
+        "http://{}/out/v1/news/hls/index.m3u8?{range}",
+        h.addr
+    ))
+    .unwrap();
+    let harvested = decoded_frames(package.join("index.m3u8").to_str().unwrap()).unwrap();
+    assert_eq!(harvested.len(), 2, "both renditions");
+    assert_eq!(harvested, live);
+    assert_eq!(
+        harvested[&0].len() as u64,
+        segments / 2 * 50,
+        "every frame of its 2 s segments at 25 fps"
+    );
+
+    // Refusals say why: the destination exists; a range that ends before it starts.
+    let (status, body) = admin(&url, Some(&request));
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("never overwrites"), "{body}");
+    let backwards = format!(r#"{{"start":{end},"end":{start},"destination":"news/second"}}"#);
+    let (status, body) = admin(&url, Some(&backwards));
+    assert_eq!(status, 400, "{body}");
+    let (status, _) = admin(
+        &format!("http://{}/admin/v1/harvests/nope", sc.ingest),
+        None,
+    );
+    assert_eq!(status, 404);
+    sc.stop();
+}
