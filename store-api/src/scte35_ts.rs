@@ -70,8 +70,9 @@ fn pmt(s: &[u8]) -> Vec<u16> {
     pids
 }
 
-/// Every complete `splice_info_section` (table id 0xFC) carried in `ts`, in order.
-pub fn sections(ts: &[u8]) -> Vec<Vec<u8>> {
+/// The PIDs that `ts`'s PMTs declare as SCTE-35 streams. RFC 8216 §3.2 puts a PAT and a PMT
+/// at the start of every media segment, so the segment's first packets are enough.
+pub fn scte35_pids(ts: &[u8]) -> Vec<u16> {
     let packets = || ts.chunks_exact(PACKET).filter_map(packet);
     let mut pmts = Vec::new();
     let mut scte = Vec::new();
@@ -95,6 +96,16 @@ pub fn sections(ts: &[u8]) -> Vec<Vec<u8>> {
                 }
             }
         }
+    }
+    scte
+}
+
+/// Every complete `splice_info_section` (table id 0xFC) carried in `ts`, in order.
+pub fn sections(ts: &[u8]) -> Vec<Vec<u8>> {
+    let packets = || ts.chunks_exact(PACKET).filter_map(packet);
+    let scte = scte35_pids(ts);
+    if scte.is_empty() {
+        return Vec::new();
     }
     let mut out: Vec<Vec<u8>> = Vec::new();
     // The section being put together, per SCTE-35 PID.
@@ -210,6 +221,7 @@ mod tests {
     #[test]
     fn a_cue_on_a_scte35_pid_is_found() {
         let cue = scte35::decode_text(CUE_B64).unwrap();
+        assert_eq!(scte35_pids(&segment_with(&[])), [0x1F4]);
         let found = sections(&segment_with(&cue));
         assert_eq!(found, vec![cue.clone()]);
         assert!(scte35::parse(&found[0]).is_ok());

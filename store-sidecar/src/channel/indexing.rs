@@ -16,6 +16,9 @@ use crate::disk;
 use crate::ingest_path::resolve_segment_uri;
 use crate::media_kind::{self, MediaKind};
 
+/// How much of a TS segment is read to find its PAT and PMT (a few packets; 64 of them).
+const HEAD_BYTES: u64 = 64 * 188;
+
 /// What applying one step did.
 enum Applied {
     /// Done with that segment without indexing it (passed over, or its upload deleted).
@@ -191,7 +194,16 @@ impl ChannelState {
         file: &std::path::Path,
         msn: u64,
     ) -> std::io::Result<Vec<String>> {
-        let bytes = std::fs::read(file)?;
+        use std::io::Read as _;
+        // Most channels carry no SCTE-35 stream: the segment's PAT and PMT (its first packets)
+        // say so without reading the rest.
+        let mut f = std::fs::File::open(file)?;
+        let mut bytes = Vec::new();
+        f.by_ref().take(HEAD_BYTES).read_to_end(&mut bytes)?;
+        if scte35_ts::scte35_pids(&bytes).is_empty() {
+            return Ok(Vec::new());
+        }
+        f.read_to_end(&mut bytes)?;
         let mut tags = Vec::new();
         for section in scte35_ts::sections(&bytes) {
             match scte35::parse(&section) {
