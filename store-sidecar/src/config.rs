@@ -44,6 +44,71 @@ pub struct Config {
     /// `[admin]`: the admin API (channel reset, harvest); none = the API is off.
     #[serde(default)]
     pub admin: Option<AdminConfig>,
+    /// `[storage]`: where segments and the index are kept.
+    #[serde(default)]
+    pub storage: StorageConfig,
+}
+
+/// `[storage]`: the local disk (one sidecar), or an S3-compatible bucket that ingest and edge
+/// sidecars on many machines share.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub kind: StorageKind,
+    /// The bucket (`kind = "s3"`).
+    pub bucket: Option<String>,
+    /// Keys start with this (`live/` keeps the store under `live/{channel}/…`).
+    pub prefix: String,
+    /// The bucket's region; default `AWS_REGION` or `us-east-1`.
+    pub region: Option<String>,
+    /// An S3-compatible server's URL (MinIO, Ceph RGW, R2, GCS); addressed path-style. Default:
+    /// `AWS_ENDPOINT_URL`, else AWS's own.
+    pub endpoint: Option<String>,
+    /// Allow an `http://` endpoint (a server on a private network).
+    pub allow_http: bool,
+    /// An AWS shared credentials file (`[default]` or `AWS_PROFILE`'s section); default: the
+    /// standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_SESSION_TOKEN` environment.
+    pub credentials_file: Option<PathBuf>,
+    /// A bucket request that has not answered in this long fails (ingest then answers 503 with
+    /// `Retry-After`, edges 504).
+    pub request_timeout_seconds: u64,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            kind: StorageKind::Disk,
+            bucket: None,
+            prefix: String::new(),
+            region: None,
+            endpoint: None,
+            allow_http: false,
+            credentials_file: None,
+            request_timeout_seconds: 5,
+        }
+    }
+}
+
+/// `storage.kind`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageKind {
+    #[default]
+    Disk,
+    S3,
+}
+
+/// `server.role`: what this sidecar does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Ingest and `/store/v1` in one process (the single-machine store).
+    #[default]
+    All,
+    /// Takes the encoders' uploads (`server.ingest_inputs`) and writes them to the bucket.
+    Ingest,
+    /// Serves `/store/v1` from the bucket, read-only, next to an Envoy.
+    Edge,
 }
 
 /// `[admin]`: the operator's credentials, and where harvests are written.
@@ -92,6 +157,11 @@ pub struct ServerConfig {
     pub idle_timeout_seconds: u64,
     /// Where the access log of the ingest listener goes: one JSON line per request.
     pub access_log: AccessLogTarget,
+    /// `all`, `ingest` or `edge` (the last two need `[storage] kind = "s3"`).
+    pub role: Role,
+    /// The inputs (1, 2) whose encoders push to this sidecar; the other input's host writes
+    /// the same bucket.
+    pub ingest_inputs: Vec<u8>,
 }
 
 /// `server.access_log`.
@@ -119,6 +189,8 @@ impl Default for ServerConfig {
             segment_cache_megabytes: 256,
             idle_timeout_seconds: 30,
             access_log: AccessLogTarget::Stdout,
+            role: Role::All,
+            ingest_inputs: vec![1, 2],
         }
     }
 }
@@ -179,6 +251,17 @@ pub struct Settings {
     pub admin: Option<Credentials>,
     /// Where harvests are written, if harvest is on.
     pub harvest_dir: Option<PathBuf>,
+    pub storage: StorageConfig,
+}
+
+impl Settings {
+    /// Which inputs (0, 1) this sidecar takes uploads for.
+    pub fn local_inputs(&self) -> [bool; 2] {
+        if self.server.role == Role::Edge {
+            return [false; 2];
+        }
+        [1, 2].map(|n| self.server.ingest_inputs.contains(&n))
+    }
 }
 
 /// True for ids that are safe in a URL path segment and a file name.
@@ -219,6 +302,7 @@ impl Settings {
 
     fn validate(raw: Config, env: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         validate_server(&raw.server)?;
+        validate_storage(&raw.storage, raw.server.role)?;
         if raw.channels.is_empty() {
             return Err(invalid("channel", "at least one [[channel]] is required"));
         }
@@ -227,7 +311,7 @@ impl Settings {
         for (i, c) in raw.channels.iter().enumerate() {
             let field = format!("channel[{i}]");
             validate_id(&field, &c.id, &mut seen)?;
-            channels.push(validate_channel(&field, c, &env)?);
+            channels.push(validate_channel(&field, c, raw.server.role, &env)?);
         }
         let admin = match &raw.admin {
             Some(a) => {
@@ -245,6 +329,7 @@ impl Settings {
             channels,
             admin,
             harvest_dir: raw.admin.and_then(|a| a.harvest_dir),
+            storage: raw.storage,
         })
     }
 }
@@ -277,7 +362,62 @@ fn validate_server(s: &ServerConfig) -> Result<(), ConfigError> {
     if s.idle_timeout_seconds == 0 {
         return Err(invalid("server.idle_timeout_seconds", "must be at least 1"));
     }
+    let mut inputs = s.ingest_inputs.clone();
+    inputs.sort_unstable();
+    inputs.dedup();
+    if s.role != Role::Edge
+        && (inputs.is_empty()
+            || inputs.len() != s.ingest_inputs.len()
+            || inputs.iter().any(|i| !(1..=2).contains(i)))
+    {
+        return Err(invalid(
+            "server.ingest_inputs",
+            format!(
+                "{:?} must list input 1, input 2 or both, each once",
+                s.ingest_inputs
+            ),
+        ));
+    }
     Ok(())
+}
+
+fn validate_storage(s: &StorageConfig, role: Role) -> Result<(), ConfigError> {
+    match s.kind {
+        StorageKind::Disk if role != Role::All => Err(invalid(
+            "server.role",
+            "an ingest or edge sidecar shares its channels through a bucket: set [storage] kind = \"s3\"",
+        )),
+        StorageKind::Disk => Ok(()),
+        StorageKind::S3 => {
+            if s.bucket.as_deref().is_none_or(str::is_empty) {
+                return Err(invalid("storage.bucket", "required with kind = \"s3\""));
+            }
+            if !(s.prefix.is_empty() || s.prefix.ends_with('/')) || s.prefix.starts_with('/') {
+                return Err(invalid(
+                    "storage.prefix",
+                    format!(
+                        "'{}' must be empty or end with '/' (and not start with one)",
+                        s.prefix
+                    ),
+                ));
+            }
+            if let Some(e) = &s.endpoint
+                && !(e.starts_with("https://") || (e.starts_with("http://") && s.allow_http))
+            {
+                return Err(invalid(
+                    "storage.endpoint",
+                    format!("'{e}' must be an https:// URL (or http:// with allow_http = true)"),
+                ));
+            }
+            if s.request_timeout_seconds == 0 {
+                return Err(invalid(
+                    "storage.request_timeout_seconds",
+                    "must be at least 1",
+                ));
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A channel id must be safe in a URL and a file name, and unique (`seen` are the ids before).
@@ -301,6 +441,7 @@ fn validate_id(field: &str, id: &str, seen: &mut HashSet<String>) -> Result<(), 
 fn validate_channel(
     field: &str,
     c: &ChannelConfig,
+    role: Role,
     env: &impl Fn(&str) -> Option<String>,
 ) -> Result<Channel, ConfigError> {
     if c.startover_window_seconds == 0 || c.startover_window_seconds > MAX_STARTOVER_WINDOW_SECONDS
@@ -320,6 +461,19 @@ fn validate_channel(
             format!("{field}.failover_after_seconds"),
             format!("{f} is out of range (0, 3600]"),
         ));
+    }
+    if role == Role::Edge && c.inputs.is_empty() {
+        // An edge takes no uploads: no encoder credentials to hold.
+        let none = || Credentials {
+            username: String::new(),
+            password: String::new(),
+        };
+        return Ok(Channel {
+            id: c.id.clone(),
+            startover_window_seconds: c.startover_window_seconds,
+            failover_after_seconds: c.failover_after_seconds,
+            inputs: [none(), none()],
+        });
     }
     if c.inputs.len() != 2 {
         return Err(invalid(
@@ -452,5 +606,42 @@ password_env = "PW2"
         assert!(err(&no_password).contains("admin.password"));
         let typo = format!("[admin]\nusername = \"ops\"\npasword = \"x\"\n{GOOD}");
         assert!(err(&typo).contains("pasword"));
+    }
+
+    #[test]
+    fn roles_share_channels_through_a_bucket() {
+        let s = Settings::from_toml(GOOD, env).unwrap();
+        assert_eq!(
+            (s.server.role, s.storage.kind),
+            (Role::All, StorageKind::Disk)
+        );
+        assert_eq!(s.local_inputs(), [true, true]);
+        let with = |server: &str, storage: &str| {
+            GOOD.replace("[server]\n", &format!("[server]\n{server}\n"))
+                + &format!("[storage]\n{storage}\n")
+        };
+        let s3 = "kind = \"s3\"\nbucket = \"live\"\nendpoint = \"http://127.0.0.1:9000\"\nallow_http = true";
+        let b =
+            Settings::from_toml(&with("role = \"ingest\"\ningest_inputs = [2]", s3), env).unwrap();
+        assert_eq!(b.local_inputs(), [false, true]);
+        assert_eq!(b.storage.bucket.as_deref(), Some("live"));
+        // An edge needs no encoder credentials.
+        let edge = with("role = \"edge\"", s3)
+            .split("[[channel.input]]")
+            .next()
+            .unwrap()
+            .to_owned()
+            + &format!("[storage]\n{s3}\n");
+        assert_eq!(
+            Settings::from_toml(&edge, env).unwrap().local_inputs(),
+            [false, false]
+        );
+        assert!(err(&with("role = \"edge\"", "")).contains("server.role"));
+        assert!(err(&with("", "kind = \"s3\"")).contains("storage.bucket"));
+        assert!(err(&with("", &s3.replace("allow_http = true", ""))).contains("storage.endpoint"));
+        assert!(err(&with("", &format!("{s3}\nprefix = \"live\""))).contains("storage.prefix"));
+        assert!(err(&with("ingest_inputs = [3]", s3)).contains("server.ingest_inputs"));
+        assert!(err(&with("ingest_inputs = [1, 1]", s3)).contains("server.ingest_inputs"));
+        assert!(err(&with("", "kind = \"tape\"")).contains("tape"));
     }
 }

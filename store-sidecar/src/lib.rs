@@ -6,6 +6,7 @@
 //! serve [`ingest_router`] and [`internal_router`], run [`housekeeping`].
 
 pub mod auth;
+pub mod bucket;
 pub mod channel;
 pub mod config;
 pub mod disk;

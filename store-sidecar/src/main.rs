@@ -98,6 +98,10 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let ingest_addr = settings.server.ingest_listen;
     let internal_addr = settings.server.internal_listen;
     let app = Arc::new(App::open(settings)?);
+    // In a bucket: the channels' index read back before anything is answered.
+    edgepack_store::server::replication::catch_up(&app, std::time::Duration::from_secs(30))
+        .await
+        .map_err(|e| format!("cannot read the bucket: {e}"))?;
     let ingest = tokio::net::TcpListener::bind(ingest_addr)
         .await
         .map_err(|e| format!("cannot listen on ingest_listen {ingest_addr}: {e}"))?;

@@ -26,6 +26,12 @@ pub struct ChannelLabels {
     pub channel: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BucketLabels {
+    /// `media_get`, `media_put`, `log_get`, `log_put`, `delete`.
+    pub op: String,
+}
+
 fn latency_histogram() -> Histogram {
     Histogram::new([
         0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -43,6 +49,7 @@ pub struct Metrics {
     pub active_input: Family<ChannelLabels, Gauge>,
     pub failovers: Family<ChannelLabels, Counter>,
     pub store_requests: Family<RequestLabels, Counter>,
+    pub bucket_requests: Family<BucketLabels, Counter>,
 }
 
 impl Metrics {
@@ -99,8 +106,15 @@ impl Metrics {
             "Requests to /store/v1 by channel and status class (input is the one served)",
             store_requests.clone(),
         );
+        let bucket_requests = Family::<BucketLabels, Counter>::default();
+        registry.register(
+            "bucket_requests",
+            "Requests to the S3-compatible bucket ([storage] kind = \"s3\") by operation",
+            bucket_requests.clone(),
+        );
         Self {
             registry,
+            bucket_requests,
             ingest_requests,
             ingress_bytes,
             ingest_duration,

@@ -3,6 +3,7 @@
 //! histories, benchmark inputs and `make bench`'s summary rows.
 
 pub mod artifacts;
+pub mod bucket;
 pub mod clearkey;
 pub mod fixtures;
 pub mod history;

@@ -68,6 +68,15 @@ impl ChannelState {
     /// Periodic work: skip lost uploads and switch inputs when the active one stalled. Switches
     /// only from a stalled input to one that is advancing, so two healthy inputs never flap.
     pub fn tick(&mut self, now: Instant) -> io::Result<Option<Failover>> {
+        // In a bucket: nothing before the log is read back; an edge follows the writers'
+        // decisions in the log.
+        if self
+            .replica
+            .as_ref()
+            .is_some_and(|r| !r.caught_up || !r.writer())
+        {
+            return Ok(None);
+        }
         for input in 0..2 {
             self.index_all(input, now)?;
         }
@@ -77,6 +86,7 @@ impl ChannelState {
         let other = 1 - active;
         if !self.publishing(active, now) && self.publishing(other, now) {
             self.active = Some(other);
+            self.log(super::LogRecord::Active { input: other });
             self.failovers += 1;
             self.multivariant_cache = None;
             for r in self.renditions.values_mut() {

@@ -73,6 +73,10 @@ impl ChannelState {
         let Some(ir) = self.inputs[input].renditions.get(rid) else {
             return Ok(0);
         };
+        // The other input's host indexes its segments (this one learns them from the log).
+        if !self.is_local(input) {
+            return Ok(0);
+        }
         // Entries up to `last_msn` are done; only the rest (usually none: this runs on every
         // upload and every tick) is resolved and looked up on disk.
         let done = ir.first_pending();
@@ -125,6 +129,7 @@ impl ChannelState {
             state.last_indexed_ms = Some(clock.wall_ms);
             if self.active.is_none() {
                 self.active = Some(input);
+                self.log(super::LogRecord::Active { input });
             }
             self.multivariant_cache = None;
         }

@@ -49,8 +49,8 @@ pub struct Accepted {
 }
 
 /// A source playlist as stored: the text and the path it was uploaded to.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct StoredDoc {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredDoc {
     pub(super) path: String,
     pub(super) text: String,
     /// Added to the playlist's media sequence numbers: non-zero after the encoder restarted its
@@ -181,6 +181,10 @@ impl ChannelState {
         }
         let created = self.inputs[input].multivariant.is_none();
         self.write_doc(&self.layout.source_doc(input, None), &doc)?;
+        self.log(super::LogRecord::Source {
+            input,
+            doc: doc.clone(),
+        });
         self.inputs[input].multivariant = Some((doc, m));
         self.multivariant_cache = None;
         Ok(Accepted {
@@ -233,6 +237,10 @@ impl ChannelState {
         }
         let created = previous.is_none();
         self.write_doc(&self.layout.source_doc(input, Some(&rid)), &doc)?;
+        self.log(super::LogRecord::Source {
+            input,
+            doc: doc.clone(),
+        });
         let slot = self.inputs[input]
             .renditions
             .entry(rid.clone())

@@ -213,6 +213,9 @@ impl ChannelState {
 
     /// Rewrites the rendition's journal as the retained entries only.
     pub(super) fn compact(&mut self, rid: &str) -> io::Result<()> {
+        if self.replica.is_some() {
+            return Ok(());
+        }
         let Some(r) = self.renditions.get_mut(rid) else {
             return Ok(());
         };
@@ -242,6 +245,9 @@ impl ChannelState {
 
     /// Appends one record to the rendition's journal (fsynced).
     pub(super) fn journal(&mut self, rid: &str, line: &JournalLine) -> io::Result<()> {
+        if self.log_line(rid, line) {
+            return Ok(());
+        }
         let text = serde_json::to_string(line).map_err(io::Error::other)?;
         disk::append_line(&self.layout.journal(rid), &text)?;
         if let Some(r) = self.renditions.get_mut(rid) {

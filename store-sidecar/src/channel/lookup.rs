@@ -82,7 +82,9 @@ impl ChannelState {
     pub fn init(&self, rid: &str, id: &str) -> Option<PathBuf> {
         let ok = !id.is_empty() && id.bytes().all(|b| b.is_ascii_hexdigit());
         let path = self.layout.init(rid, id);
-        (ok && self.renditions.contains_key(rid) && path.is_file()).then_some(path)
+        // In a bucket the file may be there only (read by content hash).
+        let stored = self.replica.is_some() || path.is_file();
+        (ok && self.renditions.contains_key(rid) && stored).then_some(path)
     }
 
     /// The id of the initialization segment of the newest segment, as served now.

@@ -13,6 +13,7 @@
 //! - `retention`: pruning the startover window, deleting stale uploads
 //! - `lookup`: finding the segment or initialization segment to serve
 //! - `render`: playlists and the status document as text
+//! - `replica`: the index as a log in a bucket that many sidecars share
 
 mod failover;
 mod harvest;
@@ -23,6 +24,7 @@ mod journal;
 mod layout;
 mod lookup;
 mod render;
+mod replica;
 mod retention;
 pub mod timeline;
 
@@ -37,12 +39,14 @@ pub use harvest::{HarvestError, HarvestPlan, MAX_HARVEST_MS};
 pub use ingest::{Accepted, IngestError, etag_of};
 pub use lookup::SegmentFile;
 pub use render::Rendered;
+pub use replica::{LogRecord, decode as decode_log, encode as encode_log};
 pub use timeline::{Entry, SegmentCopy};
 
 use crate::config::Channel;
 use crate::media_kind::MediaKind;
 use ingest::StoredDoc;
 use layout::Layout;
+use replica::Replica;
 use timeline::{InputRendition, Timeline};
 
 #[derive(Debug, Default)]
@@ -103,6 +107,8 @@ pub struct ChannelState {
     active: Option<usize>,
     failovers: u64,
     multivariant_cache: Option<Rendered>,
+    /// In a bucket: the log position and what is not published yet; `None` on local disk.
+    replica: Option<Replica>,
 }
 
 impl ChannelState {
@@ -124,6 +130,7 @@ impl ChannelState {
             active: None,
             failovers: 0,
             multivariant_cache: None,
+            replica: None,
         };
         state.replay_journals()?;
         state.restore_active();
@@ -134,6 +141,36 @@ impl ChannelState {
             state.index_all(input, now)?;
         }
         Ok(state)
+    }
+
+    /// Opens a channel whose index is the log in a bucket: empty until the log is applied
+    /// ([`ChannelState::apply_log`], then [`ChannelState::log_caught_up`]). `data_dir` keeps
+    /// uploads in progress and this sidecar's copies of its own inputs' segments; `local` are the
+    /// inputs whose encoders push here (none: an edge, which only reads).
+    pub fn open_replicated(cfg: Channel, data_dir: &Path, local: [bool; 2]) -> io::Result<Self> {
+        let layout = Layout::new(data_dir, &cfg.id);
+        fs::create_dir_all(layout.root())?;
+        let tmp = layout.tmp_dir();
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp)?;
+        }
+        fs::create_dir_all(&tmp)?;
+        Ok(Self {
+            cfg,
+            layout,
+            renditions: BTreeMap::new(),
+            inputs: Default::default(),
+            active: None,
+            failovers: 0,
+            multivariant_cache: None,
+            replica: Some(Replica {
+                local,
+                outbox: Vec::new(),
+                next: 0,
+                caught_up: false,
+                deletes: Vec::new(),
+            }),
+        })
     }
 
     /// Where an upload in progress is written; same file system as its destination.

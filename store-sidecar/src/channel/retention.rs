@@ -13,6 +13,10 @@ use crate::disk;
 impl ChannelState {
     /// Removes segments that arrived before the startover window, from the index and the disk.
     pub fn prune(&mut self, now_ms: i64) -> io::Result<u64> {
+        // An edge's window follows the writers' prunes in the log.
+        if self.read_only() {
+            return Ok(0);
+        }
         let cutoff = now_ms - (self.cfg.startover_window_seconds as i64) * 1000;
         let rids: Vec<String> = self.renditions.keys().cloned().collect();
         let mut removed = 0;
@@ -58,6 +62,7 @@ impl ChannelState {
             }
         }
         self.prune_inits(rid, &gone)?;
+        self.delete_media(&gone);
         if lines > 2 * live + 1024 {
             self.compact(rid)?;
         }

@@ -123,6 +123,23 @@ pub enum ApiError {
     /// Pruned between the lookup and the read.
     #[error("segment '{0}' just left the startover window")]
     SegmentGone(String),
+    /// The bucket did not answer for stored bytes.
+    #[error("the bucket did not answer: {0}")]
+    BucketRead(crate::bucket::BucketError),
+
+    // ---- both, in a bucket
+    /// The bucket did not take an upload or the index: retry.
+    #[error("the bucket did not take the {what}: {error}; nothing was acknowledged, send it again")]
+    BucketWrite { what: &'static str, error: String },
+    /// An upload for an input another sidecar ingests.
+    #[error(
+        "input {input} of channel '{channel}' is ingested by another sidecar (server.ingest_inputs = {inputs:?} here)"
+    )]
+    NotThisHost {
+        channel: String,
+        input: usize,
+        inputs: Vec<u8>,
+    },
 }
 
 /// A storage error the client caused: its path collides with a file or directory stored before
@@ -194,6 +211,12 @@ impl ApiError {
             ApiError::Storage(e) if is_path_collision(e) => StatusCode::CONFLICT,
             ApiError::Storage(_) | ApiError::Worker(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Regressed(_) => StatusCode::CONFLICT,
+            ApiError::BucketRead(e) if e.kind == crate::bucket::BucketErrorKind::TimedOut => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
+            ApiError::BucketRead(_) => StatusCode::BAD_GATEWAY,
+            ApiError::BucketWrite { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotThisHost { .. } => StatusCode::MISDIRECTED_REQUEST,
             ApiError::NotMedia(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Stalled(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::UnknownIngestChannel { .. }
@@ -248,6 +271,9 @@ impl IntoResponse for ApiError {
             }
             ApiError::AdminStatusMethod(_) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static("GET"));
+            }
+            ApiError::BucketWrite { .. } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
             }
             ApiError::Unauthorized { challenges, .. } => {
                 for c in challenges {

@@ -1,5 +1,5 @@
 //! Background work on every channel: failover checks, pruning the startover window, deleting
-//! uploads no playlist listed.
+//! uploads no playlist listed; in a bucket, following and publishing the index log.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ pub async fn housekeeping(app: Arc<App>) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut n: u64 = 0;
     let stale = Duration::from_secs(app.settings.server.stale_upload_seconds);
+    let mut bucket_down = std::collections::HashSet::new();
     loop {
         ticker.tick().await;
         n += 1;
@@ -33,6 +34,19 @@ pub async fn housekeeping(app: Arc<App>) {
                 Ok((failover, st.active(), st.retained_segments()))
             })
             .await;
+            // In a bucket: the other sidecars' changes in, this one's out.
+            let synced = super::replication::sync(&app, id).await;
+            match (&synced, bucket_down.contains(id)) {
+                (Err(e), false) => {
+                    tracing::warn!(channel = %id, error = %e, "the bucket does not answer; retrying");
+                    bucket_down.insert(id.clone());
+                }
+                (Ok(()), true) => {
+                    tracing::info!(channel = %id, "the bucket answers again");
+                    bucket_down.remove(id);
+                }
+                _ => {}
+            }
             let labels = ChannelLabels {
                 channel: id.clone(),
             };

@@ -11,6 +11,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
+use bytes::Bytes;
 use futures_util::StreamExt as _;
 use http_body_util::BodyExt as _;
 use sha2::{Digest as _, Sha256};
@@ -150,6 +151,17 @@ async fn handle(
     // Authenticate before touching the body: hyper sends `100 Continue` only when the body is
     // first read, and ffmpeg retries with credentials only when the 401 replaces it.
     authenticate(app, target, &req)?;
+    if !app.settings.local_inputs()[target.input] {
+        return Err(ApiError::NotThisHost {
+            channel: target.channel.clone(),
+            input: target.input + 1,
+            inputs: if app.settings.server.role == crate::config::Role::Edge {
+                Vec::new()
+            } else {
+                app.settings.server.ingest_inputs.clone()
+            },
+        });
+    }
     match method.as_str() {
         "MKCOL" => Ok(StatusCode::CREATED.into_response()),
         "DELETE" => {
@@ -228,11 +240,16 @@ async fn put(
     }
     let body = req.into_body();
     let stored = if playlist {
+        // In a bucket: what the other ingest sidecar indexed first, so this playlist's segments
+        // are numbered after it.
+        publish(app, &target.channel, "playlist").await?;
         put_playlist(state, target, body, limit).await?
     } else {
         let idle = std::time::Duration::from_secs(limits.idle_timeout_seconds);
-        put_file(state, target, body, limit, idle).await?
+        put_file(app, state, target, body, limit, idle).await?
     };
+    // The index changes this upload made, in the bucket before the answer.
+    publish(app, &target.channel, what).await?;
     let labels = InputLabels {
         channel: target.channel.clone(),
         input: (target.input + 1).to_string(),
@@ -252,6 +269,17 @@ async fn put(
     };
     r.extensions_mut().insert(StoredBytes(stored.bytes));
     Ok(r)
+}
+
+/// In a bucket: brings the channel up to date with the log and publishes its changes (503 with
+/// `Retry-After` when the bucket does not answer).
+async fn publish(app: &App, channel: &str, what: &'static str) -> Result<(), ApiError> {
+    super::replication::sync(app, channel)
+        .await
+        .map_err(|e| ApiError::BucketWrite {
+            what,
+            error: e.message,
+        })
 }
 
 /// The body bytes a PUT stored, kept on its answer for the access log.
@@ -295,6 +323,7 @@ async fn put_playlist(
 
 /// A segment (or any other file): streamed to a temp file, then committed atomically.
 async fn put_file(
+    app: &App,
     state: Arc<Mutex<ChannelState>>,
     target: &IngestTarget,
     body: Body,
@@ -315,6 +344,23 @@ async fn put_file(
             return Err(e);
         }
     };
+    // In a bucket: the bytes are there, under their content hash, before anything is committed.
+    if let Some(bucket) = &app.bucket {
+        let stored = match tokio::fs::read(&tmp).await {
+            Ok(b) => bucket
+                .put_media(&target.channel, &etag_of(&digest), Bytes::from(b))
+                .await
+                .map_err(|e| ApiError::BucketWrite {
+                    what: "file",
+                    error: e.message,
+                }),
+            Err(e) => Err(ApiError::Storage(e)),
+        };
+        if let Err(e) = stored {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(e);
+        }
+    }
     let input = target.input;
     let file = target.file.clone();
     let tmp2 = tmp.clone();

@@ -36,7 +36,7 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::App;
 use super::error::ApiError;
-use super::segment_cache::SegmentCache;
+use crate::bucket::{BucketError, BucketErrorKind};
 use crate::channel::{ChannelState, Rendered, SegmentFile};
 use crate::metrics::{RequestLabels, status_class};
 
@@ -231,17 +231,17 @@ async fn rendition_file(
             return Ok(about(&id, st.active(), answer));
         }
         Some(RenditionFile::LatestInit) => {
-            return Ok(init_segment(st, &id, &rid, None, &file, &headers).await);
+            return Ok(init_segment(&app, st, &id, &rid, None, &file, &headers).await);
         }
         Some(RenditionFile::Init { id: init_id }) => {
             let init_id = init_id.to_owned();
-            return Ok(init_segment(st, &id, &rid, Some(init_id), &file, &headers).await);
+            return Ok(init_segment(&app, st, &id, &rid, Some(init_id), &file, &headers).await);
         }
         Some(RenditionFile::Segment { sequence, ext }) => st.segment(&rid, sequence, ext),
         // Not a file the store names: answered as a segment outside the window.
         None => None,
     };
-    Ok(segment(&app.segments, st, found, &id, &rid, &file, &headers).await)
+    Ok(segment(&app, st, found, &id, &rid, &file, &headers).await)
 }
 
 /// `GET /store/v1/{channel}/{rendition}/at/{ms}.{ext}`: the segment whose program date time is
@@ -266,7 +266,7 @@ async fn segment_at(
     };
     let by_seq = api::segment_uri(seq, ext);
     let found = st.segment(&rid, seq, ext);
-    Ok(segment(&app.segments, st, found, &id, &rid, &by_seq, &headers).await)
+    Ok(segment(&app, st, found, &id, &rid, &by_seq, &headers).await)
 }
 
 fn no_rendition(id: &str, rid: &str) -> ApiError {
@@ -304,6 +304,7 @@ fn playlist_response(headers: &HeaderMap, r: Rendered) -> Response {
 
 /// An fMP4 initialization segment: `init_id`'s, or (`None`) the newest segment's.
 async fn init_segment(
+    app: &App,
     st: MutexGuard<'_, ChannelState>,
     id: &str,
     rid: &str,
@@ -328,18 +329,49 @@ async fn init_segment(
     let r = if not_modified(headers, &etag) {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        match tokio::fs::read(&path).await {
+        match read_media(app, id, &path, &init_id).await {
             Ok(bytes) => ([(header::CONTENT_TYPE, content_type("mp4"))], bytes).into_response(),
-            Err(_) => ApiError::InitGone(file.to_owned()).into_response(),
+            Err(Missing::Gone) => ApiError::InitGone(file.to_owned()).into_response(),
+            Err(Missing::Bucket(e)) => ApiError::BucketRead(e).into_response(),
         }
     };
     about(id, None, Ok(with_etag(r, &etag)))
 }
 
+/// Why stored bytes could not be read.
+enum Missing {
+    /// Pruned between the lookup and the read.
+    Gone,
+    /// The bucket did not answer (or not in time).
+    Bucket(BucketError),
+}
+
+/// A segment's or initialization segment's bytes: this sidecar's own copy on disk, else (in a
+/// bucket) the bucket's by content hash.
+async fn read_media(
+    app: &App,
+    channel: &str,
+    path: &std::path::Path,
+    hash: &str,
+) -> Result<Bytes, Missing> {
+    match tokio::fs::read(path).await {
+        Ok(b) => Ok(Bytes::from(b)),
+        Err(_) => match &app.bucket {
+            Some(bucket) => super::replication::media(app, bucket, channel, hash)
+                .await
+                .map_err(|e| match e.kind {
+                    BucketErrorKind::NotFound => Missing::Gone,
+                    _ => Missing::Bucket(e),
+                }),
+            None => Err(Missing::Gone),
+        },
+    }
+}
+
 /// A segment's answer: its bytes as the encoder sent them, with what the filter needs to know
 /// about it in headers.
 async fn segment(
-    cache: &SegmentCache,
+    app: &App,
     st: MutexGuard<'_, ChannelState>,
     found: Option<SegmentFile>,
     id: &str,
@@ -368,13 +400,13 @@ async fn segment(
         StatusCode::NOT_MODIFIED.into_response()
     } else {
         // From memory, or one whole-file read (not a blocking-pool round trip per 4 KiB chunk).
-        let bytes = match cache.get(&seg.path, &etag) {
+        let bytes = match app.segments.get(&seg.path, &etag) {
             Some(b) => Ok(b),
-            None => tokio::fs::read(&seg.path).await.map(|b| {
-                let b = Bytes::from(b);
-                cache.put(&seg.path, &etag, b.clone());
-                b
-            }),
+            None => read_media(app, id, &seg.path, &seg.copy.etag)
+                .await
+                .inspect(|b| {
+                    app.segments.put(&seg.path, &etag, b.clone());
+                }),
         };
         match bytes {
             Ok(b) => {
@@ -388,7 +420,8 @@ async fn segment(
                 r
             }
             // Pruned between lookup and open.
-            Err(_) => ApiError::SegmentGone(file.to_owned()).into_response(),
+            Err(Missing::Gone) => ApiError::SegmentGone(file.to_owned()).into_response(),
+            Err(Missing::Bucket(e)) => ApiError::BucketRead(e).into_response(),
         }
     };
     let mut r = with_etag(r, &etag);

@@ -9,6 +9,7 @@
 //! - `internal`: the internal API's router and handlers
 //! - `serve`: accepting connections until shutdown
 //! - `housekeeping`: failover checks, pruning and upload GC in the background
+//! - `replication`: keeping a channel and its bucket in step (`[storage] kind = "s3"`)
 
 mod access_log;
 mod admin;
@@ -17,6 +18,7 @@ mod harvest;
 mod housekeeping;
 mod ingest;
 mod internal;
+pub mod replication;
 pub mod segment_cache;
 mod serve;
 
@@ -33,8 +35,9 @@ pub use internal::internal_router;
 pub use serve::{ClientAddr, serve};
 
 use crate::auth::Authenticator;
+use crate::bucket::{Bucket, BucketError};
 use crate::channel::ChannelState;
-use crate::config::Settings;
+use crate::config::{Settings, StorageKind};
 use crate::metrics::Metrics;
 
 /// Shared by every request.
@@ -47,6 +50,12 @@ pub struct App {
     pub segments: SegmentCache,
     /// Harvest jobs and their reports.
     pub harvests: harvest::Jobs,
+    /// `[storage] kind = "s3"`: the bucket every sidecar of the channels shares.
+    pub bucket: Option<Arc<Bucket>>,
+    /// One bucket sync at a time per channel.
+    pub sync_locks: HashMap<String, Mutex<()>>,
+    /// Media being fetched from the bucket.
+    pub inflight: replication::Inflight,
 }
 
 impl App {
@@ -54,17 +63,31 @@ impl App {
     pub fn open(settings: Settings) -> Result<Self, StartupError> {
         let auth = Authenticator::new(&settings.server.realm, settings.server.nonce_ttl_seconds)
             .map_err(StartupError::Random)?;
+        let metrics = Metrics::new();
+        let bucket = match settings.storage.kind {
+            StorageKind::Disk => None,
+            StorageKind::S3 => Some(Arc::new(
+                Bucket::open(&settings.storage, metrics.bucket_requests.clone())
+                    .map_err(StartupError::Bucket)?,
+            )),
+        };
         let mut channels = HashMap::new();
         for c in &settings.channels {
             let started = std::time::Instant::now();
-            let state =
-                ChannelState::open(c.clone(), &settings.server.data_dir).map_err(|source| {
-                    StartupError::Channel {
-                        channel: c.id.clone(),
-                        dir: settings.server.data_dir.display().to_string(),
-                        source,
-                    }
-                })?;
+            let opened = if bucket.is_some() {
+                ChannelState::open_replicated(
+                    c.clone(),
+                    &settings.server.data_dir,
+                    settings.local_inputs(),
+                )
+            } else {
+                ChannelState::open(c.clone(), &settings.server.data_dir)
+            };
+            let state = opened.map_err(|source| StartupError::Channel {
+                channel: c.id.clone(),
+                dir: settings.server.data_dir.display().to_string(),
+                source,
+            })?;
             // A long startover window takes a while to read back: say how long.
             tracing::info!(channel = %c.id, segments = state.retained_segments(),
                 ms = started.elapsed().as_millis() as u64, "channel index read back");
@@ -75,11 +98,17 @@ impl App {
             .segment_cache_megabytes
             .saturating_mul(1 << 20);
         Ok(Self {
+            sync_locks: channels
+                .keys()
+                .map(|k| (k.clone(), Mutex::new(())))
+                .collect(),
+            inflight: Default::default(),
+            bucket,
             segments: SegmentCache::new(usize::try_from(cache_bytes).unwrap_or(usize::MAX)),
             settings,
             auth,
             channels,
-            metrics: Metrics::new(),
+            metrics,
             harvests: harvest::Jobs::default(),
         })
     }
@@ -90,6 +119,8 @@ impl App {
 pub enum StartupError {
     #[error("no system randomness for Digest nonces: {0}")]
     Random(getrandom::Error),
+    #[error("[storage]: {0}")]
+    Bucket(BucketError),
     #[error("cannot open channel '{channel}' under {dir}: {source}")]
     Channel {
         channel: String,
@@ -139,6 +170,7 @@ mod test_support {
             }],
             admin: Some(input("admin", "admin-secret")),
             harvest_dir: None,
+            storage: Default::default(),
         };
         Arc::new(App::open(settings).unwrap())
     }

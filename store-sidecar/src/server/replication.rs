@@ -1,0 +1,134 @@
+//! Keeping a channel and its bucket in step: reading the index log to its end, publishing what
+//! this sidecar indexed, deleting pruned media; and reading media from the bucket for `/store/v1`
+//! through the memory cache, one bucket GET however many viewers ask at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::OnceCell;
+
+use super::App;
+use crate::bucket::{Bucket, BucketError};
+use crate::channel::{decode_log, encode_log};
+
+/// Media being fetched: a late asker awaits the first one's answer.
+pub type Inflight = std::sync::Mutex<HashMap<String, Arc<OnceCell<Result<Bytes, BucketError>>>>>;
+
+/// Brings channel `id` up to date with the bucket's log, then publishes what this sidecar has not
+/// (retrying on the next number when the other ingest sidecar wrote first). Serialized per
+/// channel. Without a bucket, nothing to do.
+pub async fn sync(app: &App, id: &str) -> Result<(), BucketError> {
+    let (Some(bucket), Some(state), Some(lock)) = (
+        app.bucket.as_deref(),
+        app.channels.get(id),
+        app.sync_locks.get(id),
+    ) else {
+        return Ok(());
+    };
+    let _one_at_a_time = lock.lock().await;
+    loop {
+        // Read to the end of the log.
+        loop {
+            let Some((n, _)) = state.lock().await.log_pending() else {
+                return Ok(());
+            };
+            match bucket.read_log(id, n).await? {
+                Some(body) => {
+                    let records = decode_log(&body).map_err(|e| {
+                        BucketError::other(format!(
+                            "index log object {n} of channel '{id}' is damaged: {e}"
+                        ))
+                    })?;
+                    state.lock().await.apply_log(n, records);
+                }
+                None => break,
+            }
+        }
+        let Some((n, batch)) = state.lock().await.log_pending() else {
+            return Ok(());
+        };
+        if batch.is_empty() {
+            break;
+        }
+        let body = encode_log(&batch).map_err(|e| BucketError::other(e.to_string()))?;
+        if bucket.create_log(id, n, body).await? {
+            state.lock().await.log_published(n, batch.len());
+        }
+        // Else another writer took number `n`: read it, rebase, try the next.
+    }
+    let deletes = state.lock().await.take_deletes();
+    for hash in deletes {
+        if let Err(e) = bucket.delete_media(id, &hash).await {
+            tracing::warn!(channel = id, error = %e, "could not delete pruned media from the bucket; it stays");
+        }
+    }
+    Ok(())
+}
+
+/// At start-up: every channel's log read back (retrying while the bucket does not answer, up to
+/// `patience`), then what waits is indexed.
+pub async fn catch_up(app: &App, patience: Duration) -> Result<(), BucketError> {
+    let Some(_) = app.bucket else {
+        return Ok(());
+    };
+    let deadline = tokio::time::Instant::now() + patience;
+    for (id, state) in &app.channels {
+        loop {
+            match sync(app, id).await {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::warn!(channel = %id, error = %e, "cannot read the bucket yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let st = state.clone();
+        super::blocking(move || st.blocking_lock().log_caught_up())
+            .await
+            .map_err(|e| BucketError::other(format!("channel '{id}': {e}")))?;
+        let st = state.lock().await;
+        tracing::info!(channel = %id, segments = st.retained_segments(),
+            "channel index read back from the bucket");
+    }
+    Ok(())
+}
+
+/// A segment or initialization segment from the bucket, by content hash: from memory if kept,
+/// else one GET shared by everyone asking meanwhile.
+pub async fn media(
+    app: &App,
+    bucket: &Bucket,
+    channel: &str,
+    hash: &str,
+) -> Result<Bytes, BucketError> {
+    let key = std::path::PathBuf::from(format!("bucket/{channel}/{hash}"));
+    if let Some(b) = app.segments.get(&key, hash) {
+        return Ok(b);
+    }
+    let cell = {
+        let Ok(mut inflight) = app.inflight.lock() else {
+            return Err(BucketError::other("the fetch table is poisoned"));
+        };
+        inflight
+            .entry(format!("{channel}/{hash}"))
+            .or_insert_with(|| Arc::new(OnceCell::new()))
+            .clone()
+    };
+    let got = cell
+        .get_or_init(|| async {
+            let got = bucket.get_media(channel, hash).await;
+            if let Ok(b) = &got {
+                app.segments.put(&key, hash, b.clone());
+            }
+            got
+        })
+        .await
+        .clone();
+    if let Ok(mut inflight) = app.inflight.lock() {
+        inflight.remove(&format!("{channel}/{hash}"));
+    }
+    got
+}
