@@ -24,8 +24,8 @@ use serde::{Deserialize, Serialize};
 use super::ChannelState;
 use super::ingest::StoredDoc;
 use super::journal::JournalLine;
-use super::timeline::{Entry, InputRendition, Tail};
 use super::now_ms;
+use super::timeline::{Entry, InputRendition, Tail};
 use crate::ingest_path::rendition_id;
 use crate::source_playlist::{self, SourcePlaylist};
 
