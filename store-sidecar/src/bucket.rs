@@ -209,6 +209,40 @@ impl Bucket {
         }
     }
 
+    /// Copies stored media to `key` (a harvest's package; not under the store's prefix).
+    pub async fn copy_media(
+        &self,
+        channel: &str,
+        hash: &str,
+        key: &str,
+    ) -> Result<(), BucketError> {
+        self.count("copy");
+        self.store
+            .copy(&self.media_key(channel, hash), &Path::from(key))
+            .await
+            .map_err(|e| BucketError::from_store("copying a segment", &e))
+    }
+
+    /// Writes a text object at `key` (a harvest's playlists).
+    pub async fn put_text(&self, key: &str, text: String) -> Result<(), BucketError> {
+        self.count("put");
+        self.store
+            .put(&Path::from(key), PutPayload::from(text.into_bytes()))
+            .await
+            .map(|_| ())
+            .map_err(|e| BucketError::from_store("writing a playlist", &e))
+    }
+
+    /// Whether an object exists at `key`.
+    pub async fn exists(&self, key: &str) -> Result<bool, BucketError> {
+        self.count("head");
+        match self.store.head(&Path::from(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(BucketError::from_store("looking for the destination", &e)),
+        }
+    }
+
     /// Log object `n`, if it exists.
     pub async fn read_log(&self, channel: &str, n: u64) -> Result<Option<Bytes>, BucketError> {
         self.count("log_get");

@@ -106,6 +106,35 @@ impl S3Server {
             .collect()
     }
 
+    /// Downloads every object under `prefix` into `dir` (paths after the prefix) with the S3 API
+    /// (boto3, signed as a client of the bucket would: objects are private).
+    pub fn download(&self, prefix: &str, dir: &Path) {
+        let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+        let script = r#"
+import os, sys, boto3
+endpoint, bucket, prefix, out = sys.argv[1:5]
+s3 = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="edgepack-test", aws_secret_access_key="edgepack-test-secret")
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    for o in page.get("Contents", []):
+        to = os.path.join(out, o["Key"][len(prefix):])
+        os.makedirs(os.path.dirname(to), exist_ok=True)
+        s3.download_file(bucket, o["Key"], to)
+"#;
+        let out = Command::new(python)
+            .args(["-c", script])
+            .arg(format!("http://{}", self.addr))
+            .args([&self.bucket, prefix])
+            .arg(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "downloading {prefix}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Freezes the server (SIGSTOP): connections open, nothing answers — a bucket that is down.
     pub fn pause(&self) {
         signal(&self.child, "-STOP");

@@ -9,6 +9,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use edgepack_test_support::bucket::S3Server;
 use edgepack_test_support::player::decoded_frames;
 use edgepack_test_support::sidecar::{
     Encoder, EncoderSpec, Sidecar, wait_for, whole_history_range, write_config,
@@ -37,20 +38,8 @@ fn admin(url: &str, json_body: Option<&str>) -> (u16, String) {
     (code.trim().parse().unwrap(), body.to_owned())
 }
 
-#[test]
-fn a_harvested_range_plays_like_the_live_range() {
-    let dir = tempfile::tempdir().unwrap();
-    let harvest_dir = dir.path().join("harvest");
-    let admin_section = format!(
-        "\n[admin]\nusername = \"ops\"\npassword = \"admin-pw\"\nharvest_dir = \"{}\"\n",
-        harvest_dir.display()
-    );
-    let mut sc = Sidecar::start(&write_config(dir.path(), &admin_section, ""));
-    Encoder::start(EncoderSpec {
-        two_renditions: true,
-        ..EncoderSpec::digest(sc.ingest, 1, 8)
-    })
-    .wait(Duration::from_secs(60));
+/// Everything stored, as a past range: (`start=…&end=…`, start, end) in epoch seconds.
+fn history_range(sc: &Sidecar) -> (String, String, String) {
     let range = whole_history_range(&sc.status());
     let (start, end) = {
         let mut parts = range.split('&').map(|p| p.split('=').nth(1).unwrap());
@@ -59,7 +48,38 @@ fn a_harvested_range_plays_like_the_live_range() {
             parts.next().unwrap().to_owned(),
         )
     };
+    (range, start, end)
+}
 
+/// Polls the harvest `job`'s report until it is no longer in progress.
+fn finished(sc: &Sidecar, job: &serde_json::Value) -> serde_json::Value {
+    let report_url = format!(
+        "http://{}/admin/v1/harvests/{}",
+        sc.ingest,
+        job["id"].as_str().unwrap()
+    );
+    wait_for(Duration::from_secs(20), "the harvest to finish", || {
+        let (s, b) = admin(&report_url, None);
+        assert_eq!(s, 200, "{b}");
+        let report: serde_json::Value = serde_json::from_str(&b).unwrap();
+        (report["status"] != "in_progress").then_some(report)
+    })
+}
+
+const ADMIN: &str = "\n[admin]\nusername = \"ops\"\npassword = \"admin-pw\"\n";
+
+#[test]
+fn a_harvested_range_plays_like_the_live_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let harvest_dir = dir.path().join("harvest");
+    let admin_section = format!("{ADMIN}harvest_dir = \"{}\"\n", harvest_dir.display());
+    let mut sc = Sidecar::start(&write_config(dir.path(), &admin_section, ""));
+    Encoder::start(EncoderSpec {
+        two_renditions: true,
+        ..EncoderSpec::digest(sc.ingest, 1, 8)
+    })
+    .wait(Duration::from_secs(60));
+    let (range, start, end) = history_range(&sc);
     let url = format!("http://{}/admin/v1/channels/news/harvest", sc.ingest);
     let request = format!(r#"{{"start":{start},"end":{end},"destination":"news/first"}}"#);
     let (status, body) = admin(&url, Some(&request));
@@ -69,17 +89,7 @@ fn a_harvested_range_plays_like_the_live_range() {
     // The segments that lie wholly in the range, of both renditions.
     let segments = job["segments"].as_u64().unwrap();
     assert!(segments >= 6 && segments.is_multiple_of(2), "{job}");
-    let report_url = format!(
-        "http://{}/admin/v1/harvests/{}",
-        sc.ingest,
-        job["id"].as_str().unwrap()
-    );
-    let done = wait_for(Duration::from_secs(20), "the harvest to finish", || {
-        let (s, b) = admin(&report_url, None);
-        assert_eq!(s, 200, "{b}");
-        let report: serde_json::Value = serde_json::from_str(&b).unwrap();
-        (report["status"] != "in_progress").then_some(report)
-    });
+    let done = finished(&sc, &job);
     assert_eq!(done["status"], "succeeded", "{done}");
     assert_eq!(done["files_done"], done["files_total"], "{done}");
 
@@ -129,5 +139,62 @@ fn a_harvested_range_plays_like_the_live_range() {
         None,
     );
     assert_eq!(status, 404);
+    sc.stop();
+}
+
+/// With `[storage] kind = "s3"` the package goes to a bucket prefix: ffmpeg plays it straight
+/// from the S3 server (moto) frame for frame like the live range at the edge; the multivariant
+/// playlist is written last, and a destination that exists is refused.
+#[test]
+fn a_harvest_into_the_bucket_plays_like_the_live_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(dir.path(), "live");
+    let mut sc = Sidecar::start(&write_config(
+        dir.path(),
+        &format!("{ADMIN}{}", s3.storage_section()),
+        "",
+    ));
+    Encoder::start(EncoderSpec {
+        two_renditions: true,
+        ..EncoderSpec::digest(sc.ingest, 1, 8)
+    })
+    .wait(Duration::from_secs(60));
+    let (range, start, end) = history_range(&sc);
+    let url = format!("http://{}/admin/v1/channels/news/harvest", sc.ingest);
+    let request =
+        format!(r#"{{"start":{start},"end":{end},"destination":"s3://live/vod/news-1"}}"#);
+    let (status, body) = admin(&url, Some(&request));
+    assert_eq!(status, 202, "{body}");
+    let job: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let done = finished(&sc, &job);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let keys = s3.keys("vod/news-1/");
+    assert_eq!(
+        keys.len() as u64,
+        done["files_total"].as_u64().unwrap(),
+        "{keys:?}"
+    );
+
+    let h = edgepack_tests::edge(sc.internal, CONFIG, 1);
+    let live = decoded_frames(&format!(
+        "http://{}/out/v1/news/hls/index.m3u8?{range}",
+        h.addr
+    ))
+    .unwrap();
+    // Fetched with the S3 API (the objects are private), then played.
+    let package = dir.path().join("package");
+    s3.download("vod/news-1/", &package);
+    let media = std::fs::read_to_string(package.join("stream_0/index.m3u8")).unwrap();
+    assert!(media.ends_with("#EXT-X-ENDLIST\n"), "{media}");
+    let harvested = decoded_frames(package.join("index.m3u8").to_str().unwrap()).unwrap();
+    assert_eq!(harvested.len(), 2, "both renditions");
+    assert_eq!(harvested, live);
+
+    let (status, body) = admin(&url, Some(&request));
+    assert_eq!(status, 409, "{body}");
+    let elsewhere = request.replace("s3://live/", "s3://other/");
+    let (status, body) = admin(&url, Some(&elsewhere));
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("its own bucket"), "{body}");
     sc.stop();
 }

@@ -28,7 +28,8 @@ pub enum HarvestError {
 #[derive(Debug, Default)]
 pub struct HarvestPlan {
     pub texts: Vec<(String, String)>,
-    pub files: Vec<(PathBuf, String)>,
+    /// (this sidecar's file, path in the package, content hash: the file's name in a bucket).
+    pub files: Vec<(PathBuf, String, String)>,
     pub segments: u64,
 }
 
@@ -89,7 +90,8 @@ impl ChannelState {
                 else {
                     return Err(HarvestError::Empty);
                 };
-                plan.files.push((file.path, format!("{rid}/{}", s.uri)));
+                plan.files
+                    .push((file.path, format!("{rid}/{}", s.uri), file.copy.etag));
                 plan.segments += 1;
                 if let Some(map) = s.map.as_deref()
                     && !maps.contains(&map.to_owned())
@@ -103,7 +105,8 @@ impl ChannelState {
                     .and_then(|m| m.strip_suffix(".mp4"))
                     .unwrap_or_default();
                 if let Some(path) = self.init(&rid, id) {
-                    plan.files.push((path, format!("{rid}/{map}")));
+                    plan.files
+                        .push((path, format!("{rid}/{map}"), id.to_owned()));
                 }
             }
             plan.texts

@@ -16,6 +16,7 @@ use edgepack_store_api::parse_pdt;
 use super::App;
 use super::admin::json;
 use super::error::ApiError;
+use crate::bucket::{Bucket, BucketError};
 use crate::channel::{ChannelState, HarvestPlan, now_ms};
 
 /// What a harvest request asks for.
@@ -23,8 +24,10 @@ use crate::channel::{ChannelState, HarvestPlan, now_ms};
 pub struct Request {
     pub start_ms: i64,
     pub end_ms: i64,
-    /// Relative path under `harvest_dir`.
+    /// As the request named it.
     pub destination: String,
+    /// `s3://{bucket}/{path}`: (bucket, path); else a relative path under `[admin] harvest_dir`.
+    pub bucket: Option<(String, String)>,
 }
 
 /// Epoch seconds (a number) or an ISO 8601 date (a string).
@@ -51,9 +54,18 @@ impl Request {
                 "the body must be JSON {{\"start\", \"end\", \"destination\"}}: {e}"
             ))
         })?;
-        let destination = v["destination"].as_str().ok_or_else(|| {
-            ApiError::Harvest("'destination' (a relative path) is missing".into())
+        let named = v["destination"].as_str().ok_or_else(|| {
+            ApiError::Harvest(
+                "'destination' (a relative path or s3://bucket/path) is missing".into(),
+            )
         })?;
+        let (bucket, destination) = match named.strip_prefix("s3://") {
+            Some(rest) => {
+                let (b, path) = rest.split_once('/').unwrap_or((rest, ""));
+                (Some(b.to_owned()), path)
+            }
+            None => (None, named),
+        };
         let ok = !destination.is_empty()
             && destination.len() <= 255
             && destination.split('/').all(|c| {
@@ -64,13 +76,14 @@ impl Request {
             });
         if !ok {
             return Err(ApiError::Harvest(format!(
-                "destination '{destination}' must be a relative path of A-Z a-z 0-9 - _ . names (none starting with '.'), at most 255 bytes"
+                "destination '{named}' must be a relative path (or s3://bucket/path) of A-Z a-z 0-9 - _ . names (none starting with '.'), at most 255 bytes"
             )));
         }
         Ok(Request {
             start_ms: time(&v["start"], "start")?,
             end_ms: time(&v["end"], "end")?,
-            destination: destination.to_owned(),
+            destination: named.to_owned(),
+            bucket: bucket.map(|b| (b, destination.to_owned())),
         })
     }
 }
@@ -138,6 +151,9 @@ pub async fn start(
     state: Arc<tokio::sync::Mutex<ChannelState>>,
     r: Request,
 ) -> Result<Response, ApiError> {
+    if let Some((bucket, path)) = r.bucket.clone() {
+        return start_to_bucket(app, channel, state, r, bucket, path).await;
+    }
     let root = app
         .settings
         .harvest_dir
@@ -147,29 +163,7 @@ pub async fn start(
     if destination.exists() {
         return Err(ApiError::HarvestExists(r.destination));
     }
-    let (start_ms, end_ms) = (r.start_ms, r.end_ms);
-    let plan = tokio::task::spawn_blocking(move || {
-        state
-            .blocking_lock()
-            .harvest_plan(start_ms, end_ms, now_ms())
-    })
-    .await
-    .map_err(|e| ApiError::Worker(e.to_string()))?
-    .map_err(ApiError::HarvestRange)?;
-    let n = app.harvests.next.fetch_add(1, Ordering::Relaxed) + 1;
-    let job = Arc::new(Job {
-        id: format!("harvest-{}-{n}", now_ms()),
-        channel: channel.to_owned(),
-        destination: r.destination.clone(),
-        request: (start_ms, end_ms),
-        segments: plan.segments,
-        files_total: (plan.files.len() + plan.texts.len()) as u64,
-        files_done: AtomicU64::new(0),
-        state: Mutex::new(State::InProgress),
-    });
-    if let Ok(mut jobs) = app.harvests.jobs.lock() {
-        jobs.insert(job.id.clone(), job.clone());
-    }
+    let (plan, job) = plan_job(app, channel, state, &r).await?;
     tracing::info!(channel, job = job.id, destination = %destination.display(),
         segments = plan.segments, "harvest started");
     // The answer says how the job starts, whatever it is by the time it is sent.
@@ -203,6 +197,127 @@ pub async fn start(
     Ok(json(StatusCode::ACCEPTED, &started))
 }
 
+/// Plans a harvest under the channel lock and registers its job.
+async fn plan_job(
+    app: &App,
+    channel: &str,
+    state: Arc<tokio::sync::Mutex<ChannelState>>,
+    r: &Request,
+) -> Result<(HarvestPlan, Arc<Job>), ApiError> {
+    let (start_ms, end_ms) = (r.start_ms, r.end_ms);
+    let plan = tokio::task::spawn_blocking(move || {
+        state
+            .blocking_lock()
+            .harvest_plan(start_ms, end_ms, now_ms())
+    })
+    .await
+    .map_err(|e| ApiError::Worker(e.to_string()))?
+    .map_err(ApiError::HarvestRange)?;
+    let n = app.harvests.next.fetch_add(1, Ordering::Relaxed) + 1;
+    let job = Arc::new(Job {
+        id: format!("harvest-{}-{n}", now_ms()),
+        channel: channel.to_owned(),
+        destination: r.destination.clone(),
+        request: (start_ms, end_ms),
+        segments: plan.segments,
+        files_total: (plan.files.len() + plan.texts.len()) as u64,
+        files_done: AtomicU64::new(0),
+        state: Mutex::new(State::InProgress),
+    });
+    if let Ok(mut jobs) = app.harvests.jobs.lock() {
+        jobs.insert(job.id.clone(), job.clone());
+    }
+    Ok((plan, job))
+}
+
+/// A harvest into this sidecar's bucket (`[storage] kind = "s3"`): segments copied inside the
+/// bucket from their content-hash keys, the media playlists written after them and the
+/// multivariant `index.m3u8` last, so a package with its `index.m3u8` is whole.
+async fn start_to_bucket(
+    app: &App,
+    channel: &str,
+    state: Arc<tokio::sync::Mutex<ChannelState>>,
+    r: Request,
+    bucket_name: String,
+    path: String,
+) -> Result<Response, ApiError> {
+    let Some(bucket) = app.bucket.clone() else {
+        return Err(ApiError::Harvest(
+            "an s3:// destination needs [storage] kind = \"s3\"; this sidecar stores on its disk"
+                .into(),
+        ));
+    };
+    let own = app.settings.storage.bucket.clone().unwrap_or_default();
+    if bucket_name != own {
+        return Err(ApiError::Harvest(format!(
+            "this sidecar writes harvests only to its own bucket (s3://{own}/…), not '{bucket_name}'"
+        )));
+    }
+    match bucket.exists(&format!("{path}/index.m3u8")).await {
+        Ok(false) => {}
+        Ok(true) => return Err(ApiError::HarvestExists(r.destination)),
+        Err(e) => {
+            return Err(ApiError::BucketWrite {
+                what: "harvest",
+                error: e.message,
+            });
+        }
+    }
+    let (plan, job) = plan_job(app, channel, state, &r).await?;
+    tracing::info!(
+        channel,
+        job = job.id,
+        destination = r.destination,
+        segments = plan.segments,
+        "harvest started"
+    );
+    let started = job.report();
+    let channel = channel.to_owned();
+    tokio::spawn(async move {
+        let state = match write_to_bucket(&bucket, &channel, &plan, &path, &job).await {
+            Ok(()) => {
+                tracing::info!(job = job.id, "harvest succeeded");
+                State::Succeeded
+            }
+            Err(e) => {
+                tracing::warn!(job = job.id, error = %e, "harvest failed");
+                State::Failed(format!(
+                    "writing the package failed (a segment may have left the startover window, or the bucket did not answer): {e}"
+                ))
+            }
+        };
+        if let Ok(mut s) = job.state.lock() {
+            *s = state;
+        }
+    });
+    Ok(json(StatusCode::ACCEPTED, &started))
+}
+
+async fn write_to_bucket(
+    bucket: &Bucket,
+    channel: &str,
+    plan: &HarvestPlan,
+    path: &str,
+    job: &Job,
+) -> Result<(), BucketError> {
+    for (_, rel, hash) in &plan.files {
+        bucket
+            .copy_media(channel, hash, &format!("{path}/{rel}"))
+            .await?;
+        job.files_done.fetch_add(1, Ordering::Relaxed);
+    }
+    // The multivariant playlist (`index.m3u8` at the top) last: its presence means whole.
+    let (top, renditions): (Vec<_>, Vec<_>) =
+        plan.texts.iter().partition(|(rel, _)| rel == "index.m3u8");
+    for (rel, text) in renditions.into_iter().chain(top) {
+        bucket
+            .put_text(&format!("{path}/{rel}"), text.clone())
+            .await?;
+        job.files_done.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 /// Writes the package into `dir`: files hard-linked where the file system allows (segments are
 /// immutable), else copied.
 fn write(plan: &HarvestPlan, dir: &Path, job: &Job) -> std::io::Result<()> {
@@ -213,7 +328,7 @@ fn write(plan: &HarvestPlan, dir: &Path, job: &Job) -> std::io::Result<()> {
         }
         Ok(to)
     };
-    for (from, rel) in &plan.files {
+    for (from, rel, _) in &plan.files {
         let to = place(rel)?;
         if std::fs::hard_link(from, &to).is_err() {
             std::fs::copy(from, &to)?;
