@@ -243,6 +243,86 @@ impl Bucket {
         }
     }
 
+    /// Writes the snapshot of the index at log position `n`.
+    pub async fn put_snapshot(
+        &self,
+        channel: &str,
+        n: u64,
+        body: Vec<u8>,
+    ) -> Result<(), BucketError> {
+        self.count("snapshot_put");
+        self.store
+            .put(
+                &self.key(channel, &format!("snapshot/{n:020}")),
+                PutPayload::from(body),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| BucketError::from_store("writing an index snapshot", &e))
+    }
+
+    /// The newest snapshot: its log position and body.
+    pub async fn latest_snapshot(
+        &self,
+        channel: &str,
+    ) -> Result<Option<(u64, Bytes)>, BucketError> {
+        use futures_util::TryStreamExt as _;
+        self.count("snapshot_list");
+        let prefix = self.key(channel, "snapshot");
+        let listed: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| BucketError::from_store("listing index snapshots", &e))?;
+        let newest = listed
+            .iter()
+            .filter_map(|m| m.location.filename()?.parse::<u64>().ok())
+            .max();
+        let Some(n) = newest else {
+            return Ok(None);
+        };
+        self.count("snapshot_get");
+        let got = self
+            .store
+            .get(&self.key(channel, &format!("snapshot/{n:020}")))
+            .await
+            .map_err(|e| BucketError::from_store("reading an index snapshot", &e))?;
+        let body = got
+            .bytes()
+            .await
+            .map_err(|e| BucketError::from_store("reading an index snapshot", &e))?;
+        Ok(Some((n, body)))
+    }
+
+    /// Deletes log objects `from..to` and the snapshot at `from` (superseded by a newer one).
+    pub async fn delete_log_before(
+        &self,
+        channel: &str,
+        from: u64,
+        to: u64,
+    ) -> Result<(), BucketError> {
+        for n in from..to {
+            self.count("delete");
+            match self.store.delete(&self.log_key(channel, n)).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(BucketError::from_store("deleting old index log", &e)),
+            }
+        }
+        if from > 0 {
+            self.count("delete");
+            match self
+                .store
+                .delete(&self.key(channel, &format!("snapshot/{from:020}")))
+                .await
+            {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(BucketError::from_store("deleting an old snapshot", &e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Log object `n`, if it exists.
     pub async fn read_log(&self, channel: &str, n: u64) -> Result<Option<Bytes>, BucketError> {
         self.count("log_get");

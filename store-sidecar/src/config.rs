@@ -72,6 +72,9 @@ pub struct StorageConfig {
     /// A bucket request that has not answered in this long fails (ingest then answers 503 with
     /// `Retry-After`, edges 504).
     pub request_timeout_seconds: u64,
+    /// An ingest sidecar snapshots the index every this many log objects; a sidecar that starts
+    /// reads the newest snapshot and the log after it. Log objects two snapshots old are deleted.
+    pub snapshot_every: u64,
 }
 
 impl Default for StorageConfig {
@@ -85,6 +88,7 @@ impl Default for StorageConfig {
             allow_http: false,
             credentials_file: None,
             request_timeout_seconds: 5,
+            snapshot_every: 500,
         }
     }
 }
@@ -408,6 +412,9 @@ fn validate_storage(s: &StorageConfig, role: Role) -> Result<(), ConfigError> {
                     "storage.endpoint",
                     format!("'{e}' must be an https:// URL (or http:// with allow_http = true)"),
                 ));
+            }
+            if s.snapshot_every < 2 {
+                return Err(invalid("storage.snapshot_every", "must be at least 2"));
             }
             if s.request_timeout_seconds == 0 {
                 return Err(invalid(

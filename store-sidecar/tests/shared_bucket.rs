@@ -188,7 +188,16 @@ fn two_ingest_hosts_and_edges_share_one_bucket() {
         "input 2's bytes after the failover"
     );
 
-    // A restarts from its disk: it reads the log back and rewrites nothing.
+    // The index is snapshotted as it grows; log objects two snapshots old are gone.
+    let snapshots = s3.keys("news/snapshot/");
+    assert!(!snapshots.is_empty(), "no snapshot written");
+    let log = s3.keys("news/log/");
+    assert!(
+        !log.iter().any(|k| k.ends_with("/00000000000000000000")),
+        "superseded log objects deleted: {log:?}"
+    );
+
+    // A restarts from its disk: it reads the snapshot and the log after it, rewrites nothing.
     let log_before = s3.keys("news/log/");
     let a = restart(&a);
     assert_eq!(media_playlist(&a), media_playlist(&edge1));
@@ -264,4 +273,37 @@ fn two_ingest_hosts_and_edges_share_one_bucket() {
     assert_eq!(uris, expected, "nothing lost, no gap");
     assert_eq!(edge2.get_ok("/store/v1/news/stream/0.ts"), segment(1, 0));
     drop(a);
+}
+
+/// Retention in the bucket: what leaves the startover window leaves the bucket, and edges
+/// follow the prune.
+#[test]
+fn the_window_is_pruned_in_the_bucket_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3 = S3Server::start(dir.path(), "edgepack");
+    let d = dir.path().join("all");
+    std::fs::create_dir_all(&d).unwrap();
+    let sc = Sidecar::start(&write_config(
+        &d,
+        &s3.storage_section(),
+        "startover_window_seconds = 3",
+    ));
+    let edge = start(dir.path(), "edge", &s3, "role = \"edge\"");
+    for msn in 0..3 {
+        pushed(push(&sc, 1, msn));
+    }
+    assert_eq!(s3.keys("news/media/").len(), 3);
+    std::thread::sleep(Duration::from_secs(4));
+    pushed(push(&sc, 1, 3));
+    // Pruning runs every 5 s.
+    wait_for(Duration::from_secs(10), "the prune at the edge", || {
+        (segment_uris(&media_playlist(&edge)) == ["3.ts"]).then_some(())
+    });
+    wait_for(
+        Duration::from_secs(5),
+        "the bucket to drop pruned media",
+        || (s3.keys("news/media/").len() == 1).then_some(()),
+    );
+    assert_eq!(edge.get_ok("/store/v1/news/stream/3.ts"), segment(1, 3));
+    assert_eq!(edge.get("/store/v1/news/stream/0.ts").status, 404);
 }

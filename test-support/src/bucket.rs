@@ -81,10 +81,12 @@ impl S3Server {
         }
     }
 
-    /// The sidecar's `[storage]` section for this server.
+    /// The sidecar's `[storage]` section for this server: a short request timeout (a paused
+    /// server fails fast) and a snapshot every 5 log objects, so tests start sidecars from
+    /// snapshots and see superseded log objects deleted.
     pub fn storage_section(&self) -> String {
         format!(
-            "\n[storage]\nkind = \"s3\"\nbucket = \"{}\"\nendpoint = \"http://{}\"\nallow_http = true\ncredentials_file = \"{}\"\nrequest_timeout_seconds = 2\n",
+            "\n[storage]\nkind = \"s3\"\nbucket = \"{}\"\nendpoint = \"http://{}\"\nallow_http = true\ncredentials_file = \"{}\"\nrequest_timeout_seconds = 2\nsnapshot_every = 5\n",
             self.bucket,
             self.addr,
             self.credentials.display()

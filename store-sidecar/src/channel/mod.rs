@@ -169,6 +169,7 @@ impl ChannelState {
                 next: 0,
                 caught_up: false,
                 deletes: Vec::new(),
+                sources: Default::default(),
             }),
         })
     }

@@ -15,7 +15,7 @@
 //! next number. Each writer attaches only its own inputs' copies, so the two never undo each
 //! other. Edges only read.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -83,9 +83,22 @@ pub(super) struct Replica {
     pub(super) caught_up: bool,
     /// Media (content hashes) pruned here and used by no retained entry: to delete.
     pub(super) deletes: Vec<String>,
+    /// Each input's last source playlists, by rendition (`None`: the multivariant one), as a
+    /// snapshot restates them.
+    pub(super) sources: [BTreeMap<Option<String>, StoredDoc>; 2],
 }
 
 impl Replica {
+    fn remember_source(&mut self, input: usize, doc: &StoredDoc) {
+        let key = match source_playlist::parse(doc.text.as_bytes()) {
+            Ok(SourcePlaylist::Media(_)) => Some(rendition_id(&doc.path)),
+            _ => None,
+        };
+        if let Some(s) = self.sources.get_mut(input) {
+            s.insert(key, doc.clone());
+        }
+    }
+
     /// Writes to the log: takes uploads for at least one input.
     pub(super) fn writer(&self) -> bool {
         self.local.iter().any(|l| *l)
@@ -110,6 +123,9 @@ impl ChannelState {
     pub(super) fn log(&mut self, record: LogRecord) -> bool {
         match &mut self.replica {
             Some(r) => {
+                if let LogRecord::Source { input, doc } = &record {
+                    r.remember_source(*input, doc);
+                }
                 if r.writer() {
                     r.outbox.push(record);
                 }
@@ -148,6 +164,60 @@ impl ChannelState {
         {
             r.outbox.drain(..count.min(r.outbox.len()));
             r.next = n + 1;
+        }
+    }
+
+    /// The whole index as records, for a snapshot at log position `next` (what a sidecar that
+    /// starts reads instead of the log before it): `None` outside a bucket, or with records not
+    /// published yet (a snapshot states only what the log holds).
+    pub fn log_snapshot(&self) -> Option<(u64, Vec<LogRecord>)> {
+        let rep = self.replica.as_ref()?;
+        if !rep.outbox.is_empty() {
+            return None;
+        }
+        let mut out = Vec::new();
+        for (input, docs) in rep.sources.iter().enumerate() {
+            // The multivariant playlist (key `None`) sorts first.
+            for doc in docs.values() {
+                out.push(LogRecord::Source {
+                    input,
+                    doc: doc.clone(),
+                });
+            }
+        }
+        for (rid, r) in &self.renditions {
+            if let Some(tail) = r.timeline.tail {
+                out.push(LogRecord::Prune {
+                    rid: rid.clone(),
+                    before_seq: r.timeline.entries.front().map_or(tail.seq + 1, |e| e.seq),
+                    next: tail,
+                });
+            }
+            for e in &r.timeline.entries {
+                out.push(LogRecord::Put {
+                    rid: rid.clone(),
+                    entry: Box::new(e.clone()),
+                });
+            }
+        }
+        if let Some(input) = self.active {
+            out.push(LogRecord::Active { input });
+        }
+        Some((rep.next, out))
+    }
+
+    /// Starts reading the log at `n`, the position of a snapshot whose records follow.
+    pub fn start_from_snapshot(&mut self, n: u64, records: Vec<LogRecord>) {
+        let Some(rep) = &mut self.replica else {
+            return;
+        };
+        if rep.next != 0 || rep.caught_up {
+            return;
+        }
+        rep.next = n;
+        self.apply_log(n, records);
+        if let Some(rep) = &mut self.replica {
+            rep.next = n;
         }
     }
 
@@ -227,6 +297,11 @@ impl ChannelState {
         if let Some(r) = &mut self.replica {
             r.next = n + 1;
         }
+    }
+
+    /// The log position this sidecar has read to.
+    pub fn log_position(&self) -> Option<u64> {
+        self.replica.as_ref().map(|r| r.next)
     }
 
     /// Takes another writer's entry; an unpublished entry of this one under the same number is
@@ -309,9 +384,12 @@ impl ChannelState {
     /// Takes an input's source playlist: the other input's always (what the views are rendered
     /// with), this sidecar's own only while reading back at start-up.
     fn apply_source(&mut self, input: usize, doc: StoredDoc) {
-        let Some(rep) = &self.replica else {
+        let Some(rep) = &mut self.replica else {
             return;
         };
+        if input < 2 {
+            rep.remember_source(input, &doc);
+        }
         if input >= 2 || (rep.local[input] && rep.caught_up) {
             return;
         }
@@ -482,6 +560,39 @@ mod tests {
         assert_eq!(timeline(&a2), t);
         assert_eq!(a2.inputs[0].renditions["hd"].last_msn, Some(2));
         assert!(a2.log_pending().unwrap().1.is_empty(), "nothing rewritten");
+    }
+
+    #[test]
+    fn a_snapshot_restores_what_the_log_built() {
+        let (a_dir, e_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut a = replicated(a_dir.path(), [true, false]);
+        let mut log = Vec::new();
+        sync(&mut a, &mut log);
+        a.log_caught_up().unwrap();
+        for m in 0..5 {
+            upload(&mut a, 0, &format!("s{m}.ts"));
+        }
+        a.accept_playlist(0, "hd.m3u8", playlist(0, 5).as_bytes())
+            .unwrap();
+        assert_eq!(a.log_snapshot(), None, "not before the log holds it");
+        sync(&mut a, &mut log);
+        a.prune(i64::MAX).unwrap();
+        upload(&mut a, 0, "s5.ts");
+        a.accept_playlist(0, "hd.m3u8", playlist(1, 5).as_bytes())
+            .unwrap();
+        sync(&mut a, &mut log);
+        let (n, records) = a.log_snapshot().unwrap();
+        assert_eq!(n as usize, log.len());
+
+        let mut edge = replicated(e_dir.path(), [false, false]);
+        edge.start_from_snapshot(n, decode(&encode(&records).unwrap()).unwrap());
+        sync(&mut edge, &mut log);
+        edge.log_caught_up().unwrap();
+        assert_eq!(edge.log_position(), Some(n));
+        assert_eq!(edge.renditions["hd"].timeline, a.renditions["hd"].timeline);
+        assert_eq!(edge.active(), a.active());
+        assert_eq!(uris(&mut edge), uris(&mut a));
+        assert_eq!(uris(&mut edge), ["5.ts"], "after the prune, numbering kept");
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub struct App {
     pub sync_locks: HashMap<String, Mutex<()>>,
     /// Media being fetched from the bucket.
     pub inflight: replication::Inflight,
+    /// Index snapshots written or read, per channel.
+    pub snapshots: replication::SnapshotMarks,
 }
 
 impl App {
@@ -103,6 +105,7 @@ impl App {
                 .map(|k| (k.clone(), Mutex::new(())))
                 .collect(),
             inflight: Default::default(),
+            snapshots: Default::default(),
             bucket,
             segments: SegmentCache::new(usize::try_from(cache_bytes).unwrap_or(usize::MAX)),
             settings,

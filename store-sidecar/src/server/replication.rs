@@ -58,6 +58,7 @@ pub async fn sync(app: &App, id: &str) -> Result<(), BucketError> {
         }
         // Else another writer took number `n`: read it, rebase, try the next.
     }
+    snapshot(app, bucket, id, state).await;
     let deletes = state.lock().await.take_deletes();
     for hash in deletes {
         if let Err(e) = bucket.delete_media(id, &hash).await {
@@ -67,16 +68,102 @@ pub async fn sync(app: &App, id: &str) -> Result<(), BucketError> {
     Ok(())
 }
 
+/// Where a channel's snapshots stand: (the newest, the one before). Log objects before the one
+/// before are deleted when a newer snapshot is written, so a follower a whole snapshot interval
+/// behind still finds its next object.
+pub type SnapshotMarks = std::sync::Mutex<HashMap<String, (u64, u64)>>;
+
+/// A writer snapshots the index every `storage.snapshot_every` log objects and deletes what the
+/// snapshot before supersedes. Failures are logged: the log stays readable without it.
+async fn snapshot(
+    app: &App,
+    bucket: &Bucket,
+    id: &str,
+    state: &tokio::sync::Mutex<crate::channel::ChannelState>,
+) {
+    let (newest, before) = app
+        .snapshots
+        .lock()
+        .ok()
+        .and_then(|m| m.get(id).copied())
+        .unwrap_or((0, 0));
+    let taken = {
+        let st = state.lock().await;
+        if st.read_only() {
+            return;
+        }
+        match st.log_position() {
+            Some(n) if n >= newest + app.settings.storage.snapshot_every => st.log_snapshot(),
+            _ => None,
+        }
+    };
+    let Some((n, records)) = taken else {
+        return;
+    };
+    let body = match encode_log(&records) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(channel = id, error = %e, "could not encode an index snapshot");
+            return;
+        }
+    };
+    if let Err(e) = bucket.put_snapshot(id, n, body).await {
+        tracing::warn!(channel = id, error = %e, "could not write an index snapshot; the log stays whole");
+        return;
+    }
+    if let Ok(mut m) = app.snapshots.lock() {
+        m.insert(id.to_owned(), (n, newest));
+    }
+    tracing::info!(
+        channel = id,
+        at = n,
+        entries = records.len(),
+        "index snapshot written"
+    );
+    if newest > before
+        && let Err(e) = bucket.delete_log_before(id, before, newest).await
+    {
+        tracing::warn!(channel = id, error = %e, "could not delete superseded index log");
+    }
+}
+
+/// A sidecar starting on a bucket: the newest snapshot, then the log after it.
+async fn start_from_snapshot(app: &App, bucket: &Bucket, id: &str) -> Result<(), BucketError> {
+    let Some(state) = app.channels.get(id) else {
+        return Ok(());
+    };
+    if state.lock().await.log_position() != Some(0) {
+        return Ok(());
+    }
+    if let Some((n, body)) = bucket.latest_snapshot(id).await? {
+        let records = decode_log(&body).map_err(|e| {
+            BucketError::other(format!(
+                "index snapshot {n} of channel '{id}' is damaged: {e}"
+            ))
+        })?;
+        state.lock().await.start_from_snapshot(n, records);
+        if let Ok(mut m) = app.snapshots.lock() {
+            m.insert(id.to_owned(), (n, n));
+        }
+        tracing::info!(channel = id, at = n, "index snapshot read");
+    }
+    Ok(())
+}
+
 /// At start-up: every channel's log read back (retrying while the bucket does not answer, up to
 /// `patience`), then what waits is indexed.
 pub async fn catch_up(app: &App, patience: Duration) -> Result<(), BucketError> {
-    let Some(_) = app.bucket else {
+    let Some(bucket) = &app.bucket else {
         return Ok(());
     };
     let deadline = tokio::time::Instant::now() + patience;
     for (id, state) in &app.channels {
         loop {
-            match sync(app, id).await {
+            let read = match start_from_snapshot(app, bucket, id).await {
+                Ok(()) => sync(app, id).await,
+                Err(e) => Err(e),
+            };
+            match read {
                 Ok(()) => break,
                 Err(e) if tokio::time::Instant::now() < deadline => {
                     tracing::warn!(channel = %id, error = %e, "cannot read the bucket yet; retrying");
