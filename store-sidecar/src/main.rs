@@ -13,6 +13,7 @@ use edgepack_store::{App, Settings, housekeeping, ingest_router, internal_router
 ///
 /// Listeners (addresses in the config file):
 ///   ingest    PUT|DELETE|MKCOL|OPTIONS /in/v1/{channel}/{1|2}/{file}   (Digest or Basic auth)
+///             POST /admin/v1/channels/{channel}/reset|harvest, GET /admin/v1/harvests/{id}
 ///             GET /healthz
 ///   internal  GET /store/v1/{channel}/index.m3u8                        multivariant playlist
 ///             GET /store/v1/{channel}/{rendition}/index.m3u8            media playlist, whole window
@@ -20,6 +21,8 @@ use edgepack_store::{App, Settings, housekeeping, ingest_router, internal_router
 ///             GET /store/v1/{channel}/status                            JSON status
 ///             GET /metrics (Prometheus), GET /healthz
 ///
+/// Storage: the local disk, or an S3-compatible bucket shared by ingest sidecars (server.role =
+/// "ingest", one per input if you like) and read-only edges (server.role = "edge").
 /// The config file is TOML; see store-sidecar/edgepack-store.example.toml for every field.
 /// Passwords may come from the environment with `password_env = "VAR"`.
 /// Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=edgepack_store=debug) to change the level.
