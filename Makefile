@@ -99,6 +99,9 @@ lint-envoy: $(VENV)/.installed
 	$(CARGO) run -q -p edgepack-filter --example check_config -- target/envoy-check/*.json
 	$(VENV)/bin/python envoy/check_compose.py --self-test envoy/docker-compose.yml \
 	  $(foreach f,$(DEMO_CERTS),--generated $(f))
+	for c in envoy/edgepack-store*.toml; do EDGEPACK_NEWS_INPUT1_PASSWORD=x \
+	  EDGEPACK_NEWS_INPUT2_PASSWORD=x $(CARGO) run -q -p edgepack-store -- --check --config $$c \
+	  || exit 1; done
 
 fmt:
 	$(CARGO) fmt --all
