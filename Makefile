@@ -117,6 +117,7 @@ bench:
 	@mkdir -p target && rm -f $(BENCH_SUMMARY)
 	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench -p edgepack-filter --bench core
 	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench -p edgepack-store --bench ingest
+	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench -p edgepack-store --bench edge
 	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) $(CARGO) bench -p edgepack-tests --bench filter_in_host
 	EDGEPACK_BENCH_SUMMARY=$(BENCH_SUMMARY) tests/benches/http.sh
 	@echo; echo "edgepack benchmarks, $$(nproc) cores, one run ($$(date -u +%F))"; \

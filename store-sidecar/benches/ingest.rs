@@ -6,6 +6,10 @@
 //!    queueing (no coordinated omission).
 //! 2. Sustained ingest: 8 connections PUT 1 MB segments (each followed by its playlist) as fast
 //!    as the sidecar takes them: bytes/s committed to disk (fsynced).
+//! 3. The same sustained ingest into an S3 bucket (`[storage] kind = "s3"`; moto, a real S3 server
+//!    in Python on loopback, started by the bench) against the disk in the same run: segment PUTs
+//!    per second on one input and their p99. moto is no AWS S3: the figure says what the sidecar
+//!    adds to a bucket's own latency, not what S3 does.
 //!
 //! The sidecar is the real release binary on loopback with a temporary data dir; the load
 //! generator is a small keep-alive HTTP/1.1 client in this file. Basic auth (a Digest client pays
@@ -17,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use edgepack_test_support::bucket::S3Server;
 use edgepack_test_support::sidecar::{PASSWORD_1, PASSWORD_2, Sidecar, basic, write_config};
 use edgepack_test_support::summary;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader as TokioBufReader};
@@ -185,7 +190,8 @@ impl PoolRx {
     }
 }
 
-async fn sustained(addr: SocketAddr, seconds: u64) -> (f64, f64) {
+/// Segments/s and bytes/s, and each segment PUT's latency (ms, sorted).
+async fn sustained(addr: SocketAddr, seconds: u64) -> (f64, f64, Vec<f64>) {
     let segment = Arc::new(vec![0x47u8; SEGMENT_BYTES]);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
@@ -196,10 +202,13 @@ async fn sustained(addr: SocketAddr, seconds: u64) -> (f64, f64) {
             let mut conn = Conn::open(addr).await;
             let auth = basic("enc1", PASSWORD_1);
             let mut n = 0u64;
+            let mut ms = Vec::new();
             while Instant::now() < deadline {
                 let msn = n;
                 let path = format!("/in/v1/news/1/c{c}_{msn}.ts");
+                let sent = Instant::now();
                 assert!((200..300).contains(&conn.put(&path, &auth, &segment).await));
+                ms.push(sent.elapsed().as_secs_f64() * 1000.0);
                 let pl = String::from_utf8(playlist(msn))
                     .unwrap()
                     .replace("seg_", &format!("c{c}_"));
@@ -209,17 +218,22 @@ async fn sustained(addr: SocketAddr, seconds: u64) -> (f64, f64) {
                 assert!((200..300).contains(&status));
                 n += 1;
             }
-            n
+            (n, ms)
         }));
     }
     let mut segments = 0;
+    let mut latencies = Vec::new();
     for t in tasks {
-        segments += t.await.unwrap();
+        let (n, ms) = t.await.unwrap();
+        segments += n;
+        latencies.extend(ms);
     }
+    latencies.sort_by(f64::total_cmp);
     let secs = start.elapsed().as_secs_f64();
     (
         segments as f64 / secs,
         segments as f64 * SEGMENT_BYTES as f64 / secs,
+        latencies,
     )
 }
 
@@ -286,7 +300,7 @@ fn main() {
         None,
         None,
     );
-    let (segs, bytes) = rt.block_on(sustained(addr, sustained_seconds));
+    let (segs, bytes, disk_ms) = rt.block_on(sustained(addr, sustained_seconds));
     println!(
         "sustained: {SUSTAINED_CONNECTIONS} connections, 1 MB segment + playlist per step, {sustained_seconds} s"
     );
@@ -301,4 +315,32 @@ fn main() {
         None,
     );
     sidecar.stop();
+
+    // The same into a bucket, in this run.
+    let s3 = S3Server::start(dir.path(), "bench");
+    let s3_dir = dir.path().join("s3");
+    std::fs::create_dir_all(&s3_dir).unwrap();
+    let mut on_s3 = Sidecar::start(&write_config(&s3_dir, &s3.storage_section(), ""));
+    let (s3_segs, s3_bytes, s3_ms) = rt.block_on(sustained(on_s3.ingest, sustained_seconds));
+    on_s3.stop();
+    let (disk_p99, s3_p99) = (percentile(&disk_ms, 0.99), percentile(&s3_ms, 0.99));
+    println!(
+        "sustained into an S3 bucket (moto on loopback), {SUSTAINED_CONNECTIONS} connections on input 1:"
+    );
+    println!(
+        "  {s3_segs:.0} segments/s ({:.1} MB/s), 1 MB PUT p99 {s3_p99:.0} ms; disk: {segs:.0} segments/s, p99 {disk_p99:.0} ms",
+        s3_bytes / 1e6
+    );
+    summary::row(
+        "sidecar ingest to S3 (moto), 1 MB segment PUTs/s on one input (vs disk)",
+        &format!("{s3_segs:.0}/s"),
+        Some(&format!("{segs:.0}/s")),
+        Some(s3_segs / segs),
+    );
+    summary::row(
+        "sidecar ingest to S3 (moto), 1 MB segment PUT p99 (vs disk)",
+        &format!("{s3_p99:.0} ms"),
+        Some(&format!("{disk_p99:.0} ms")),
+        Some(s3_p99 / disk_p99),
+    );
 }
