@@ -142,9 +142,9 @@ fn a_harvested_range_plays_like_the_live_range() {
     sc.stop();
 }
 
-/// With `[storage] kind = "s3"` the package goes to a bucket prefix: ffmpeg plays it straight
-/// from the S3 server (moto) frame for frame like the live range at the edge; the multivariant
-/// playlist is written last, and a destination that exists is refused.
+/// With `[storage] kind = "s3"` a two-minute range goes to a bucket prefix: the package, fetched
+/// with the S3 API, decodes in ffmpeg frame for frame like the live range at the edge; a
+/// destination that exists is refused, another bucket too.
 #[test]
 fn a_harvest_into_the_bucket_plays_like_the_live_range() {
     let dir = tempfile::tempdir().unwrap();
@@ -154,11 +154,12 @@ fn a_harvest_into_the_bucket_plays_like_the_live_range() {
         &format!("{ADMIN}{}", s3.storage_section()),
         "",
     ));
+    // Two minutes of live content (the store dates segments as they arrive).
     Encoder::start(EncoderSpec {
         two_renditions: true,
-        ..EncoderSpec::digest(sc.ingest, 1, 8)
+        ..EncoderSpec::digest(sc.ingest, 1, 120)
     })
-    .wait(Duration::from_secs(60));
+    .wait(Duration::from_secs(180));
     let (range, start, end) = history_range(&sc);
     let url = format!("http://{}/admin/v1/channels/news/harvest", sc.ingest);
     let request =
@@ -189,6 +190,11 @@ fn a_harvest_into_the_bucket_plays_like_the_live_range() {
     let harvested = decoded_frames(package.join("index.m3u8").to_str().unwrap()).unwrap();
     assert_eq!(harvested.len(), 2, "both renditions");
     assert_eq!(harvested, live);
+    // Every frame of the segments that lie wholly in the range: two minutes, give or take the
+    // segment still arriving at its end.
+    let segments = done["segments"].as_u64().unwrap();
+    assert!(segments >= 2 * 58, "{done}");
+    assert_eq!(harvested[&0].len() as u64, segments / 2 * 50);
 
     let (status, body) = admin(&url, Some(&request));
     assert_eq!(status, 409, "{body}");
