@@ -16,21 +16,11 @@ use std::path::Path;
 use std::process::Command;
 
 use edgepack_test_support::bucket::S3Server;
-use edgepack_test_support::sidecar::{PASSWORD_1, Sidecar, basic, put, ts_bytes, write_config};
+use edgepack_test_support::sidecar::{PASSWORD_1, Sidecar, basic, put, ts_bytes};
 use edgepack_test_support::summary;
 
 const SEGMENTS: u64 = 40;
 const SEGMENT_BYTES: usize = 430 * 1024;
-
-fn sidecar(dir: &Path, name: &str, s3: &S3Server, server: &str) -> Sidecar {
-    let d = dir.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    Sidecar::start(&write_config(
-        &d,
-        &format!("{server}\n{}", s3.storage_section()),
-        "",
-    ))
-}
 
 /// Pins a running process to `core` (no-op on one core).
 fn pin(pid: Option<u32>, core: &str) {
@@ -86,7 +76,7 @@ fn main() {
     let seconds = if quick { 1 } else { 10 };
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3Server::start(dir.path(), "bench");
-    let ingest = sidecar(dir.path(), "ingest", &s3, "role = \"ingest\"");
+    let ingest = s3.sidecar(dir.path(), "ingest", "role = \"ingest\"");
     let auth = basic("enc1", PASSWORD_1);
     let mut playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n".to_owned();
     for m in 0..SEGMENTS {
@@ -107,11 +97,10 @@ fn main() {
     );
     assert!(r.status / 100 == 2, "{}", r.text());
 
-    let cached = sidecar(dir.path(), "cached", &s3, "role = \"edge\"");
-    let uncached = sidecar(
+    let cached = s3.sidecar(dir.path(), "cached", "role = \"edge\"");
+    let uncached = s3.sidecar(
         dir.path(),
         "uncached",
-        &s3,
         "role = \"edge\"\nsegment_cache_megabytes = 0",
     );
     for edge in [&cached, &uncached] {
@@ -141,7 +130,7 @@ fn main() {
     );
 
     // 100 viewers, one new segment, a fresh edge.
-    let fresh = sidecar(dir.path(), "fresh", &s3, "role = \"edge\"");
+    let fresh = s3.sidecar(dir.path(), "fresh", "role = \"edge\"");
     let before = media_gets(&fresh);
     let newest = format!("/store/v1/news/stream/{}.ts", SEGMENTS - 1);
     std::thread::scope(|s| {

@@ -11,21 +11,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use edgepack_test_support::bucket::S3Server;
 use edgepack_test_support::sidecar::*;
-
-fn start(dir: &Path, name: &str, s3: &S3Server, server: &str) -> Sidecar {
-    let d = dir.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    Sidecar::start(&write_config(
-        &d,
-        &format!("{server}\n{}", s3.storage_section()),
-        "failover_after_seconds = 2",
-    ))
-}
 
 fn restart(sc: &Sidecar) -> Sidecar {
     Sidecar::start(&sc.config)
@@ -96,19 +85,24 @@ fn metric(sc: &Sidecar, line_start: &str) -> f64 {
 fn two_ingest_hosts_and_edges_share_one_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3Server::start(dir.path(), "edgepack");
-    let mut a = start(
+    let mut a = s3.sidecar_in_channel(
         dir.path(),
         "a",
-        &s3,
         "role = \"ingest\"\ningest_inputs = [1]",
+        "failover_after_seconds = 2",
     );
-    let b = start(
+    let b = s3.sidecar_in_channel(
         dir.path(),
         "b",
-        &s3,
         "role = \"ingest\"\ningest_inputs = [2]",
+        "failover_after_seconds = 2",
     );
-    let mut edge1 = start(dir.path(), "edge1", &s3, "role = \"edge\"");
+    let mut edge1 = s3.sidecar_in_channel(
+        dir.path(),
+        "edge1",
+        "role = \"edge\"",
+        "failover_after_seconds = 2",
+    );
 
     // Each host takes only its own input.
     let wrong = push(&a, 2, 0);
@@ -209,7 +203,12 @@ fn two_ingest_hosts_and_edges_share_one_bucket() {
     );
 
     // A fresh edge (empty cache): a hundred viewers of the newest segment, one bucket GET.
-    let edge2 = start(dir.path(), "edge2", &s3, "role = \"edge\"");
+    let edge2 = s3.sidecar_in_channel(
+        dir.path(),
+        "edge2",
+        "role = \"edge\"",
+        "failover_after_seconds = 2",
+    );
     assert_eq!(media_playlist(&edge2), media_playlist(&edge1));
     let newest = format!("/store/v1/news/stream/{last}.ts");
     let gets_before = metric(
@@ -288,7 +287,12 @@ fn the_window_is_pruned_in_the_bucket_too() {
         &s3.storage_section(),
         "startover_window_seconds = 3",
     ));
-    let edge = start(dir.path(), "edge", &s3, "role = \"edge\"");
+    let edge = s3.sidecar_in_channel(
+        dir.path(),
+        "edge",
+        "role = \"edge\"",
+        "failover_after_seconds = 2",
+    );
     for msn in 0..3 {
         pushed(push(&sc, 1, msn));
     }

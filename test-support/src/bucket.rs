@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::sidecar::{get, raw};
+use crate::sidecar::{Sidecar, get, raw, write_config};
 
 /// A running S3 server with one bucket.
 pub struct S3Server {
@@ -91,6 +91,28 @@ impl S3Server {
             self.addr,
             self.credentials.display()
         )
+    }
+
+    /// Starts a sidecar on this bucket in `dir/name`, with `server` lines in `[server]`.
+    pub fn sidecar(&self, dir: &Path, name: &str, server: &str) -> Sidecar {
+        self.sidecar_in_channel(dir, name, server, "")
+    }
+
+    /// [`S3Server::sidecar`] with `channel` lines in the channel.
+    pub fn sidecar_in_channel(
+        &self,
+        dir: &Path,
+        name: &str,
+        server: &str,
+        channel: &str,
+    ) -> Sidecar {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        Sidecar::start(&write_config(
+            &d,
+            &format!("{server}\n{}", self.storage_section()),
+            channel,
+        ))
     }
 
     /// The keys under `prefix` (first 1,000).

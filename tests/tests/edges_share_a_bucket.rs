@@ -11,47 +11,26 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use edgepack_test_support::bucket::S3Server;
 use edgepack_test_support::player::decoded_frames;
 use edgepack_test_support::sidecar::{
-    Encoder, EncoderSpec, Sidecar, get, segment_uris, wait_for, whole_history_range, write_config,
+    Encoder, EncoderSpec, Sidecar, get, segment_uris, wait_for, whole_history_range,
 };
 use edgepack_tests::browser;
 
 const CONFIG: &[u8] = br#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": { "hls": { "format": "hls", "manifest_window_seconds": 30 } } } } }"#;
 
-fn sidecar(dir: &Path, name: &str, s3: &S3Server, server: &str) -> Sidecar {
-    let d = dir.join(name);
-    std::fs::create_dir_all(&d).unwrap();
-    Sidecar::start(&write_config(
-        &d,
-        &format!("{server}\n{}", s3.storage_section()),
-        "",
-    ))
-}
-
 #[test]
 fn two_ingest_hosts_two_edges_one_bucket() {
     let dir = tempfile::tempdir().unwrap();
     let s3 = S3Server::start(dir.path(), "live");
-    let mut a = sidecar(
-        dir.path(),
-        "a",
-        &s3,
-        "role = \"ingest\"\ningest_inputs = [1]",
-    );
-    let b = sidecar(
-        dir.path(),
-        "b",
-        &s3,
-        "role = \"ingest\"\ningest_inputs = [2]",
-    );
-    let edge1 = sidecar(dir.path(), "edge1", &s3, "role = \"edge\"");
-    let edge2 = sidecar(dir.path(), "edge2", &s3, "role = \"edge\"");
+    let mut a = s3.sidecar(dir.path(), "a", "role = \"ingest\"\ningest_inputs = [1]");
+    let b = s3.sidecar(dir.path(), "b", "role = \"ingest\"\ningest_inputs = [2]");
+    let edge1 = s3.sidecar(dir.path(), "edge1", "role = \"edge\"");
+    let edge2 = s3.sidecar(dir.path(), "edge2", "role = \"edge\"");
     let routes = || browser::page_with_players(("/", "../../envoy/player/index.html")).unwrap();
     let h1 = edgepack_tests::edge_with_routes(edge1.internal, CONFIG, 1, routes());
     let h2 = edgepack_tests::edge_with_routes(edge2.internal, CONFIG, 1, routes());

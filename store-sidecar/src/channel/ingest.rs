@@ -385,14 +385,10 @@ impl ChannelState {
                     continue;
                 };
                 let rid = rendition_id(&doc.path);
-                let last_msn = self.renditions.get(&rid).and_then(|r| {
-                    r.timeline
-                        .entries
-                        .iter()
-                        .rev()
-                        .find(|e| e.copies[input].is_some())
-                        .map(|e| e.msn)
-                });
+                let last_msn = self
+                    .renditions
+                    .get(&rid)
+                    .and_then(|r| r.timeline.last_msn_of(input));
                 self.inputs[input].renditions.insert(
                     rid,
                     InputRendition {

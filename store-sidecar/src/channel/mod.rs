@@ -114,24 +114,7 @@ pub struct ChannelState {
 impl ChannelState {
     /// Opens (or creates) the channel's directory and rebuilds the index from disk.
     pub fn open(cfg: Channel, data_dir: &Path) -> io::Result<Self> {
-        let layout = Layout::new(data_dir, &cfg.id);
-        fs::create_dir_all(layout.root())?;
-        // Anything in tmp/ is an upload that never completed.
-        let tmp = layout.tmp_dir();
-        if tmp.exists() {
-            fs::remove_dir_all(&tmp)?;
-        }
-        fs::create_dir_all(&tmp)?;
-        let mut state = Self {
-            cfg,
-            layout,
-            renditions: BTreeMap::new(),
-            inputs: Default::default(),
-            active: None,
-            failovers: 0,
-            multivariant_cache: None,
-            replica: None,
-        };
+        let mut state = Self::empty(cfg, data_dir, None)?;
         state.replay_journals()?;
         state.restore_active();
         state.remember_inits();
@@ -148,6 +131,20 @@ impl ChannelState {
     /// uploads in progress and this sidecar's copies of its own inputs' segments; `local` are the
     /// inputs whose encoders push here (none: an edge, which only reads).
     pub fn open_replicated(cfg: Channel, data_dir: &Path, local: [bool; 2]) -> io::Result<Self> {
+        let replica = Replica {
+            local,
+            outbox: Vec::new(),
+            next: 0,
+            caught_up: false,
+            deletes: Vec::new(),
+            sources: Default::default(),
+        };
+        Self::empty(cfg, data_dir, Some(replica))
+    }
+
+    /// A channel with nothing indexed, its directory ready; anything in `tmp/` is an upload that
+    /// never completed, and goes.
+    fn empty(cfg: Channel, data_dir: &Path, replica: Option<Replica>) -> io::Result<Self> {
         let layout = Layout::new(data_dir, &cfg.id);
         fs::create_dir_all(layout.root())?;
         let tmp = layout.tmp_dir();
@@ -163,14 +160,7 @@ impl ChannelState {
             active: None,
             failovers: 0,
             multivariant_cache: None,
-            replica: Some(Replica {
-                local,
-                outbox: Vec::new(),
-                next: 0,
-                caught_up: false,
-                deletes: Vec::new(),
-                sources: Default::default(),
-            }),
+            replica,
         })
     }
 

@@ -438,14 +438,10 @@ impl ChannelState {
         let active = self.active;
         for input in 0..2 {
             for (rid, ir) in &mut self.inputs[input].renditions {
-                ir.last_msn = self.renditions.get(rid).and_then(|r| {
-                    r.timeline
-                        .entries
-                        .iter()
-                        .rev()
-                        .find(|e| e.copies[input].is_some())
-                        .map(|e| e.msn)
-                });
+                ir.last_msn = self
+                    .renditions
+                    .get(rid)
+                    .and_then(|r| r.timeline.last_msn_of(input));
             }
         }
         if active.is_none() {

@@ -172,6 +172,15 @@ impl Timeline {
         }
     }
 
+    /// The media sequence number of the newest entry with a copy from `input`.
+    pub fn last_msn_of(&self, input: usize) -> Option<u64> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|e| e.copies.get(input).is_some_and(Option::is_some))
+            .map(|e| e.msn)
+    }
+
     /// Sets the tail to the last retained entry (after entries were removed from the end).
     pub fn reset_tail(&mut self) {
         if let Some(last) = self.entries.back() {

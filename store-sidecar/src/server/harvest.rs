@@ -110,6 +110,26 @@ pub struct Job {
 }
 
 impl Job {
+    /// Records how the job ended; `otherwise` is the likely cause of a failure besides a
+    /// segment that left the window meanwhile.
+    fn finish<E: std::fmt::Display>(&self, result: Result<(), E>, otherwise: &str) {
+        let state = match result {
+            Ok(()) => {
+                tracing::info!(job = self.id, "harvest succeeded");
+                State::Succeeded
+            }
+            Err(e) => {
+                tracing::warn!(job = self.id, error = %e, "harvest failed");
+                State::Failed(format!(
+                    "writing the package failed (a segment may have left the startover window, or {otherwise}): {e}"
+                ))
+            }
+        };
+        if let Ok(mut s) = self.state.lock() {
+            *s = state;
+        }
+    }
+
     fn report(&self) -> serde_json::Value {
         let state = self
             .state
@@ -177,22 +197,10 @@ pub async fn start(
             }
             std::fs::rename(&temp, &destination)
         });
-        let state = match result {
-            Ok(()) => {
-                tracing::info!(job = running.id, "harvest succeeded");
-                State::Succeeded
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&temp);
-                tracing::warn!(job = running.id, error = %e, "harvest failed");
-                State::Failed(format!(
-                    "writing the package failed (a segment may have left the startover window, or the disk is full): {e}"
-                ))
-            }
-        };
-        if let Ok(mut s) = running.state.lock() {
-            *s = state;
+        if result.is_err() {
+            let _ = std::fs::remove_dir_all(&temp);
         }
+        running.finish(result, "the disk is full");
     });
     Ok(json(StatusCode::ACCEPTED, &started))
 }
@@ -274,21 +282,8 @@ async fn start_to_bucket(
     let started = job.report();
     let channel = channel.to_owned();
     tokio::spawn(async move {
-        let state = match write_to_bucket(&bucket, &channel, &plan, &path, &job).await {
-            Ok(()) => {
-                tracing::info!(job = job.id, "harvest succeeded");
-                State::Succeeded
-            }
-            Err(e) => {
-                tracing::warn!(job = job.id, error = %e, "harvest failed");
-                State::Failed(format!(
-                    "writing the package failed (a segment may have left the startover window, or the bucket did not answer): {e}"
-                ))
-            }
-        };
-        if let Ok(mut s) = job.state.lock() {
-            *s = state;
-        }
+        let result = write_to_bucket(&bucket, &channel, &plan, &path, &job).await;
+        job.finish(result, "the bucket did not answer");
     });
     Ok(json(StatusCode::ACCEPTED, &started))
 }
