@@ -261,11 +261,8 @@ impl Bucket {
             .map_err(|e| BucketError::from_store("writing an index snapshot", &e))
     }
 
-    /// The newest snapshot: its log position and body.
-    pub async fn latest_snapshot(
-        &self,
-        channel: &str,
-    ) -> Result<Option<(u64, Bytes)>, BucketError> {
+    /// The log position of the newest snapshot (a LIST).
+    pub async fn newest_snapshot(&self, channel: &str) -> Result<Option<u64>, BucketError> {
         use futures_util::TryStreamExt as _;
         self.count("snapshot_list");
         let prefix = self.key(channel, "snapshot");
@@ -275,11 +272,18 @@ impl Bucket {
             .try_collect()
             .await
             .map_err(|e| BucketError::from_store("listing index snapshots", &e))?;
-        let newest = listed
+        Ok(listed
             .iter()
             .filter_map(|m| m.location.filename()?.parse::<u64>().ok())
-            .max();
-        let Some(n) = newest else {
+            .max())
+    }
+
+    /// The newest snapshot: its log position and body.
+    pub async fn latest_snapshot(
+        &self,
+        channel: &str,
+    ) -> Result<Option<(u64, Bytes)>, BucketError> {
+        let Some(n) = self.newest_snapshot(channel).await? else {
             return Ok(None);
         };
         self.count("snapshot_get");

@@ -271,7 +271,43 @@ fn two_ingest_hosts_and_edges_share_one_bucket() {
     let expected: Vec<String> = (0..=msn).map(|s| format!("{s}.ts")).collect();
     assert_eq!(uris, expected, "nothing lost, no gap");
     assert_eq!(edge2.get_ok("/store/v1/news/stream/0.ts"), segment(1, 0));
+
+    // Edge 2 is cut off (frozen) while the log moves on past two snapshots and its objects are
+    // deleted: back, it starts again from the newest snapshot and follows.
+    let snapshot_gets = |e: &Sidecar| {
+        metric(
+            e,
+            "edgepack_store_bucket_requests_total{op=\"snapshot_get\"} ",
+        )
+    };
+    let before = snapshot_gets(&edge2);
+    signal(&edge2, "-STOP");
+    for m in msn + 1..msn + 13 {
+        pushed(push(&b, 2, m));
+    }
+    let last = msn + 12;
+    wait_for(Duration::from_secs(10), "edge 1 to follow", || {
+        (last_sequence(&edge1) == Some(last)).then_some(())
+    });
+    signal(&edge2, "-CONT");
+    wait_for(Duration::from_secs(20), "edge 2 to catch up", || {
+        (last_sequence(&edge2) == Some(last)).then_some(())
+    });
+    assert!(
+        snapshot_gets(&edge2) > before,
+        "edge 2 read a snapshot again"
+    );
+    assert_eq!(media_playlist(&edge2), media_playlist(&edge1));
     drop(a);
+}
+
+fn signal(sc: &Sidecar, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &sc.pid().unwrap().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig}");
 }
 
 /// Retention in the bucket: what leaves the startover window leaves the bucket, and edges

@@ -58,6 +58,8 @@ pub struct App {
     pub inflight: replication::Inflight,
     /// Index snapshots written or read, per channel.
     pub snapshots: replication::SnapshotMarks,
+    /// When each channel's log last advanced here (an edge checks it was not left behind).
+    pub followed: std::sync::Mutex<HashMap<String, std::time::Instant>>,
 }
 
 impl App {
@@ -106,6 +108,7 @@ impl App {
                 .collect(),
             inflight: Default::default(),
             snapshots: Default::default(),
+            followed: Default::default(),
             bucket,
             segments: SegmentCache::new(usize::try_from(cache_bytes).unwrap_or(usize::MAX)),
             settings,

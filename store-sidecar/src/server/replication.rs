@@ -42,8 +42,14 @@ pub async fn sync(app: &App, id: &str) -> Result<(), BucketError> {
                         ))
                     })?;
                     state.lock().await.apply_log(n, records);
+                    followed(app, id, true);
                 }
-                None => break,
+                None => {
+                    if behind_snapshots(app, bucket, id, n).await? {
+                        continue;
+                    }
+                    break;
+                }
             }
         }
         let Some((n, batch)) = state.lock().await.log_pending() else {
@@ -148,6 +154,72 @@ async fn start_from_snapshot(app: &App, bucket: &Bucket, id: &str) -> Result<(),
         tracing::info!(channel = id, at = n, "index snapshot read");
     }
     Ok(())
+}
+
+/// How long a follower's log may stand still before it checks that the objects it waits for
+/// were not deleted under it (it was cut off for longer than two snapshot intervals).
+const STILL_BEFORE_CHECK: Duration = Duration::from_secs(5);
+
+/// Notes that channel `id`'s log advanced (`true`), or asks whether it has stood still for
+/// [`STILL_BEFORE_CHECK`] (then the clock restarts: one check per interval).
+fn followed(app: &App, id: &str, advanced: bool) -> bool {
+    let Ok(mut f) = app.followed.lock() else {
+        return false;
+    };
+    let now = std::time::Instant::now();
+    let last = f.entry(id.to_owned()).or_insert(now);
+    if advanced || now.duration_since(*last) >= STILL_BEFORE_CHECK {
+        *last = now;
+        return !advanced;
+    }
+    false
+}
+
+/// An edge whose next log object `n` is missing while a newer snapshot exists was cut off while
+/// the objects it needs were deleted: it starts again from the newest snapshot (true).
+async fn behind_snapshots(
+    app: &App,
+    bucket: &Bucket,
+    id: &str,
+    n: u64,
+) -> Result<bool, BucketError> {
+    let Some(state) = app.channels.get(id) else {
+        return Ok(false);
+    };
+    if !state.lock().await.read_only() || !followed(app, id, false) {
+        return Ok(false);
+    }
+    match bucket.newest_snapshot(id).await? {
+        Some(newest) if newest > n => {}
+        _ => return Ok(false),
+    }
+    let Some((at, body)) = bucket.latest_snapshot(id).await? else {
+        return Ok(false);
+    };
+    let records = decode_log(&body).map_err(|e| {
+        BucketError::other(format!(
+            "index snapshot {at} of channel '{id}' is damaged: {e}"
+        ))
+    })?;
+    let cfg = state.lock().await.cfg.clone();
+    let mut fresh = crate::channel::ChannelState::open_replicated(
+        cfg,
+        &app.settings.server.data_dir,
+        app.settings.local_inputs(),
+    )
+    .map_err(|e| BucketError::other(format!("channel '{id}': {e}")))?;
+    fresh.start_from_snapshot(at, records);
+    fresh
+        .log_caught_up()
+        .map_err(|e| BucketError::other(format!("channel '{id}': {e}")))?;
+    *state.lock().await = fresh;
+    tracing::warn!(
+        channel = id,
+        was_at = n,
+        snapshot = at,
+        "the index log this edge needed was deleted while it could not read the bucket; started again from the newest snapshot"
+    );
+    Ok(true)
 }
 
 /// At start-up: every channel's log read back (retrying while the bucket does not answer, up to
