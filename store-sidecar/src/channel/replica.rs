@@ -137,6 +137,9 @@ impl ChannelState {
 
     /// The journal line as a log record of rendition `rid`.
     pub(super) fn log_line(&mut self, rid: &str, line: &JournalLine) -> bool {
+        if self.replica.is_none() {
+            return false;
+        }
         let record = match line {
             JournalLine::Put { entry } => LogRecord::Put {
                 rid: rid.to_owned(),

@@ -31,7 +31,7 @@ pub async fn sync(app: &App, id: &str) -> Result<(), BucketError> {
     loop {
         // Read to the end of the log.
         loop {
-            let Some((n, _)) = state.lock().await.log_pending() else {
+            let Some(n) = state.lock().await.log_position() else {
                 return Ok(());
             };
             match bucket.read_log(id, n).await? {
