@@ -11,7 +11,8 @@ pub const ASSET: &str = "edgepack_asset";
 pub const OUTCOME: &str = "edgepack_outcome";
 
 /// What kind of asset an egress path asks for: `multivariant`, `media_playlist`, `mpd`,
-/// `segment`, `init`, `key`, `license`, or `unknown` (not a path of an endpoint).
+/// `smooth_manifest`, `segment`, `init`, `key`, `license`, or `unknown` (not a path of an
+/// endpoint).
 pub fn asset(path: &str) -> &'static str {
     let path = path.split('?').next().unwrap_or(path);
     match route::route(path) {
@@ -19,7 +20,8 @@ pub fn asset(path: &str) -> &'static str {
             Asset::Multivariant => "multivariant",
             Asset::Media { .. } => "media_playlist",
             Asset::Mpd => "mpd",
-            Asset::Segment { .. } | Asset::Track { .. } => "segment",
+            Asset::SmoothManifest => "smooth_manifest",
+            Asset::Segment { .. } | Asset::Track { .. } | Asset::SmoothFragment { .. } => "segment",
             Asset::Init { .. } | Asset::TsInit { .. } | Asset::TrackInit { .. } => "init",
             Asset::Key { .. } => "key",
             Asset::License => "license",

@@ -103,6 +103,9 @@ pub enum Format {
     /// MPEG-DASH: `index.mpd` (SegmentTemplate + SegmentTimeline), one CMAF track per
     /// representation, repackaged from MPEG-TS ingest.
     Dash,
+    /// Microsoft Smooth Streaming: `Manifest` + `QualityLevels({bitrate})/Fragments(…)`, one
+    /// track per fragment, repackaged from MPEG-TS ingest.
+    Mss,
 }
 
 /// One origin endpoint (MediaPackage's term): how a channel is packaged for viewers.
@@ -407,6 +410,10 @@ pub enum Packaging {
     Dash {
         encryption: Option<CommonEncryption>,
     },
+    /// Microsoft Smooth Streaming; PIFF common encryption (`cenc`) of the samples when set.
+    Mss {
+        encryption: Option<CommonEncryption>,
+    },
 }
 
 /// `cenc` or `cbcs` with its keys.
@@ -463,6 +470,7 @@ impl Endpoint {
             Packaging::Hls { .. } => Format::Hls,
             Packaging::Cmaf { .. } => Format::Cmaf,
             Packaging::Dash { .. } => Format::Dash,
+            Packaging::Mss { .. } => Format::Mss,
         }
     }
 
@@ -470,17 +478,19 @@ impl Endpoint {
     pub fn keys(&self) -> Option<&Keys> {
         match &self.packaging {
             Packaging::Hls { aes_128 } => aes_128.as_ref(),
-            Packaging::Cmaf { encryption } | Packaging::Dash { encryption } => {
-                encryption.as_ref().map(|e| &e.keys)
-            }
+            Packaging::Cmaf { encryption }
+            | Packaging::Dash { encryption }
+            | Packaging::Mss { encryption } => encryption.as_ref().map(|e| &e.keys),
         }
     }
 
-    /// Common encryption (`cmaf` and `dash` endpoints).
+    /// Common encryption (`cmaf`, `dash` and `mss` endpoints).
     pub fn common_encryption(&self) -> Option<&CommonEncryption> {
         match &self.packaging {
             Packaging::Hls { .. } => None,
-            Packaging::Cmaf { encryption } | Packaging::Dash { encryption } => encryption.as_ref(),
+            Packaging::Cmaf { encryption }
+            | Packaging::Dash { encryption }
+            | Packaging::Mss { encryption } => encryption.as_ref(),
         }
     }
 }
@@ -613,10 +623,10 @@ fn validate_endpoint(
         ));
     }
     if let Some(t) = cfg.start_tag {
-        if cfg.format == Format::Dash {
+        if matches!(cfg.format, Format::Dash | Format::Mss) {
             return Err(err(
                 format!("{f}.start_tag"),
-                "is for hls and cmaf endpoints (EXT-X-START); DASH players start at the MPD's suggestedPresentationDelay",
+                "is for hls and cmaf endpoints (EXT-X-START); DASH and Smooth Streaming players choose their own start",
             ));
         }
         if !(t.time_offset.is_finite() && t.time_offset.abs() <= 86_400.0) {
@@ -687,6 +697,7 @@ fn packaging(
             Format::Hls => Packaging::Hls { aes_128: None },
             Format::Cmaf => Packaging::Cmaf { encryption: None },
             Format::Dash => Packaging::Dash { encryption: None },
+            Format::Mss => Packaging::Mss { encryption: None },
         });
     };
     let method = e.method;
@@ -713,10 +724,19 @@ fn packaging(
         (Format::Dash, EncryptionMethod::Cbcs) => Packaging::Dash {
             encryption: common(Scheme::Cbcs),
         },
+        (Format::Mss, EncryptionMethod::Cenc) => Packaging::Mss {
+            encryption: common(Scheme::Cenc),
+        },
+        (Format::Mss, _) => {
+            return Err(err(
+                format!("{f}.encryption.method"),
+                "Smooth Streaming (format \"mss\") is encrypted with PIFF common encryption: \"cenc\" (AES-CTR); \"cbcs\" and \"aes-128\" do not exist there",
+            ));
+        }
         _ => {
             return Err(err(
                 format!("{f}.encryption.method"),
-                "\"aes-128\" encrypts whole MPEG-TS segments (format \"hls\"); \"cenc\" and \"cbcs\" encrypt CMAF samples (formats \"cmaf\" and \"dash\")",
+                "\"aes-128\" encrypts whole MPEG-TS segments (format \"hls\"); \"cenc\" and \"cbcs\" encrypt CMAF samples (formats \"cmaf\" and \"dash\"; \"mss\" takes \"cenc\")",
             ));
         }
     })

@@ -31,6 +31,7 @@ pub mod http_policy;
 pub mod key_periods;
 pub mod media_playlist;
 pub mod media_rewrite;
+pub mod mss;
 pub mod multivariant;
 pub mod packager;
 pub mod playlist_window;

@@ -41,6 +41,15 @@ pub enum Asset {
     },
     /// `clearkey`: W3C ClearKey licenses; the POSTed request names the key ids.
     License,
+    /// `Manifest` (or `index.ism/Manifest`): the Smooth Streaming client manifest.
+    SmoothManifest,
+    /// `QualityLevels({bitrate})/Fragments({stream}={time})` (also below `index.ism/`): one
+    /// Smooth Streaming fragment; `time` in 10 MHz ticks (see [`crate::mss`]).
+    SmoothFragment {
+        bitrate: u64,
+        track: TrackKind,
+        time: u64,
+    },
 }
 
 /// The track of a DASH representation.
@@ -51,6 +60,14 @@ pub enum TrackKind {
 }
 
 impl TrackKind {
+    /// Its name in Smooth Streaming fragment URLs: `video` or `audio`.
+    pub fn smooth_name(self) -> &'static str {
+        match self {
+            TrackKind::Video => "video",
+            TrackKind::Audio => "audio",
+        }
+    }
+
     /// The letter of its file names: `v` or `a`.
     pub fn letter(self) -> char {
         match self {
@@ -78,6 +95,15 @@ impl Asset {
             Asset::Multivariant => "index.m3u8".into(),
             Asset::Mpd => "index.mpd".into(),
             Asset::License => "clearkey".into(),
+            Asset::SmoothManifest => "Manifest".into(),
+            Asset::SmoothFragment {
+                bitrate,
+                track,
+                time,
+            } => format!(
+                "QualityLevels({bitrate})/Fragments({}={time})",
+                track.smooth_name()
+            ),
             Asset::Key { key_id } => format!("key/{key_id}"),
             Asset::Media { rendition } => format!("{rendition}/index.m3u8"),
             Asset::Segment {
@@ -150,6 +176,30 @@ fn numbered(file: &str, prefix: &str) -> Option<u64> {
         .and_then(|n| n.parse::<u64>().ok())
 }
 
+/// `QualityLevels({bitrate})` + `Fragments({video|audio}={time})` → the fragment.
+fn smooth_fragment(levels: &str, fragments: &str) -> Option<Asset> {
+    let digits = |n: &str| {
+        (!n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| n.parse::<u64>().ok())
+            .flatten()
+    };
+    let bitrate = digits(levels.strip_prefix("QualityLevels(")?.strip_suffix(')')?)?;
+    let (stream, time) = fragments
+        .strip_prefix("Fragments(")?
+        .strip_suffix(')')?
+        .split_once('=')?;
+    let track = match stream {
+        "video" => TrackKind::Video,
+        "audio" => TrackKind::Audio,
+        _ => return None,
+    };
+    Some(Asset::SmoothFragment {
+        bitrate,
+        track,
+        time: digits(time)?,
+    })
+}
+
 /// A routed egress request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -187,7 +237,7 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
     };
     let not_found = || {
         FilterError::NotFound(format!(
-            "no such edgepack path '{path}'; use /out/v1/{{channel}}/{{endpoint}}/index.m3u8 or index.mpd, …/{{rendition}}/index.m3u8, …/{{rendition}}/{{sequence}}.ts, …/{{rendition}}/init-{{id}}.mp4, …/key/{{key-id}} or …/clearkey"
+            "no such edgepack path '{path}'; use /out/v1/{{channel}}/{{endpoint}}/index.m3u8, index.mpd or Manifest, …/{{rendition}}/index.m3u8, …/{{rendition}}/{{sequence}}.ts, …/{{rendition}}/init-{{id}}.mp4, …/key/{{key-id}} or …/clearkey"
         ))
     };
     let parts: Vec<&str> = rest.split('/').collect();
@@ -202,6 +252,12 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
             key_id: (*id).to_owned(),
         },
         ["clearkey"] => Asset::License,
+        ["Manifest"] | ["index.ism", "Manifest"] => Asset::SmoothManifest,
+        [levels, fragments] | ["index.ism", levels, fragments]
+            if levels.starts_with("QualityLevels(") =>
+        {
+            smooth_fragment(levels, fragments).ok_or_else(not_found)?
+        }
         [r, "index.m3u8"] if safe(r) => Asset::Media {
             rendition: (*r).to_owned(),
         },

@@ -209,7 +209,7 @@ impl Http {
     /// there is one, else from a fresh cached playlist (a DASH manifest's second fetch may hit
     /// too); otherwise asks the store, whose answer arrives in `on_http_call_response`.
     fn fetch(&mut self, mut fetch: Fetch) {
-        if fetch.is_playlist() && self.playlist.is_none() {
+        if fetch.answers_a_playlist() && self.playlist.is_none() {
             let cache = self.cache.clone();
             if let Some(r) = cache.borrow().answer(&fetch.path, &fetch.next, now_ms()) {
                 self.cached = true;

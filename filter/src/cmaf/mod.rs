@@ -15,6 +15,7 @@ pub mod adts;
 pub mod cenc;
 pub mod h264;
 pub mod mp4;
+pub mod smooth;
 pub mod ts;
 
 use mp4::{Codec, Run, Sample, Track, TrackProtection};
@@ -236,6 +237,20 @@ pub fn remux_select(
     protection: Option<&cenc::Protection>,
     select: Select,
 ) -> Result<Remuxed, CmafError> {
+    let (tracks, runs) = tracks_and_runs(segment, pdt_ms, protection, select)?;
+    let fragment = mp4::media_segment((sequence as u32).wrapping_add(1), &runs);
+    Ok(Remuxed { tracks, fragment })
+}
+
+/// The `select`ed tracks of one MPEG-TS segment and their runs (samples and data, encrypted
+/// under `protection` when given), before they are written as a fragment: what other fragment
+/// formats (Smooth Streaming) are written from.
+pub fn tracks_and_runs(
+    segment: &[u8],
+    pdt_ms: Option<i64>,
+    protection: Option<&cenc::Protection>,
+    select: Select,
+) -> Result<(Vec<Track>, Vec<Run>), CmafError> {
     let d = ts::demux(segment)?;
     // The first video frame (else the first audio frame) is presented at the program date time.
     let pts33 = d
@@ -281,8 +296,7 @@ pub fn remux_select(
             });
         }
     }
-    let fragment = mp4::media_segment((sequence as u32).wrapping_add(1), &runs);
-    Ok(Remuxed { tracks, fragment })
+    Ok((tracks, runs))
 }
 
 #[cfg(test)]

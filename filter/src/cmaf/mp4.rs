@@ -6,7 +6,7 @@ use super::cenc::{RunAux, Scheme};
 use super::h264::AvcConfig;
 
 /// Appends a box: size placeholder, type, contents, then the size.
-fn boxed(out: &mut Vec<u8>, kind: &[u8; 4], f: impl FnOnce(&mut Vec<u8>)) {
+pub(crate) fn boxed(out: &mut Vec<u8>, kind: &[u8; 4], f: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(kind);
@@ -16,20 +16,26 @@ fn boxed(out: &mut Vec<u8>, kind: &[u8; 4], f: impl FnOnce(&mut Vec<u8>)) {
 }
 
 /// A full box: version and flags first.
-fn full(out: &mut Vec<u8>, kind: &[u8; 4], version: u8, flags: u32, f: impl FnOnce(&mut Vec<u8>)) {
+pub(crate) fn full(
+    out: &mut Vec<u8>,
+    kind: &[u8; 4],
+    version: u8,
+    flags: u32,
+    f: impl FnOnce(&mut Vec<u8>),
+) {
     boxed(out, kind, |o| {
         o.extend_from_slice(&((u32::from(version) << 24) | flags).to_be_bytes());
         f(o);
     });
 }
 
-fn u16be(o: &mut Vec<u8>, v: u16) {
+pub(crate) fn u16be(o: &mut Vec<u8>, v: u16) {
     o.extend_from_slice(&v.to_be_bytes());
 }
-fn u32be(o: &mut Vec<u8>, v: u32) {
+pub(crate) fn u32be(o: &mut Vec<u8>, v: u32) {
     o.extend_from_slice(&v.to_be_bytes());
 }
-fn u64be(o: &mut Vec<u8>, v: u64) {
+pub(crate) fn u64be(o: &mut Vec<u8>, v: u64) {
     o.extend_from_slice(&v.to_be_bytes());
 }
 
@@ -319,7 +325,7 @@ pub fn pssh(kids: &[[u8; 16]]) -> Vec<u8> {
 }
 
 /// `sample_flags`: a sync sample depends on nothing; any other is a non-sync sample that does.
-fn sample_flags(sync: bool) -> u32 {
+pub(crate) fn sample_flags(sync: bool) -> u32 {
     if sync { 0x0200_0000 } else { 0x0101_0000 }
 }
 

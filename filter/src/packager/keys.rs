@@ -60,8 +60,8 @@ pub(super) fn authorize(
 /// The key of a key period (`key/{period}`, the URI of the playlists' `EXT-X-KEY`); the request
 /// was [`authorize`]d.
 pub(super) fn deliver(ep: &Endpoint, key_id: &str) -> Result<Response, FilterError> {
-    // DASH players get keys from the license server, never from a key URI.
-    if ep.keys().is_none() || ep.format() == Format::Dash {
+    // DASH and Smooth Streaming players get keys from a license server, never from a key URI.
+    if ep.keys().is_none() || matches!(ep.format(), Format::Dash | Format::Mss) {
         return Err(FilterError::NotFound(format!(
             "endpoint '{}' has no key URIs",
             ep.name

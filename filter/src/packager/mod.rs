@@ -22,6 +22,7 @@ pub mod keys;
 pub mod playlists;
 pub mod request;
 pub mod segments;
+pub mod smooth;
 pub mod tracks;
 
 #[cfg(test)]
@@ -72,9 +73,10 @@ impl Fetch {
                 kind: JobKind::Segment { .. }
                     | JobKind::Init
                     | JobKind::Remux { .. }
-                    | JobKind::Track { .. },
+                    | JobKind::Track { .. }
+                    | JobKind::SmoothFragment { .. },
                 ..
-            })
+            }) | Step::SmoothFragmentVariants(_)
         )
     }
 
@@ -82,12 +84,22 @@ impl Fetch {
     /// VM may reuse a fresh one for other viewers (`store.playlist_cache_ms`).
     pub fn is_playlist(&self) -> bool {
         match &self.next {
-            Step::DashVariants(_) => true,
+            Step::DashVariants(_)
+            | Step::SmoothVariants(_)
+            | Step::SmoothTimeline(_)
+            | Step::SmoothFragmentVariants(_) => true,
+            Step::SmoothCodecs(_) => false,
             Step::Answer(job) => matches!(
                 job.kind,
                 JobKind::Multivariant { .. } | JobKind::Media { .. } | JobKind::DashManifest { .. }
             ),
         }
+    }
+
+    /// The viewer's answer is a playlist or manifest (kept beside the store's answer for other
+    /// viewers), not a segment made with the help of a playlist.
+    pub fn answers_a_playlist(&self) -> bool {
+        self.is_playlist() && !self.is_segment()
     }
 }
 
@@ -99,6 +111,16 @@ pub enum Step {
     /// DASH, step 1 of 2: the store's multivariant playlist names the variants; the first
     /// variant's media playlist (step 2, [`JobKind::DashManifest`]) gives the timeline.
     DashVariants(DashVariants),
+    /// Smooth Streaming manifest, step 1: the store's multivariant playlist names the variants.
+    SmoothVariants(DashVariants),
+    /// Smooth Streaming manifest, step 2: the first variant's media playlist gives the timeline.
+    SmoothTimeline(Box<smooth::Timeline>),
+    /// Smooth Streaming manifest, step 3 and on: a segment of each track whose
+    /// `CodecPrivateData` this VM does not know yet.
+    SmoothCodecs(Box<smooth::Codecs>),
+    /// Smooth Streaming fragment, step 1 of 2: the variants say which rendition the URL's
+    /// bitrate names.
+    SmoothFragmentVariants(smooth::FragmentStart),
 }
 
 /// The first step of a DASH manifest.
@@ -146,6 +168,12 @@ pub enum JobKind {
         variants: Vec<multivariant::Variant>,
         time: TimeShift,
         base_url: String,
+    },
+    /// One track of an MPEG-TS segment as a Smooth Streaming fragment (`time` in 10 MHz).
+    SmoothFragment {
+        rendition: String,
+        track: TrackKind,
+        time: u64,
     },
     /// One track of an MPEG-TS segment as a CMAF fragment, or (`init`) the track's
     /// initialization segment built from it (DASH; the segment is named by its time).
@@ -217,6 +245,12 @@ pub fn on_store_answer(
                 Err(e) => Plan::Respond(cors(e.to_response())),
             }
         }
+        Step::SmoothVariants(first) => smooth::on_variants(settings, first, answer, now_ms),
+        Step::SmoothTimeline(timeline) => smooth::on_timeline(settings, timeline, answer, now_ms),
+        Step::SmoothCodecs(codecs) => smooth::on_codecs(settings, codecs, answer, now_ms),
+        Step::SmoothFragmentVariants(start) => {
+            smooth::on_fragment_variants(settings, start, answer)
+        }
     }
 }
 
@@ -261,6 +295,11 @@ fn try_respond(
             time,
             init,
         } => tracks::dash_track(ep, answer, rendition, *track, *time, *init),
+        JobKind::SmoothFragment {
+            rendition,
+            track,
+            time,
+        } => tracks::smooth_fragment(ep, answer, rendition, *track, *time),
     }
 }
 

@@ -162,7 +162,7 @@ fn window_spec(ep: &Endpoint, time: &TimeShift, now_ms: i64) -> WindowSpec {
 }
 
 /// The window of a media playlist an endpoint shows for a request's time shift.
-fn window(
+pub(super) fn window(
     ep: &Endpoint,
     pl: &MediaPlaylist,
     time: &TimeShift,

@@ -5,7 +5,7 @@ use edgepack_store_api::api as store;
 
 use super::{
     DashVariants, Fetch, Job, JobKind, LicenseRequest, Plan, Request, Step, endpoint, keys,
-    playlists,
+    playlists, smooth,
 };
 use crate::access;
 use crate::config::{Endpoint, Format, Settings};
@@ -120,7 +120,23 @@ fn plan_asset(
             },
         ),
         Asset::Init { rendition, id } => fetch(store::init_path(c, rendition, id), JobKind::Init),
-        Asset::Mpd => Ok(Plan::Fetch(Box::new(dash_variants(req, r, query)?))),
+        Asset::Mpd => Ok(Plan::Fetch(Box::new(manifest_variants(
+            req,
+            r,
+            query,
+            Step::DashVariants,
+        )?))),
+        Asset::SmoothManifest => Ok(Plan::Fetch(Box::new(manifest_variants(
+            req,
+            r,
+            query,
+            Step::SmoothVariants,
+        )?))),
+        Asset::SmoothFragment {
+            bitrate,
+            track,
+            time,
+        } => smooth::fragment_start(r, *bitrate, *track, *time).map(|f| Plan::Fetch(Box::new(f))),
         Asset::Track {
             rendition,
             track,
@@ -182,32 +198,47 @@ fn fetch(r: &Route, store_path: String, kind: JobKind) -> Result<Plan, FilterErr
 
 /// Refuses an asset the endpoint's format does not have, saying what it has instead.
 fn check_format(ep: &Endpoint, asset: &Asset) -> Result<(), FilterError> {
-    let dash = ep.format() == Format::Dash;
-    let wrong_format = |what: &str| {
-        Err(FilterError::NotFound(format!(
-            "endpoint '{}' is {}: it has no {what}",
-            ep.name,
-            if dash {
-                "DASH (its manifest is index.mpd)"
-            } else {
-                "HLS (its playlist is index.m3u8)"
-            }
-        )))
+    let format = ep.format();
+    let (has, what) = match asset {
+        Asset::Multivariant | Asset::Media { .. } => (
+            matches!(format, Format::Hls | Format::Cmaf),
+            "HLS playlists",
+        ),
+        Asset::Segment { .. } | Asset::Init { .. } => (
+            matches!(format, Format::Hls | Format::Cmaf),
+            match format {
+                Format::Dash => {
+                    "HLS segments; DASH segments are {rendition}/v{time}.mp4 and a{time}.mp4"
+                }
+                _ => "HLS segments",
+            },
+        ),
+        Asset::TsInit { .. } => (
+            format == Format::Cmaf,
+            "repackaged initialization segments (it is not cmaf)",
+        ),
+        Asset::Mpd | Asset::Track { .. } | Asset::TrackInit { .. } => {
+            (format == Format::Dash, "DASH manifest or segments")
+        }
+        Asset::SmoothManifest | Asset::SmoothFragment { .. } => (
+            format == Format::Mss,
+            "Smooth Streaming manifest or fragments",
+        ),
+        Asset::Key { .. } | Asset::License => (true, ""),
     };
-    match asset {
-        Asset::Multivariant | Asset::Media { .. } if dash => wrong_format("HLS playlists"),
-        Asset::Segment { .. } | Asset::TsInit { .. } | Asset::Init { .. } if dash => {
-            wrong_format("HLS segments; DASH segments are {rendition}/v{time}.mp4 and a{time}.mp4")
-        }
-        Asset::Mpd | Asset::Track { .. } | Asset::TrackInit { .. } if !dash => {
-            wrong_format("DASH manifest or segments")
-        }
-        Asset::TsInit { .. } if ep.format() != Format::Cmaf => Err(FilterError::NotFound(format!(
-            "endpoint '{}' is not cmaf: it has no repackaged initialization segments",
-            ep.name
-        ))),
-        _ => Ok(()),
+    if has {
+        return Ok(());
     }
+    let is = match format {
+        Format::Hls => "HLS (its playlist is index.m3u8)",
+        Format::Cmaf => "CMAF HLS (its playlist is index.m3u8)",
+        Format::Dash => "DASH (its manifest is index.mpd)",
+        Format::Mss => "Smooth Streaming (its manifest is Manifest)",
+    };
+    Err(FilterError::NotFound(format!(
+        "endpoint '{}' is {is}: it has no {what}",
+        ep.name
+    )))
 }
 
 fn manifest_filter(query: &Query) -> Result<Option<ManifestFilter>, FilterError> {
@@ -218,8 +249,13 @@ fn manifest_filter(query: &Query) -> Result<Option<ManifestFilter>, FilterError>
         .transpose()
 }
 
-/// The first fetch of a DASH manifest: the store's multivariant playlist.
-fn dash_variants(req: &Request<'_>, r: &Route, query: &Query) -> Result<Fetch, FilterError> {
+/// The first fetch of a DASH or Smooth Streaming manifest: the store's multivariant playlist.
+fn manifest_variants(
+    req: &Request<'_>,
+    r: &Route,
+    query: &Query,
+    step: fn(DashVariants) -> Step,
+) -> Result<Fetch, FilterError> {
     let filter = manifest_filter(query)?;
     let scheme = (req.header)("x-forwarded-proto")
         .or_else(|| (req.header)(":scheme"))
@@ -229,7 +265,7 @@ fn dash_variants(req: &Request<'_>, r: &Route, query: &Query) -> Result<Fetch, F
         .unwrap_or_else(|| "localhost".into());
     Ok(Fetch {
         path: store::multivariant_path(&r.channel),
-        next: Step::DashVariants(DashVariants {
+        next: step(DashVariants {
             channel: r.channel.clone(),
             endpoint: r.endpoint.clone(),
             filter,
@@ -259,7 +295,7 @@ mod tests {
         assert_eq!(s, 404);
         assert!(
             body.contains(
-                "configured: cmaf, cmaf-cbcs, dash, dash-cenc, fixed, hls, pdt, secure, sorted"
+                "configured: cmaf, cmaf-cbcs, dash, dash-cenc, fixed, hls, mss, pdt, secure, sorted"
             ),
             "{body}"
         );

@@ -4,14 +4,16 @@
 
 use super::segments::{keyed_pdt, segment_pdt};
 use super::{SEQUENCE_HEADER, StoreAnswer};
-use crate::cmaf;
+use crate::cmaf::{self, smooth};
 use crate::config::Endpoint;
 use crate::crypto;
 use crate::error::FilterError;
 use crate::http_policy::IMMUTABLE;
 use crate::key_periods;
+use crate::mss;
 use crate::response::Response;
 use crate::route::TrackKind;
+use edgepack_store_api::api::DURATION_HEADER;
 
 /// CMAF HLS: the segment as one fragment of all its tracks, or (`init`) the initialization
 /// segment built from it. An init is built from the segment the URI names: the same bytes on
@@ -52,6 +54,88 @@ pub(super) fn dash_track(
     Ok(Response::with_body(200, content_type, body).header("cache-control", IMMUTABLE))
 }
 
+/// Smooth Streaming: one track of the segment the URL's time names, as a fragment whose
+/// `tfxd` states the segment's time (its program date time, see [`crate::mss`]) and duration,
+/// and whose `tfrf` announces the fragment that follows.
+pub(super) fn smooth_fragment(
+    ep: &Endpoint,
+    answer: &StoreAnswer<'_>,
+    rendition: &str,
+    track: TrackKind,
+    time: u64,
+) -> Result<Response, FilterError> {
+    let sequence = (answer.header)(SEQUENCE_HEADER)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let duration = (answer.header)(DURATION_HEADER)
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .ok_or_else(|| {
+            FilterError::BadGateway(format!(
+                "the store's segment {sequence} has no {DURATION_HEADER} header; a Smooth Streaming fragment states its duration"
+            ))
+        })?;
+    // The segment the store found (its time may differ from the URL's by a little when a
+    // player followed an announcement across a segment of another length): its own time.
+    let at = segment_pdt(answer).and_then(mss::time_of).unwrap_or(time);
+    let (select, content_type) = match track {
+        TrackKind::Video => (cmaf::Select::Video, "video/mp4"),
+        TrackKind::Audio => (cmaf::Select::Audio, "audio/mp4"),
+    };
+    let protection = protection(ep, answer, rendition, sequence)?;
+    let (tracks, runs) = cmaf::tracks_and_runs(
+        answer.body,
+        segment_pdt(answer),
+        protection.as_ref(),
+        select,
+    )
+    .map_err(|e| repackaging_error(sequence, e))?;
+    let (Some(t), Some(run)) = (tracks.first(), runs.first()) else {
+        return Err(FilterError::NotFound(format!(
+            "the segment at {time} in rendition '{rendition}' has no {} track",
+            track.smooth_name()
+        )));
+    };
+    let body = smooth::fragment(
+        (sequence as u32).wrapping_add(1),
+        run,
+        t.timescale,
+        smooth::FragmentTime {
+            time: at,
+            duration: mss::ticks(duration),
+            announce_next: true,
+        },
+    );
+    Ok(Response::with_body(200, content_type, body).header("cache-control", IMMUTABLE))
+}
+
+/// The common encryption of a segment of an encrypted endpoint: its key period's key.
+fn protection(
+    ep: &Endpoint,
+    answer: &StoreAnswer<'_>,
+    rendition: &str,
+    sequence: u64,
+) -> Result<Option<cmaf::cenc::Protection>, FilterError> {
+    match ep.keys() {
+        Some(keys) => {
+            let period = key_periods::key_period(keyed_pdt(answer)?, keys.rotation_seconds);
+            crypto::common_protection(ep, period, rendition, sequence)
+        }
+        None => Ok(None),
+    }
+}
+
+fn repackaging_error(sequence: u64, e: cmaf::CmafError) -> FilterError {
+    match e {
+        cmaf::CmafError::Malformed(why) => FilterError::BadGateway(format!(
+            "the store's segment {sequence} cannot be repackaged: {why}"
+        )),
+        cmaf::CmafError::Unsupported(why) => FilterError::NotImplemented(format!(
+            "segment {sequence} cannot be repackaged as CMAF: {why}"
+        )),
+    }
+}
+
 /// Repackages the store's MPEG-TS segment (the `select`ed tracks); a segment that cannot be is
 /// the store's problem (502) or a format this version does not carry (501).
 fn remux(
@@ -61,21 +145,8 @@ fn remux(
     sequence: u64,
     select: cmaf::Select,
 ) -> Result<cmaf::Remuxed, FilterError> {
-    let protection = match ep.keys() {
-        Some(keys) => {
-            let period = key_periods::key_period(keyed_pdt(answer)?, keys.rotation_seconds);
-            crypto::common_protection(ep, period, rendition, sequence)?
-        }
-        None => None,
-    };
+    let protection = protection(ep, answer, rendition, sequence)?;
     let pdt = segment_pdt(answer);
-    cmaf::remux_select(answer.body, sequence, pdt, protection.as_ref(), select).map_err(|e| match e
-    {
-        cmaf::CmafError::Malformed(why) => FilterError::BadGateway(format!(
-            "the store's segment {sequence} cannot be repackaged: {why}"
-        )),
-        cmaf::CmafError::Unsupported(why) => FilterError::NotImplemented(format!(
-            "segment {sequence} cannot be repackaged as CMAF: {why}"
-        )),
-    })
+    cmaf::remux_select(answer.body, sequence, pdt, protection.as_ref(), select)
+        .map_err(|e| repackaging_error(sequence, e))
 }

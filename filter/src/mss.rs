@@ -1,0 +1,376 @@
+//! Microsoft Smooth Streaming client manifests (MS-SSTR 2.2.2) from the store's playlists.
+//!
+//! Times: a fragment's `t` is its segment's program date time in 10 MHz ticks since
+//! 2020-01-01T00:00:00Z ([`EPOCH_MS`]) — the same on every edge and in every manifest, so a
+//! fragment URL never changes, and small enough (< 2^53 until 2048) that JavaScript players
+//! (dash.js) hold it exactly. `d` is the segment's duration. Fragments are addressed as
+//! `QualityLevels({bitrate})/Fragments(video={t})` (`audio=` for audio): the bitrate names
+//! the variant, so every QualityLevel of a stream has its own bitrate ([`bitrates`]).
+//!
+//! Streams: one video StreamIndex with every selected variant as a QualityLevel, and the audio
+//! of the lowest-bandwidth variant as the audio StreamIndex (encoders mux the same audio into
+//! every variant). `CodecPrivateData` comes from the segments themselves (SPS/PPS, AAC
+//! AudioSpecificConfig).
+//!
+//! Live (a sliding window, or a time shift still growing): `IsLive="TRUE"`, `Duration="0"`,
+//! `DVRWindowLength` the window, and the newest segment is left out: every fragment listed
+//! announces its successor (`tfrf`, `LookAheadFragmentCount="1"`), which must exist when the
+//! player asks for it — Smooth Streaming players grow their timeline from those announcements.
+
+use std::fmt::Write as _;
+
+use crate::cmaf::mp4::{Codec, Track};
+use crate::cmaf::smooth::{TIMESCALE, hex};
+use crate::error::FilterError;
+use crate::media_playlist::Segment;
+use crate::multivariant::Variant;
+use crate::route::TrackKind;
+
+/// The origin of Smooth Streaming times: 2020-01-01T00:00:00Z in epoch milliseconds.
+pub const EPOCH_MS: i64 = 1_577_836_800_000;
+
+/// Ticks of 10 MHz per millisecond.
+const TICKS_PER_MS: i64 = (TIMESCALE / 1000) as i64;
+
+/// A segment's Smooth Streaming time (`t`) from its program date time.
+pub fn time_of(pdt_ms: i64) -> Option<u64> {
+    u64::try_from(pdt_ms.checked_sub(EPOCH_MS)?.checked_mul(TICKS_PER_MS)?).ok()
+}
+
+/// The program date time of a fragment time (`t`); `None` unless a whole millisecond.
+pub fn pdt_of(time: u64) -> Option<i64> {
+    if !time.is_multiple_of(TICKS_PER_MS as u64) {
+        return None;
+    }
+    i64::try_from(time / TICKS_PER_MS as u64)
+        .ok()?
+        .checked_add(EPOCH_MS)
+}
+
+/// A duration in seconds as 10 MHz ticks.
+pub fn ticks(seconds: f64) -> u64 {
+    (seconds * TIMESCALE as f64).round().max(0.0) as u64
+}
+
+/// The `Bitrate` of each variant's QualityLevel (its bandwidth), made unique: a later variant
+/// with the bitrate of an earlier one gets the next free number, so the bitrate in a fragment URL
+/// always names one variant.
+pub fn bitrates(variants: &[Variant]) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::with_capacity(variants.len());
+    for v in variants {
+        let mut b = v.bandwidth.max(1);
+        while out.contains(&b) {
+            b += 1;
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// The `Bitrate` of the audio QualityLevel: the AAC track's nominal rate (the multivariant
+/// playlist states whole variants' bandwidth only).
+pub const AUDIO_BITRATE: u64 = 128_000;
+
+/// What a QualityLevel says about its track, read from a segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackInfo {
+    Video {
+        /// `00000001` + SPS + `00000001` + PPS, in hex.
+        private_data: String,
+        width: u16,
+        height: u16,
+    },
+    Audio {
+        /// The AudioSpecificConfig, in hex.
+        private_data: String,
+        sample_rate: u32,
+        channels: u8,
+    },
+}
+
+impl TrackInfo {
+    /// The kind of track described.
+    pub fn kind(&self) -> TrackKind {
+        match self {
+            TrackInfo::Video { .. } => TrackKind::Video,
+            TrackInfo::Audio { .. } => TrackKind::Audio,
+        }
+    }
+
+    /// What the manifest needs of a repackaged track.
+    pub fn of(track: &Track) -> Self {
+        match &track.codec {
+            Codec::Avc(c) => {
+                let mut annex_b = Vec::with_capacity(c.sps.len() + c.pps.len() + 8);
+                for nal in [&c.sps, &c.pps] {
+                    annex_b.extend_from_slice(&[0, 0, 0, 1]);
+                    annex_b.extend_from_slice(nal);
+                }
+                TrackInfo::Video {
+                    private_data: hex(&annex_b),
+                    width: c.width,
+                    height: c.height,
+                }
+            }
+            Codec::Aac(c) => TrackInfo::Audio {
+                private_data: hex(&c.audio_specific_config()),
+                sample_rate: c.sample_rate,
+                channels: c.channels,
+            },
+        }
+    }
+}
+
+/// A video QualityLevel: its variant, bitrate and track.
+pub struct VideoLevel<'a> {
+    pub variant: &'a Variant,
+    pub bitrate: u64,
+    pub info: &'a TrackInfo,
+}
+
+/// Everything a manifest is written from.
+pub struct Manifest<'a> {
+    pub video: Vec<VideoLevel<'a>>,
+    pub audio: Option<&'a TrackInfo>,
+    /// The window's segments (of the first variant: renditions are segment-aligned).
+    pub segments: &'a [Segment<'a>],
+    pub live: bool,
+    pub window_ms: i64,
+    /// PIFF protection: the `ProtectionHeader` element, written as is.
+    pub protection: Option<String>,
+}
+
+/// `<c>` elements: `t` and `d` in 10 MHz, equal durations that follow each other folded into
+/// `r` (the number of fragments, as MS-SSTR 2.0 and its players count it).
+fn chunks(segments: &[Segment]) -> Result<(String, usize), FilterError> {
+    let mut out = String::new();
+    let mut run: Option<(u64, u64, u32)> = None;
+    let mut expected = None;
+    let flush = |out: &mut String, run: Option<(u64, u64, u32)>| {
+        if let Some((t, d, r)) = run {
+            let _ = write!(out, "<c t=\"{t}\" d=\"{d}\"");
+            if r > 1 {
+                let _ = write!(out, " r=\"{r}\"");
+            }
+            out.push_str("/>");
+        }
+    };
+    for s in segments {
+        let t = s.pdt_ms.and_then(time_of).ok_or_else(|| {
+            FilterError::BadGateway(format!(
+                "the store's segment {} has no program date time after 2020; Smooth Streaming times need one",
+                s.sequence
+            ))
+        })?;
+        let d = ticks(s.duration);
+        match run {
+            Some((rt, rd, r)) if Some(t) == expected && d == rd => run = Some((rt, rd, r + 1)),
+            _ => {
+                flush(&mut out, run);
+                run = Some((t, d, 1));
+            }
+        }
+        expected = Some(t + d);
+    }
+    flush(&mut out, run);
+    Ok((out, segments.len()))
+}
+
+/// Writes the client manifest.
+pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
+    // Live: the newest segment is announced by the one before it, not listed.
+    let listed = match m.segments.len() {
+        0 => {
+            return Err(FilterError::NotFound(
+                "the channel has no segments in this window yet; retry shortly".into(),
+            ));
+        }
+        n if m.live && n > 1 => &m.segments[..n - 1],
+        _ => m.segments,
+    };
+    let (c, count) = chunks(listed)?;
+    let mut out = String::with_capacity(1024 + c.len() * 2);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = write!(
+        out,
+        "<SmoothStreamingMedia MajorVersion=\"2\" MinorVersion=\"2\" TimeScale=\"{TIMESCALE}\""
+    );
+    if m.live {
+        let _ = writeln!(
+            out,
+            " Duration=\"0\" IsLive=\"TRUE\" LookAheadFragmentCount=\"1\" DVRWindowLength=\"{}\">",
+            (m.window_ms.max(0) as u64).saturating_mul(TICKS_PER_MS as u64)
+        );
+    } else {
+        let total: u64 = listed.iter().map(|s| ticks(s.duration)).sum();
+        let _ = writeln!(out, " Duration=\"{total}\">");
+    }
+    if !m.video.is_empty() {
+        let max_w = m.video.iter().map(|l| dims(l.info).0).max().unwrap_or(0);
+        let max_h = m.video.iter().map(|l| dims(l.info).1).max().unwrap_or(0);
+        let _ = writeln!(
+            out,
+            "<StreamIndex Type=\"video\" Name=\"video\" Chunks=\"{count}\" QualityLevels=\"{}\" Url=\"QualityLevels({{bitrate}})/Fragments(video={{start time}})\" MaxWidth=\"{max_w}\" MaxHeight=\"{max_h}\" DisplayWidth=\"{max_w}\" DisplayHeight=\"{max_h}\">",
+            m.video.len()
+        );
+        for (i, l) in m.video.iter().enumerate() {
+            let (w, h) = dims(l.info);
+            let private = match l.info {
+                TrackInfo::Video { private_data, .. } => private_data.as_str(),
+                TrackInfo::Audio { .. } => "",
+            };
+            let _ = writeln!(
+                out,
+                "<QualityLevel Index=\"{i}\" Bitrate=\"{}\" FourCC=\"H264\" MaxWidth=\"{w}\" MaxHeight=\"{h}\" CodecPrivateData=\"{private}\"/>",
+                l.bitrate
+            );
+        }
+        out.push_str(&c);
+        out.push_str("\n</StreamIndex>\n");
+    }
+    if let Some(TrackInfo::Audio {
+        private_data,
+        sample_rate,
+        channels,
+    }) = m.audio
+    {
+        let _ = writeln!(
+            out,
+            "<StreamIndex Type=\"audio\" Name=\"audio\" Chunks=\"{count}\" QualityLevels=\"1\" Url=\"QualityLevels({{bitrate}})/Fragments(audio={{start time}})\">"
+        );
+        let _ = writeln!(
+            out,
+            "<QualityLevel Index=\"0\" Bitrate=\"{AUDIO_BITRATE}\" FourCC=\"AACL\" SamplingRate=\"{sample_rate}\" Channels=\"{channels}\" BitsPerSample=\"16\" PacketSize=\"4\" AudioTag=\"255\" CodecPrivateData=\"{private_data}\"/>"
+        );
+        out.push_str(&c);
+        out.push_str("\n</StreamIndex>\n");
+    }
+    if let Some(p) = &m.protection {
+        out.push_str(p);
+        out.push('\n');
+    }
+    out.push_str("</SmoothStreamingMedia>\n");
+    Ok(out)
+}
+
+fn dims(info: &TrackInfo) -> (u16, u16) {
+    match info {
+        TrackInfo::Video { width, height, .. } => (*width, *height),
+        TrackInfo::Audio { .. } => (0, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::borrow::Cow;
+
+    fn segment(sequence: u64, pdt_ms: i64, duration: f64) -> Segment<'static> {
+        Segment {
+            sequence,
+            duration,
+            duration_text: Cow::Borrowed(""),
+            title: Cow::Borrowed(""),
+            pdt_ms: Some(pdt_ms),
+            pdt_tagged: true,
+            ..Default::default()
+        }
+    }
+
+    fn variant(rendition: &str, bandwidth: u64) -> Variant {
+        Variant {
+            rendition: rendition.into(),
+            bandwidth,
+            video_codec: Some("avc1.64001f".into()),
+            audio_codec: Some("mp4a.40.2".into()),
+            width: Some(640),
+            height: Some(360),
+            frame_rate: None,
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn times_are_program_date_times_in_ten_megahertz_since_2020() {
+        let pdt = 1_795_600_000_123;
+        let t = time_of(pdt).unwrap();
+        assert_eq!(t, (pdt - EPOCH_MS) as u64 * 10_000);
+        assert!(t < 1 << 53, "exact in a JavaScript number");
+        assert_eq!(pdt_of(t), Some(pdt));
+        assert_eq!(pdt_of(t + 1), None, "not a whole millisecond");
+        assert_eq!(time_of(EPOCH_MS - 1), None);
+        assert_eq!(ticks(2.0), 20_000_000);
+        assert_eq!(
+            bitrates(&[variant("a", 800), variant("b", 800), variant("c", 801)]),
+            [800, 801, 802]
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn live_manifests_leave_the_newest_fragment_to_its_announcement() {
+        let t0 = 1_795_600_000_000;
+        let segs: Vec<Segment> = (0..4)
+            .map(|i| segment(i, t0 + 2000 * i as i64, 2.0))
+            .collect();
+        let v = variant("stream_0", 1_500_000);
+        let video = TrackInfo::Video {
+            private_data: "0000000167".into(),
+            width: 640,
+            height: 360,
+        };
+        let audio = TrackInfo::Audio {
+            private_data: "1190".into(),
+            sample_rate: 48_000,
+            channels: 2,
+        };
+        let m = |live: bool, segments: &'_ [Segment<'_>]| {
+            write(&Manifest {
+                video: vec![VideoLevel {
+                    variant: &v,
+                    bitrate: 1_500_000,
+                    info: &video,
+                }],
+                audio: Some(&audio),
+                segments,
+                live,
+                window_ms: 30_000,
+                protection: None,
+            })
+            .unwrap()
+        };
+        let text = m(true, &segs);
+        let t = time_of(t0).unwrap();
+        assert!(
+            text.contains(&format!("<c t=\"{t}\" d=\"20000000\" r=\"3\"/>")),
+            "{text}"
+        );
+        assert!(text.contains("IsLive=\"TRUE\""), "{text}");
+        assert!(text.contains("DVRWindowLength=\"300000000\""), "{text}");
+        assert!(text.contains("Chunks=\"3\""), "{text}");
+        assert!(text.contains("CodecPrivateData=\"1190\""), "{text}");
+        assert!(text.contains("Url=\"QualityLevels({bitrate})/Fragments(video={start time})\""));
+        // Past time range: every segment, and the total duration.
+        let vod = m(false, &segs);
+        assert!(vod.contains(" r=\"4\""), "{vod}");
+        assert!(vod.contains("Duration=\"80000000\""), "{vod}");
+        assert!(!vod.contains("IsLive"), "{vod}");
+        // A gap starts a new run.
+        let mut gap = segs.clone();
+        gap[2].pdt_ms = Some(t0 + 4100);
+        gap[3].pdt_ms = Some(t0 + 6100);
+        let text = m(false, &gap);
+        assert_eq!(
+            text.matches("<c t=").count(),
+            2 * 2,
+            "two runs in each stream: {text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "<c t=\"{}\" d=\"20000000\" r=\"2\"/>",
+                t + 41_000_000
+            )),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,606 @@
+//! Smooth Streaming answers, step by step.
+//!
+//! The manifest: the store's multivariant playlist (the variants), then the first variant's
+//! media playlist (the timeline), then — only for tracks this VM has not seen in this run — a
+//! segment of each track, for its `CodecPrivateData` (SPS/PPS, AudioSpecificConfig). What a
+//! segment says is kept per VM by the store path it came from (segments never change), so a
+//! live manifest costs two playlist fetches, as a DASH manifest does.
+//!
+//! A fragment: the multivariant playlist says which variant the URL's bitrate names (the
+//! playlist cache answers it), then the store's segment at the URL's time is repackaged.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use edgepack_store_api::api as store;
+
+use super::playlists::{view_path, window};
+use super::{
+    DashVariants, Fetch, Job, JobKind, Plan, Settings, Step, StoreAnswer, endpoint, store_error,
+};
+use crate::cmaf;
+use crate::config::Endpoint;
+use crate::endpoint_errors;
+use crate::error::FilterError;
+use crate::http_policy::{self, cors};
+use crate::key_periods;
+use crate::media_playlist;
+use crate::mss::{self, TrackInfo};
+use crate::multivariant::{self, Variant};
+use crate::playlist_window::PlaylistType;
+use crate::query::TimeShift;
+use crate::response::Response;
+use crate::route::{Route, TrackKind};
+
+/// Step 2 of a manifest: the variants are known; the first one's playlist is asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Timeline {
+    pub channel: String,
+    pub endpoint: String,
+    pub variants: Vec<Variant>,
+    pub time: TimeShift,
+}
+
+/// A track whose `CodecPrivateData` is read from a segment: the segment's store path (also
+/// the key it is kept under), its rendition and the track.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CodecSource {
+    pub path: String,
+    pub rendition: String,
+    pub track: TrackKind,
+}
+
+/// A track described.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Described {
+    pub rendition: String,
+    pub info: TrackInfo,
+}
+
+/// Step 3 and on: the timeline is known; segments are read for the tracks left.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Codecs {
+    pub timeline: Timeline,
+    /// The first variant's media playlist, as the store sent it.
+    pub playlist: Vec<u8>,
+    /// Tracks still to read, the one being fetched first.
+    pub pending: Vec<CodecSource>,
+    /// The tracks described so far.
+    pub known: Vec<Described>,
+}
+
+/// A fragment request, before its rendition is known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FragmentStart {
+    pub channel: String,
+    pub endpoint: String,
+    pub bitrate: u64,
+    pub track: TrackKind,
+    pub time: u64,
+}
+
+/// Tracks described per VM, by the store path of the segment read.
+const KEPT_TRACKS: usize = 256;
+
+thread_local! {
+    static TRACKS: RefCell<HashMap<String, TrackInfo>> = RefCell::new(HashMap::new());
+}
+
+/// The kept description of the `track` of the segment at `path`.
+fn kept_track(path: &str, track: TrackKind) -> Option<TrackInfo> {
+    TRACKS
+        .with(|t| t.borrow().get(path).cloned())
+        .filter(|i| i.kind() == track)
+}
+
+fn keep_track(path: &str, info: &TrackInfo) {
+    TRACKS.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.len() >= KEPT_TRACKS {
+            t.clear();
+        }
+        t.insert(path.to_owned(), info.clone());
+    });
+}
+
+fn respond_or_fetch(r: Result<Plan, FilterError>) -> Plan {
+    match r {
+        Ok(Plan::Respond(resp)) => Plan::Respond(cors(resp)),
+        Ok(p) => p,
+        Err(e) => Plan::Respond(cors(e.to_response())),
+    }
+}
+
+/// Step 1 → 2: the variants the endpoint offers; the first one's playlist is the timeline.
+pub(super) fn on_variants(
+    settings: &Settings,
+    first: &DashVariants,
+    answer: &StoreAnswer<'_>,
+    now_ms: i64,
+) -> Plan {
+    respond_or_fetch((|| {
+        if answer.status != 200 {
+            return Err(store_error(answer));
+        }
+        let ep = endpoint(settings, &first.channel, &first.endpoint)?;
+        let variants = multivariant::variants(answer.body, ep, first.filter.as_ref())?;
+        let timeline = variants
+            .first()
+            .map(|v| v.rendition.clone())
+            .unwrap_or_default();
+        Ok(Plan::Fetch(Box::new(Fetch {
+            path: view_path(ep, &first.channel, &timeline, &first.time, now_ms),
+            next: Step::SmoothTimeline(Box::new(Timeline {
+                channel: first.channel.clone(),
+                endpoint: first.endpoint.clone(),
+                variants,
+                time: first.time.clone(),
+            })),
+        })))
+    })())
+}
+
+/// The variants of the manifest's video stream, and the one whose audio is the audio stream.
+fn streams(variants: &[Variant]) -> (Vec<&Variant>, Option<&Variant>) {
+    let video = variants
+        .iter()
+        .filter(|v| v.video_codec.is_some())
+        .collect();
+    let audio = variants
+        .iter()
+        .filter(|v| v.audio_codec.is_some())
+        .min_by_key(|v| v.bandwidth);
+    (video, audio)
+}
+
+/// Refuses codecs Smooth Streaming cannot carry here (H.264 and AAC only), by name.
+fn check_codecs(ep: &Endpoint, variants: &[Variant]) -> Result<(), FilterError> {
+    for v in variants {
+        for codec in v.video_codec.iter().chain(v.audio_codec.iter()) {
+            let ok = codec.starts_with("avc1.")
+                || codec.starts_with("avc3.")
+                || codec.starts_with("mp4a.40.");
+            if !ok {
+                return Err(FilterError::NotImplemented(format!(
+                    "endpoint '{}' is Smooth Streaming, which edgepack writes for H.264 (avc1) and AAC (mp4a.40) only; rendition '{}' is {codec}",
+                    ep.name, v.rendition
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Step 2 → the manifest, or step 3 for tracks not described yet.
+pub(super) fn on_timeline(
+    settings: &Settings,
+    tl: &Timeline,
+    answer: &StoreAnswer<'_>,
+    now_ms: i64,
+) -> Plan {
+    respond_or_fetch((|| {
+        if answer.status != 200 {
+            return Err(store_error(answer));
+        }
+        let ep = endpoint(settings, &tl.channel, &tl.endpoint)?;
+        check_codecs(ep, &tl.variants)?;
+        let pl = media_playlist::parse(answer.body)?;
+        if pl.segments.iter().any(|s| s.map.is_some()) {
+            return Err(FilterError::NotImplemented(format!(
+                "endpoint '{}' is Smooth Streaming, which this version builds from MPEG-TS ingest only; this channel is ingested as fMP4",
+                ep.name
+            )));
+        }
+        let (range, _, _) = window(ep, &pl, &tl.time, now_ms)?;
+        // The tracks are described from the first segment of the newest run in the window (the
+        // codec configuration may change at a discontinuity): the same segment for as long as
+        // that run stays in the store.
+        let Some(newest) = pl.segments.get(range).and_then(|s| s.last()) else {
+            return manifest(ep, tl, answer.body, &[], now_ms).map(Plan::Respond);
+        };
+        let run = key_periods::run_start(&pl, ep, newest);
+        let at = run.pdt_ms.or(newest.pdt_ms).unwrap_or(0);
+        let (video, audio) = streams(&tl.variants);
+        let sources = video
+            .iter()
+            .map(|v| (v, TrackKind::Video))
+            .chain(audio.iter().map(|a| (a, TrackKind::Audio)));
+        let mut known = Vec::new();
+        let mut pending = Vec::new();
+        for (v, track) in sources {
+            let path = store::segment_at_path(&tl.channel, &v.rendition, at, "ts");
+            let rendition = v.rendition.clone();
+            match kept_track(&path, track) {
+                Some(info) => known.push(Described { rendition, info }),
+                None => pending.push(CodecSource {
+                    path,
+                    rendition,
+                    track,
+                }),
+            }
+        }
+        if pending.is_empty() {
+            return manifest(ep, tl, answer.body, &known, now_ms).map(Plan::Respond);
+        }
+        Ok(Plan::Fetch(Box::new(Fetch {
+            path: pending[0].path.clone(),
+            next: Step::SmoothCodecs(Box::new(Codecs {
+                timeline: tl.clone(),
+                playlist: answer.body.to_vec(),
+                pending,
+                known,
+            })),
+        })))
+    })())
+}
+
+/// Step 3 and on: a track's segment arrived; the next one, or the manifest.
+pub(super) fn on_codecs(
+    settings: &Settings,
+    c: &Codecs,
+    answer: &StoreAnswer<'_>,
+    now_ms: i64,
+) -> Plan {
+    respond_or_fetch((|| {
+        let ep = endpoint(settings, &c.timeline.channel, &c.timeline.endpoint)?;
+        let Some((source, rest)) = c.pending.split_first() else {
+            return manifest(ep, &c.timeline, &c.playlist, &c.known, now_ms).map(Plan::Respond);
+        };
+        if answer.status != 200 {
+            return Err(store_error(answer));
+        }
+        let select = match source.track {
+            TrackKind::Video => cmaf::Select::Video,
+            TrackKind::Audio => cmaf::Select::Audio,
+        };
+        let (tracks, _) = cmaf::tracks_and_runs(answer.body, None, None, select)
+            .map_err(|e| repackaging_error(&source.path, e))?;
+        let info = tracks.first().map(TrackInfo::of).ok_or_else(|| {
+            FilterError::BadGateway(format!(
+                "the store's segment {} has no {} track",
+                source.path,
+                source.track.smooth_name()
+            ))
+        })?;
+        keep_track(&source.path, &info);
+        let mut known = c.known.clone();
+        known.push(Described {
+            rendition: source.rendition.clone(),
+            info,
+        });
+        match rest.first() {
+            None => manifest(ep, &c.timeline, &c.playlist, &known, now_ms).map(Plan::Respond),
+            Some(next) => Ok(Plan::Fetch(Box::new(Fetch {
+                path: next.path.clone(),
+                next: Step::SmoothCodecs(Box::new(Codecs {
+                    timeline: c.timeline.clone(),
+                    playlist: c.playlist.clone(),
+                    pending: rest.to_vec(),
+                    known,
+                })),
+            }))),
+        }
+    })())
+}
+
+fn repackaging_error(what: &str, e: cmaf::CmafError) -> FilterError {
+    match e {
+        cmaf::CmafError::Malformed(why) => FilterError::BadGateway(format!(
+            "the store's segment {what} cannot be repackaged: {why}"
+        )),
+        cmaf::CmafError::Unsupported(why) => FilterError::NotImplemented(format!(
+            "segment {what} cannot be repackaged for Smooth Streaming: {why}"
+        )),
+    }
+}
+
+/// Writes the manifest once every track is described.
+fn manifest(
+    ep: &Endpoint,
+    tl: &Timeline,
+    playlist: &[u8],
+    known: &[Described],
+    now_ms: i64,
+) -> Result<Response, FilterError> {
+    let pl = media_playlist::parse(playlist)?;
+    let (range, kind, spec) = window(ep, &pl, &tl.time, now_ms)?;
+    if let Some(refused) = endpoint_errors::check(&ep.errors, &pl, &range, kind, now_ms) {
+        return Ok(refused);
+    }
+    let segments = pl.segments.get(range).unwrap_or(&[]);
+    let (video, audio) = streams(&tl.variants);
+    let bitrates = mss::bitrates(&video.iter().map(|v| (*v).clone()).collect::<Vec<_>>());
+    let info = |v: &Variant, track: TrackKind| {
+        known
+            .iter()
+            .find(|d| d.rendition == v.rendition && d.info.kind() == track)
+            .map(|d| &d.info)
+    };
+    let mut levels = Vec::with_capacity(video.len());
+    for (v, bitrate) in video.iter().zip(&bitrates) {
+        if let Some(i) = info(v, TrackKind::Video) {
+            levels.push(mss::VideoLevel {
+                variant: v,
+                bitrate: *bitrate,
+                info: i,
+            });
+        }
+    }
+    let text = mss::write(&mss::Manifest {
+        video: levels,
+        audio: audio.and_then(|a| info(a, TrackKind::Audio)),
+        segments,
+        live: kind != PlaylistType::Vod,
+        window_ms: match (kind, spec.start_ms) {
+            (PlaylistType::Event, Some(start)) => spec
+                .window_ms
+                .max(now_ms.saturating_sub(spec.delay_ms).saturating_sub(start)),
+            _ => spec.window_ms,
+        },
+        protection: None,
+    })?;
+    Ok(
+        Response::with_body(200, "application/vnd.ms-sstr+xml", text.into_bytes()).header(
+            "cache-control",
+            http_policy::live_manifest(pl.target_duration.unwrap_or(0)),
+        ),
+    )
+}
+
+/// The first fetch of a fragment: the multivariant playlist, to find the bitrate's variant.
+pub(super) fn fragment_start(
+    r: &Route,
+    bitrate: u64,
+    track: TrackKind,
+    time: u64,
+) -> Result<Fetch, FilterError> {
+    if mss::pdt_of(time).is_none() {
+        return Err(FilterError::NotFound(format!(
+            "no fragment starts at {time}: Smooth Streaming times here are whole milliseconds since 2020-01-01 x 10000, as the manifest lists them"
+        )));
+    }
+    Ok(Fetch {
+        path: store::multivariant_path(&r.channel),
+        next: Step::SmoothFragmentVariants(FragmentStart {
+            channel: r.channel.clone(),
+            endpoint: r.endpoint.clone(),
+            bitrate,
+            track,
+            time,
+        }),
+    })
+}
+
+/// The variants arrived: the segment of the bitrate's variant at the fragment's time.
+pub(super) fn on_fragment_variants(
+    settings: &Settings,
+    f: &FragmentStart,
+    answer: &StoreAnswer<'_>,
+) -> Plan {
+    respond_or_fetch((|| {
+        if answer.status != 200 {
+            return Err(store_error(answer));
+        }
+        let ep = endpoint(settings, &f.channel, &f.endpoint)?;
+        let variants = multivariant::variants(answer.body, ep, None)?;
+        check_codecs(ep, &variants)?;
+        let (video, audio) = streams(&variants);
+        let rendition = match f.track {
+            TrackKind::Video => {
+                let owned: Vec<Variant> = video.iter().map(|v| (*v).clone()).collect();
+                let bitrates = mss::bitrates(&owned);
+                bitrates
+                    .iter()
+                    .position(|b| *b == f.bitrate)
+                    .and_then(|i| owned.get(i))
+                    .map(|v| v.rendition.clone())
+                    .ok_or_else(|| {
+                        FilterError::NotFound(format!(
+                            "no video QualityLevel has bitrate {}; the manifest lists {}",
+                            f.bitrate,
+                            bitrates
+                                .iter()
+                                .map(u64::to_string)
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ))
+                    })?
+            }
+            TrackKind::Audio => match audio {
+                Some(a) if f.bitrate == mss::AUDIO_BITRATE => a.rendition.clone(),
+                _ => {
+                    return Err(FilterError::NotFound(format!(
+                        "no audio QualityLevel has bitrate {}; the manifest lists {}",
+                        f.bitrate,
+                        if audio.is_some() {
+                            mss::AUDIO_BITRATE.to_string()
+                        } else {
+                            "no audio".into()
+                        }
+                    )));
+                }
+            },
+        };
+        let pdt_ms = mss::pdt_of(f.time).unwrap_or_default();
+        Ok(Plan::Fetch(Box::new(Fetch {
+            path: store::segment_at_path(&f.channel, &rendition, pdt_ms, "ts"),
+            next: Step::Answer(Job {
+                channel: f.channel.clone(),
+                endpoint: f.endpoint.clone(),
+                kind: JobKind::SmoothFragment {
+                    rendition,
+                    track: f.track,
+                    time: f.time,
+                },
+            }),
+        })))
+    })())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::packager::test_fixtures::*;
+
+    fn next(step: &Step, status: u16, hdrs: &[(&str, &str)], body: &[u8], now: i64) -> Plan {
+        let h = headers(hdrs);
+        on_store_answer(
+            &settings(),
+            step,
+            &StoreAnswer {
+                status,
+                header: &h,
+                body,
+            },
+            now,
+        )
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn a_manifest_reads_the_timeline_then_one_segment_per_track() {
+        let now = T0 + 10_000;
+        for path in [
+            "/out/v1/news/mss/Manifest",
+            "/out/v1/news/mss/index.ism/Manifest",
+        ] {
+            let f = fetch(path, &[]);
+            assert_eq!(f.path, "/store/v1/news/index.m3u8");
+            assert!(f.answers_a_playlist() && !f.is_segment());
+            let Plan::Fetch(timeline) = next(&f.next, 200, &[], STORE_MASTER.as_bytes(), now)
+            else {
+                panic!()
+            };
+            assert!(
+                timeline
+                    .path
+                    .starts_with("/store/v1/news/stream_0/index.m3u8?window=60000"),
+                "{}",
+                timeline.path
+            );
+            // Both variants' video and the lower one's audio, from the run's first segment.
+            let Plan::Fetch(codec) = next(&timeline.next, 200, &[], STORE_MEDIA.as_bytes(), now)
+            else {
+                panic!()
+            };
+            assert_eq!(codec.path, format!("/store/v1/news/stream_0/at/{T0}.ts"));
+            assert!(!codec.is_playlist() && !codec.is_segment());
+            let Step::SmoothCodecs(c) = &codec.next else {
+                panic!()
+            };
+            let pending: Vec<(&str, TrackKind)> = c
+                .pending
+                .iter()
+                .map(|p| (p.rendition.as_str(), p.track))
+                .collect();
+            assert_eq!(
+                pending,
+                [
+                    ("stream_0", TrackKind::Video),
+                    ("stream_1", TrackKind::Video),
+                    ("stream_1", TrackKind::Audio)
+                ]
+            );
+            // The store lost the segment meanwhile, or sent no transport stream: clear errors.
+            let r = answer(&codec.next, 404, &[], b"gone", now);
+            assert_eq!(r.status, 404, "{}", text(&r));
+            let r = answer(&codec.next, 200, &[], b"not a transport stream", now);
+            assert_eq!(r.status, 502, "{}", text(&r));
+            assert!(text(&r).contains("cannot be repackaged"), "{}", text(&r));
+        }
+        // Formats keep to their own assets.
+        let (s, body) = status("/out/v1/news/hls/Manifest", &[]);
+        assert_eq!(s, 404);
+        assert!(body.contains("has no Smooth Streaming manifest"), "{body}");
+        let (s, body) = status("/out/v1/news/mss/index.m3u8", &[]);
+        assert_eq!(s, 404);
+        assert!(
+            body.contains("is Smooth Streaming (its manifest is Manifest)"),
+            "{body}"
+        );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn a_fragment_url_names_its_variant_by_bitrate_and_its_segment_by_time() {
+        let now = T0 + 10_000;
+        let t = crate::mss::time_of(T0 + 2_000).unwrap();
+        let f = fetch(
+            &format!("/out/v1/news/mss/QualityLevels(290400)/Fragments(video={t})"),
+            &[],
+        );
+        assert_eq!(f.path, "/store/v1/news/index.m3u8");
+        assert!(f.is_segment() && f.is_playlist() && !f.answers_a_playlist());
+        let Plan::Fetch(segment) = next(&f.next, 200, &[], STORE_MASTER.as_bytes(), now) else {
+            panic!()
+        };
+        assert_eq!(
+            segment.path,
+            format!("/store/v1/news/stream_1/at/{}.ts", T0 + 2_000)
+        );
+        // Below index.ism/ too; audio is the lowest variant's.
+        let f = fetch(
+            &format!("/out/v1/news/mss/index.ism/QualityLevels(128000)/Fragments(audio={t})"),
+            &[],
+        );
+        let Plan::Fetch(segment) = next(&f.next, 200, &[], STORE_MASTER.as_bytes(), now) else {
+            panic!()
+        };
+        assert!(segment.path.starts_with("/store/v1/news/stream_1/at/"));
+        // A bitrate no QualityLevel has: 404 naming those there are.
+        let f = fetch(
+            &format!("/out/v1/news/mss/QualityLevels(999)/Fragments(video={t})"),
+            &[],
+        );
+        let r = answer(&f.next, 200, &[], STORE_MASTER.as_bytes(), now);
+        assert_eq!(r.status, 404);
+        assert!(text(&r).contains("lists 730400, 290400"), "{}", text(&r));
+        let f = fetch(
+            &format!("/out/v1/news/mss/QualityLevels(290400)/Fragments(audio={t})"),
+            &[],
+        );
+        assert_eq!(
+            answer(&f.next, 200, &[], STORE_MASTER.as_bytes(), now).status,
+            404
+        );
+        // A time that is no fragment's, a stream that does not exist, a malformed URL.
+        let (s, body) = status(
+            &format!(
+                "/out/v1/news/mss/QualityLevels(290400)/Fragments(video={})",
+                t + 1
+            ),
+            &[],
+        );
+        assert_eq!(s, 404);
+        assert!(body.contains("no fragment starts at"), "{body}");
+        for bad in [
+            "QualityLevels(290400)/Fragments(text=0)",
+            "QualityLevels(x)/Fragments(video=0)",
+            "QualityLevels(290400)/Fragments(video=-5)",
+            "QualityLevels(290400)/Fragments(video=99999999999999999999999)",
+            "QualityLevels(290400)/Fragment(video=0)",
+        ] {
+            let (s, _) = status(&format!("/out/v1/news/mss/{bad}"), &[]);
+            assert_eq!(s, 404, "{bad}");
+        }
+        // The segment without a duration: the fragment cannot state its own.
+        let r = answer(&segment.next, 200, &[], b"G", now);
+        assert_eq!(r.status, 502, "{}", text(&r));
+        assert!(text(&r).contains("x-edgepack-duration"), "{}", text(&r));
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn codecs_smooth_streaming_cannot_carry_are_refused_by_name() {
+        let hevc = STORE_MASTER.replace("avc1.42c00d", "hvc1.1.6.L93.B0");
+        let now = T0 + 10_000;
+        let f = fetch("/out/v1/news/mss/Manifest", &[]);
+        let Plan::Fetch(timeline) = next(&f.next, 200, &[], hevc.as_bytes(), now) else {
+            panic!()
+        };
+        let r = answer(&timeline.next, 200, &[], STORE_MEDIA.as_bytes(), now);
+        assert_eq!(r.status, 501, "{}", text(&r));
+        assert!(text(&r).contains("hvc1.1.6.l93.b0"), "{}", text(&r));
+        let r = answer(&timeline.next, 200, &[], STORE_FMP4.as_bytes(), now);
+        assert_eq!(r.status, 501, "{}", text(&r));
+    }
+}
