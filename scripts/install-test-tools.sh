@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs on a fresh Debian machine, and nothing that is already there:
 # ffmpeg (encoder and player), curl, openssl, wrk and taskset (the HTTP bench, run once in quick
-# mode), Node.js + npm, Chromium (the browser tests drive Debian's; no browser download), the wasm targets, rustfmt/clippy, and wasm-bindgen's test
+# mode), Node.js + npm, Chromium (the browser tests drive Debian's; no browser download),
+# GStreamer (the Smooth Streaming player), the wasm targets, rustfmt/clippy, and wasm-bindgen's test
 # runner of the version in Cargo.lock. Run by `make test` (target `tools`) and so by `.ci/run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,13 @@ command -v taskset >/dev/null || need_apt+=(util-linux)
 command -v node >/dev/null || need_apt+=(nodejs)
 command -v npm >/dev/null || need_apt+=(npm)
 command -v chromium >/dev/null || need_apt+=(chromium)
+# GStreamer: mssdemux (plugins-bad) is the Smooth Streaming player; avdec_* decode.
+command -v gst-launch-1.0 >/dev/null || need_apt+=(gstreamer1.0-tools)
+gst-inspect-1.0 mssdemux >/dev/null 2>&1 || need_apt+=(gstreamer1.0-plugins-bad)
+gst-inspect-1.0 qtdemux >/dev/null 2>&1 || need_apt+=(gstreamer1.0-plugins-good)
+gst-inspect-1.0 souphttpsrc >/dev/null 2>&1 || need_apt+=(gstreamer1.0-plugins-good)
+gst-inspect-1.0 typefind >/dev/null 2>&1 || need_apt+=(gstreamer1.0-plugins-base)
+gst-inspect-1.0 avdec_h264 >/dev/null 2>&1 || need_apt+=(gstreamer1.0-libav)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -97,3 +97,64 @@ fn run_player(
     }
     Ok(per)
 }
+
+/// What GStreamer decoded from a Smooth Streaming manifest.
+#[derive(Debug)]
+pub struct SmoothPlayback {
+    /// MD5 of each decoded video frame (I420, as ffmpeg's `framemd5` hashes it), in order.
+    pub video: Vec<String>,
+    /// Decoded audio buffers.
+    pub audio_buffers: usize,
+    /// The manifest ended (not live, or a live stream that ended) before `limit_s`.
+    pub ended: bool,
+}
+
+/// GStreamer as the Smooth Streaming player (`mssdemux`, Debian's gstreamer1.0-plugins-bad):
+/// it reads the manifest at `url`, takes the video QualityLevel that fits `kbps` (its
+/// `connection-speed`), decodes every video frame (`avdec_h264`, each frame's MD5) and the audio
+/// (`avdec_aac`). A live manifest never ends: playback is stopped (killed) after `limit_s`
+/// seconds and what was decoded until then returned.
+pub fn smooth_played(url: &str, kbps: u32, limit_s: u32) -> Result<SmoothPlayback, String> {
+    let pipeline = format!(
+        "souphttpsrc location={url} ! typefind ! mssdemux name=d connection-speed={kbps} \
+         d.video_00 ! queue ! qtdemux ! h264parse ! avdec_h264 ! checksumsink hash=md5 sync=false \
+         d.audio_00 ! queue ! qtdemux ! aacparse ! avdec_aac ! checksumsink hash=sha1 sync=false"
+    );
+    let out = Command::new("timeout")
+        .args(["-s", "KILL", &limit_s.to_string()])
+        // Line-buffered: what was decoded before the stop is not lost in a buffer.
+        .args(["stdbuf", "-oL", "gst-launch-1.0", "-q"])
+        .args(pipeline.split_whitespace())
+        .output()
+        .map_err(|e| format!("cannot run gst-launch-1.0: {e}"))?;
+    // Killed at the limit: timeout exits 128 + 9.
+    let stopped = matches!(out.status.code(), Some(124 | 137) | None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && !stopped {
+        return Err(format!("gst-launch-1.0 failed ({}): {stderr}", out.status));
+    }
+    if stderr.contains("ERROR") {
+        return Err(format!("GStreamer reported an error: {stderr}"));
+    }
+    // Both sinks print "{timestamp} {checksum}" per buffer to stdout: video's are MD5s (32 hex
+    // digits), audio's SHA-1s (40).
+    let mut video = Vec::new();
+    let mut audio_buffers = 0;
+    for line in stdout.lines() {
+        let mut cols = line.split_whitespace();
+        let (Some(_ts), Some(sum), None) = (cols.next(), cols.next(), cols.next()) else {
+            continue;
+        };
+        match sum.len() {
+            32 => video.push(sum.to_owned()),
+            40 => audio_buffers += 1,
+            _ => {}
+        }
+    }
+    Ok(SmoothPlayback {
+        video,
+        audio_buffers,
+        ended: !stopped,
+    })
+}
