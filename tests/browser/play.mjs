@@ -19,6 +19,8 @@ try {
     await page.waitForTimeout(500);
     state = await page.evaluate(() => ({
       currentTime: document.getElementById('v').currentTime,
+      // Chromium counts the audio it decoded: sound played, not just pictures.
+      audioBytes: document.getElementById('v').webkitAudioDecodedByteCount,
       ...window.playerState,
     }));
     if (first === null && state.currentTime > 0) first = state.currentTime;
