@@ -724,6 +724,12 @@ fn packaging(
         (Format::Dash, EncryptionMethod::Cbcs) => Packaging::Dash {
             encryption: common(Scheme::Cbcs),
         },
+        (Format::Mss, EncryptionMethod::Cenc) if keys.rotation_seconds > 0 => {
+            return Err(err(
+                format!("{f}.encryption.key_rotation_interval_seconds"),
+                "must be 0 on a Smooth Streaming endpoint: its manifest has one ProtectionHeader (one key id) for the whole presentation",
+            ));
+        }
         (Format::Mss, EncryptionMethod::Cenc) => Packaging::Mss {
             encryption: common(Scheme::Cenc),
         },
@@ -893,6 +899,26 @@ mod tests {
             "\"format\": \"dash\", \"manifest_window_seconds\": 60, \"time",
         );
         assert!(Settings::from_json(ok.replace("aes-128", "cbcs").as_bytes()).is_ok());
+        // Smooth Streaming: PIFF cenc, one key for the presentation.
+        let mss = EXAMPLE.replace(
+            "\"format\": \"hls\", \"manifest_window_seconds\": 60, \"time",
+            "\"format\": \"mss\", \"manifest_window_seconds\": 60, \"time",
+        );
+        for method in ["aes-128", "cbcs"] {
+            let e = field_of(&mss.replace("aes-128", method));
+            assert!(e.contains("encryption.method") && e.contains("PIFF"), "{e}");
+        }
+        let e = field_of(&mss.replace("aes-128", "cenc"));
+        assert!(
+            e.contains("encryption.key_rotation_interval_seconds")
+                && e.contains("ProtectionHeader"),
+            "{e}"
+        );
+        let one_key = mss.replace("aes-128", "cenc").replace(
+            "\"key_rotation_interval_seconds\": 60",
+            "\"key_rotation_interval_seconds\": 0",
+        );
+        assert!(Settings::from_json(one_key.as_bytes()).is_ok());
         let e = field_of(&EXAMPLE.replace("\"cluster\": \"edgepack_store\"", "\"cluster\": \"\""));
         assert!(e.contains("store.cluster"), "{e}");
         let e = field_of("{");

@@ -253,6 +253,39 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
     Ok(out)
 }
 
+/// PlayReady's system id, as `ProtectionHeader@SystemID` names it.
+pub const PLAYREADY_SYSTEM_ID: &str = "9A04F079-9840-4286-AB92-E65BE0885F95";
+
+/// The `Protection` element of a PIFF-encrypted (`cenc`, AES-CTR) presentation: a PlayReady
+/// object (PlayReady Header Object 1.0: its length, one record of type 1 holding the UTF-16LE
+/// `WRMHEADER` 4.0) naming the key id — in PlayReady's GUID byte order, base64 — and the
+/// algorithm. No `LA_URL`: licenses come from the operator's PlayReady server, which the player
+/// is configured with (edgepack serves no PlayReady licenses).
+pub fn protection_header(kid: &[u8; 16]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // A GUID's first three fields are little-endian in PlayReady's byte order.
+    let mut guid = *kid;
+    guid[..4].reverse();
+    guid[4..6].reverse();
+    guid[6..8].reverse();
+    let header = format!(
+        "<WRMHEADER xmlns=\"http://schemas.microsoft.com/DRM/2007/03/PlayReadyHeader\" version=\"4.0.0.0\"><DATA><PROTECTINFO><KEYLEN>16</KEYLEN><ALGID>AESCTR</ALGID></PROTECTINFO><KID>{}</KID></DATA></WRMHEADER>",
+        b64.encode(guid)
+    );
+    let utf16: Vec<u8> = header.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    let mut object = Vec::with_capacity(utf16.len() + 10);
+    object.extend_from_slice(&((utf16.len() + 10) as u32).to_le_bytes());
+    object.extend_from_slice(&1u16.to_le_bytes());
+    object.extend_from_slice(&1u16.to_le_bytes());
+    object.extend_from_slice(&(utf16.len() as u16).to_le_bytes());
+    object.extend_from_slice(&utf16);
+    format!(
+        "<Protection><ProtectionHeader SystemID=\"{PLAYREADY_SYSTEM_ID}\">{}</ProtectionHeader></Protection>",
+        b64.encode(object)
+    )
+}
+
 fn dims(info: &TrackInfo) -> (u16, u16) {
     match info {
         TrackInfo::Video { width, height, .. } => (*width, *height),
@@ -287,6 +320,44 @@ mod tests {
             height: Some(360),
             frame_rate: None,
         }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn the_protection_header_names_the_key_id_in_playready_byte_order() {
+        use base64::Engine as _;
+        let kid: [u8; 16] = core::array::from_fn(|i| i as u8);
+        let p = protection_header(&kid);
+        let b64 = p
+            .split("\">")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap();
+        let object = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        assert_eq!(
+            u32::from_le_bytes(object[..4].try_into().unwrap()) as usize,
+            object.len()
+        );
+        assert_eq!(
+            &object[4..8],
+            &[1, 0, 1, 0],
+            "one record, a rights management header"
+        );
+        let len = u16::from_le_bytes([object[8], object[9]]) as usize;
+        assert_eq!(len, object.len() - 10);
+        let units: Vec<u16> = object[10..]
+            .chunks(2)
+            .map(|c| u16::from_le_bytes([c[0], c[1]]))
+            .collect();
+        let xml = String::from_utf16(&units).unwrap();
+        // 00010203-0405-0607-0809-0a0b0c0d0e0f as a GUID: 03020100 0504 0706 08090a0b0c0d0e0f.
+        let guid = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
+        let kid_b64 = base64::engine::general_purpose::STANDARD.encode(guid);
+        assert!(xml.contains(&format!("<KID>{kid_b64}</KID>")), "{xml}");
+        assert!(xml.contains("<ALGID>AESCTR</ALGID>"), "{xml}");
+        assert!(p.contains(PLAYREADY_SYSTEM_ID));
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

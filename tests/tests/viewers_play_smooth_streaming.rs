@@ -12,6 +12,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
 use std::collections::BTreeMap;
+
+use base64::Engine as _;
 use std::time::Duration;
 
 use edgepack_host::{HostOptions, start};
@@ -22,7 +24,123 @@ use sidecar::get;
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
     "hls": { "format": "hls", "manifest_window_seconds": 30 },
-    "mss": { "format": "mss", "manifest_window_seconds": 30 } } } } }"#;
+    "mss": { "format": "mss", "manifest_window_seconds": 30 },
+    "mss-cenc": { "format": "mss", "manifest_window_seconds": 30,
+      "encryption": { "method": "cenc", "key_rotation_interval_seconds": 0,
+                      "key": { "static": { "key_hex": "2b7e151628aed2a6abf7158809cf4f3c" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
+
+const KEY: [u8; 16] = [
+    0x2b, 0x7e, 0x15, 0x16, 0x28, 0xae, 0xd2, 0xa6, 0xab, 0xf7, 0x15, 0x88, 0x09, 0xcf, 0x4f, 0x3c,
+];
+
+/// The child boxes of `data`: (type, payload).
+fn boxes(data: &[u8]) -> Vec<([u8; 4], &[u8])> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= data.len() {
+        let size = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        assert!(
+            size >= 8 && at + size <= data.len(),
+            "a box overruns its parent"
+        );
+        out.push((
+            data[at + 4..at + 8].try_into().unwrap(),
+            &data[at + 8..at + size],
+        ));
+        at += size;
+    }
+    out
+}
+
+/// The payload of the `uuid` box with this user type, in `traf`.
+fn uuid_box<'a>(traf: &'a [u8], user_type: &[u8; 16]) -> Option<&'a [u8]> {
+    boxes(traf)
+        .into_iter()
+        .find(|(t, p)| t == b"uuid" && p.starts_with(user_type))
+        .map(|(_, p)| &p[16..])
+}
+
+/// A fragment's `traf` payload and its samples (the `mdat` payload cut by the `trun` sizes).
+fn fragment_samples(fragment: &[u8]) -> (&[u8], Vec<&[u8]>) {
+    let top = boxes(fragment);
+    let moof = top.iter().find(|(t, _)| t == b"moof").unwrap().1;
+    let mdat = top.iter().find(|(t, _)| t == b"mdat").unwrap().1;
+    let traf = boxes(moof)
+        .into_iter()
+        .find(|(t, _)| t == b"traf")
+        .unwrap()
+        .1;
+    let trun = boxes(traf)
+        .into_iter()
+        .find(|(t, _)| t == b"trun")
+        .unwrap()
+        .1;
+    let count = u32::from_be_bytes(trun[4..8].try_into().unwrap()) as usize;
+    let mut samples = Vec::with_capacity(count);
+    let mut at = 0;
+    for i in 0..count {
+        let size_at = 12 + 16 * i + 4;
+        let size = u32::from_be_bytes(trun[size_at..size_at + 4].try_into().unwrap()) as usize;
+        samples.push(&mdat[at..at + size]);
+        at += size;
+    }
+    assert_eq!(at, mdat.len(), "the samples fill the mdat");
+    (traf, samples)
+}
+
+/// Decrypts PIFF common encryption (AES-CTR, 8-byte IVs, subsamples) with `key`: what the
+/// PlayReady client does, by RustCrypto's AES and CTR (not the filter's own code).
+fn piff_decrypt(fragment: &[u8], key: &[u8; 16]) -> Vec<Vec<u8>> {
+    use aes::cipher::{KeyIvInit, StreamCipher};
+    const PIFF_SENC: [u8; 16] = [
+        0xA2, 0x39, 0x4F, 0x52, 0x5A, 0x9B, 0x4F, 0x14, 0xA2, 0x44, 0x6C, 0x42, 0x7C, 0x64, 0x8D,
+        0xF4,
+    ];
+    let (traf, samples) = fragment_samples(fragment);
+    let senc = uuid_box(traf, &PIFF_SENC).expect("PIFF sample encryption box");
+    let subsamples = senc[3] & 2 != 0;
+    let count = u32::from_be_bytes(senc[4..8].try_into().unwrap()) as usize;
+    assert_eq!(count, samples.len());
+    let mut at = 8;
+    let mut clear = Vec::with_capacity(count);
+    for sample in samples {
+        let mut iv = [0u8; 16];
+        iv[..8].copy_from_slice(&senc[at..at + 8]);
+        at += 8;
+        let mut ranges = Vec::new();
+        if subsamples {
+            let n = u16::from_be_bytes([senc[at], senc[at + 1]]) as usize;
+            at += 2;
+            let mut pos = 0;
+            for _ in 0..n {
+                let c = u16::from_be_bytes([senc[at], senc[at + 1]]) as usize;
+                let p = u32::from_be_bytes(senc[at + 2..at + 6].try_into().unwrap()) as usize;
+                at += 6;
+                ranges.push(pos + c..pos + c + p);
+                pos += c + p;
+            }
+            assert_eq!(pos, sample.len(), "subsamples cover the sample");
+        } else {
+            ranges.push(0..sample.len());
+        }
+        // One key stream per sample, across its protected ranges.
+        let mut protected: Vec<u8> = ranges
+            .iter()
+            .flat_map(|r| sample[r.clone()].to_vec())
+            .collect();
+        ctr::Ctr64BE::<aes::Aes128>::new(key.into(), &iv.into()).apply_keystream(&mut protected);
+        let mut out = sample.to_vec();
+        let mut from = 0;
+        for r in ranges {
+            let n = r.len();
+            out[r].copy_from_slice(&protected[from..from + n]);
+            from += n;
+        }
+        clear.push(out);
+    }
+    clear
+}
 
 /// The attribute `name` of the first element `<{tag} …>` in `xml` at or after `from`.
 fn attr<'a>(xml: &'a str, tag: &str, name: &str, from: usize) -> Option<&'a str> {
@@ -204,5 +322,69 @@ fn smooth_streaming_plays_live_and_time_shifted_frame_for_frame() {
         ),
     );
     assert_eq!(before.status, 404, "{}", before.text());
+
+    // Encrypted (PIFF cenc): the manifest carries a PlayReady ProtectionHeader naming the key
+    // id; the fragments, decrypted with the key, are the clear endpoint's samples exactly.
+    let r = get(h.addr, &format!("/out/v1/news/mss-cenc/Manifest?{range}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let e = r.text();
+    assert_eq!(
+        attr(&e, "ProtectionHeader", "SystemID", 0),
+        Some("9A04F079-9840-4286-AB92-E65BE0885F95")
+    );
+    // The PlayReady object: length, one record (type 1), the UTF-16LE WRMHEADER with the KID
+    // in GUID byte order — the endpoint's key id.
+    let object = base64::engine::general_purpose::STANDARD
+        .decode(
+            e.split("SystemID=\"9A04F079-9840-4286-AB92-E65BE0885F95\">")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+    let units: Vec<u16> = object[10..]
+        .chunks(2)
+        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+        .collect();
+    let wrm = String::from_utf16(&units).unwrap();
+    let guid = base64::engine::general_purpose::STANDARD
+        .decode(
+            wrm.split("<KID>")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap(),
+        )
+        .unwrap();
+    let settings = edgepack_filter::config::Settings::from_json(CONFIG.as_bytes()).unwrap();
+    let kid = edgepack_filter::crypto::kid_for(&settings.channels["news"]["mss-cenc"], 0);
+    let mut expected = kid.to_vec();
+    expected[..4].reverse();
+    expected[4..6].reverse();
+    expected[6..8].reverse();
+    assert_eq!(guid, expected, "{wrm}");
+    let (without, _) = e.split_once("<Protection>").unwrap();
+    assert!(m.starts_with(without), "otherwise the clear manifest");
+    for (stream, bitrate) in [("video", bitrates[0]), ("audio", 128_000)] {
+        let file = format!("QualityLevels({bitrate})/Fragments({stream}={first_t})");
+        let clear = get(h.addr, &format!("/out/v1/news/mss/{file}"));
+        let encrypted = get(h.addr, &format!("/out/v1/news/mss-cenc/{file}"));
+        assert_eq!(encrypted.status, 200, "{}", encrypted.text());
+        let (_, clear_samples) = fragment_samples(&clear.body);
+        let (_, sealed) = fragment_samples(&encrypted.body);
+        assert_ne!(sealed, clear_samples, "{stream}: encrypted");
+        assert_eq!(
+            piff_decrypt(&encrypted.body, &KEY),
+            clear_samples,
+            "{stream}: the key gives back the clear samples"
+        );
+        let mut wrong = KEY;
+        wrong[0] ^= 1;
+        assert_ne!(piff_decrypt(&encrypted.body, &wrong), clear_samples);
+    }
+    assert_eq!(h.traps(), 0);
     sc.stop();
 }

@@ -337,7 +337,10 @@ fn manifest(
                 .max(now_ms.saturating_sub(spec.delay_ms).saturating_sub(start)),
             _ => spec.window_ms,
         },
-        protection: None,
+        // One key for the whole presentation (rotation is refused on mss endpoints).
+        protection: ep
+            .common_encryption()
+            .map(|_| mss::protection_header(&crate::crypto::kid_for(ep, 0))),
     })?;
     Ok(
         Response::with_body(200, "application/vnd.ms-sstr+xml", text.into_bytes()).header(
