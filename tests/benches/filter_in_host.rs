@@ -2,7 +2,8 @@
 //! fails on timing). In one run:
 //! 1. the same request handled by the filter compiled to wasm inside the host (wasmtime 48,
 //!    Cranelift) and by the same core natively: media playlist rewrite (1 h of 2 s segments into a
-//!    60 s window) and AES-128 encryption of a 2 s segment (1 MB);
+//!    60 s window), AES-128 encryption of a 2 s segment (1 MB), TS → CMAF / DASH / Smooth
+//!    Streaming fragments of a 2 s 720p segment, and a Smooth Streaming manifest of a 1 h window;
 //! 2. requests/s and latency of encrypted 2 s segments through host + filter, against the same
 //!    segment served clear by the store sidecar directly, with a load generator on loopback.
 
@@ -34,6 +35,7 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store", "playlist_cach
     "cbcs": { "format": "dash", "encryption": { "method": "cbcs", "key_rotation_interval_seconds": 60,
       "key": { "derived": { "secret": "0123456789abcdef0123" } },
       "key_token": { "secret": "tok-0123456789abcdef" } } },
+    "mss": { "format": "mss", "manifest_window_seconds": 3600 },
     "secure": { "format": "hls", "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 60,
       "key": { "derived": { "secret": "0123456789abcdef0123" } },
       "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
@@ -103,6 +105,95 @@ fn in_vm(vm: &mut Vm, path: &str, body: &[u8]) -> usize {
     assert_eq!(reply.status, 200);
     vm.end_stream(id);
     reply.body.len()
+}
+
+/// A store answer for a request that takes several store fetches: headers and body by the
+/// store path asked for.
+type Answers<'a> = &'a dyn Fn(&str) -> (Vec<(String, String)>, Vec<u8>);
+
+/// One request through the wasm filter, answering every store fetch it makes with `answers`.
+fn in_vm_steps(vm: &mut Vm, path: &str, answers: Answers<'_>) -> usize {
+    let id = vm.new_stream("127.0.0.1:5000".into()).unwrap();
+    let st = vm.stream(id).unwrap();
+    st.request_headers = vec![
+        (":method".into(), "GET".into()),
+        (":path".into(), path.into()),
+        (":authority".into(), "edge".into()),
+    ];
+    st.request_headers_open = true;
+    vm.stream_call(
+        id,
+        "proxy_on_request_headers",
+        &[Val::I32(id as i32), Val::I32(3), Val::I32(1)],
+    )
+    .unwrap();
+    while let Some(call) = vm.take_pending(id).pop() {
+        let store_path = call
+            .headers
+            .iter()
+            .find(|(k, _)| k == ":path")
+            .map(|(_, v)| v.clone())
+            .unwrap();
+        let (mut headers, body) = answers(&store_path);
+        headers.insert(0, (":status".into(), "200".into()));
+        vm.deliver(
+            call.token,
+            CallResult::Response {
+                headers,
+                body,
+                trailers: vec![],
+            },
+        )
+        .unwrap();
+    }
+    let reply = vm.stream(id).unwrap().local_reply.take().expect("a reply");
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    vm.end_stream(id);
+    reply.body.len()
+}
+
+/// [`in_vm_steps`] by the native core.
+fn native_steps(settings: &edgepack_filter::Settings, path: &str, answers: Answers<'_>) -> usize {
+    let none = |_: &str| None;
+    let now = T0 + 3_600_000;
+    let mut next = plan(
+        settings,
+        &CoreRequest {
+            method: "GET",
+            path,
+            header: &none,
+            client_ip: None,
+            now_ms: now,
+        },
+    );
+    loop {
+        match next {
+            Plan::Fetch(f) => {
+                let (headers, body) = answers(&f.path);
+                let header = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+                next = on_store_answer(
+                    settings,
+                    &f.next,
+                    &StoreAnswer {
+                        status: 200,
+                        header: &header,
+                        body: &body,
+                    },
+                    now,
+                );
+            }
+            Plan::Respond(r) => {
+                assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+                return r.body.len();
+            }
+            other => panic!("expected a fetch or an answer, got {other:?}"),
+        }
+    }
 }
 
 fn native(settings: &edgepack_filter::Settings, path: &str, body: &[u8]) -> usize {
@@ -281,6 +372,56 @@ fn main() {
                 Some(native / wasm),
             );
         }
+        // Smooth Streaming: the store's answers by path (multivariant, the 1 h playlist, the
+        // segment by time), as the fragment and manifest steps ask for them.
+        let multivariant = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=5000000,CODECS=\"avc1.64001f,mp4a.40.2\",RESOLUTION=1280x720\nstream_0/index.m3u8\n";
+        let answers = |p: &str| -> (Vec<(String, String)>, Vec<u8>) {
+            if p == "/store/v1/news/index.m3u8" {
+                (vec![], multivariant.as_bytes().to_vec())
+            } else if p.contains("/index.m3u8") {
+                (vec![], playlist.clone())
+            } else {
+                let headers = [
+                    ("x-edgepack-program-date-time", PDT),
+                    ("x-edgepack-sequence", "100"),
+                    ("x-edgepack-duration", "2.000000"),
+                ];
+                (
+                    headers
+                        .iter()
+                        .map(|(k, v)| ((*k).into(), (*v).into()))
+                        .collect(),
+                    ts.clone(),
+                )
+            }
+        };
+        let t = edgepack_filter::mss::time_of(T0).unwrap();
+        let path = format!("/out/v1/news/mss/QualityLevels(5000000)/Fragments(video={t})");
+        assert!(
+            in_vm_steps(&mut vm, &path, &answers) > ts.len() / 2,
+            "a fragment"
+        );
+        let wasm = mean_us(n(50), || in_vm_steps(&mut vm, &path, &answers));
+        let native = mean_us(n(50), || native_steps(&settings, &path, &answers));
+        summary::row(
+            "TS->Smooth Streaming video fragment, 2 s 720p, filter in wasmtime (vs native)",
+            &format!("{:.0} MB/s", mb / wasm),
+            Some(&format!("{:.0} MB/s", mb / native)),
+            Some(native / wasm),
+        );
+        let path = "/out/v1/news/mss/Manifest";
+        let size = in_vm_steps(&mut vm, path, &answers);
+        let wasm = mean_us(n(100), || in_vm_steps(&mut vm, path, &answers));
+        let native = mean_us(n(100), || native_steps(&settings, path, &answers));
+        println!(
+            "  Smooth Streaming manifest, 1 h window ({size} bytes): wasm {wasm:.0} us, native {native:.0} us"
+        );
+        summary::row(
+            "Smooth Streaming manifest, 1 h window, filter in wasmtime (vs native)",
+            &format!("{:.2} ms", wasm / 1e3),
+            Some(&format!("{:.2} ms", native / 1e3)),
+            Some(wasm / native),
+        );
     }
 
     // Through HTTP: sidecar direct (clear) vs host + filter (encrypted), both optimized builds
