@@ -12,9 +12,11 @@
 //! (0 without rotation) or, after a discontinuity, that segment's program date time; its
 //! initialization segments are built from its first segment still in the store.
 //!
-//! Representations: every selected variant's video in one AdaptationSet; the audio of the
-//! lowest-bandwidth variant as the one audio AdaptationSet (encoders mux the same audio into
-//! every variant). Segment URLs: `{rendition}/v{t}.mp4` and `{rendition}/a{t}.mp4`, `$Time$`
+//! Representations: every selected variant's video in one AdaptationSet; an audio
+//! AdaptationSet per alternative audio rendition of the variants' `AUDIO` groups (`lang`,
+//! `Label`, `Role` main or alternate, the store's measured bit rate) or, for muxed audio, the
+//! audio of the lowest-bandwidth variant as the one audio AdaptationSet (encoders mux the same
+//! audio into every variant). Segment URLs: `{rendition}/v{t}.mp4` and `{rendition}/a{t}.mp4`, `$Time$`
 //! being the segment's program date time in 90 kHz ticks: renditions may number their segments
 //! differently in the store (one restarted, or added later), but they share times, and the store
 //! finds a rendition's segment by time.
@@ -32,7 +34,7 @@ use crate::crypto;
 use crate::error::FilterError;
 use crate::key_periods;
 use crate::media_playlist::{MediaPlaylist, Segment};
-use crate::multivariant::Variant;
+use crate::multivariant::{AudioRendition, Variant};
 use crate::playlist_window::PlaylistType;
 use crate::route::{self, TrackKind};
 use edgepack_store_api::RunStart;
@@ -44,6 +46,9 @@ const TIMESCALE: i64 = 90_000;
 pub struct Manifest<'a> {
     /// The variants the endpoint offers, in its order.
     pub variants: &'a [Variant],
+    /// Their alternative audio renditions: an audio AdaptationSet each (none: the muxed audio
+    /// of the lowest-bandwidth variant is the one audio AdaptationSet).
+    pub audio_renditions: &'a [AudioRendition],
     /// The media playlist of the first variant: the timeline all variants share (renditions of
     /// a channel are segment-aligned, as for MediaPackage).
     pub playlist: &'a MediaPlaylist<'a>,
@@ -157,6 +162,56 @@ fn content_protection(
     ))
 }
 
+/// An audio AdaptationSet: its rendition (whose segments hold the audio) and what the MPD says.
+struct AudioSet<'a> {
+    rendition: &'a str,
+    id: String,
+    language: Option<&'a str>,
+    label: Option<&'a str>,
+    main: bool,
+    bandwidth: u64,
+    codec: String,
+}
+
+/// The nominal bit rate of a stereo AAC track, where no measured one is known.
+const NOMINAL_AUDIO_BANDWIDTH: u64 = 128_000;
+
+/// The audio AdaptationSets: one per alternative audio rendition (language, name, main or
+/// alternate, the store's measured bit rate), else the muxed audio of the lowest-bandwidth
+/// variant (its bit rate nominal: the multivariant playlist states variants' totals only).
+fn audio_sets<'a>(m: &'a Manifest<'_>) -> Vec<AudioSet<'a>> {
+    if !m.audio_renditions.is_empty() {
+        return m
+            .audio_renditions
+            .iter()
+            .map(|a| AudioSet {
+                rendition: &a.rendition,
+                id: a.rendition.clone(),
+                language: a.language.as_deref(),
+                label: Some(&a.name),
+                main: a.default,
+                bandwidth: a.bandwidth.unwrap_or(NOMINAL_AUDIO_BANDWIDTH),
+                codec: a.codec.clone().unwrap_or_else(|| "mp4a.40.2".into()),
+            })
+            .collect();
+    }
+    m.variants
+        .iter()
+        .filter(|v| v.audio_codec.is_some())
+        .min_by_key(|v| v.bandwidth)
+        .map(|v| AudioSet {
+            rendition: &v.rendition,
+            id: "audio".into(),
+            language: None,
+            label: None,
+            main: true,
+            bandwidth: NOMINAL_AUDIO_BANDWIDTH,
+            codec: v.audio_codec.clone().unwrap_or_else(|| "mp4a.40.2".into()),
+        })
+        .into_iter()
+        .collect()
+}
+
 /// Writes the MPD.
 // Long on purpose: it writes the MPD top to bottom in document order (MPD attributes, then each
 // period with its adaptation sets); the parts it could be split into share most of its locals.
@@ -209,12 +264,8 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         .iter()
         .filter(|v| v.video_codec.is_some())
         .collect();
-    let audio = m
-        .variants
-        .iter()
-        .filter(|v| v.audio_codec.is_some())
-        .min_by_key(|v| v.bandwidth);
-    if video.is_empty() && audio.is_none() {
+    let audio = audio_sets(m);
+    if video.is_empty() && audio.is_empty() {
         return Err(FilterError::BadGateway(
             "the store's multivariant playlist states no CODECS for its variants; a DASH manifest needs them".into(),
         ));
@@ -350,16 +401,34 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
             }
             out.push_str("</AdaptationSet>\n");
         }
-        if let Some(a) = audio {
-            out.push_str("<AdaptationSet id=\"1\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\">\n");
+        for (i, a) in audio.iter().enumerate() {
+            let _ = write!(
+                out,
+                "<AdaptationSet id=\"{}\" contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\"",
+                i + 1
+            );
+            if let Some(lang) = &a.language {
+                let _ = write!(out, " lang=\"{}\"", xml_escape(lang));
+            }
+            out.push_str(">\n");
+            if let Some(label) = &a.label {
+                let _ = writeln!(out, "<Label>{}</Label>", xml_escape(label));
+            }
+            if !m.audio_renditions.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"{}\"/>",
+                    if a.main { "main" } else { "alternate" }
+                );
+            }
             out.push_str(&protection);
             out.push_str(&template(TrackKind::Audio, Some(&a.rendition)));
-            // The multivariant playlist states the variant's total bandwidth only: 128 kb/s is
-            // the nominal figure of a stereo AAC track.
             let _ = writeln!(
                 out,
-                "\n<Representation id=\"audio\" bandwidth=\"128000\" codecs=\"{}\"/>",
-                xml_escape(a.audio_codec.as_deref().unwrap_or("mp4a.40.2"))
+                "\n<Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\"/>",
+                xml_escape(&a.id),
+                a.bandwidth,
+                xml_escape(&a.codec)
             );
             out.push_str("</AdaptationSet>\n");
         }

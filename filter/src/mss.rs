@@ -319,6 +319,7 @@ mod tests {
             width: Some(640),
             height: Some(360),
             frame_rate: None,
+            audio_group: None,
         }
     }
 

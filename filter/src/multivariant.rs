@@ -10,6 +10,7 @@ use m3u8_rs::{AlternativeMedia, AlternativeMediaType, VariantStream};
 use crate::config::{Endpoint, StreamOrder};
 use crate::error::FilterError;
 use crate::query::{AUDIO_CODECS, ManifestFilter, Range, VIDEO_CODECS};
+use edgepack_store_api::api::MEDIA_BANDWIDTH_ATTRIBUTE;
 
 enum Line {
     Other(String),
@@ -141,6 +142,20 @@ fn with_uri(line: &str, uri: &str) -> String {
             let start = i + 5;
             let end = line[start..].find('"').map_or(line.len(), |e| start + e);
             format!("{}{uri}{}", &line[..start], &line[end..])
+        }
+        None => line.to_owned(),
+    }
+}
+
+/// A tag line without the (unquoted) attribute `name`: the store's own attributes are not shown
+/// to viewers.
+fn without_attribute(line: &str, name: &str) -> String {
+    let key = format!(",{name}=");
+    match line.find(&key) {
+        Some(i) => {
+            let rest = &line[i + key.len()..];
+            let end = rest.find(',').map_or(line.len(), |e| i + key.len() + e);
+            format!("{}{}", &line[..i], &line[end..])
         }
         None => line.to_owned(),
     }
@@ -285,9 +300,10 @@ pub fn write(
                 let a = &parsed.alternatives[*i];
                 let ty = a.media_type.to_string();
                 let alive = alt_ok[*i] && referenced.contains(&(ty, a.group_id.as_str()));
+                let t = without_attribute(t, MEDIA_BANDWIDTH_ATTRIBUTE);
                 alive.then(|| match &a.uri {
-                    Some(uri) => with_uri(t, &with_query(uri, carry)),
-                    None => t.clone(),
+                    Some(uri) => with_uri(&t, &with_query(uri, carry)),
+                    None => t,
                 })
             }
         };
@@ -312,6 +328,65 @@ pub struct Variant {
     pub width: Option<u64>,
     pub height: Option<u64>,
     pub frame_rate: Option<f64>,
+    /// `AUDIO`: the group of its alternative audio renditions, when it has one.
+    pub audio_group: Option<String>,
+}
+
+/// An alternative audio rendition (`EXT-X-MEDIA:TYPE=AUDIO` naming a rendition of the store) of
+/// the endpoint's variants, for the DASH and Smooth Streaming manifests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AudioRendition {
+    /// The store's rendition directory.
+    pub rendition: String,
+    pub language: Option<String>,
+    pub name: String,
+    /// `DEFAULT=YES`: the main audio.
+    pub default: bool,
+    /// The audio codec the variants referring to its group state.
+    pub codec: Option<String>,
+    /// Its measured peak bit rate, as the store states it ([`MEDIA_BANDWIDTH_ATTRIBUTE`]).
+    pub bandwidth: Option<u64>,
+}
+
+/// The alternative audio renditions the endpoint's `variants` refer to, once each, in the
+/// playlist's order, as `aws.manifestfilter` (`audio_language`, `audio_channels`) leaves them.
+pub fn audio_renditions(
+    bytes: &[u8],
+    variants: &[Variant],
+    filter: Option<&ManifestFilter>,
+) -> Result<Vec<AudioRendition>, FilterError> {
+    let parsed =
+        m3u8_rs::parse_master_playlist_res(bytes).map_err(|_| bad("m3u8-rs cannot parse it"))?;
+    let mut out: Vec<AudioRendition> = Vec::new();
+    for a in &parsed.alternatives {
+        let group_used = variants
+            .iter()
+            .find(|v| v.audio_group.as_deref() == Some(a.group_id.as_str()));
+        let Some(v) = group_used else { continue };
+        let Some(rendition) = a.uri.as_deref().and_then(|u| u.strip_suffix("/index.m3u8")) else {
+            continue;
+        };
+        if a.media_type != AlternativeMediaType::Audio
+            || !alternative_passes(a, filter)
+            || out.iter().any(|o| o.rendition == rendition)
+        {
+            continue;
+        }
+        let bandwidth = a
+            .other_attributes
+            .as_ref()
+            .and_then(|o| o.get(MEDIA_BANDWIDTH_ATTRIBUTE))
+            .and_then(|v| v.as_str().trim().parse().ok());
+        out.push(AudioRendition {
+            rendition: rendition.to_owned(),
+            language: a.language.clone(),
+            name: a.name.clone(),
+            default: a.default,
+            codec: v.audio_codec.clone(),
+            bandwidth,
+        });
+    }
+    Ok(out)
 }
 
 /// The variants an endpoint offers (stream selection, then the request's `aws.manifestfilter`)
@@ -348,6 +423,7 @@ pub fn variants(
                 width: v.resolution.map(|r| r.width),
                 height: v.resolution.map(|r| r.height),
                 frame_rate: v.frame_rate,
+                audio_group: v.audio.clone(),
             })
         })
         .collect();

@@ -35,6 +35,12 @@ pub const ACTIVE_INPUT_HEADER: &str = "x-edgepack-active-input";
 /// matching `if-none-match` is answered 304.
 pub const ETAG_HEADER: &str = "etag";
 
+/// An attribute the store adds to each `EXT-X-MEDIA` of its multivariant playlist that names a
+/// rendition it holds: that rendition's measured peak bit rate (bits/s over its newest 30
+/// segments). HLS has no bandwidth for alternative renditions; DASH and Smooth Streaming state
+/// one. The filter reads it and never shows it to viewers.
+pub const MEDIA_BANDWIDTH_ATTRIBUTE: &str = "X-EDGEPACK-BANDWIDTH";
+
 /// Content type of playlists.
 pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 /// Content type of `status`.

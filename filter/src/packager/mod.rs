@@ -166,6 +166,8 @@ pub enum JobKind {
     /// DASH, step 2 of 2: the first variant's media playlist gives the timeline.
     DashManifest {
         variants: Vec<multivariant::Variant>,
+        /// The variants' alternative audio renditions (none: their muxed audio).
+        audio: Vec<multivariant::AudioRendition>,
         time: TimeShift,
         base_url: String,
     },
@@ -279,9 +281,10 @@ fn try_respond(
         JobKind::Media { time } => playlists::media(ep, answer, time, now_ms),
         JobKind::DashManifest {
             variants,
+            audio,
             time,
             base_url,
-        } => playlists::dash_manifest(ep, answer, variants, time, base_url, now_ms),
+        } => playlists::dash_manifest(ep, answer, variants, audio, time, base_url, now_ms),
         JobKind::Segment { sequence } => segments::segment(ep, answer, *sequence),
         JobKind::Init => Ok(segments::init(answer)),
         JobKind::Remux {

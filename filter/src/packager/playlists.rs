@@ -16,7 +16,7 @@ use crate::error::FilterError;
 use crate::http_policy::{self, MULTIVARIANT};
 use crate::media_playlist::{self, MediaPlaylist};
 use crate::media_rewrite;
-use crate::multivariant::{self, Variant};
+use crate::multivariant::{self, AudioRendition, Variant};
 use crate::playlist_window::{self, PlaylistType, WindowSpec};
 use crate::query::{ManifestFilter, TimeShift};
 use crate::response::Response;
@@ -66,6 +66,7 @@ pub(super) fn dash_timeline_fetch(
     }
     let ep = endpoint(settings, &first.channel, &first.endpoint)?;
     let variants = multivariant::variants(answer.body, ep, first.filter.as_ref())?;
+    let audio = multivariant::audio_renditions(answer.body, &variants, first.filter.as_ref())?;
     // `variants` is never empty: an empty selection is an error above.
     let timeline = variants
         .first()
@@ -78,6 +79,7 @@ pub(super) fn dash_timeline_fetch(
             endpoint: first.endpoint.clone(),
             kind: JobKind::DashManifest {
                 variants,
+                audio,
                 time: first.time.clone(),
                 base_url: first.base_url.clone(),
             },
@@ -90,6 +92,7 @@ pub(super) fn dash_manifest(
     ep: &Endpoint,
     answer: &StoreAnswer<'_>,
     variants: &[Variant],
+    audio: &[AudioRendition],
     time: &TimeShift,
     base_url: &str,
     now_ms: i64,
@@ -107,6 +110,7 @@ pub(super) fn dash_manifest(
     }
     let text = dash::write(&dash::Manifest {
         variants,
+        audio_renditions: audio,
         playlist: &pl,
         range,
         kind,
@@ -682,5 +686,86 @@ mod tests {
         let r = answer(&f.next, 200, &[], view.as_bytes(), now);
         assert_eq!(r.status, 400, "{}", text(&r));
         assert!(text(&r).contains("2026-11-25T14:35:31.666"), "{}", text(&r));
+    }
+
+    /// The store's multivariant playlist with alternative audio, as the store states it: each
+    /// `EXT-X-MEDIA` it holds with its measured bit rate.
+    fn groups_as_stored() -> String {
+        GROUPS
+            .replace(
+                "URI=\"audio_en/index.m3u8\"",
+                "URI=\"audio_en/index.m3u8\",X-EDGEPACK-BANDWIDTH=70312",
+            )
+            .replace(
+                "URI=\"audio_fr/index.m3u8\"",
+                "URI=\"audio_fr/index.m3u8\",X-EDGEPACK-BANDWIDTH=69001",
+            )
+    }
+
+    /// The MPD of `path` over `multivariant` and the recorded store playlist.
+    fn mpd_over(path: &str, multivariant: &str) -> String {
+        let now = T0 + 8_000;
+        let f = fetch(path, &[]);
+        let h = headers(&[]);
+        let next = on_store_answer(
+            &settings(),
+            &f.next,
+            &StoreAnswer {
+                status: 200,
+                header: &h,
+                body: multivariant.as_bytes(),
+            },
+            now,
+        );
+        let Plan::Fetch(media) = next else {
+            panic!("{next:?}")
+        };
+        text(&answer(&media.next, 200, &[], STORE_MEDIA.as_bytes(), now))
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn dash_gives_each_alternative_audio_rendition_its_adaptation_set() {
+        let stored = groups_as_stored();
+        let t = mpd_over("/out/v1/news/dash/index.mpd", &stored);
+        // aac: English (main) and French; ac3: English 5.1 — each its own set, from its own
+        // rendition, with the measured bit rate where the store states one.
+        assert_eq!(t.matches("contentType=\"audio\"").count(), 3, "{t}");
+        assert!(t.contains("contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\" lang=\"en\">\n<Label>English</Label>\n<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>"), "{t}");
+        assert!(t.contains("lang=\"fr\">\n<Label>Français</Label>\n<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"alternate\"/>"), "{t}");
+        assert!(
+            t.contains(
+                "<Representation id=\"audio_en\" bandwidth=\"70312\" codecs=\"mp4a.40.2\"/>"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "<Representation id=\"audio_fr\" bandwidth=\"69001\" codecs=\"mp4a.40.2\"/>"
+            ),
+            "{t}"
+        );
+        assert!(
+            t.contains("<Representation id=\"audio_en51\" bandwidth=\"128000\" codecs=\"ac-3\"/>"),
+            "{t}"
+        );
+        assert!(t.contains("media=\"audio_fr/a$Time$.mp4\""), "{t}");
+        // audio_language narrows them, as it narrows the HLS groups.
+        let t = mpd_over(
+            "/out/v1/news/dash/index.mpd?aws.manifestfilter=audio_language:fr",
+            &stored,
+        );
+        assert_eq!(t.matches("contentType=\"audio\"").count(), 1, "{t}");
+        assert!(t.contains("lang=\"fr\""), "{t}");
+        // HLS viewers never see the store's attribute.
+        let f = fetch("/out/v1/news/hls/index.m3u8", &[]);
+        let hls = text(&answer(&f.next, 200, &[], stored.as_bytes(), T0));
+        assert!(!hls.contains("X-EDGEPACK"), "{hls}");
+        assert!(
+            hls.contains(
+                "NAME=\"Français\",AUTOSELECT=YES,CHANNELS=\"2\",URI=\"audio_fr/index.m3u8\"\n"
+            ),
+            "{hls}"
+        );
     }
 }

@@ -191,12 +191,17 @@ pub(super) fn on_timeline(
                 ep.name
             )));
         }
-        let (range, _, _) = window(ep, &pl, &tl.time, now_ms)?;
+        let (range, kind, spec) = window(ep, &pl, &tl.time, now_ms)?;
+        let windowed = Windowed {
+            range: range.clone(),
+            kind,
+            spec,
+        };
         // The tracks are described from the first segment of the newest run in the window (the
         // codec configuration may change at a discontinuity): the same segment for as long as
         // that run stays in the store.
         let Some(newest) = pl.segments.get(range).and_then(|s| s.last()) else {
-            return manifest(ep, tl, answer.body, &[], now_ms).map(Plan::Respond);
+            return write_manifest(ep, tl, &pl, windowed, &[], now_ms).map(Plan::Respond);
         };
         let run = key_periods::run_start(&pl, ep, newest);
         let at = run.pdt_ms.or(newest.pdt_ms).unwrap_or(0);
@@ -220,7 +225,7 @@ pub(super) fn on_timeline(
             }
         }
         if pending.is_empty() {
-            return manifest(ep, tl, answer.body, &known, now_ms).map(Plan::Respond);
+            return write_manifest(ep, tl, &pl, windowed, &known, now_ms).map(Plan::Respond);
         }
         Ok(Plan::Fetch(Box::new(Fetch {
             path: pending[0].path.clone(),
@@ -304,7 +309,26 @@ fn manifest(
 ) -> Result<Response, FilterError> {
     let pl = media_playlist::parse(playlist)?;
     let (range, kind, spec) = window(ep, &pl, &tl.time, now_ms)?;
-    if let Some(refused) = endpoint_errors::check(&ep.errors, &pl, &range, kind, now_ms) {
+    write_manifest(ep, tl, &pl, Windowed { range, kind, spec }, known, now_ms)
+}
+
+/// The window of the timeline a manifest shows.
+struct Windowed {
+    range: std::ops::Range<usize>,
+    kind: PlaylistType,
+    spec: crate::playlist_window::WindowSpec,
+}
+
+/// [`manifest`] from the parsed timeline and its window.
+fn write_manifest(
+    ep: &Endpoint,
+    tl: &Timeline,
+    pl: &media_playlist::MediaPlaylist<'_>,
+    Windowed { range, kind, spec }: Windowed,
+    known: &[Described],
+    now_ms: i64,
+) -> Result<Response, FilterError> {
+    if let Some(refused) = endpoint_errors::check(&ep.errors, pl, &range, kind, now_ms) {
         return Ok(refused);
     }
     let segments = pl.segments.get(range).unwrap_or(&[]);

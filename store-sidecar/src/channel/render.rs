@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use bytes::Bytes;
-use edgepack_store_api::api::{init_uri, segment_uri, variant_uri};
+use edgepack_store_api::api::{MEDIA_BANDWIDTH_ATTRIBUTE, init_uri, segment_uri, variant_uri};
 use edgepack_store_api::cues;
 use edgepack_store_api::window::{self, ViewQuery};
 use edgepack_store_api::{MediaPlaylist, RunStart, Segment, ViewContext, format_pdt};
@@ -89,6 +89,26 @@ fn view_segment<'e>(
 }
 
 /// A text made once for many segments (always there: made for every entry).
+/// A rendition's measured peak bit rate: bits per second of its newest 30 segments, the
+/// largest (what `BANDWIDTH` means); `None` before its first segment.
+fn measured_bps(r: &super::Rendition) -> Option<u64> {
+    r.timeline
+        .entries
+        .iter()
+        .rev()
+        .take(30)
+        .filter_map(|e| {
+            e.copies
+                .iter()
+                .flatten()
+                .next()
+                .filter(|_| e.duration > 0.0)
+                .map(|c| c.size as f64 * 8.0 / e.duration)
+        })
+        .reduce(f64::max)
+        .map(|bps| bps.ceil().max(1.0) as u64)
+}
+
 fn borrowed<'a>(text: Option<&'a Cow<'static, str>>) -> Cow<'a, str> {
     Cow::Borrowed(text.map_or("", |t| t.as_ref()))
 }
@@ -106,67 +126,64 @@ impl ChannelState {
             .as_ref()
             .map(|m| (a, m))
             .or_else(|| self.inputs[b].multivariant.as_ref().map(|m| (b, m)));
-        let text = match source {
-            Some((input, (doc, m))) => {
-                let mut m = m.clone();
-                let rewrite = |uri: &str| {
-                    resolve_segment_uri(&doc.path, uri, &self.cfg.id, input)
-                        .map(|p| variant_uri(&rendition_id(&p)))
-                };
-                for v in &mut m.variants {
-                    if let Some(u) = rewrite(&v.uri) {
-                        v.uri = u;
+        let text =
+            match source {
+                Some((input, (doc, m))) => {
+                    let mut m = m.clone();
+                    let rewrite = |uri: &str| {
+                        resolve_segment_uri(&doc.path, uri, &self.cfg.id, input)
+                            .map(|p| variant_uri(&rendition_id(&p)))
+                    };
+                    for v in &mut m.variants {
+                        if let Some(u) = rewrite(&v.uri) {
+                            v.uri = u;
+                        }
                     }
-                }
-                for alt in &mut m.alternatives {
-                    if let Some(u) = alt.uri.as_deref().and_then(rewrite) {
-                        alt.uri = Some(u);
+                    for alt in &mut m.alternatives {
+                        let Some(path) = alt.uri.as_deref().and_then(|uri| {
+                            resolve_segment_uri(&doc.path, uri, &self.cfg.id, input)
+                        }) else {
+                            continue;
+                        };
+                        let rid = rendition_id(&path);
+                        if let Some(bps) = self.renditions.get(&rid).and_then(measured_bps) {
+                            alt.other_attributes.get_or_insert_default().insert(
+                                MEDIA_BANDWIDTH_ATTRIBUTE.to_owned(),
+                                m3u8_rs::QuotedOrUnquoted::Unquoted(bps.to_string()),
+                            );
+                        }
+                        alt.uri = Some(variant_uri(&rid));
                     }
+                    let mut out = Vec::new();
+                    m.write_to(&mut out).ok()?;
+                    String::from_utf8(out).ok()?
                 }
-                let mut out = Vec::new();
-                m.write_to(&mut out).ok()?;
-                String::from_utf8(out).ok()?
-            }
-            None => {
-                if self
-                    .renditions
-                    .values()
-                    .all(|r| r.timeline.entries.is_empty())
-                {
-                    return None;
-                }
-                let mut text = "#EXTM3U\n#EXT-X-VERSION:3\n".to_owned();
-                // Only renditions with a segment: a playlist naming segments that never arrived
-                // does not make a variant (#16 §3).
-                for (rid, r) in self
-                    .renditions
-                    .iter()
-                    .filter(|(_, r)| !r.timeline.entries.is_empty())
-                {
-                    let bps = r
-                        .timeline
-                        .entries
+                None => {
+                    if self
+                        .renditions
+                        .values()
+                        .all(|r| r.timeline.entries.is_empty())
+                    {
+                        return None;
+                    }
+                    let mut text = "#EXTM3U\n#EXT-X-VERSION:3\n".to_owned();
+                    // Only renditions with a segment: a playlist naming segments that never arrived
+                    // does not make a variant (#16 §3).
+                    for (rid, r) in self
+                        .renditions
                         .iter()
-                        .rev()
-                        .take(30)
-                        .filter_map(|e| {
-                            e.copies
-                                .iter()
-                                .flatten()
-                                .next()
-                                .map(|c| c.size as f64 * 8.0 / e.duration)
-                        })
-                        .fold(0.0, f64::max);
-                    let _ = writeln!(
-                        text,
-                        "#EXT-X-STREAM-INF:BANDWIDTH={}\n{}",
-                        bps.ceil().max(1.0) as u64,
-                        variant_uri(rid)
-                    );
+                        .filter(|(_, r)| !r.timeline.entries.is_empty())
+                    {
+                        let _ = writeln!(
+                            text,
+                            "#EXT-X-STREAM-INF:BANDWIDTH={}\n{}",
+                            measured_bps(r).unwrap_or(1),
+                            variant_uri(rid)
+                        );
+                    }
+                    text
                 }
-                text
-            }
-        };
+            };
         let r = Rendered::new(text);
         self.multivariant_cache = Some(r.clone());
         Some(r)
