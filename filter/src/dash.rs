@@ -422,7 +422,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
                 );
             }
             out.push_str(&protection);
-            out.push_str(&template(TrackKind::Audio, Some(&a.rendition)));
+            out.push_str(&template(TrackKind::Audio, Some(a.rendition)));
             let _ = writeln!(
                 out,
                 "\n<Representation id=\"{}\" bandwidth=\"{}\" codecs=\"{}\"/>",

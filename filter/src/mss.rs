@@ -7,8 +7,10 @@
 //! `QualityLevels({bitrate})/Fragments(video={t})` (`audio=` for audio): the bitrate names
 //! the variant, so every QualityLevel of a stream has its own bitrate ([`bitrates`]).
 //!
-//! Streams: one video StreamIndex with every selected variant as a QualityLevel, and the audio
-//! of the lowest-bandwidth variant as the audio StreamIndex (encoders mux the same audio into
+//! Streams: one video StreamIndex with every selected variant as a QualityLevel; an audio
+//! StreamIndex per alternative audio rendition of the variants' `AUDIO` groups
+//! (`audio_{rendition}`, with its `Language` and the store's measured bit rate) or, for muxed
+//! audio, the audio of the lowest-bandwidth variant (`audio`; encoders mux the same audio into
 //! every variant). `CodecPrivateData` comes from the segments themselves (SPS/PPS, AAC
 //! AudioSpecificConfig).
 //!
@@ -128,10 +130,19 @@ pub struct VideoLevel<'a> {
     pub info: &'a TrackInfo,
 }
 
+/// An audio stream: the variants' muxed audio (`audio`) or an alternative audio rendition
+/// (`audio_{rendition}`, with its language).
+pub struct AudioStream<'a> {
+    pub name: String,
+    pub language: Option<&'a str>,
+    pub bitrate: u64,
+    pub info: &'a TrackInfo,
+}
+
 /// Everything a manifest is written from.
 pub struct Manifest<'a> {
     pub video: Vec<VideoLevel<'a>>,
-    pub audio: Option<&'a TrackInfo>,
+    pub audio: Vec<AudioStream<'a>>,
     /// The window's segments (of the first variant: renditions are segment-aligned).
     pub segments: &'a [Segment<'a>],
     pub live: bool,
@@ -228,19 +239,28 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
         out.push_str(&c);
         out.push_str("\n</StreamIndex>\n");
     }
-    if let Some(TrackInfo::Audio {
-        private_data,
-        sample_rate,
-        channels,
-    }) = m.audio
-    {
-        let _ = writeln!(
+    for a in &m.audio {
+        let TrackInfo::Audio {
+            private_data,
+            sample_rate,
+            channels,
+        } = a.info
+        else {
+            continue;
+        };
+        let name = xml_escape(&a.name);
+        let _ = write!(
             out,
-            "<StreamIndex Type=\"audio\" Name=\"audio\" Chunks=\"{count}\" QualityLevels=\"1\" Url=\"QualityLevels({{bitrate}})/Fragments(audio={{start time}})\">"
+            "<StreamIndex Type=\"audio\" Name=\"{name}\" Chunks=\"{count}\" QualityLevels=\"1\" Url=\"QualityLevels({{bitrate}})/Fragments({name}={{start time}})\""
         );
+        if let Some(lang) = a.language {
+            let _ = write!(out, " Language=\"{}\"", xml_escape(lang));
+        }
+        out.push_str(">\n");
         let _ = writeln!(
             out,
-            "<QualityLevel Index=\"0\" Bitrate=\"{AUDIO_BITRATE}\" FourCC=\"AACL\" SamplingRate=\"{sample_rate}\" Channels=\"{channels}\" BitsPerSample=\"16\" PacketSize=\"4\" AudioTag=\"255\" CodecPrivateData=\"{private_data}\"/>"
+            "<QualityLevel Index=\"0\" Bitrate=\"{}\" FourCC=\"AACL\" SamplingRate=\"{sample_rate}\" Channels=\"{channels}\" BitsPerSample=\"16\" PacketSize=\"4\" AudioTag=\"255\" CodecPrivateData=\"{private_data}\"/>",
+            a.bitrate
         );
         out.push_str(&c);
         out.push_str("\n</StreamIndex>\n");
@@ -284,6 +304,13 @@ pub fn protection_header(kid: &[u8; 16]) -> String {
         "<Protection><ProtectionHeader SystemID=\"{PLAYREADY_SYSTEM_ID}\">{}</ProtectionHeader></Protection>",
         b64.encode(object)
     )
+}
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('"', "&quot;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 fn dims(info: &TrackInfo) -> (u16, u16) {
@@ -403,7 +430,12 @@ mod tests {
                     bitrate: 1_500_000,
                     info: &video,
                 }],
-                audio: Some(&audio),
+                audio: vec![AudioStream {
+                    name: "audio".into(),
+                    language: None,
+                    bitrate: AUDIO_BITRATE,
+                    info: &audio,
+                }],
                 segments,
                 live,
                 window_ms: 30_000,

@@ -44,10 +44,13 @@ pub enum Asset {
     /// `Manifest` (or `index.ism/Manifest`): the Smooth Streaming client manifest.
     SmoothManifest,
     /// `QualityLevels({bitrate})/Fragments({stream}={time})` (also below `index.ism/`): one
-    /// Smooth Streaming fragment; `time` in 10 MHz ticks (see [`crate::mss`]).
+    /// Smooth Streaming fragment; `time` in 10 MHz ticks (see [`crate::mss`]). The stream is
+    /// `video`, `audio` (the variants' muxed audio) or `audio_{rendition}` (an alternative
+    /// audio rendition: `rendition` is set).
     SmoothFragment {
         bitrate: u64,
         track: TrackKind,
+        rendition: Option<String>,
         time: u64,
     },
 }
@@ -99,10 +102,11 @@ impl Asset {
             Asset::SmoothFragment {
                 bitrate,
                 track,
+                rendition,
                 time,
             } => format!(
                 "QualityLevels({bitrate})/Fragments({}={time})",
-                track.smooth_name()
+                smooth_stream_name(*track, rendition.as_deref())
             ),
             Asset::Key { key_id } => format!("key/{key_id}"),
             Asset::Media { rendition } => format!("{rendition}/index.m3u8"),
@@ -176,7 +180,16 @@ fn numbered(file: &str, prefix: &str) -> Option<u64> {
         .and_then(|n| n.parse::<u64>().ok())
 }
 
-/// `QualityLevels({bitrate})` + `Fragments({video|audio}={time})` → the fragment.
+/// The name of a Smooth Streaming stream (`StreamIndex@Name`, and in its fragment URLs):
+/// `video`, `audio`, or `audio_{rendition}` for an alternative audio rendition.
+pub fn smooth_stream_name(track: TrackKind, rendition: Option<&str>) -> String {
+    match rendition {
+        Some(r) => format!("audio_{r}"),
+        None => track.smooth_name().to_owned(),
+    }
+}
+
+/// `QualityLevels({bitrate})` + `Fragments({video|audio|audio_…}={time})` → the fragment.
 fn smooth_fragment(levels: &str, fragments: &str) -> Option<Asset> {
     let digits = |n: &str| {
         (!n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
@@ -188,14 +201,18 @@ fn smooth_fragment(levels: &str, fragments: &str) -> Option<Asset> {
         .strip_prefix("Fragments(")?
         .strip_suffix(')')?
         .split_once('=')?;
-    let track = match stream {
-        "video" => TrackKind::Video,
-        "audio" => TrackKind::Audio,
-        _ => return None,
+    let (track, rendition) = match stream {
+        "video" => (TrackKind::Video, None),
+        "audio" => (TrackKind::Audio, None),
+        other => {
+            let r = other.strip_prefix("audio_").filter(|r| safe(r))?;
+            (TrackKind::Audio, Some(r.to_owned()))
+        }
     };
     Some(Asset::SmoothFragment {
         bitrate,
         track,
+        rendition,
         time: digits(time)?,
     })
 }

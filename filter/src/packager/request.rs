@@ -135,8 +135,10 @@ fn plan_asset(
         Asset::SmoothFragment {
             bitrate,
             track,
+            rendition,
             time,
-        } => smooth::fragment_start(r, *bitrate, *track, *time).map(|f| Plan::Fetch(Box::new(f))),
+        } => smooth::fragment_start(r, *bitrate, *track, rendition.clone(), *time)
+            .map(|f| Plan::Fetch(Box::new(f))),
         Asset::Track {
             rendition,
             track,

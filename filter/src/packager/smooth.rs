@@ -26,7 +26,7 @@ use crate::http_policy::{self, cors};
 use crate::key_periods;
 use crate::media_playlist;
 use crate::mss::{self, TrackInfo};
-use crate::multivariant::{self, Variant};
+use crate::multivariant::{self, AudioRendition, Variant};
 use crate::playlist_window::PlaylistType;
 use crate::query::TimeShift;
 use crate::response::Response;
@@ -38,6 +38,8 @@ pub struct Timeline {
     pub channel: String,
     pub endpoint: String,
     pub variants: Vec<Variant>,
+    /// The variants' alternative audio renditions (none: their muxed audio).
+    pub audio: Vec<AudioRendition>,
     pub time: TimeShift,
 }
 
@@ -76,6 +78,8 @@ pub struct FragmentStart {
     pub endpoint: String,
     pub bitrate: u64,
     pub track: TrackKind,
+    /// `audio_{rendition}`: the alternative audio rendition.
+    pub rendition: Option<String>,
     pub time: u64,
 }
 
@@ -124,6 +128,7 @@ pub(super) fn on_variants(
         }
         let ep = endpoint(settings, &first.channel, &first.endpoint)?;
         let variants = multivariant::variants(answer.body, ep, first.filter.as_ref())?;
+        let audio = multivariant::audio_renditions(answer.body, &variants, first.filter.as_ref())?;
         let timeline = variants
             .first()
             .map(|v| v.rendition.clone())
@@ -134,23 +139,83 @@ pub(super) fn on_variants(
                 channel: first.channel.clone(),
                 endpoint: first.endpoint.clone(),
                 variants,
+                audio,
                 time: first.time.clone(),
             })),
         })))
     })())
 }
 
-/// The variants of the manifest's video stream, and the one whose audio is the audio stream.
-fn streams(variants: &[Variant]) -> (Vec<&Variant>, Option<&Variant>) {
+/// An audio stream of the manifest: where its fragments come from and what it is called.
+struct Audio<'a> {
+    rendition: &'a str,
+    /// An alternative audio rendition (`audio_{rendition}`), not the variants' muxed `audio`.
+    alternative: bool,
+    language: Option<&'a str>,
+    bitrate: u64,
+}
+
+impl Audio<'_> {
+    fn name(&self) -> String {
+        crate::route::smooth_stream_name(
+            TrackKind::Audio,
+            self.alternative.then_some(self.rendition),
+        )
+    }
+}
+
+/// The variants of the manifest's video stream, and its audio streams: each alternative audio
+/// rendition, else the muxed audio of the lowest-bandwidth variant.
+fn streams<'a>(
+    variants: &'a [Variant],
+    alternatives: &'a [AudioRendition],
+) -> (Vec<&'a Variant>, Vec<Audio<'a>>) {
     let video = variants
         .iter()
         .filter(|v| v.video_codec.is_some())
         .collect();
-    let audio = variants
-        .iter()
-        .filter(|v| v.audio_codec.is_some())
-        .min_by_key(|v| v.bandwidth);
+    let audio = if alternatives.is_empty() {
+        variants
+            .iter()
+            .filter(|v| v.audio_codec.is_some())
+            .min_by_key(|v| v.bandwidth)
+            .map(|v| Audio {
+                rendition: &v.rendition,
+                alternative: false,
+                language: None,
+                bitrate: mss::AUDIO_BITRATE,
+            })
+            .into_iter()
+            .collect()
+    } else {
+        alternatives
+            .iter()
+            .map(|a| Audio {
+                rendition: &a.rendition,
+                alternative: true,
+                language: a.language.as_deref(),
+                bitrate: a.bandwidth.unwrap_or(mss::AUDIO_BITRATE),
+            })
+            .collect()
+    };
     (video, audio)
+}
+
+/// Refuses alternative audio Smooth Streaming cannot carry here (AAC only), by name.
+fn check_audio_codecs(ep: &Endpoint, audio: &[AudioRendition]) -> Result<(), FilterError> {
+    match audio.iter().find(|a| {
+        a.codec
+            .as_deref()
+            .is_some_and(|c| !c.starts_with("mp4a.40."))
+    }) {
+        Some(a) => Err(FilterError::NotImplemented(format!(
+            "endpoint '{}' is Smooth Streaming, which edgepack writes for AAC (mp4a.40) audio only; audio rendition '{}' is {}",
+            ep.name,
+            a.rendition,
+            a.codec.as_deref().unwrap_or_default()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Refuses codecs Smooth Streaming cannot carry here (H.264 and AAC only), by name.
@@ -184,6 +249,7 @@ pub(super) fn on_timeline(
         }
         let ep = endpoint(settings, &tl.channel, &tl.endpoint)?;
         check_codecs(ep, &tl.variants)?;
+        check_audio_codecs(ep, &tl.audio)?;
         let pl = media_playlist::parse(answer.body)?;
         if pl.segments.iter().any(|s| s.map.is_some()) {
             return Err(FilterError::NotImplemented(format!(
@@ -205,16 +271,16 @@ pub(super) fn on_timeline(
         };
         let run = key_periods::run_start(&pl, ep, newest);
         let at = run.pdt_ms.or(newest.pdt_ms).unwrap_or(0);
-        let (video, audio) = streams(&tl.variants);
+        let (video, audio) = streams(&tl.variants, &tl.audio);
         let sources = video
             .iter()
-            .map(|v| (v, TrackKind::Video))
-            .chain(audio.iter().map(|a| (a, TrackKind::Audio)));
+            .map(|v| (v.rendition.as_str(), TrackKind::Video))
+            .chain(audio.iter().map(|a| (a.rendition, TrackKind::Audio)));
         let mut known = Vec::new();
         let mut pending = Vec::new();
-        for (v, track) in sources {
-            let path = store::segment_at_path(&tl.channel, &v.rendition, at, "ts");
-            let rendition = v.rendition.clone();
+        for (rendition, track) in sources {
+            let path = store::segment_at_path(&tl.channel, rendition, at, "ts");
+            let rendition = rendition.to_owned();
             match kept_track(&path, track) {
                 Some(info) => known.push(Described { rendition, info }),
                 None => pending.push(CodecSource {
@@ -332,17 +398,17 @@ fn write_manifest(
         return Ok(refused);
     }
     let segments = pl.segments.get(range).unwrap_or(&[]);
-    let (video, audio) = streams(&tl.variants);
+    let (video, audio) = streams(&tl.variants, &tl.audio);
     let bitrates = mss::bitrates(&video.iter().map(|v| (*v).clone()).collect::<Vec<_>>());
-    let info = |v: &Variant, track: TrackKind| {
+    let info = |rendition: &str, track: TrackKind| {
         known
             .iter()
-            .find(|d| d.rendition == v.rendition && d.info.kind() == track)
+            .find(|d| d.rendition == rendition && d.info.kind() == track)
             .map(|d| &d.info)
     };
     let mut levels = Vec::with_capacity(video.len());
     for (v, bitrate) in video.iter().zip(&bitrates) {
-        if let Some(i) = info(v, TrackKind::Video) {
+        if let Some(i) = info(&v.rendition, TrackKind::Video) {
             levels.push(mss::VideoLevel {
                 variant: v,
                 bitrate: *bitrate,
@@ -352,7 +418,17 @@ fn write_manifest(
     }
     let text = mss::write(&mss::Manifest {
         video: levels,
-        audio: audio.and_then(|a| info(a, TrackKind::Audio)),
+        audio: audio
+            .iter()
+            .filter_map(|a| {
+                Some(mss::AudioStream {
+                    name: a.name(),
+                    language: a.language,
+                    bitrate: a.bitrate,
+                    info: info(a.rendition, TrackKind::Audio)?,
+                })
+            })
+            .collect(),
         segments,
         live: kind != PlaylistType::Vod,
         window_ms: match (kind, spec.start_ms) {
@@ -379,6 +455,7 @@ pub(super) fn fragment_start(
     r: &Route,
     bitrate: u64,
     track: TrackKind,
+    rendition: Option<String>,
     time: u64,
 ) -> Result<Fetch, FilterError> {
     if mss::pdt_of(time).is_none() {
@@ -393,6 +470,7 @@ pub(super) fn fragment_start(
             endpoint: r.endpoint.clone(),
             bitrate,
             track,
+            rendition,
             time,
         }),
     })
@@ -411,9 +489,22 @@ pub(super) fn on_fragment_variants(
         let ep = endpoint(settings, &f.channel, &f.endpoint)?;
         let variants = multivariant::variants(answer.body, ep, None)?;
         check_codecs(ep, &variants)?;
-        let (video, audio) = streams(&variants);
-        let rendition = match f.track {
-            TrackKind::Video => {
+        let alternatives = multivariant::audio_renditions(answer.body, &variants, None)?;
+        let (video, audio) = streams(&variants, &alternatives);
+        let rendition = match (&f.rendition, f.track) {
+            // An alternative audio rendition is named by its stream; its measured bit rate may
+            // have moved since the manifest was written, so the URL's is not checked.
+            (Some(r), _) => alternatives
+                .iter()
+                .find(|a| &a.rendition == r)
+                .map(|a| a.rendition.clone())
+                .ok_or_else(|| {
+                    FilterError::NotFound(format!(
+                        "no audio stream 'audio_{r}'; the manifest lists {}",
+                        audio.iter().map(Audio::name).collect::<Vec<_>>().join(", ")
+                    ))
+                })?,
+            (None, TrackKind::Video) => {
                 let owned: Vec<Variant> = video.iter().map(|v| (*v).clone()).collect();
                 let bitrates = mss::bitrates(&owned);
                 bitrates
@@ -433,16 +524,22 @@ pub(super) fn on_fragment_variants(
                         ))
                     })?
             }
-            TrackKind::Audio => match audio {
-                Some(a) if f.bitrate == mss::AUDIO_BITRATE => a.rendition.clone(),
+            (None, TrackKind::Audio) => match audio.first() {
+                Some(a) if !a.alternative && f.bitrate == mss::AUDIO_BITRATE => {
+                    a.rendition.to_owned()
+                }
                 _ => {
                     return Err(FilterError::NotFound(format!(
-                        "no audio QualityLevel has bitrate {}; the manifest lists {}",
+                        "no QualityLevel of stream 'audio' has bitrate {}; the manifest lists {}",
                         f.bitrate,
-                        if audio.is_some() {
-                            mss::AUDIO_BITRATE.to_string()
-                        } else {
+                        if audio.is_empty() {
                             "no audio".into()
+                        } else {
+                            audio
+                                .iter()
+                                .map(|a| format!("{} ({})", a.name(), a.bitrate))
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         }
                     )));
                 }
@@ -629,5 +726,96 @@ mod tests {
         assert!(text(&r).contains("hvc1.1.6.l93.b0"), "{}", text(&r));
         let r = answer(&timeline.next, 200, &[], STORE_FMP4.as_bytes(), now);
         assert_eq!(r.status, 501, "{}", text(&r));
+    }
+}
+
+#[cfg(test)]
+mod alternative_audio {
+    use crate::packager::test_fixtures::*;
+
+    const STORED: &str = "#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_aud\",NAME=\"audio_1\",DEFAULT=YES,LANGUAGE=\"eng\",URI=\"stream_audio_en/index.m3u8\",X-EDGEPACK-BANDWIDTH=70312
+#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"group_aud\",NAME=\"audio_2\",DEFAULT=NO,LANGUAGE=\"fra\",URI=\"stream_audio_fr/index.m3u8\",X-EDGEPACK-BANDWIDTH=69001
+#EXT-X-STREAM-INF:BANDWIDTH=730400,RESOLUTION=320x240,CODECS=\"avc1.42c014,mp4a.40.2\",AUDIO=\"group_aud\"
+stream_video/index.m3u8
+";
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn each_audio_language_is_its_own_stream() {
+        let now = T0 + 10_000;
+        let f = fetch("/out/v1/news/mss/Manifest", &[]);
+        let h = headers(&[]);
+        let step = |step: &Step, body: &[u8]| {
+            on_store_answer(
+                &settings(),
+                step,
+                &StoreAnswer {
+                    status: 200,
+                    header: &h,
+                    body,
+                },
+                now,
+            )
+        };
+        let Plan::Fetch(timeline) = step(&f.next, STORED.as_bytes()) else {
+            panic!()
+        };
+        assert!(
+            timeline
+                .path
+                .starts_with("/store/v1/news/stream_video/index.m3u8?")
+        );
+        let Plan::Fetch(codec) = step(&timeline.next, STORE_MEDIA.as_bytes()) else {
+            panic!()
+        };
+        let Step::SmoothCodecs(c) = &codec.next else {
+            panic!()
+        };
+        let pending: Vec<(&str, TrackKind)> = c
+            .pending
+            .iter()
+            .map(|p| (p.rendition.as_str(), p.track))
+            .collect();
+        assert_eq!(
+            pending,
+            [
+                ("stream_video", TrackKind::Video),
+                ("stream_audio_en", TrackKind::Audio),
+                ("stream_audio_fr", TrackKind::Audio)
+            ]
+        );
+        // A fragment of a language: its stream names its rendition, whatever the bit rate.
+        let t = crate::mss::time_of(T0).unwrap();
+        for bitrate in [70312, 1] {
+            let f = fetch(
+                &format!(
+                    "/out/v1/news/mss/QualityLevels({bitrate})/Fragments(audio_stream_audio_fr={t})"
+                ),
+                &[],
+            );
+            let Plan::Fetch(segment) = step(&f.next, STORED.as_bytes()) else {
+                panic!()
+            };
+            assert_eq!(
+                segment.path,
+                format!("/store/v1/news/stream_audio_fr/at/{T0}.ts")
+            );
+        }
+        // No such language; and the muxed `audio` stream is not there when groups are.
+        for stream in ["audio_stream_audio_de", "audio"] {
+            let f = fetch(
+                &format!("/out/v1/news/mss/QualityLevels(128000)/Fragments({stream}={t})"),
+                &[],
+            );
+            let r = answer(&f.next, 200, &[], STORED.as_bytes(), now);
+            assert_eq!(r.status, 404, "{stream}");
+            assert!(
+                text(&r).contains("audio_stream_audio_en"),
+                "names the streams there are: {}",
+                text(&r)
+            );
+        }
     }
 }
