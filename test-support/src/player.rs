@@ -24,6 +24,12 @@ pub fn decoded_with(
     run_player(input_options, input, map, &[])
 }
 
+/// Stream index → MD5 of each decoded audio frame as 32-bit float PCM (`-c:a pcm_f32le`): for
+/// a mono stream the same bytes GStreamer's `avdec_aac` gives ([`smooth_played_with_audio`]).
+pub fn decoded_audio_f32(input: &str) -> Result<BTreeMap<u32, Vec<String>>, String> {
+    run_player(&[], input, "0:a", &["-c:a", "pcm_f32le"])
+}
+
 /// The first `seconds` of a live playlist from the oldest segment of its window
 /// (`-live_start_index 0`): ffmpeg follows a live playlist for as long as it is live, so the
 /// output is cut after that much (`-t`), all of it already in the window when playback starts.
@@ -103,8 +109,9 @@ fn run_player(
 pub struct SmoothPlayback {
     /// MD5 of each decoded video frame (I420, as ffmpeg's `framemd5` hashes it), in order.
     pub video: Vec<String>,
-    /// Decoded audio buffers.
-    pub audio_buffers: usize,
+    /// Per audio stream (`audio_00`, `audio_01`, …): the MD5 of each decoded buffer (one AAC
+    /// frame; for mono, the same bytes ffmpeg's `framemd5` hashes).
+    pub audio: Vec<Vec<String>>,
     /// The manifest ended (not live, or a live stream that ended) before `limit_s`.
     pub ended: bool,
 }
@@ -115,11 +122,30 @@ pub struct SmoothPlayback {
 /// (`avdec_aac`). A live manifest never ends: playback is stopped (killed) after `limit_s`
 /// seconds and what was decoded until then returned.
 pub fn smooth_played(url: &str, kbps: u32, limit_s: u32) -> Result<SmoothPlayback, String> {
-    let pipeline = format!(
+    smooth_played_with_audio(url, kbps, limit_s, 1)
+}
+
+/// [`smooth_played`] of a manifest with `audio_streams` audio streams (one per language), each
+/// decoded to 32-bit float and hashed per AAC frame (1,024 samples of a mono stream: the MD5s
+/// ffmpeg's `framemd5` gives with `-c:a pcm_f32le`).
+pub fn smooth_played_with_audio(
+    url: &str,
+    kbps: u32,
+    limit_s: u32,
+    audio_streams: usize,
+) -> Result<SmoothPlayback, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut pipeline = format!(
         "souphttpsrc location={url} ! typefind ! mssdemux name=d connection-speed={kbps} \
-         d.video_00 ! queue ! qtdemux ! h264parse ! avdec_h264 ! checksumsink hash=md5 sync=false \
-         d.audio_00 ! queue ! qtdemux ! aacparse ! avdec_aac ! checksumsink hash=sha1 sync=false"
+         d.video_00 ! queue ! qtdemux ! h264parse ! avdec_h264 ! checksumsink hash=md5 sync=false"
     );
+    for i in 0..audio_streams {
+        pipeline.push_str(&format!(
+            " d.audio_{i:02} ! queue ! qtdemux ! aacparse ! avdec_aac ! \
+             audio/x-raw,format=F32LE ! filesink location={}",
+            dir.path().join(format!("audio_{i}.raw")).display()
+        ));
+    }
     let out = Command::new("timeout")
         .args(["-s", "KILL", &limit_s.to_string()])
         // Line-buffered: what was decoded before the stop is not lost in a buffer.
@@ -137,24 +163,30 @@ pub fn smooth_played(url: &str, kbps: u32, limit_s: u32) -> Result<SmoothPlaybac
     if stderr.contains("ERROR") {
         return Err(format!("GStreamer reported an error: {stderr}"));
     }
-    // Both sinks print "{timestamp} {checksum}" per buffer to stdout: video's are MD5s (32 hex
-    // digits), audio's SHA-1s (40).
-    let mut video = Vec::new();
-    let mut audio_buffers = 0;
-    for line in stdout.lines() {
-        let mut cols = line.split_whitespace();
-        let (Some(_ts), Some(sum), None) = (cols.next(), cols.next(), cols.next()) else {
-            continue;
-        };
-        match sum.len() {
-            32 => video.push(sum.to_owned()),
-            40 => audio_buffers += 1,
-            _ => {}
-        }
+    // The video sink prints "{timestamp} {md5}" per frame.
+    let video = stdout
+        .lines()
+        .filter_map(|line| {
+            let mut cols = line.split_whitespace();
+            match (cols.next(), cols.next(), cols.next()) {
+                (Some(_), Some(sum), None) if sum.len() == 32 => Some(sum.to_owned()),
+                _ => None,
+            }
+        })
+        .collect();
+    let mut audio = Vec::with_capacity(audio_streams);
+    for i in 0..audio_streams {
+        use md5::Digest as _;
+        let pcm = std::fs::read(dir.path().join(format!("audio_{i}.raw"))).unwrap_or_default();
+        audio.push(
+            pcm.chunks(1024 * 4)
+                .map(|frame| hex::encode(md5::Md5::digest(frame)))
+                .collect(),
+        );
     }
     Ok(SmoothPlayback {
         video,
-        audio_buffers,
+        audio,
         ended: !stopped,
     })
 }

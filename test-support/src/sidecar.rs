@@ -620,6 +620,47 @@ impl Encoder {
         Encoder { child }
     }
 
+    /// Starts ffmpeg pushing a channel with alternative audio to input 1 (Digest): one video
+    /// rendition (`stream_video`) and two AAC renditions in one audio group — English, the
+    /// default, a 440 Hz tone (`stream_audio_en`), and French, 880 Hz (`stream_audio_fr`) — as
+    /// ffmpeg's HLS muxer writes them with `agroup` in `-var_stream_map`: `EXT-X-MEDIA` entries
+    /// and a variant whose `AUDIO` names the group.
+    pub fn start_languages(ingest: SocketAddr, seconds: u32) -> Encoder {
+        let mut args = test_pattern_inputs_with_tone(true, 440);
+        args.extend(
+            [
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=880:sample_rate=48000",
+            ]
+            .map(String::from),
+        );
+        let base = format!("http://enc1:{PASSWORD_1}@{ingest}/in/v1/news/1");
+        let seconds = seconds.to_string();
+        args.extend(
+            [
+                "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset",
+                "ultrafast", "-threads", "1", "-g", "50", "-keyint_min", "50", "-sc_threshold",
+                "0", "-b:v", "400k", "-c:a", "aac", "-b:a", "64k", "-f", "hls", "-hls_time", "2",
+                "-t", &seconds, "-hls_list_size", "3", "-hls_flags",
+                "program_date_time+delete_segments", "-method", "PUT", "-var_stream_map",
+                "v:0,agroup:aud,name:video a:0,agroup:aud,language:eng,name:audio_en,default:yes a:1,agroup:aud,language:fra,name:audio_fr",
+                "-master_pl_name", "master.m3u8", "-hls_segment_filename",
+            ]
+            .map(String::from),
+        );
+        args.push(format!("{base}/stream_%v_%d.ts"));
+        args.push(format!("{base}/stream_%v.m3u8"));
+        let child = Command::new("ffmpeg")
+            .args(&args)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("ffmpeg must be installed (apt-get install ffmpeg)");
+        Encoder { child }
+    }
+
     /// Waits for ffmpeg to finish (bounded).
     pub fn wait(mut self, limit: Duration) {
         let deadline = Instant::now() + limit;

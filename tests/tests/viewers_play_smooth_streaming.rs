@@ -3,8 +3,9 @@
 //! - The client manifest says what the channel is: both variants as video QualityLevels with
 //!   the bitrates and sizes of the multivariant playlist and `CodecPrivateData` from the
 //!   segments, one audio stream, `c` times that are the segments' program date times.
-//! - GStreamer's `mssdemux` (the player) decodes the time-shifted endpoint: exactly the frames
-//!   ffmpeg decodes from the same channel's HLS endpoint, for each QualityLevel.
+//! - GStreamer's `mssdemux` (the player) decodes the time-shifted endpoint: exactly the video
+//!   frames ffmpeg decodes from the same channel's HLS endpoint, for each QualityLevel, and
+//!   exactly its audio frames.
 //! - It plays the live endpoint while the encoder pushes: every frame it decodes is a frame of
 //!   the channel, in order, without a gap.
 //! - Fragments carry `tfxd` (their time) and `tfrf` (the next one's), and are cached per edge.
@@ -17,7 +18,7 @@ use base64::Engine as _;
 use std::time::Duration;
 
 use edgepack_host::{HostOptions, start};
-use edgepack_test_support::player::{decoded, smooth_played};
+use edgepack_test_support::player::{decoded, decoded_audio_f32, smooth_played};
 use edgepack_test_support::sidecar;
 use sidecar::get;
 
@@ -249,16 +250,22 @@ fn smooth_streaming_plays_live_and_time_shifted_frame_for_frame() {
     let hls: BTreeMap<u32, Vec<String>> = decoded(&hls_url, "0:v").unwrap();
     let hls: Vec<Vec<String>> = hls.into_values().collect();
     assert!(hls.iter().all(|f| f.len() >= 24 * 25), "24 s at 25 fps");
+    // The muxed audio (the same in both variants): every AAC frame as 32-bit float.
+    let hls_audio = decoded_audio_f32(&hls_url)
+        .unwrap()
+        .into_values()
+        .next()
+        .unwrap();
+    assert!(hls_audio.len() > 24 * 46, "24 s of 48 kHz AAC");
     let shifted_url = format!("http://{}/out/v1/news/mss/Manifest?{range}", h.addr);
     let mut played = Vec::new();
     // mssdemux takes the highest QualityLevel under its connection speed, else the lowest.
     for (b, kbps) in bitrates.iter().zip([1, 100_000]) {
         let p = smooth_played(&shifted_url, kbps, 90).unwrap();
         assert!(p.ended, "a past range ends");
-        assert!(
-            p.audio_buffers > 24 * 40,
-            "24 s of AAC: {}",
-            p.audio_buffers
+        assert_eq!(
+            p.audio[0], hls_audio,
+            "the HLS endpoint's sound, frame for frame"
         );
         assert!(
             hls.contains(&p.video),
