@@ -90,13 +90,14 @@ fn view_segment<'e>(
 
 /// A text made once for many segments (always there: made for every entry).
 /// A rendition's measured peak bit rate: bits per second of its newest 30 segments, the
-/// largest (what `BANDWIDTH` means); `None` before its first segment.
+/// largest (what `BANDWIDTH` means) — of those at least half as long as the longest: a sliver of
+/// a segment (an encoder's last, a few milliseconds of audio) is mostly container overhead;
+/// `None` before its first segment.
 fn measured_bps(r: &super::Rendition) -> Option<u64> {
-    r.timeline
-        .entries
-        .iter()
-        .rev()
-        .take(30)
+    let newest = || r.timeline.entries.iter().rev().take(30);
+    let longest = newest().map(|e| e.duration).fold(0.0, f64::max);
+    newest()
+        .filter(|e| e.duration * 2.0 >= longest)
         .filter_map(|e| {
             e.copies
                 .iter()

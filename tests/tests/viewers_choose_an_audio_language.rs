@@ -1,0 +1,191 @@
+//! User story: a channel with two audio languages — ffmpeg pushes one video rendition and an
+//! audio group of English (default, 440 Hz) and French (880 Hz) with `agroup` in
+//! `-var_stream_map` — reaches viewers in every format, each language its own track:
+//! - the store keeps each language as a rendition and states its measured bit rate on its
+//!   `EXT-X-MEDIA`; HLS viewers get the group as the encoder wrote it (without that attribute),
+//!   `aws.manifestfilter=audio_language:` narrows it;
+//! - DASH: an audio AdaptationSet per language with `lang`, `Role` (main, alternate), `Label` and
+//!   the measured bandwidth; ffmpeg's DASH demuxer decodes each language's frames exactly as ffmpeg
+//!   decodes that language's HLS rendition;
+//! - Smooth Streaming: an audio StreamIndex per language (`Language`); GStreamer's `mssdemux`
+//!   decodes both, each frame for frame the HLS rendition's.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+use std::time::Duration;
+
+use edgepack_host::{HostOptions, start};
+use edgepack_test_support::player::{decoded_audio_f32, smooth_played_with_audio};
+use edgepack_test_support::sidecar;
+use sidecar::get;
+
+const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
+  "channels": { "news": { "endpoints": {
+    "hls": { "format": "hls", "manifest_window_seconds": 30 },
+    "dash": { "format": "dash", "manifest_window_seconds": 30 },
+    "mss": { "format": "mss", "manifest_window_seconds": 30 } } } } }"#;
+
+/// The value of `name="…"` in the first element `<{tag} …>` at or after `from`.
+fn attr<'a>(xml: &'a str, tag: &str, name: &str, from: usize) -> Option<&'a str> {
+    let start = from + xml[from..].find(&format!("<{tag} "))?;
+    let end = start + xml[start..].find('>')?;
+    let element = &xml[start..end];
+    let key = format!(" {name}=\"");
+    let v = element.find(&key)? + key.len();
+    Some(&element[v..v + element[v..].find('"')?])
+}
+
+/// Each language's frames are the HLS rendition's, from the first: all of them but what lies
+/// past the channel's (video) timeline — ffmpeg ends an audio rendition with a sliver of a
+/// segment (a frame or two) after the video's last.
+fn same_frames(played: &[Vec<String>], hls: &[Vec<String>]) {
+    assert_eq!(played.len(), hls.len());
+    for (p, h) in played.iter().zip(hls) {
+        assert!(h.starts_with(p), "the same frames, in order");
+        assert!(
+            h.len() - p.len() <= 3,
+            "all but a trailing sliver: {} of {}",
+            p.len(),
+            h.len()
+        );
+    }
+}
+
+#[test]
+fn each_language_is_its_own_track_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
+    sidecar::Encoder::start_languages(sc.ingest, 10).wait(Duration::from_secs(60));
+    let mut o = HostOptions::new(
+        edgepack_test_support::artifacts::filter_wasm().unwrap(),
+        CONFIG.as_bytes().to_vec(),
+    );
+    o.clusters = vec![("edgepack_store".into(), sc.internal)];
+    let h = start(o).unwrap();
+    let range = sidecar::whole_history_range(&sc.status());
+
+    // The store: each language a rendition, with its measured bit rate.
+    let stored = String::from_utf8(sc.get_ok("/store/v1/news/index.m3u8")).unwrap();
+    let measured = |rendition: &str| -> u64 {
+        let line = stored
+            .lines()
+            .find(|l| l.contains(&format!("URI=\"{rendition}/index.m3u8\"")))
+            .unwrap_or_else(|| panic!("{rendition}: {stored}"));
+        line.split("X-EDGEPACK-BANDWIDTH=")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (en_bw, fr_bw) = (measured("stream_audio_en"), measured("stream_audio_fr"));
+    assert!(
+        (40_000..200_000).contains(&en_bw),
+        "64 kb/s AAC in TS: {en_bw}"
+    );
+
+    // HLS: the group as the encoder wrote it; the filter narrows it.
+    let r = get(h.addr, &format!("/out/v1/news/hls/index.m3u8?{range}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let hls = r.text();
+    assert!(!hls.contains("X-EDGEPACK"), "{hls}");
+    assert_eq!(hls.matches("#EXT-X-MEDIA:TYPE=AUDIO").count(), 2, "{hls}");
+    assert!(hls.contains("LANGUAGE=\"fra\""), "{hls}");
+    let r = get(
+        h.addr,
+        &format!("/out/v1/news/hls/index.m3u8?{range}&aws.manifestfilter=audio_language:fra"),
+    );
+    assert_eq!(
+        r.text().matches("#EXT-X-MEDIA:TYPE=AUDIO").count(),
+        1,
+        "{}",
+        r.text()
+    );
+    assert!(!r.text().contains("LANGUAGE=\"eng\""), "{}", r.text());
+    let language = |rendition: &str| {
+        decoded_audio_f32(&format!(
+            "http://{}/out/v1/news/hls/{rendition}/index.m3u8?{range}",
+            h.addr
+        ))
+        .unwrap()
+        .into_values()
+        .next()
+        .unwrap()
+    };
+    let (en, fr) = (language("stream_audio_en"), language("stream_audio_fr"));
+    assert!(en.len() > 10 * 46, "10 s of 48 kHz AAC: {}", en.len());
+    assert_ne!(en, fr, "two tones");
+
+    // DASH: a set per language, and each decodes to its HLS rendition's frames.
+    let mpd_url = format!("http://{}/out/v1/news/dash/index.mpd?{range}", h.addr);
+    let r = get(h.addr, &format!("/out/v1/news/dash/index.mpd?{range}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mpd = r.text();
+    let parsed = dash_mpd_core::parse(&mpd).unwrap();
+    let audio_sets: Vec<_> = parsed.periods[0]
+        .adaptations
+        .iter()
+        .filter(|a| a.contentType.as_deref() == Some("audio"))
+        .collect();
+    assert_eq!(audio_sets.len(), 2, "{mpd}");
+    let en_set = mpd.find("lang=\"eng\"").unwrap();
+    let fr_set = mpd.find("lang=\"fra\"").unwrap();
+    assert!(mpd[en_set..].starts_with("lang=\"eng\">\n<Label>audio_1</Label>\n<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"main\"/>"), "{mpd}");
+    assert!(mpd[fr_set..].contains("value=\"alternate\"/>"), "{mpd}");
+    assert_eq!(
+        attr(&mpd, "Representation", "bandwidth", en_set),
+        Some(en_bw.to_string().as_str()),
+        "{mpd}"
+    );
+    assert_eq!(
+        attr(&mpd, "Representation", "bandwidth", fr_set),
+        Some(fr_bw.to_string().as_str())
+    );
+    let mut dash: Vec<Vec<String>> = decoded_audio_f32(&mpd_url).unwrap().into_values().collect();
+    dash.sort();
+    let mut hls_both = vec![en.clone(), fr.clone()];
+    hls_both.sort();
+    same_frames(&dash, &hls_both);
+    // In the MPD's order: English first, as labelled.
+    let first = decoded_audio_f32(&mpd_url)
+        .unwrap()
+        .into_values()
+        .next()
+        .unwrap();
+    assert!(
+        en.starts_with(&first) && !first.is_empty(),
+        "the eng set is the English rendition"
+    );
+
+    // Smooth Streaming: a stream per language, each decoded frame for frame.
+    let r = get(h.addr, &format!("/out/v1/news/mss/Manifest?{range}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let m = r.text();
+    let en_stream = m.find("Name=\"audio_stream_audio_en\"").unwrap();
+    assert_eq!(
+        attr(&m, "StreamIndex", "Language", en_stream - 40),
+        Some("eng"),
+        "{m}"
+    );
+    assert!(m.contains("Name=\"audio_stream_audio_fr\""), "{m}");
+    let played = smooth_played_with_audio(
+        &format!("http://{}/out/v1/news/mss/Manifest?{range}", h.addr),
+        100_000,
+        60,
+        2,
+    )
+    .unwrap();
+    assert!(played.ended);
+    assert!(!played.video.is_empty());
+    let mut mss = played.audio.clone();
+    mss.sort();
+    same_frames(&mss, &hls_both);
+    assert!(
+        en.starts_with(&played.audio[0]),
+        "the eng stream (the first) is English"
+    );
+    assert_eq!(h.traps(), 0);
+    sc.stop();
+}
