@@ -22,13 +22,37 @@ pub struct Live {
 /// Starts the channel: `seconds` of live encoding (`fmp4` segments or MPEG-TS), and the host
 /// with `config` (plugin JSON) and `routes`.
 pub fn live(seconds: u32, fmp4: bool, config: &str, routes: Vec<DirectResponse>) -> Live {
+    with_encoder(
+        |ingest| {
+            sidecar::Encoder::start(sidecar::EncoderSpec {
+                two_renditions: true,
+                fmp4,
+                ..sidecar::EncoderSpec::digest(ingest, 1, seconds)
+            })
+        },
+        config,
+        routes,
+    )
+}
+
+/// [`live`] of a channel with alternative audio: one video rendition and English and French
+/// audio renditions in one group ([`sidecar::Encoder::start_languages`]).
+pub fn live_languages(seconds: u32, config: &str, routes: Vec<DirectResponse>) -> Live {
+    with_encoder(
+        |ingest| sidecar::Encoder::start_languages(ingest, seconds),
+        config,
+        routes,
+    )
+}
+
+fn with_encoder(
+    encoder: impl FnOnce(std::net::SocketAddr) -> sidecar::Encoder,
+    config: &str,
+    routes: Vec<DirectResponse>,
+) -> Live {
     let dir = tempfile::tempdir().unwrap();
     let store = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
-    let encoder = sidecar::Encoder::start(sidecar::EncoderSpec {
-        two_renditions: true,
-        fmp4,
-        ..sidecar::EncoderSpec::digest(store.ingest, 1, seconds)
-    });
+    let encoder = encoder(store.ingest);
     sidecar::wait_for(Duration::from_secs(30), "three segments", || {
         (store.status()["renditions"][0]["segments"].as_u64()? >= 3).then_some(())
     });
