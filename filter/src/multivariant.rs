@@ -389,9 +389,10 @@ pub fn audio_renditions(
     Ok(out)
 }
 
-/// The variants an endpoint offers (stream selection, then the request's `aws.manifestfilter`)
-/// in its stream order, for the DASH manifest. I-frame variants and alternative renditions
-/// (`EXT-X-MEDIA`) are not carried into DASH by this version.
+/// The variants an endpoint offers (stream selection, then the request's `aws.manifestfilter`,
+/// dropping a variant whose audio group loses every rendition) in its stream order, for the
+/// DASH and Smooth Streaming manifests; their alternative audio is [`audio_renditions`]. I-frame
+/// variants and subtitle renditions are not carried into those formats by this version.
 pub fn variants(
     bytes: &[u8],
     endpoint: &Endpoint,
@@ -408,10 +409,23 @@ pub fn variants(
             "it names no variant stream of the form {rendition}/index.m3u8",
         ));
     }
+    // As in the HLS playlist: a variant whose audio group loses every rendition to the filter
+    // goes too.
+    let group_alive = |group: &str| {
+        parsed.alternatives.iter().any(|a| {
+            a.media_type == AlternativeMediaType::Audio
+                && a.group_id == group
+                && alternative_passes(a, filter)
+        })
+    };
     let mut out: Vec<Variant> = parsed
         .variants
         .iter()
-        .filter(|v| !v.is_i_frame && variant_passes(v, endpoint, filter))
+        .filter(|v| {
+            !v.is_i_frame
+                && variant_passes(v, endpoint, filter)
+                && v.audio.as_deref().is_none_or(group_alive)
+        })
         .filter_map(|v| {
             let cs = codecs(v);
             let rendition = v.uri.strip_suffix("/index.m3u8")?;

@@ -44,6 +44,10 @@ fn config() -> Vec<u8> {
     "cenc": {{ "format": "dash", "encryption": {{ "method": "cenc", "key_rotation_interval_seconds": 60,
       "key": {{ "derived": {{ "secret": "0123456789abcdef0123" }} }},
       "key_token": {{ "secret": "tok-0123456789abcdef" }} }} }},
+    "mss": {{ "format": "mss", "manifest_window_seconds": 60 }},
+    "mss-cenc": {{ "format": "mss", "encryption": {{ "method": "cenc", "key_rotation_interval_seconds": 0,
+      "key": {{ "derived": {{ "secret": "0123456789abcdef0123" }} }},
+      "key_token": {{ "secret": "tok-0123456789abcdef" }} }} }},
     "guarded": {{ "format": "hls",
       "access": {{ "cdn_identifier": {{ "secrets": ["current", "previous"] }} }} }} }} }} }} }}"#
     )
@@ -554,6 +558,16 @@ fn viewer_paths() -> Vec<String> {
         format!("/out/v1/news/dash/stream_0/v{t}.mp4"),
         format!("/out/v1/news/cenc/stream_0/a{t}.mp4"),
         format!("/out/v1/news/cenc/stream_0/init-v{t}.mp4"),
+        "/out/v1/news/mss/Manifest".into(),
+        // Smooth Streaming times: 10 MHz ticks since 2020-01-01.
+        format!(
+            "/out/v1/news/mss/QualityLevels(730400)/Fragments(video={})",
+            (T0 - 1_577_836_800_000) * 10_000
+        ),
+        format!(
+            "/out/v1/news/mss-cenc/QualityLevels(128000)/Fragments(audio={})",
+            (T0 - 1_577_836_800_000) * 10_000
+        ),
     ]
 }
 

@@ -757,6 +757,16 @@ mod tests {
         );
         assert_eq!(t.matches("contentType=\"audio\"").count(), 1, "{t}");
         assert!(t.contains("lang=\"fr\""), "{t}");
+        // A language no rendition has leaves no variant: 400, as on the HLS endpoint.
+        for path in [
+            "/out/v1/news/dash/index.mpd?aws.manifestfilter=audio_language:de",
+            "/out/v1/news/hls/index.m3u8?aws.manifestfilter=audio_language:de",
+        ] {
+            let f = fetch(path, &[]);
+            let r = answer(&f.next, 200, &[], stored.as_bytes(), T0);
+            assert_eq!(r.status, 400, "{path}: {}", text(&r));
+            assert!(text(&r).contains("leaves no stream"), "{}", text(&r));
+        }
         // HLS viewers never see the store's attribute.
         let f = fetch("/out/v1/news/hls/index.m3u8", &[]);
         let hls = text(&answer(&f.next, 200, &[], stored.as_bytes(), T0));
