@@ -144,6 +144,44 @@ pub fn check_init(data: &[u8]) -> Result<usize, String> {
 /// A media segment: `styp`, `moof` (one `traf` per track with `tfhd`, `tfdt`, `trun`), `mdat`;
 /// every `trun`'s sample sizes add up to what its data offset points at inside `mdat`.
 /// Returns the number of samples.
+/// A Smooth Streaming fragment re-parses: `moof` + `mdat` filling it, one `traf` with `tfhd`,
+/// `trun` (its data offset at the `mdat` payload, its sample sizes filling it) and the `tfxd`
+/// box; the sample count.
+pub fn check_smooth_fragment(data: &[u8]) -> Result<usize, String> {
+    let top = boxes(data)?;
+    let kinds: Vec<&[u8; 4]> = top.iter().map(|b| &b.kind).collect();
+    if kinds != [b"moof", b"mdat"] {
+        return Err(format!("a Smooth Streaming fragment is moof + mdat, not {kinds:?}"));
+    }
+    let moof = child(&top, b"moof")?.body;
+    let mdat = child(&top, b"mdat")?.body;
+    let traf = boxes(child(&boxes(moof)?, b"traf")?.body)?;
+    child(&traf, b"tfhd")?;
+    let tfxd = [
+        0x6D, 0x1D, 0x9B, 0x05, 0x42, 0xD5, 0x44, 0xE6, 0x80, 0xE2, 0x14, 0x1D, 0xAF, 0xF7, 0x57,
+        0xB2,
+    ];
+    if !traf
+        .iter()
+        .any(|b| &b.kind == b"uuid" && b.body.starts_with(&tfxd))
+    {
+        return Err("no tfxd box".into());
+    }
+    let trun = child(&traf, b"trun")?.body;
+    let count = be32(trun, 4)? as usize;
+    if be32(trun, 8)? as usize != moof.len() + 8 + 8 {
+        return Err("the trun's data offset is not the mdat's payload".into());
+    }
+    let mut total = 0usize;
+    for i in 0..count {
+        total += be32(trun, 12 + 16 * i + 4)? as usize;
+    }
+    if total != mdat.len() {
+        return Err(format!("samples of {total} bytes in an mdat of {}", mdat.len()));
+    }
+    Ok(count)
+}
+
 pub fn check_fragment(data: &[u8]) -> Result<usize, String> {
     let top = boxes(data)?;
     let kinds: Vec<&[u8; 4]> = top.iter().map(|b| &b.kind).collect();
@@ -241,6 +279,11 @@ const PATHS: &[&str] = &[
     "/out/v1/news/cmaf-cbcs/stream_0/index.m3u8",
     "/out/v1/news/cmaf-cbcs/stream_0/10.mp4",
     "/out/v1/news/cmaf-cbcs/key/448904332",
+    "/out/v1/news/mss/Manifest",
+    "/out/v1/news/mss/index.ism/Manifest",
+    "/out/v1/news/mss/QualityLevels(730400)/Fragments(video=2177805316660000)",
+    "/out/v1/news/mss/index.ism/QualityLevels(128000)/Fragments(audio=2177805316660000)",
+    "/out/v1/news/mss/QualityLevels(70312)/Fragments(audio_stream_1=2177805316660000)",
     "/out/v1/other/hls/index.m3u8",
     "/in/v1/news/1/stream_0.m3u8",
     "/healthz",

@@ -3,7 +3,8 @@
 //! credentials; the test host runs the real `.wasm` with exactly the plugin JSON, stats tags and
 //! player routes of `envoy/envoy.yaml`; ffmpeg plays the three demo endpoints (clear, AES-128 and
 //! CMAF repackaged from TS) and its DASH + cenc endpoint (key from its ClearKey license server),
-//! every frame and the same frames; the player page is served; `/stats/prometheus` shows the filter's metrics with
+//! every frame and the same frames, and GStreamer its Smooth Streaming endpoint, the same
+//! pictures; the player page is served; `/stats/prometheus` shows the filter's metrics with
 //! the labels the bootstrap's `stats_tags` extract.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
@@ -220,6 +221,20 @@ fn demo_endpoints_play() {
         dash.values().next().map_or(0, Vec::len),
         run.len() * 50,
         "DASH + cenc: every frame of the run (2 s at 25 fps per segment)"
+    );
+
+    // Smooth Streaming: GStreamer plays the demo's mss endpoint over the same range, the top
+    // QualityLevel's pictures being the HLS endpoint's.
+    let mss = edgepack_test_support::player::smooth_played(
+        &format!("http://{}/out/v1/news/mss/Manifest?{range}", h.addr),
+        100_000,
+        90,
+    )
+    .unwrap();
+    assert!(mss.ended);
+    assert!(
+        sorted(&hls).contains(&mss.video),
+        "Smooth Streaming: the same pictures"
     );
 
     // The player page and hls.js, from the routes where the filter is off.
