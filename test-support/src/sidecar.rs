@@ -612,12 +612,7 @@ impl Encoder {
             args.push(dir.join(&seg).display().to_string());
             args.push(dir.join(pl).display().to_string());
         }
-        let child = Command::new("ffmpeg")
-            .args(&args)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("ffmpeg must be installed (apt-get install ffmpeg)");
-        Encoder { child }
+        Encoder::spawn(&args)
     }
 
     /// Starts ffmpeg pushing a channel with alternative audio to input 1 (Digest): one video
@@ -653,8 +648,12 @@ impl Encoder {
         );
         args.push(format!("{base}/stream_%v_%d.ts"));
         args.push(format!("{base}/stream_%v.m3u8"));
+        Encoder::spawn(&args)
+    }
+
+    fn spawn(args: &[String]) -> Encoder {
         let child = Command::new("ffmpeg")
-            .args(&args)
+            .args(args)
             .stdin(Stdio::null())
             .spawn()
             .expect("ffmpeg must be installed (apt-get install ffmpeg)");

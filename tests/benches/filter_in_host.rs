@@ -72,39 +72,14 @@ fn vm() -> Vm {
     Vm::start(&engine, &module, &linker, state).unwrap()
 }
 
-/// One request through the wasm filter: request headers, the store answer, the local reply.
+/// One request through the wasm filter: request headers, the store answer (with the segment's
+/// program date time), the local reply.
 fn in_vm(vm: &mut Vm, path: &str, body: &[u8]) -> usize {
-    let id = vm.new_stream("127.0.0.1:5000".into()).unwrap();
-    let st = vm.stream(id).unwrap();
-    st.request_headers = vec![
-        (":method".into(), "GET".into()),
-        (":path".into(), path.into()),
-        (":authority".into(), "edge".into()),
-    ];
-    st.request_headers_open = true;
-    vm.stream_call(
-        id,
-        "proxy_on_request_headers",
-        &[Val::I32(id as i32), Val::I32(3), Val::I32(1)],
-    )
-    .unwrap();
-    let call = vm.take_pending(id).pop().expect("a store fetch");
-    vm.deliver(
-        call.token,
-        CallResult::Response {
-            headers: vec![
-                (":status".into(), "200".into()),
-                ("x-edgepack-program-date-time".into(), PDT.into()),
-            ],
-            body: body.to_vec(),
-            trailers: vec![],
-        },
-    )
-    .unwrap();
-    let reply = vm.stream(id).unwrap().local_reply.take().expect("a reply");
-    assert_eq!(reply.status, 200);
-    vm.end_stream(id);
-    reply.body.len()
+    in_vm_steps(vm, path, &|_| (pdt_header(), body.to_vec()))
+}
+
+fn pdt_header() -> Vec<(String, String)> {
+    vec![("x-edgepack-program-date-time".into(), PDT.into())]
 }
 
 /// A store answer for a request that takes several store fetches: headers and body by the
@@ -197,36 +172,7 @@ fn native_steps(settings: &edgepack_filter::Settings, path: &str, answers: Answe
 }
 
 fn native(settings: &edgepack_filter::Settings, path: &str, body: &[u8]) -> usize {
-    let none = |_: &str| None;
-    let now = T0 + 3_600_000;
-    let Plan::Fetch(f) = plan(
-        settings,
-        &CoreRequest {
-            method: "GET",
-            path,
-            header: &none,
-            client_ip: None,
-            now_ms: now,
-        },
-    ) else {
-        panic!("expected a fetch")
-    };
-    let pdt = |n: &str| (n == "x-edgepack-program-date-time").then(|| PDT.to_owned());
-    match on_store_answer(
-        settings,
-        &f.next,
-        &StoreAnswer {
-            status: 200,
-            header: &pdt,
-            body,
-        },
-        now,
-    ) {
-        Plan::Respond(r) => r,
-        other => panic!("expected an answer, got {other:?}"),
-    }
-    .body
-    .len()
+    native_steps(settings, path, &|_| (pdt_header(), body.to_vec()))
 }
 
 fn mean_us(iterations: u32, mut f: impl FnMut() -> usize) -> f64 {

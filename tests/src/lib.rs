@@ -1,10 +1,21 @@
 //! edgepack's end-to-end tests (`tests/*.rs`, each named for the user story it proves) run the
 //! real `edgepack_filter.wasm` in the test host (crate `edgepack-host`) with the real sidecar and
 //! ffmpeg (crate `edgepack-test-support`). This library holds only what is theirs alone: the
-//! browser driver for the pages and scripts in `browser/`, and [`edge`], the test host a story
-//! runs its viewers against.
+//! browser driver for the pages and scripts in `browser/`, [`edge`], the test host a story
+//! runs its viewers against, and [`xml_attr`], for reading manifests.
 
 pub mod browser;
+
+/// The value of the attribute `name` of the first element `<{tag} …>` in `xml` at or after byte
+/// `from` (manifests edgepack writes: one element per tag, attributes in double quotes).
+pub fn xml_attr<'a>(xml: &'a str, tag: &str, name: &str, from: usize) -> Option<&'a str> {
+    let start = from + xml.get(from..)?.find(&format!("<{tag} "))?;
+    let end = start + xml[start..].find('>')?;
+    let element = &xml[start..end];
+    let key = format!(" {name}=\"");
+    let v = element.find(&key)? + key.len();
+    Some(&element[v..v + element[v..].find('"')?])
+}
 
 /// An edge for a story: the test host running the real `.wasm` with `config` as its plugin
 /// configuration, `workers` worker VMs, its `edgepack_store` cluster at `store`.

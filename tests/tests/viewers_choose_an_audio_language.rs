@@ -17,6 +17,7 @@ use std::time::Duration;
 use edgepack_host::{HostOptions, start};
 use edgepack_test_support::player::{decoded_audio_f32, smooth_played_with_audio};
 use edgepack_test_support::sidecar;
+use edgepack_tests::xml_attr as attr;
 use sidecar::get;
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
@@ -24,16 +25,6 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
     "hls": { "format": "hls", "manifest_window_seconds": 30 },
     "dash": { "format": "dash", "manifest_window_seconds": 30 },
     "mss": { "format": "mss", "manifest_window_seconds": 30 } } } } }"#;
-
-/// The value of `name="…"` in the first element `<{tag} …>` at or after `from`.
-fn attr<'a>(xml: &'a str, tag: &str, name: &str, from: usize) -> Option<&'a str> {
-    let start = from + xml[from..].find(&format!("<{tag} "))?;
-    let end = start + xml[start..].find('>')?;
-    let element = &xml[start..end];
-    let key = format!(" {name}=\"");
-    let v = element.find(&key)? + key.len();
-    Some(&element[v..v + element[v..].find('"')?])
-}
 
 /// Each language's frames are the HLS rendition's, from the first: all of them but what lies
 /// past the channel's (video) timeline — ffmpeg ends an audio rendition with a sliver of a

@@ -20,6 +20,7 @@ use std::time::Duration;
 use edgepack_host::{HostOptions, start};
 use edgepack_test_support::player::{decoded, decoded_audio_f32, smooth_played};
 use edgepack_test_support::sidecar;
+use edgepack_tests::xml_attr as attr;
 use sidecar::get;
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
@@ -141,16 +142,6 @@ fn piff_decrypt(fragment: &[u8], key: &[u8; 16]) -> Vec<Vec<u8>> {
         clear.push(out);
     }
     clear
-}
-
-/// The attribute `name` of the first element `<{tag} …>` in `xml` at or after `from`.
-fn attr<'a>(xml: &'a str, tag: &str, name: &str, from: usize) -> Option<&'a str> {
-    let start = from + xml[from..].find(&format!("<{tag} "))?;
-    let end = start + xml[start..].find('>')?;
-    let element = &xml[start..end];
-    let key = format!(" {name}=\"");
-    let v = element.find(&key)? + key.len();
-    Some(&element[v..v + element[v..].find('"')?])
 }
 
 /// A live encoder, then GStreamer on the live and the time-shifted Smooth Streaming endpoint.

@@ -356,17 +356,23 @@ fn sample_encryption(o: &mut Vec<u8>, aux: &RunAux, aux_fields: &mut Vec<(usize,
     full(o, b"senc", 0, if subsamples { 2 } else { 0 }, |o| {
         u32be(o, aux.samples.len() as u32);
         aux_fields.push((field, o.len()));
-        for s in &aux.samples {
-            o.extend_from_slice(&s.iv);
-            if subsamples {
-                u16be(o, s.subsamples.len() as u16);
-                for (clear, protected) in &s.subsamples {
-                    u16be(o, *clear);
-                    u32be(o, *protected);
-                }
+        sample_encryption_entries(o, aux, subsamples);
+    });
+}
+
+/// The entries of a sample encryption box (`senc`, and PIFF's): each sample's IV and, with
+/// `subsamples` (flag 2), its clear/protected byte counts.
+pub(crate) fn sample_encryption_entries(o: &mut Vec<u8>, aux: &RunAux, subsamples: bool) {
+    for s in &aux.samples {
+        o.extend_from_slice(&s.iv);
+        if subsamples {
+            u16be(o, s.subsamples.len() as u16);
+            for (clear, protected) in &s.subsamples {
+                u16be(o, *clear);
+                u32be(o, *protected);
             }
         }
-    });
+    }
 }
 
 /// A CMAF media segment (`styp` + `moof` + `mdat`) holding one run per track.

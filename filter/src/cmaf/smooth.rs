@@ -5,7 +5,7 @@
 //! (`uuid` A2394F52-…, the `senc` layout) for common encryption (`cenc`, AES-CTR).
 
 use super::cenc::RunAux;
-use super::mp4::{Run, boxed, full, sample_flags, u16be, u32be, u64be};
+use super::mp4::{Run, boxed, full, sample_encryption_entries, sample_flags, u32be, u64be};
 
 /// The timescale of every Smooth Streaming time here (MS-SSTR's default `TimeScale`).
 pub const TIMESCALE: u64 = 10_000_000;
@@ -127,16 +127,7 @@ fn piff_sample_encryption(o: &mut Vec<u8>, aux: &RunAux) {
     let subsamples = aux.samples.iter().any(|s| !s.subsamples.is_empty());
     uuid_box(o, &PIFF_SENC, 0, if subsamples { 2 } else { 0 }, |o| {
         u32be(o, aux.samples.len() as u32);
-        for s in &aux.samples {
-            o.extend_from_slice(&s.iv);
-            if subsamples {
-                u16be(o, s.subsamples.len() as u16);
-                for (clear, protected) in &s.subsamples {
-                    u16be(o, *clear);
-                    u32be(o, *protected);
-                }
-            }
-        }
+        sample_encryption_entries(o, aux, subsamples);
     });
 }
 

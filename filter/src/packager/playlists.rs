@@ -116,22 +116,29 @@ pub(super) fn dash_manifest(
         kind,
         endpoint: ep,
         now_ms,
-        // From `start` to live, the player may seek back to `start`: the time-shift buffer
-        // reaches that far (at least the live window).
-        window_ms: match (kind, spec.start_ms) {
-            (PlaylistType::Event, Some(start)) => spec
-                .window_ms
-                .max(now_ms.saturating_sub(spec.delay_ms).saturating_sub(start)),
-            _ => spec.window_ms,
-        },
+        window_ms: time_shift_buffer_ms(kind, &spec, now_ms),
         delay_ms: spec.delay_ms,
         base_url,
     })?;
-    Ok(
-        Response::with_body(200, "application/dash+xml", text.into_bytes()).header(
-            "cache-control",
-            http_policy::live_manifest(pl.target_duration.unwrap_or(0)),
-        ),
+    Ok(manifest_response("application/dash+xml", text, &pl))
+}
+
+/// How far back a player of a DASH or Smooth Streaming manifest may seek: the window, or from a
+/// time shift's `start` to live (at least the window).
+pub(super) fn time_shift_buffer_ms(kind: PlaylistType, spec: &WindowSpec, now_ms: i64) -> i64 {
+    match (kind, spec.start_ms) {
+        (PlaylistType::Event, Some(start)) => spec
+            .window_ms
+            .max(now_ms.saturating_sub(spec.delay_ms).saturating_sub(start)),
+        _ => spec.window_ms,
+    }
+}
+
+/// A manifest answer, cached as a live manifest of the playlist's target duration.
+pub(super) fn manifest_response(content_type: &str, text: String, pl: &MediaPlaylist) -> Response {
+    Response::with_body(200, content_type, text.into_bytes()).header(
+        "cache-control",
+        http_policy::live_manifest(pl.target_duration.unwrap_or(0)),
     )
 }
 
@@ -706,17 +713,7 @@ mod tests {
     fn mpd_over(path: &str, multivariant: &str) -> String {
         let now = T0 + 8_000;
         let f = fetch(path, &[]);
-        let h = headers(&[]);
-        let next = on_store_answer(
-            &settings(),
-            &f.next,
-            &StoreAnswer {
-                status: 200,
-                header: &h,
-                body: multivariant.as_bytes(),
-            },
-            now,
-        );
+        let next = next_plan(&f.next, 200, &[], multivariant.as_bytes(), now);
         let Plan::Fetch(media) = next else {
             panic!("{next:?}")
         };

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use edgepack_store_api::api as store;
 
-use super::playlists::{view_path, window};
+use super::playlists::{manifest_response, time_shift_buffer_ms, view_path, window};
 use super::{
     DashVariants, Fetch, Job, JobKind, Plan, Settings, Step, StoreAnswer, endpoint, store_error,
 };
@@ -22,7 +22,7 @@ use crate::cmaf;
 use crate::config::Endpoint;
 use crate::endpoint_errors;
 use crate::error::FilterError;
-use crate::http_policy::{self, cors};
+use crate::http_policy::cors;
 use crate::key_periods;
 use crate::media_playlist;
 use crate::mss::{self, TrackInfo};
@@ -325,7 +325,7 @@ pub(super) fn on_codecs(
             TrackKind::Audio => cmaf::Select::Audio,
         };
         let (tracks, _) = cmaf::tracks_and_runs(answer.body, None, None, select)
-            .map_err(|e| repackaging_error(&source.path, e))?;
+            .map_err(|e| super::tracks::repackaging_error(&source.path, e))?;
         let info = tracks.first().map(TrackInfo::of).ok_or_else(|| {
             FilterError::BadGateway(format!(
                 "the store's segment {} has no {} track",
@@ -352,17 +352,6 @@ pub(super) fn on_codecs(
             }))),
         }
     })())
-}
-
-fn repackaging_error(what: &str, e: cmaf::CmafError) -> FilterError {
-    match e {
-        cmaf::CmafError::Malformed(why) => FilterError::BadGateway(format!(
-            "the store's segment {what} cannot be repackaged: {why}"
-        )),
-        cmaf::CmafError::Unsupported(why) => FilterError::NotImplemented(format!(
-            "segment {what} cannot be repackaged for Smooth Streaming: {why}"
-        )),
-    }
 }
 
 /// Writes the manifest once every track is described.
@@ -431,23 +420,13 @@ fn write_manifest(
             .collect(),
         segments,
         live: kind != PlaylistType::Vod,
-        window_ms: match (kind, spec.start_ms) {
-            (PlaylistType::Event, Some(start)) => spec
-                .window_ms
-                .max(now_ms.saturating_sub(spec.delay_ms).saturating_sub(start)),
-            _ => spec.window_ms,
-        },
+        window_ms: time_shift_buffer_ms(kind, &spec, now_ms),
         // One key for the whole presentation (rotation is refused on mss endpoints).
         protection: ep
             .common_encryption()
             .map(|_| mss::protection_header(&crate::crypto::kid_for(ep, 0))),
     })?;
-    Ok(
-        Response::with_body(200, "application/vnd.ms-sstr+xml", text.into_bytes()).header(
-            "cache-control",
-            http_policy::live_manifest(pl.target_duration.unwrap_or(0)),
-        ),
-    )
+    Ok(manifest_response("application/vnd.ms-sstr+xml", text, pl))
 }
 
 /// The first fetch of a fragment: the multivariant playlist, to find the bitrate's variant.
@@ -565,20 +544,6 @@ pub(super) fn on_fragment_variants(
 mod tests {
     use crate::packager::test_fixtures::*;
 
-    fn next(step: &Step, status: u16, hdrs: &[(&str, &str)], body: &[u8], now: i64) -> Plan {
-        let h = headers(hdrs);
-        on_store_answer(
-            &settings(),
-            step,
-            &StoreAnswer {
-                status,
-                header: &h,
-                body,
-            },
-            now,
-        )
-    }
-
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn a_manifest_reads_the_timeline_then_one_segment_per_track() {
@@ -590,7 +555,7 @@ mod tests {
             let f = fetch(path, &[]);
             assert_eq!(f.path, "/store/v1/news/index.m3u8");
             assert!(f.answers_a_playlist() && !f.is_segment());
-            let Plan::Fetch(timeline) = next(&f.next, 200, &[], STORE_MASTER.as_bytes(), now)
+            let Plan::Fetch(timeline) = next_plan(&f.next, 200, &[], STORE_MASTER.as_bytes(), now)
             else {
                 panic!()
             };
@@ -602,7 +567,8 @@ mod tests {
                 timeline.path
             );
             // Both variants' video and the lower one's audio, from the run's first segment.
-            let Plan::Fetch(codec) = next(&timeline.next, 200, &[], STORE_MEDIA.as_bytes(), now)
+            let Plan::Fetch(codec) =
+                next_plan(&timeline.next, 200, &[], STORE_MEDIA.as_bytes(), now)
             else {
                 panic!()
             };
@@ -654,7 +620,8 @@ mod tests {
         );
         assert_eq!(f.path, "/store/v1/news/index.m3u8");
         assert!(f.is_segment() && f.is_playlist() && !f.answers_a_playlist());
-        let Plan::Fetch(segment) = next(&f.next, 200, &[], STORE_MASTER.as_bytes(), now) else {
+        let Plan::Fetch(segment) = next_plan(&f.next, 200, &[], STORE_MASTER.as_bytes(), now)
+        else {
             panic!()
         };
         assert_eq!(
@@ -666,7 +633,8 @@ mod tests {
             &format!("/out/v1/news/mss/index.ism/QualityLevels(128000)/Fragments(audio={t})"),
             &[],
         );
-        let Plan::Fetch(segment) = next(&f.next, 200, &[], STORE_MASTER.as_bytes(), now) else {
+        let Plan::Fetch(segment) = next_plan(&f.next, 200, &[], STORE_MASTER.as_bytes(), now)
+        else {
             panic!()
         };
         assert!(segment.path.starts_with("/store/v1/news/stream_1/at/"));
@@ -718,7 +686,7 @@ mod tests {
         let hevc = STORE_MASTER.replace("avc1.42c00d", "hvc1.1.6.L93.B0");
         let now = T0 + 10_000;
         let f = fetch("/out/v1/news/mss/Manifest", &[]);
-        let Plan::Fetch(timeline) = next(&f.next, 200, &[], hevc.as_bytes(), now) else {
+        let Plan::Fetch(timeline) = next_plan(&f.next, 200, &[], hevc.as_bytes(), now) else {
             panic!()
         };
         let r = answer(&timeline.next, 200, &[], STORE_MEDIA.as_bytes(), now);
@@ -746,19 +714,7 @@ stream_video/index.m3u8
     fn each_audio_language_is_its_own_stream() {
         let now = T0 + 10_000;
         let f = fetch("/out/v1/news/mss/Manifest", &[]);
-        let h = headers(&[]);
-        let step = |step: &Step, body: &[u8]| {
-            on_store_answer(
-                &settings(),
-                step,
-                &StoreAnswer {
-                    status: 200,
-                    header: &h,
-                    body,
-                },
-                now,
-            )
-        };
+        let step = |step: &Step, body: &[u8]| next_plan(step, 200, &[], body, now);
         let Plan::Fetch(timeline) = step(&f.next, STORED.as_bytes()) else {
             panic!()
         };

@@ -69,15 +69,16 @@ pub fn status(path: &str, hdrs: &[(&str, &str)]) -> (u16, String) {
     }
 }
 
-pub fn answer(
+/// What follows a store answer: the next fetch or the viewer's answer.
+pub fn next_plan(
     step: &Step,
     status: u16,
     hdrs: &[(&str, &str)],
     body: &[u8],
     now_ms: i64,
-) -> Response {
+) -> Plan {
     let h = headers(hdrs);
-    let plan = on_store_answer(
+    on_store_answer(
         &settings(),
         step,
         &StoreAnswer {
@@ -86,8 +87,17 @@ pub fn answer(
             body,
         },
         now_ms,
-    );
-    match plan {
+    )
+}
+
+pub fn answer(
+    step: &Step,
+    status: u16,
+    hdrs: &[(&str, &str)],
+    body: &[u8],
+    now_ms: i64,
+) -> Response {
+    match next_plan(step, status, hdrs, body, now_ms) {
         Plan::Respond(r) => r,
         other => panic!("expected an answer, got {other:?}"),
     }
@@ -113,17 +123,7 @@ pub fn uris(t: &str) -> Vec<&str> {
 pub fn after_multivariant(path: &str, hdrs: &[(&str, &str)], now: i64) -> Plan {
     let f = fetch(path, hdrs);
     assert_eq!(f.path, "/store/v1/news/index.m3u8");
-    let h = headers(&[]);
-    on_store_answer(
-        &settings(),
-        &f.next,
-        &StoreAnswer {
-            status: 200,
-            header: &h,
-            body: STORE_MASTER.as_bytes(),
-        },
-        now,
-    )
+    next_plan(&f.next, 200, &[], STORE_MASTER.as_bytes(), now)
 }
 
 /// The three steps of a DASH manifest: plan, the multivariant answer, the media answer.

@@ -125,14 +125,19 @@ fn protection(
     }
 }
 
-fn repackaging_error(sequence: u64, e: cmaf::CmafError) -> FilterError {
+/// A segment that cannot be repackaged: the store's problem (502), or a format this version
+/// does not carry (501). `segment` names it (its sequence number or store path).
+pub(super) fn repackaging_error(
+    segment: impl std::fmt::Display,
+    e: cmaf::CmafError,
+) -> FilterError {
     match e {
         cmaf::CmafError::Malformed(why) => FilterError::BadGateway(format!(
-            "the store's segment {sequence} cannot be repackaged: {why}"
+            "the store's segment {segment} cannot be repackaged: {why}"
         )),
-        cmaf::CmafError::Unsupported(why) => FilterError::NotImplemented(format!(
-            "segment {sequence} cannot be repackaged as CMAF: {why}"
-        )),
+        cmaf::CmafError::Unsupported(why) => {
+            FilterError::NotImplemented(format!("segment {segment} cannot be repackaged: {why}"))
+        }
     }
 }
 
