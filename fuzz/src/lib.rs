@@ -151,7 +151,9 @@ pub fn check_smooth_fragment(data: &[u8]) -> Result<usize, String> {
     let top = boxes(data)?;
     let kinds: Vec<&[u8; 4]> = top.iter().map(|b| &b.kind).collect();
     if kinds != [b"moof", b"mdat"] {
-        return Err(format!("a Smooth Streaming fragment is moof + mdat, not {kinds:?}"));
+        return Err(format!(
+            "a Smooth Streaming fragment is moof + mdat, not {kinds:?}"
+        ));
     }
     let moof = child(&top, b"moof")?.body;
     let mdat = child(&top, b"mdat")?.body;
@@ -177,7 +179,10 @@ pub fn check_smooth_fragment(data: &[u8]) -> Result<usize, String> {
         total += be32(trun, 12 + 16 * i + 4)? as usize;
     }
     if total != mdat.len() {
-        return Err(format!("samples of {total} bytes in an mdat of {}", mdat.len()));
+        return Err(format!(
+            "samples of {total} bytes in an mdat of {}",
+            mdat.len()
+        ));
     }
     Ok(count)
 }
