@@ -34,7 +34,7 @@ use crate::crypto;
 use crate::error::FilterError;
 use crate::key_periods;
 use crate::media_playlist::{MediaPlaylist, Segment};
-use crate::multivariant::{AudioRendition, Variant};
+use crate::multivariant::{AudioRendition, AudioSource, Variant, audio_sources};
 use crate::playlist_window::PlaylistType;
 use crate::route::{self, TrackKind};
 use edgepack_store_api::RunStart;
@@ -63,7 +63,8 @@ pub struct Manifest<'a> {
     pub base_url: &'a str,
 }
 
-fn xml_escape(s: &str) -> String {
+/// Text escaped for an XML attribute or element (also Smooth Streaming manifests).
+pub(crate) fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('"', "&quot;")
         .replace('<', "&lt;")
@@ -180,35 +181,29 @@ const NOMINAL_AUDIO_BANDWIDTH: u64 = 128_000;
 /// alternate, the store's measured bit rate), else the muxed audio of the lowest-bandwidth
 /// variant (its bit rate nominal: the multivariant playlist states variants' totals only).
 fn audio_sets<'a>(m: &'a Manifest<'_>) -> Vec<AudioSet<'a>> {
-    if !m.audio_renditions.is_empty() {
-        return m
-            .audio_renditions
-            .iter()
-            .map(|a| AudioSet {
+    let aac = || "mp4a.40.2".to_owned();
+    audio_sources(m.variants, m.audio_renditions)
+        .into_iter()
+        .map(|source| match source {
+            AudioSource::Alternative(a) => AudioSet {
                 rendition: &a.rendition,
                 id: a.rendition.clone(),
                 language: a.language.as_deref(),
                 label: Some(&a.name),
                 main: a.default,
                 bandwidth: a.bandwidth.unwrap_or(NOMINAL_AUDIO_BANDWIDTH),
-                codec: a.codec.clone().unwrap_or_else(|| "mp4a.40.2".into()),
-            })
-            .collect();
-    }
-    m.variants
-        .iter()
-        .filter(|v| v.audio_codec.is_some())
-        .min_by_key(|v| v.bandwidth)
-        .map(|v| AudioSet {
-            rendition: &v.rendition,
-            id: "audio".into(),
-            language: None,
-            label: None,
-            main: true,
-            bandwidth: NOMINAL_AUDIO_BANDWIDTH,
-            codec: v.audio_codec.clone().unwrap_or_else(|| "mp4a.40.2".into()),
+                codec: a.codec.clone().unwrap_or_else(aac),
+            },
+            AudioSource::Muxed(v) => AudioSet {
+                rendition: &v.rendition,
+                id: "audio".into(),
+                language: None,
+                label: None,
+                main: true,
+                bandwidth: NOMINAL_AUDIO_BANDWIDTH,
+                codec: v.audio_codec.clone().unwrap_or_else(aac),
+            },
         })
-        .into_iter()
         .collect()
 }
 

@@ -23,6 +23,7 @@ use std::fmt::Write as _;
 
 use crate::cmaf::mp4::{Codec, Track};
 use crate::cmaf::smooth::{TIMESCALE, hex};
+use crate::dash::xml_escape;
 use crate::error::FilterError;
 use crate::media_playlist::Segment;
 use crate::multivariant::Variant;
@@ -57,8 +58,8 @@ pub fn ticks(seconds: f64) -> u64 {
 /// The `Bitrate` of each variant's QualityLevel (its bandwidth), made unique: a later variant
 /// with the bitrate of an earlier one gets the next free number, so the bitrate in a fragment URL
 /// always names one variant.
-pub fn bitrates(variants: &[Variant]) -> Vec<u64> {
-    let mut out: Vec<u64> = Vec::with_capacity(variants.len());
+pub fn bitrates<'v>(variants: impl IntoIterator<Item = &'v Variant>) -> Vec<u64> {
+    let mut out: Vec<u64> = Vec::new();
     for v in variants {
         let mut b = v.bandwidth.max(1);
         while out.contains(&b) {
@@ -304,13 +305,6 @@ pub fn protection_header(kid: &[u8; 16]) -> String {
         "<Protection><ProtectionHeader SystemID=\"{PLAYREADY_SYSTEM_ID}\">{}</ProtectionHeader></Protection>",
         b64.encode(object)
     )
-}
-
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
 
 fn dims(info: &TrackInfo) -> (u16, u16) {

@@ -348,6 +348,34 @@ pub struct AudioRendition {
     pub bandwidth: Option<u64>,
 }
 
+/// Where a DASH or Smooth Streaming manifest's audio comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AudioSource<'a> {
+    /// An alternative audio rendition: a track of its own.
+    Alternative(&'a AudioRendition),
+    /// The audio muxed into this variant's segments.
+    Muxed(&'a Variant),
+}
+
+/// The audio tracks of a DASH or Smooth Streaming manifest: each alternative audio rendition,
+/// else the muxed audio of the lowest-bandwidth variant (encoders mux the same audio into every
+/// variant).
+pub fn audio_sources<'a>(
+    variants: &'a [Variant],
+    alternatives: &'a [AudioRendition],
+) -> Vec<AudioSource<'a>> {
+    if !alternatives.is_empty() {
+        return alternatives.iter().map(AudioSource::Alternative).collect();
+    }
+    variants
+        .iter()
+        .filter(|v| v.audio_codec.is_some())
+        .min_by_key(|v| v.bandwidth)
+        .map(AudioSource::Muxed)
+        .into_iter()
+        .collect()
+}
+
 /// The alternative audio renditions the endpoint's `variants` refer to, once each, in the
 /// playlist's order, as `aws.manifestfilter` (`audio_language`, `audio_channels`) leaves them.
 pub fn audio_renditions(

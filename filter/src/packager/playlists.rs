@@ -53,14 +53,22 @@ pub(super) fn media(
     ))
 }
 
-/// DASH, after step 1: the variants the endpoint offers, and the fetch of the first one's media
-/// playlist (the timeline all variants share).
-pub(super) fn dash_timeline_fetch(
+/// What a DASH or Smooth Streaming manifest offers, read from the store's multivariant
+/// playlist: the variants, their alternative audio, and the path of the first variant's
+/// playlist view (the timeline all variants share).
+pub(super) struct Offer {
+    pub variants: Vec<Variant>,
+    pub audio: Vec<AudioRendition>,
+    pub timeline_path: String,
+}
+
+/// Step 1 of a DASH or Smooth Streaming manifest: the [`Offer`] of the store's answer.
+pub(super) fn offer(
     settings: &Settings,
     first: &DashVariants,
     answer: &StoreAnswer<'_>,
     now_ms: i64,
-) -> Result<Fetch, FilterError> {
+) -> Result<Offer, FilterError> {
     if answer.status != 200 {
         return Err(store_error(answer));
     }
@@ -70,10 +78,30 @@ pub(super) fn dash_timeline_fetch(
     // `variants` is never empty: an empty selection is an error above.
     let timeline = variants
         .first()
-        .map(|v| v.rendition.clone())
+        .map(|v| v.rendition.as_str())
         .unwrap_or_default();
+    let timeline_path = view_path(ep, &first.channel, timeline, &first.time, now_ms);
+    Ok(Offer {
+        variants,
+        audio,
+        timeline_path,
+    })
+}
+
+/// DASH, after step 1: the fetch of the timeline, the MPD to follow.
+pub(super) fn dash_timeline_fetch(
+    settings: &Settings,
+    first: &DashVariants,
+    answer: &StoreAnswer<'_>,
+    now_ms: i64,
+) -> Result<Fetch, FilterError> {
+    let Offer {
+        variants,
+        audio,
+        timeline_path,
+    } = offer(settings, first, answer, now_ms)?;
     Ok(Fetch {
-        path: view_path(ep, &first.channel, &timeline, &first.time, now_ms),
+        path: timeline_path,
         next: Step::Answer(Job {
             channel: first.channel.clone(),
             endpoint: first.endpoint.clone(),

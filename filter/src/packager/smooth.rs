@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 use edgepack_store_api::api as store;
 
-use super::playlists::{manifest_response, time_shift_buffer_ms, view_path, window};
+use super::playlists::{Offer, manifest_response, offer, time_shift_buffer_ms, window};
 use super::{
     DashVariants, Fetch, Job, JobKind, Plan, Settings, Step, StoreAnswer, endpoint, store_error,
 };
@@ -26,7 +26,7 @@ use crate::http_policy::cors;
 use crate::key_periods;
 use crate::media_playlist;
 use crate::mss::{self, TrackInfo};
-use crate::multivariant::{self, AudioRendition, Variant};
+use crate::multivariant::{self, AudioRendition, AudioSource, Variant, audio_sources};
 use crate::playlist_window::PlaylistType;
 use crate::query::TimeShift;
 use crate::response::Response;
@@ -123,18 +123,13 @@ pub(super) fn on_variants(
     now_ms: i64,
 ) -> Plan {
     respond_or_fetch((|| {
-        if answer.status != 200 {
-            return Err(store_error(answer));
-        }
-        let ep = endpoint(settings, &first.channel, &first.endpoint)?;
-        let variants = multivariant::variants(answer.body, ep, first.filter.as_ref())?;
-        let audio = multivariant::audio_renditions(answer.body, &variants, first.filter.as_ref())?;
-        let timeline = variants
-            .first()
-            .map(|v| v.rendition.clone())
-            .unwrap_or_default();
+        let Offer {
+            variants,
+            audio,
+            timeline_path,
+        } = offer(settings, first, answer, now_ms)?;
         Ok(Plan::Fetch(Box::new(Fetch {
-            path: view_path(ep, &first.channel, &timeline, &first.time, now_ms),
+            path: timeline_path,
             next: Step::SmoothTimeline(Box::new(Timeline {
                 channel: first.channel.clone(),
                 endpoint: first.endpoint.clone(),
@@ -174,63 +169,55 @@ fn streams<'a>(
         .iter()
         .filter(|v| v.video_codec.is_some())
         .collect();
-    let audio = if alternatives.is_empty() {
-        variants
-            .iter()
-            .filter(|v| v.audio_codec.is_some())
-            .min_by_key(|v| v.bandwidth)
-            .map(|v| Audio {
-                rendition: &v.rendition,
-                alternative: false,
-                language: None,
-                bitrate: mss::AUDIO_BITRATE,
-            })
-            .into_iter()
-            .collect()
-    } else {
-        alternatives
-            .iter()
-            .map(|a| Audio {
+    let audio = audio_sources(variants, alternatives)
+        .into_iter()
+        .map(|source| match source {
+            AudioSource::Alternative(a) => Audio {
                 rendition: &a.rendition,
                 alternative: true,
                 language: a.language.as_deref(),
                 bitrate: a.bandwidth.unwrap_or(mss::AUDIO_BITRATE),
-            })
-            .collect()
-    };
+            },
+            AudioSource::Muxed(v) => Audio {
+                rendition: &v.rendition,
+                alternative: false,
+                language: None,
+                bitrate: mss::AUDIO_BITRATE,
+            },
+        })
+        .collect();
     (video, audio)
 }
 
-/// Refuses alternative audio Smooth Streaming cannot carry here (AAC only), by name.
-fn check_audio_codecs(ep: &Endpoint, audio: &[AudioRendition]) -> Result<(), FilterError> {
-    match audio.iter().find(|a| {
-        a.codec
-            .as_deref()
-            .is_some_and(|c| !c.starts_with("mp4a.40."))
-    }) {
-        Some(a) => Err(FilterError::NotImplemented(format!(
-            "endpoint '{}' is Smooth Streaming, which edgepack writes for AAC (mp4a.40) audio only; audio rendition '{}' is {}",
-            ep.name,
-            a.rendition,
-            a.codec.as_deref().unwrap_or_default()
-        ))),
-        None => Ok(()),
-    }
-}
-
-/// Refuses codecs Smooth Streaming cannot carry here (H.264 and AAC only), by name.
-fn check_codecs(ep: &Endpoint, variants: &[Variant]) -> Result<(), FilterError> {
-    for v in variants {
-        for codec in v.video_codec.iter().chain(v.audio_codec.iter()) {
-            let ok = codec.starts_with("avc1.")
-                || codec.starts_with("avc3.")
-                || codec.starts_with("mp4a.40.");
-            if !ok {
-                return Err(FilterError::NotImplemented(format!(
-                    "endpoint '{}' is Smooth Streaming, which edgepack writes for H.264 (avc1) and AAC (mp4a.40) only; rendition '{}' is {codec}",
-                    ep.name, v.rendition
-                )));
-            }
+/// Refuses codecs Smooth Streaming cannot carry here (H.264 and AAC only), naming the rendition
+/// (a variant's, or an alternative audio rendition's) and its codec.
+fn check_codecs(
+    ep: &Endpoint,
+    variants: &[Variant],
+    audio: &[AudioRendition],
+) -> Result<(), FilterError> {
+    let stated = variants
+        .iter()
+        .flat_map(|v| {
+            [&v.video_codec, &v.audio_codec]
+                .into_iter()
+                .flatten()
+                .map(move |c| (&v.rendition, c))
+        })
+        .chain(
+            audio
+                .iter()
+                .filter_map(|a| Some((&a.rendition, a.codec.as_ref()?))),
+        );
+    for (rendition, codec) in stated {
+        let ok = ["avc1.", "avc3.", "mp4a.40."]
+            .iter()
+            .any(|p| codec.starts_with(p));
+        if !ok {
+            return Err(FilterError::NotImplemented(format!(
+                "endpoint '{}' is Smooth Streaming, which edgepack writes for H.264 (avc1) and AAC (mp4a.40) only; rendition '{rendition}' is {codec}",
+                ep.name
+            )));
         }
     }
     Ok(())
@@ -248,8 +235,7 @@ pub(super) fn on_timeline(
             return Err(store_error(answer));
         }
         let ep = endpoint(settings, &tl.channel, &tl.endpoint)?;
-        check_codecs(ep, &tl.variants)?;
-        check_audio_codecs(ep, &tl.audio)?;
+        check_codecs(ep, &tl.variants, &tl.audio)?;
         let pl = media_playlist::parse(answer.body)?;
         if pl.segments.iter().any(|s| s.map.is_some()) {
             return Err(FilterError::NotImplemented(format!(
@@ -320,10 +306,7 @@ pub(super) fn on_codecs(
         if answer.status != 200 {
             return Err(store_error(answer));
         }
-        let select = match source.track {
-            TrackKind::Video => cmaf::Select::Video,
-            TrackKind::Audio => cmaf::Select::Audio,
-        };
+        let (select, _) = super::tracks::one_track(source.track);
         let (tracks, _) = cmaf::tracks_and_runs(answer.body, None, None, select)
             .map_err(|e| super::tracks::repackaging_error(&source.path, e))?;
         let info = tracks.first().map(TrackInfo::of).ok_or_else(|| {
@@ -388,7 +371,7 @@ fn write_manifest(
     }
     let segments = pl.segments.get(range).unwrap_or(&[]);
     let (video, audio) = streams(&tl.variants, &tl.audio);
-    let bitrates = mss::bitrates(&video.iter().map(|v| (*v).clone()).collect::<Vec<_>>());
+    let bitrates = mss::bitrates(video.iter().copied());
     let info = |rendition: &str, track: TrackKind| {
         known
             .iter()
@@ -467,8 +450,8 @@ pub(super) fn on_fragment_variants(
         }
         let ep = endpoint(settings, &f.channel, &f.endpoint)?;
         let variants = multivariant::variants(answer.body, ep, None)?;
-        check_codecs(ep, &variants)?;
         let alternatives = multivariant::audio_renditions(answer.body, &variants, None)?;
+        check_codecs(ep, &variants, &alternatives)?;
         let (video, audio) = streams(&variants, &alternatives);
         let rendition = match (&f.rendition, f.track) {
             // An alternative audio rendition is named by its stream; its measured bit rate may
@@ -484,12 +467,11 @@ pub(super) fn on_fragment_variants(
                     ))
                 })?,
             (None, TrackKind::Video) => {
-                let owned: Vec<Variant> = video.iter().map(|v| (*v).clone()).collect();
-                let bitrates = mss::bitrates(&owned);
+                let bitrates = mss::bitrates(video.iter().copied());
                 bitrates
                     .iter()
                     .position(|b| *b == f.bitrate)
-                    .and_then(|i| owned.get(i))
+                    .and_then(|i| video.get(i))
                     .map(|v| v.rendition.clone())
                     .ok_or_else(|| {
                         FilterError::NotFound(format!(

@@ -42,16 +42,24 @@ pub(super) fn dash_track(
 ) -> Result<Response, FilterError> {
     // The store's sequence number of the segment it found at that time: it numbers the
     // fragment and seeds its IVs.
-    let sequence = (answer.header)(SEQUENCE_HEADER)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(time / 90_000);
-    let (select, content_type) = match track {
-        TrackKind::Video => (cmaf::Select::Video, "video/mp4"),
-        TrackKind::Audio => (cmaf::Select::Audio, "audio/mp4"),
-    };
+    let sequence = store_sequence(answer).unwrap_or(time / 90_000);
+    let (select, content_type) = one_track(track);
     let r = remux(ep, answer, rendition, sequence, select)?;
     let body = if init { r.init_segment() } else { r.fragment };
     Ok(Response::with_body(200, content_type, body).header("cache-control", IMMUTABLE))
+}
+
+/// The store's sequence number of the segment it answered with.
+fn store_sequence(answer: &StoreAnswer<'_>) -> Option<u64> {
+    (answer.header)(SEQUENCE_HEADER).and_then(|v| v.trim().parse().ok())
+}
+
+/// The selection and content type of a one-track fragment.
+pub(super) fn one_track(track: TrackKind) -> (cmaf::Select, &'static str) {
+    match track {
+        TrackKind::Video => (cmaf::Select::Video, "video/mp4"),
+        TrackKind::Audio => (cmaf::Select::Audio, "audio/mp4"),
+    }
 }
 
 /// Smooth Streaming: one track of the segment the URL's time names, as a fragment whose
@@ -64,9 +72,7 @@ pub(super) fn smooth_fragment(
     track: TrackKind,
     time: u64,
 ) -> Result<Response, FilterError> {
-    let sequence = (answer.header)(SEQUENCE_HEADER)
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
+    let sequence = store_sequence(answer).unwrap_or(0);
     let duration = (answer.header)(DURATION_HEADER)
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|d| d.is_finite() && *d > 0.0)
@@ -78,10 +84,7 @@ pub(super) fn smooth_fragment(
     // The segment the store found (its time may differ from the URL's by a little when a
     // player followed an announcement across a segment of another length): its own time.
     let at = segment_pdt(answer).and_then(mss::time_of).unwrap_or(time);
-    let (select, content_type) = match track {
-        TrackKind::Video => (cmaf::Select::Video, "video/mp4"),
-        TrackKind::Audio => (cmaf::Select::Audio, "audio/mp4"),
-    };
+    let (select, content_type) = one_track(track);
     let protection = protection(ep, answer, rendition, sequence)?;
     let (tracks, runs) = cmaf::tracks_and_runs(
         answer.body,
