@@ -153,7 +153,14 @@ fn content_protection(
     let expiry = crypto::token_expiry(now_ms, enc.keys.token.ttl_seconds);
     let token = crypto::token(&enc.keys.token.secret, &path, expiry)?;
     let laurl = format!("{}clearkey?token={token}", m.base_url);
-    let pssh = base64::engine::general_purpose::STANDARD.encode(mp4::pssh(&[kid]));
+    // With key rotation the period's `pssh` also names the next period's KID, so the license a
+    // player fetches for this period holds the next key too (DASH-IF IOP key rotation: keys
+    // delivered before they are used). A player that learns of the next period in a manifest
+    // update has its key already: shaka-player otherwise restricts every variant (error 4012)
+    // when a key status update lands between that update and the new period's license.
+    let next = (enc.keys.rotation_seconds > 0).then(|| crypto::kid_for(m.endpoint, key_period + 1));
+    let kids: Vec<[u8; 16]> = std::iter::once(kid).chain(next).collect();
+    let pssh = base64::engine::general_purpose::STANDARD.encode(mp4::pssh(&kids));
     Ok(format!(
         "<ContentProtection schemeIdUri=\"urn:mpeg:dash:mp4protection:2011\" value=\"{scheme}\" cenc:default_KID=\"{}\"/>\
 <ContentProtection schemeIdUri=\"urn:uuid:e2719d58-a985-b3c9-781a-b030af78d30e\" value=\"ClearKey1.0\"><dashif:Laurl>{}</dashif:Laurl></ContentProtection>\

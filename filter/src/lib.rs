@@ -15,7 +15,8 @@
 //! playlists), [`dash`] (writing MPDs), [`cmaf`] (MPEG-TS → CMAF, common encryption),
 //! [`aes128`] (AES-128 CBC and CTR, vector-permute AES on wasm SIMD128), [`crypto`] (HLS
 //! encryption, keys, tokens), [`http_policy`] (CORS, cache lifetimes, error bodies),
-//! [`packager`] (request → plan → answer, one module per kind of answer).
+//! [`packager`] (request → plan → answer, one module per kind of answer), [`webvtt`]
+//! (subtitle segments' timestamp mapping).
 
 pub mod access;
 pub mod access_log;
@@ -42,6 +43,7 @@ pub mod segment_cache;
 #[cfg(all(target_arch = "wasm32", target_os = "wasi"))]
 pub mod shell;
 pub mod store_cache;
+pub mod webvtt;
 
 pub use config::Settings;
 pub use error::FilterError;

@@ -61,7 +61,12 @@ pub fn write(
     now_ms: i64,
 ) -> Result<String, FilterError> {
     let segs = pl.segments.get(range.clone()).unwrap_or(&[]);
-    let keys = endpoint.keys();
+    // A WebVTT subtitle rendition: on hls endpoints only, and in the clear (no EXT-X-KEY).
+    let subtitles = !pl.segments.is_empty() && pl.segments.iter().all(|s| s.ext() == "vtt");
+    if subtitles {
+        crate::webvtt::carried_by(endpoint)?;
+    }
+    let keys = endpoint.keys().filter(|_| !subtitles);
     let td = segs
         .iter()
         .map(|s| s.duration.round() as u64)

@@ -154,7 +154,14 @@ fn without_attribute(line: &str, name: &str) -> String {
     match line.find(&key) {
         Some(i) => {
             let rest = &line[i + key.len()..];
-            let end = rest.find(',').map_or(line.len(), |e| i + key.len() + e);
+            // A quoted value may hold commas: its end is the first comma after the closing quote.
+            let value_len = match rest.strip_prefix('"') {
+                Some(q) => q.find('"').map_or(rest.len(), |e| e + 2),
+                None => 0,
+            };
+            let end = rest[value_len..]
+                .find(',')
+                .map_or(line.len(), |e| i + key.len() + value_len + e);
             format!("{}{}", &line[..i], &line[end..])
         }
         None => line.to_owned(),
@@ -183,12 +190,20 @@ pub fn write(
     let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
     let parsed =
         m3u8_rs::parse_master_playlist_res(bytes).map_err(|_| bad("m3u8-rs cannot parse it"))?;
+    // Subtitles are carried on hls endpoints only ([`crate::webvtt::carried_by`]): elsewhere the
+    // renditions and the variants' SUBTITLES attribute go, and no variant is judged by them.
+    let subtitles = crate::webvtt::carried_by(endpoint).is_ok();
     let mut lines = Vec::new();
     let (mut vi, mut ai) = (0usize, 0usize);
     let mut iter = text.lines().map(str::trim).filter(|l| !l.is_empty());
     while let Some(line) = iter.next() {
         if line.starts_with("#EXT-X-STREAM-INF") {
             let uri = iter.next().ok_or_else(|| bad("STREAM-INF without URI"))?;
+            let line = if subtitles {
+                line.to_owned()
+            } else {
+                without_attribute(line, "SUBTITLES")
+            };
             lines.push(Line::Variant(
                 vi,
                 format!("{line}\n{}", with_query(uri, carry)),
@@ -211,7 +226,10 @@ pub fn write(
     let alt_ok: Vec<bool> = parsed
         .alternatives
         .iter()
-        .map(|a| alternative_passes(a, filter))
+        .map(|a| {
+            (subtitles || a.media_type != AlternativeMediaType::Subtitles)
+                && alternative_passes(a, filter)
+        })
         .collect();
     let group_alive = |ty: AlternativeMediaType, group: &str| {
         parsed
@@ -228,9 +246,10 @@ pub fn write(
                 && v.audio
                     .as_deref()
                     .is_none_or(|g| group_alive(AlternativeMediaType::Audio, g))
-                && v.subtitles
-                    .as_deref()
-                    .is_none_or(|g| group_alive(AlternativeMediaType::Subtitles, g))
+                && (!subtitles
+                    || v.subtitles
+                        .as_deref()
+                        .is_none_or(|g| group_alive(AlternativeMediaType::Subtitles, g)))
         })
         .collect();
     let stream_variants = parsed

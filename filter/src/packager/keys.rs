@@ -183,7 +183,14 @@ mod tests {
             t.contains("<dashif:Laurl>https://edge.example/out/v1/news/dash-cenc/clearkey?token="),
             "{t}"
         );
-        assert!(t.contains("<cenc:pssh>"), "{t}");
+        // Each period's pssh names its KID and the next period's, so a player holds the next
+        // key before the manifest announces its period.
+        for p in first..=first + 2 {
+            let pssh =
+                crate::cmaf::mp4::pssh(&[crypto::kid_for(ep, p), crypto::kid_for(ep, p + 1)]);
+            let pssh = base64::engine::general_purpose::STANDARD.encode(pssh);
+            assert!(t.contains(&format!("<cenc:pssh>{pssh}</cenc:pssh>")), "{t}");
+        }
 
         // The license server: a POST naming key ids, with the token the MPD gives.
         let path = "/out/v1/news/dash-cenc/clearkey";

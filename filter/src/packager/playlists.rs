@@ -307,6 +307,28 @@ mod tests {
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn subtitles_are_carried_on_hls_endpoints_only() {
+        let (_, t) = groups("/out/v1/news/hls/index.m3u8");
+        assert_eq!(t.matches("TYPE=SUBTITLES").count(), 2, "{t}");
+        assert_eq!(t.matches(",SUBTITLES=\"subs\"").count(), 3, "{t}");
+        // cmaf: no subtitle rendition, no variant naming one, and no variant lost for them.
+        let (_, t) = groups("/out/v1/news/cmaf/index.m3u8");
+        assert!(!t.contains("SUBTITLES"), "{t}");
+        assert!(
+            t.contains("FRAME-RATE=25.000,AUDIO=\"aac\"\nv1080/index.m3u8"),
+            "{t}"
+        );
+        let (s, t) = groups("/out/v1/news/cmaf/index.m3u8?aws.manifestfilter=subtitle_language:de");
+        assert_eq!(s, 200, "no subtitles to judge by on cmaf: {t}");
+        // On hls, a subtitle language naming nothing leaves only the variant without subtitles.
+        let (_, t) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=subtitle_language:de");
+        assert!(!t.contains("TYPE=SUBTITLES"), "{t}");
+        assert!(uris(&t).contains(&"v540/index.m3u8"), "{t}");
+        assert!(!uris(&t).contains(&"v1080/index.m3u8"), "{t}");
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn groups_stay_consistent() {
         let (_, t) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=audio_language:fr");
         // The ac3 group has no French: its only variant goes, and the group with it.

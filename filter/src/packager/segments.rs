@@ -8,6 +8,7 @@ use crate::error::FilterError;
 use crate::http_policy::{IMMUTABLE, cors};
 use crate::key_periods;
 use crate::response::Response;
+use crate::webvtt;
 
 /// The program date time the store sent with a segment.
 pub(crate) fn segment_pdt(answer: &StoreAnswer<'_>) -> Option<i64> {
@@ -42,6 +43,9 @@ pub(super) fn segment(
     sequence: u64,
 ) -> Result<Response, FilterError> {
     let ct = (answer.header)("content-type").unwrap_or_else(|| "video/mp2t".into());
+    if ct == "text/vtt" {
+        return subtitles(ep, answer);
+    }
     if ep.format() == Format::Cmaf && ct != "video/mp4" {
         return Err(FilterError::NotFound(format!(
             "endpoint '{}' is cmaf: its segments are {{sequence}}.mp4 (or .m4s for fMP4 ingest), as its playlists list them",
@@ -64,6 +68,16 @@ pub(super) fn segment(
         }
     };
     Ok(Response::with_body(200, &ct, body).header("cache-control", IMMUTABLE))
+}
+
+/// A WebVTT subtitle segment: with its `X-TIMESTAMP-MAP` ([`webvtt`]), and in the clear on
+/// every endpoint — subtitle playlists carry no `EXT-X-KEY`, as players expect of text.
+fn subtitles(ep: &Endpoint, answer: &StoreAnswer<'_>) -> Result<Response, FilterError> {
+    webvtt::carried_by(ep)?;
+    let body = webvtt::with_timestamp_map(answer.body).map_err(|why| {
+        FilterError::BadGateway(format!("the store's subtitle segment is not WebVTT: {why}"))
+    })?;
+    Ok(Response::with_body(200, "text/vtt", body).header("cache-control", IMMUTABLE))
 }
 
 #[cfg(test)]
@@ -265,5 +279,60 @@ mod tests {
         let no_pdt = answer(&f.next, 200, &[], &clear, now);
         assert_eq!(no_pdt.status, 502);
         assert_eq!(key_path(ep, 7), "/out/v1/news/secure/key/7");
+    }
+}
+
+#[cfg(test)]
+mod subtitle_tests {
+    use crate::packager::test_fixtures::*;
+
+    /// The store's playlist of a WebVTT rendition: ffmpeg dates none of its segments, the store
+    /// gives them its video's dates.
+    const STORE_VTT: &str = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:35:31.666Z\n#EXTINF:2.000000,\n0.vtt\n\
+#EXT-X-PROGRAM-DATE-TIME:2026-11-25T14:35:33.666Z\n#EXTINF:2.000000,\n1.vtt\n";
+    const CUE: &[u8] = b"WEBVTT\n\n00:02.122 --> 00:02.922\nCue 2\n";
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn subtitle_segments_are_clear_and_mapped_on_encrypted_hls_endpoints() {
+        // The AES-128 endpoint keys its video, not its subtitle playlist.
+        let f = fetch("/out/v1/news/fixed/subs/index.m3u8", &[]);
+        let t = text(&answer(&f.next, 200, &[], STORE_VTT.as_bytes(), T0 + 4_000));
+        assert!(!t.contains("EXT-X-KEY"), "{t}");
+        assert_eq!(uris(&t), ["0.vtt", "1.vtt"], "{t}");
+
+        let f = fetch("/out/v1/news/fixed/subs/1.vtt", &[]);
+        assert_eq!(f.path, "/store/v1/news/subs/1.vtt");
+        let vtt = [("content-type", "text/vtt")];
+        let r = answer(&f.next, 200, &vtt, CUE, T0 + 4_000);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        assert_eq!(r.get("content-type"), Some("text/vtt"));
+        assert_eq!(
+            text(&r),
+            "WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n\n00:02.122 --> 00:02.922\nCue 2\n"
+        );
+        // What the store holds under a .vtt name but is not WebVTT: the store's fault, named.
+        let r = answer(&f.next, 200, &vtt, b"\x47\x40\x00\x10", T0 + 4_000);
+        assert_eq!(r.status, 502);
+        assert!(text(&r).contains("not WebVTT"), "{}", text(&r));
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn other_formats_refuse_subtitle_renditions_with_the_reason() {
+        let f = fetch("/out/v1/news/cmaf/subs/index.m3u8", &[]);
+        let r = answer(&f.next, 200, &[], STORE_VTT.as_bytes(), T0 + 4_000);
+        assert_eq!(r.status, 501, "{}", text(&r));
+        assert!(text(&r).contains("hls endpoints only"), "{}", text(&r));
+        let f = fetch("/out/v1/news/cmaf/subs/1.vtt", &[]);
+        let r = answer(
+            &f.next,
+            200,
+            &[("content-type", "text/vtt")],
+            CUE,
+            T0 + 4_000,
+        );
+        assert_eq!(r.status, 501, "{}", text(&r));
     }
 }

@@ -51,6 +51,25 @@ fn segment_ext(uri: &str) -> String {
     }
 }
 
+/// The program date time the encoder gave the segment numbered `msn` in another rendition of
+/// the channel, for a segment it dated in none of its own playlists (ffmpeg's WebVTT): every
+/// rendition's segment with one number covers the same time, and windows and time shifts
+/// select by date.
+fn sibling_pdt_ms(
+    renditions: &std::collections::BTreeMap<String, super::Rendition>,
+    rid: &str,
+    msn: u64,
+) -> Option<i64> {
+    renditions
+        .iter()
+        .filter(|(r, _)| r.as_str() != rid)
+        .find_map(|(_, r)| {
+            let entries = &r.timeline.entries;
+            let e = &entries[entries.binary_search_by_key(&msn, |e| e.msn).ok()?];
+            e.pdt_from_encoder.then_some(e.pdt_ms)
+        })
+}
+
 impl ChannelState {
     /// Indexes every rendition of `input`. Returns how many segments entered a timeline.
     pub(super) fn index_all(&mut self, input: usize, now: Instant) -> std::io::Result<u64> {
@@ -99,7 +118,14 @@ impl ChannelState {
         };
         let empty = Timeline::default();
         let timeline = self.renditions.get(rid).map_or(&empty, |r| &r.timeline);
-        let steps = timeline::merge_input(timeline, input, ir, &uploads, clock);
+        let steps = timeline::merge_input(
+            timeline,
+            input,
+            ir,
+            &uploads,
+            &|msn| sibling_pdt_ms(&self.renditions, rid, msn),
+            clock,
+        );
         let mut last_msn = ir.last_msn;
         let mut waiting = None;
         let mut indexed = 0;

@@ -37,6 +37,10 @@ pub enum IngestError {
         "'{file}' is not MPEG-TS, fMP4, WebVTT or packed audio ({head}); nothing was stored. Segments an encoder encrypted itself are taken while its playlists carry their EXT-X-KEY"
     )]
     Unrecognised { file: String, head: String },
+    #[error(
+        "'{file}' is named .vtt but is not WebVTT ({head}); nothing was stored. A subtitle segment begins with the line WEBVTT"
+    )]
+    NotWebVtt { file: String, head: String },
     #[error("storage error: {0}")]
     Io(#[from] io::Error),
 }
@@ -121,6 +125,13 @@ impl ChannelState {
         if kind == MediaKind::Unrecognised && self.inputs[input].is_clear() {
             disk::remove_if_exists(tmp)?;
             return Err(IngestError::Unrecognised {
+                file: path.to_owned(),
+                head: media_kind::describe(&head),
+            });
+        }
+        if path.ends_with(".vtt") && kind != MediaKind::WebVtt && self.inputs[input].is_clear() {
+            disk::remove_if_exists(tmp)?;
+            return Err(IngestError::NotWebVtt {
                 file: path.to_owned(),
                 head: media_kind::describe(&head),
             });
@@ -434,6 +445,19 @@ mod tests {
         assert_eq!(st.retained_segments(), 0);
         assert!(!st.layout.incoming(0, "s0.ts").exists());
         // From now on such bytes are refused at once, with the reason.
+        // A subtitle segment that is not WebVTT (here MPEG-TS): refused, named as such.
+        let tmp = st.upload_temp_path().unwrap();
+        fs::write(&tmp, media("s9.ts")).unwrap();
+        let e = st
+            .commit_upload(0, "subs9.vtt", &tmp, 6, "e".into())
+            .unwrap_err();
+        assert!(matches!(e, IngestError::NotWebVtt { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("'subs9.vtt' is named .vtt but is not WebVTT"),
+            "{e}"
+        );
+        assert!(!tmp.exists());
         let e = upload_error_page(&mut st, "s2.ts").unwrap_err();
         assert!(matches!(e, IngestError::Unrecognised { .. }));
         assert_eq!(

@@ -399,6 +399,7 @@ pub fn merge_input(
     input: usize,
     ir: &InputRendition,
     uploads: &[Upload],
+    sibling_pdt_ms: &dyn Fn(u64) -> Option<i64>,
     clock: Clock,
 ) -> Vec<Step> {
     let source = &ir.source;
@@ -451,7 +452,13 @@ pub fn merge_input(
                         }
                     }
                     Err(_) if end.tail.is_none_or(|t| msn > t.msn) => {
-                        let entry = end.append(msn, seg, disc_in_source, clock.wall_ms);
+                        let entry = end.append(
+                            msn,
+                            seg,
+                            disc_in_source,
+                            sibling_pdt_ms(msn),
+                            clock.wall_ms,
+                        );
                         Action::Append(Box::new(entry))
                     }
                     Err(_) => Action::TooOld,
@@ -472,7 +479,14 @@ struct End {
 
 impl End {
     /// The entry that the segment with `msn` becomes after the current end (no copies yet).
-    fn append(&mut self, msn: u64, seg: &Segment<'_>, disc_in_source: u64, wall_ms: i64) -> Entry {
+    fn append(
+        &mut self,
+        msn: u64,
+        seg: &Segment<'_>,
+        disc_in_source: u64,
+        sibling_pdt_ms: Option<i64>,
+        wall_ms: i64,
+    ) -> Entry {
         let (seq, discontinuity, disc_seq) = match self.tail {
             // The first entry ever: numbering starts at the encoder's.
             None => (msn, seg.discontinuity, disc_in_source),
@@ -481,10 +495,13 @@ impl End {
                 (t.seq + 1, d, t.disc_seq + u64::from(d))
             }
         };
-        // The encoder's own date, else the one rule for a segment without one (across the
-        // timeline: the source playlist may no longer list the segment before), else the clock.
+        // The encoder's own date, else the date the encoder gave the segment with this MSN in
+        // another rendition (ffmpeg dates no WebVTT segment, but numbers them as the video's),
+        // else the one rule for a segment without one (across the timeline: the source playlist
+        // may no longer list the segment before), else the clock.
         let own = seg.pdt_ms.filter(|_| seg.pdt_tagged);
         let pdt_ms = own
+            .or(sibling_pdt_ms)
             .or_else(|| {
                 let (pdt_ms, duration) = self.last?;
                 extrapolate_pdt_ms(pdt_ms, duration, discontinuity)
@@ -582,6 +599,47 @@ mod tests {
             st.renditions["hd"].timeline.get(4).unwrap().copies[0].is_some(),
             "the active input's copy did arrive"
         );
+    }
+
+    #[test]
+    fn an_undated_rendition_takes_the_dates_of_the_segments_numbered_alike() {
+        // ffmpeg dates its video segments but not its WebVTT ones, which it numbers alike.
+        let d = tempfile::tempdir().unwrap();
+        let mut st = ChannelState::open(channel(), d.path()).unwrap();
+        let dated: String = (5..8)
+            .map(|m| {
+                format!(
+                    "#EXT-X-PROGRAM-DATE-TIME:2026-11-28T10:00:{:02}.500Z\n#EXTINF:2.0,\ns{m}.ts\n",
+                    2 * m
+                )
+            })
+            .collect();
+        let dated = format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:5\n{dated}");
+        let undated = |first: u64, count: u64| playlist(first, count).replace(".ts", ".vtt");
+        for m in 5..8 {
+            upload(&mut st, 0, &format!("s{m}.ts"));
+            upload(&mut st, 0, &format!("s{m}.vtt"));
+        }
+        st.accept_playlist(0, "hd.m3u8", dated.as_bytes()).unwrap();
+        st.accept_playlist(0, "subs.m3u8", undated(5, 3).as_bytes())
+            .unwrap();
+        let dates = |st: &ChannelState, r: &str| -> Vec<i64> {
+            st.renditions[r]
+                .timeline
+                .entries
+                .iter()
+                .map(|e| e.pdt_ms)
+                .collect()
+        };
+        let t0 = dates(&st, "hd")[0];
+        assert_eq!(t0 % 60_000, 10_500);
+        assert_eq!(dates(&st, "subs"), dates(&st, "hd"));
+        assert!(!st.renditions["subs"].timeline.entries[0].pdt_from_encoder);
+        // A subtitle segment before its video: the previous one's date and duration.
+        upload(&mut st, 0, "s8.vtt");
+        st.accept_playlist(0, "subs.m3u8", undated(6, 3).as_bytes())
+            .unwrap();
+        assert_eq!(dates(&st, "subs")[3], t0 + 6_000);
     }
 
     #[test]
@@ -828,7 +886,7 @@ mod tests {
                     .collect();
                 let before = self.timeline.clone();
                 let before_msn = cursor.last_msn;
-                let steps = merge_input(&self.timeline, input, cursor, &uploads, clock);
+                let steps = merge_input(&self.timeline, input, cursor, &uploads, &|_| None, clock);
                 let mut last_msn = cursor.last_msn;
                 let mut waiting = None;
                 let mut consumed = Vec::new();

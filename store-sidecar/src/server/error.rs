@@ -171,7 +171,9 @@ impl From<IngestError> for ApiError {
         match e {
             IngestError::Io(e) => ApiError::Storage(e),
             e @ IngestError::Regressed { .. } => ApiError::Regressed(e),
-            e @ IngestError::Unrecognised { .. } => ApiError::NotMedia(e),
+            e @ (IngestError::Unrecognised { .. } | IngestError::NotWebVtt { .. }) => {
+                ApiError::NotMedia(e)
+            }
             e => ApiError::PlaylistRefused(e),
         }
     }
