@@ -415,6 +415,8 @@ pub fn tag_value<'a>(playlist: &'a str, tag: &str) -> Option<&'a str> {
 /// An ffmpeg encoder pushing a live synthetic stream (testsrc2 + sine, H.264/AAC, 2 s segments).
 pub struct Encoder {
     child: Child,
+    /// Input files ffmpeg reads while it runs (the subtitle cues).
+    _inputs: Option<tempfile::TempDir>,
 }
 
 /// How the encoder authenticates.
@@ -651,13 +653,105 @@ impl Encoder {
         Encoder::spawn(&args)
     }
 
+    /// Starts ffmpeg pushing a channel with English subtitles to input 1 (Digest): one variant
+    /// (`stream_video`, video and muxed audio) whose subtitle group holds a WebVTT rendition, as
+    /// ffmpeg's HLS muxer writes them with `sgroup` in `-var_stream_map`: `stream_video_vtt.m3u8`
+    /// and `stream_video{n}.vtt` segments numbered as the video's, undated. The cue of second `k`
+    /// of the encoder's output timeline reads `Cue k` and lasts from `k.100` to `k.900` s (ffmpeg
+    /// writes them 22 ms later, where its video starts). `-muxdelay 0` puts MPEG-TS time 0 at
+    /// the output's start, so cue time 0 is MPEG-TS time 0, as RFC 8216 implies for WebVTT
+    /// without `X-TIMESTAMP-MAP` (ffmpeg writes none; its default mux delay would put the video
+    /// 1.4 s later than the cues).
+    pub fn start_subtitles(ingest: SocketAddr, seconds: u32) -> Encoder {
+        let inputs = tempfile::tempdir().unwrap();
+        let srt = inputs.path().join("cues.srt");
+        let cues: String = (0..seconds + 2)
+            .map(|k| {
+                let t = |ms: u32| {
+                    let s = k * 1000 + ms;
+                    format!(
+                        "{:02}:{:02}:{:02},{:03}",
+                        s / 3_600_000,
+                        s / 60_000 % 60,
+                        s / 1000 % 60,
+                        s % 1000
+                    )
+                };
+                format!("{}\n{} --> {}\nCue {k}\n\n", k + 1, t(100), t(900))
+            })
+            .collect();
+        std::fs::write(&srt, cues).unwrap();
+        let mut args = test_pattern_inputs_with_tone(true, 440);
+        args.extend(["-i".to_owned(), srt.display().to_string()]);
+        let base = format!("http://enc1:{PASSWORD_1}@{ingest}/in/v1/news/1");
+        let seconds = seconds.to_string();
+        args.extend(
+            [
+                "-map",
+                "0:v",
+                "-map",
+                "1:a",
+                "-map",
+                "2:s",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-threads",
+                "1",
+                "-g",
+                "50",
+                "-keyint_min",
+                "50",
+                "-sc_threshold",
+                "0",
+                "-b:v",
+                "400k",
+                "-c:a",
+                "aac",
+                "-b:a",
+                "64k",
+                "-c:s",
+                "webvtt",
+                "-muxdelay",
+                "0",
+                "-f",
+                "hls",
+                "-hls_time",
+                "2",
+                "-t",
+                &seconds,
+                "-hls_list_size",
+                "3",
+                "-hls_flags",
+                "program_date_time+delete_segments",
+                "-method",
+                "PUT",
+                "-var_stream_map",
+                "v:0,a:0,s:0,sgroup:subs,language:eng,name:video",
+                "-master_pl_name",
+                "master.m3u8",
+                "-hls_segment_filename",
+            ]
+            .map(String::from),
+        );
+        args.push(format!("{base}/stream_%v_%d.ts"));
+        args.push(format!("{base}/stream_%v.m3u8"));
+        let mut encoder = Encoder::spawn(&args);
+        encoder._inputs = Some(inputs);
+        encoder
+    }
+
     fn spawn(args: &[String]) -> Encoder {
         let child = Command::new("ffmpeg")
             .args(args)
             .stdin(Stdio::null())
             .spawn()
             .expect("ffmpeg must be installed (apt-get install ffmpeg)");
-        Encoder { child }
+        Encoder {
+            child,
+            _inputs: None,
+        }
     }
 
     /// Waits for ffmpeg to finish (bounded).

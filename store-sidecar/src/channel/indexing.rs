@@ -7,7 +7,7 @@ use std::time::Instant;
 use super::ingest::hash_file;
 use super::journal::JournalLine;
 use super::timeline::{
-    self, Action, Clock, Entry, InputRendition, SegmentCopy, Step, Timeline, Upload,
+    self, Action, Clock, Entry, InputRendition, SegmentCopy, SiblingDate, Step, Timeline, Upload,
 };
 use super::{ChannelState, now_ms};
 use edgepack_store_api::{cues, scte35, scte35_ts};
@@ -51,23 +51,34 @@ fn segment_ext(uri: &str) -> String {
     }
 }
 
-/// The program date time the encoder gave the segment numbered `msn` in another rendition of
-/// the channel, for a segment it dated in none of its own playlists (ffmpeg's WebVTT): every
-/// rendition's segment with one number covers the same time, and windows and time shifts
-/// select by date.
-fn sibling_pdt_ms(
-    renditions: &std::collections::BTreeMap<String, super::Rendition>,
-    rid: &str,
-    msn: u64,
-) -> Option<i64> {
-    renditions
+/// What the input's other renditions say of the date of segment `msn` of `rid` (see
+/// [`SiblingDate`]): every rendition's segment with one number covers the same time, and windows
+/// and time shifts select by date. A rendition counts as dated when its encoder dates segments of
+/// its latest playlist.
+fn sibling_date(st: &ChannelState, input: usize, rid: &str, msn: u64) -> SiblingDate {
+    let mut coming = false;
+    let dated = st.inputs[input]
+        .renditions
         .iter()
-        .filter(|(r, _)| r.as_str() != rid)
-        .find_map(|(_, r)| {
-            let entries = &r.timeline.entries;
-            let e = &entries[entries.binary_search_by_key(&msn, |e| e.msn).ok()?];
-            e.pdt_from_encoder.then_some(e.pdt_ms)
-        })
+        .filter(|(r, ir)| r.as_str() != rid && ir.source.segments.iter().any(|s| s.pdt_tagged));
+    for (r, _) in dated {
+        let Some(timeline) = st.renditions.get(r).map(|r| &r.timeline) else {
+            coming = true;
+            continue;
+        };
+        let entries = &timeline.entries;
+        if let Ok(i) = entries.binary_search_by_key(&msn, |e| e.msn)
+            && entries[i].pdt_from_encoder
+        {
+            return SiblingDate::Dated(entries[i].pdt_ms);
+        }
+        coming |= timeline.tail.is_none_or(|t| t.msn < msn);
+    }
+    if coming {
+        SiblingDate::Coming
+    } else {
+        SiblingDate::Unknown
+    }
 }
 
 impl ChannelState {
@@ -123,7 +134,7 @@ impl ChannelState {
             input,
             ir,
             &uploads,
-            &|msn| sibling_pdt_ms(&self.renditions, rid, msn),
+            &|msn| sibling_date(self, input, rid, msn),
             clock,
         );
         let mut last_msn = ir.last_msn;

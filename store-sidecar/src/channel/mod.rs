@@ -210,8 +210,12 @@ mod test_support {
             .unwrap();
     }
 
-    /// Bytes the sidecar takes for a segment named `name`: an MPEG-TS sync byte, then the name.
+    /// Bytes the sidecar takes for a segment named `name`: an MPEG-TS sync byte, then the name
+    /// (a `.vtt`: a WebVTT header, then the name).
     pub(super) fn media(name: &str) -> Vec<u8> {
+        if name.ends_with(".vtt") {
+            return format!("WEBVTT\n\nNOTE {name}\n").into_bytes();
+        }
         [&[0x47u8][..], name.as_bytes()].concat()
     }
 

@@ -349,6 +349,18 @@ pub enum Upload {
     Committed,
 }
 
+/// What another rendition of the channel says of the date of a segment number, for a segment
+/// its encoder did not date (ffmpeg's WebVTT: numbered as the video, undated).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiblingDate {
+    /// The encoder dated the segment with this number in another rendition.
+    Dated(i64),
+    /// A dated rendition has not reached this number yet: its segment is still uploading.
+    Coming,
+    /// No dated rendition has it, nor will.
+    Unknown,
+}
+
 /// The times a merge may use.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
@@ -399,7 +411,7 @@ pub fn merge_input(
     input: usize,
     ir: &InputRendition,
     uploads: &[Upload],
-    sibling_pdt_ms: &dyn Fn(u64) -> Option<i64>,
+    sibling_pdt_ms: &dyn Fn(u64) -> SiblingDate,
     clock: Clock,
 ) -> Vec<Step> {
     let source = &ir.source;
@@ -452,13 +464,28 @@ pub fn merge_input(
                         }
                     }
                     Err(_) if end.tail.is_none_or(|t| msn > t.msn) => {
-                        let entry = end.append(
-                            msn,
-                            seg,
-                            disc_in_source,
-                            sibling_pdt_ms(msn),
-                            clock.wall_ms,
-                        );
+                        let sibling = if seg.pdt_tagged {
+                            SiblingDate::Unknown
+                        } else {
+                            sibling_pdt_ms(msn)
+                        };
+                        let since = ir.pending_since.get(&msn).copied().unwrap_or(clock.now);
+                        if sibling == SiblingDate::Coming
+                            && clock.now.duration_since(since) <= grace
+                        {
+                            // The dated rendition's segment is still uploading: wait for its date.
+                            steps.push(Step {
+                                index,
+                                msn,
+                                action: Action::Wait,
+                            });
+                            break;
+                        }
+                        let date = match sibling {
+                            SiblingDate::Dated(pdt_ms) => Some(pdt_ms),
+                            _ => None,
+                        };
+                        let entry = end.append(msn, seg, disc_in_source, date, clock.wall_ms);
                         Action::Append(Box::new(entry))
                     }
                     Err(_) => Action::TooOld,
@@ -606,23 +633,18 @@ mod tests {
         // ffmpeg dates its video segments but not its WebVTT ones, which it numbers alike.
         let d = tempfile::tempdir().unwrap();
         let mut st = ChannelState::open(channel(), d.path()).unwrap();
-        let dated: String = (5..8)
-            .map(|m| {
-                format!(
-                    "#EXT-X-PROGRAM-DATE-TIME:2026-11-28T10:00:{:02}.500Z\n#EXTINF:2.0,\ns{m}.ts\n",
-                    2 * m
-                )
-            })
-            .collect();
-        let dated = format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:5\n{dated}");
+        let dated = |first: u64, count: u64| {
+            let segments: String = (first..first + count)
+                .map(|m| {
+                    format!(
+                        "#EXT-X-PROGRAM-DATE-TIME:2026-11-28T10:00:{:02}.500Z\n#EXTINF:2.0,\ns{m}.ts\n",
+                        2 * m
+                    )
+                })
+                .collect();
+            format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{first}\n{segments}")
+        };
         let undated = |first: u64, count: u64| playlist(first, count).replace(".ts", ".vtt");
-        for m in 5..8 {
-            upload(&mut st, 0, &format!("s{m}.ts"));
-            upload(&mut st, 0, &format!("s{m}.vtt"));
-        }
-        st.accept_playlist(0, "hd.m3u8", dated.as_bytes()).unwrap();
-        st.accept_playlist(0, "subs.m3u8", undated(5, 3).as_bytes())
-            .unwrap();
         let dates = |st: &ChannelState, r: &str| -> Vec<i64> {
             st.renditions[r]
                 .timeline
@@ -631,14 +653,39 @@ mod tests {
                 .map(|e| e.pdt_ms)
                 .collect()
         };
+        // The subtitles' first playlist comes before the video segment it needs is committed
+        // (ffmpeg PUTs the video playlist, then the segment, then POSTs the WebVTT playlist): it
+        // waits for the video's date.
+        upload(&mut st, 0, "s5.vtt");
+        st.accept_playlist(0, "hd.m3u8", dated(5, 1).as_bytes())
+            .unwrap();
+        st.accept_playlist(0, "subs.m3u8", undated(5, 1).as_bytes())
+            .unwrap();
+        assert!(
+            st.renditions
+                .get("subs")
+                .is_none_or(|r| r.timeline.entries.is_empty()),
+            "waiting for s5.ts"
+        );
+        for m in 5..8 {
+            upload(&mut st, 0, &format!("s{m}.ts"));
+            upload(&mut st, 0, &format!("s{m}.vtt"));
+        }
+        st.accept_playlist(0, "hd.m3u8", dated(5, 3).as_bytes())
+            .unwrap();
+        st.accept_playlist(0, "subs.m3u8", undated(5, 3).as_bytes())
+            .unwrap();
         let t0 = dates(&st, "hd")[0];
         assert_eq!(t0 % 60_000, 10_500);
         assert_eq!(dates(&st, "subs"), dates(&st, "hd"));
         assert!(!st.renditions["subs"].timeline.entries[0].pdt_from_encoder);
-        // A subtitle segment before its video: the previous one's date and duration.
+        // A subtitle segment whose video segment never comes: after the grace period, the
+        // previous one's date and duration.
         upload(&mut st, 0, "s8.vtt");
         st.accept_playlist(0, "subs.m3u8", undated(6, 3).as_bytes())
             .unwrap();
+        assert_eq!(dates(&st, "subs").len(), 3, "waiting for s8.ts");
+        st.tick(Instant::now() + Duration::from_secs(5)).unwrap();
         assert_eq!(dates(&st, "subs")[3], t0 + 6_000);
     }
 
@@ -886,7 +933,14 @@ mod tests {
                     .collect();
                 let before = self.timeline.clone();
                 let before_msn = cursor.last_msn;
-                let steps = merge_input(&self.timeline, input, cursor, &uploads, &|_| None, clock);
+                let steps = merge_input(
+                    &self.timeline,
+                    input,
+                    cursor,
+                    &uploads,
+                    &|_| SiblingDate::Unknown,
+                    clock,
+                );
                 let mut last_msn = cursor.last_msn;
                 let mut waiting = None;
                 let mut consumed = Vec::new();

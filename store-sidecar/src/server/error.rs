@@ -12,7 +12,7 @@ use crate::disk;
 use crate::ingest_path::PathError;
 
 /// Methods the ingest listener takes.
-pub(super) const INGEST_METHODS: &str = "OPTIONS, PUT, DELETE, MKCOL";
+pub(super) const INGEST_METHODS: &str = "OPTIONS, PUT, POST, DELETE, MKCOL";
 
 /// A refused request.
 #[derive(Debug, thiserror::Error)]
@@ -26,7 +26,7 @@ pub enum ApiError {
     /// The channel has no credentials in the settings.
     #[error("unknown channel")]
     NoCredentials,
-    #[error("method {0} is not supported for ingest; use PUT, DELETE, MKCOL or OPTIONS")]
+    #[error("method {0} is not supported for ingest; use PUT (or POST), DELETE, MKCOL or OPTIONS")]
     IngestMethod(Method),
     /// Answered with the challenges a client may retry with (`WWW-Authenticate`).
     #[error("{}", .failure.reason())]

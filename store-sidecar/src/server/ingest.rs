@@ -145,7 +145,8 @@ async fn handle(
         r.headers_mut().insert("dav", HeaderValue::from_static("1"));
         return Ok(r);
     }
-    if !matches!(method.as_str(), "PUT" | "DELETE" | "MKCOL") {
+    // POST uploads as PUT does: ffmpeg (5.1) POSTs its WebVTT playlists even with `-method PUT`.
+    if !matches!(method.as_str(), "PUT" | "POST" | "DELETE" | "MKCOL") {
         return Err(ApiError::IngestMethod(method));
     }
     // Authenticate before touching the body: hyper sends `100 Continue` only when the body is
@@ -545,7 +546,7 @@ mod tests {
         assert_eq!(header(&r, "allow"), INGEST_METHODS);
         assert_eq!(
             body,
-            "method GET is not supported for ingest; use PUT, DELETE, MKCOL or OPTIONS\n"
+            "method GET is not supported for ingest; use PUT (or POST), DELETE, MKCOL or OPTIONS\n"
         );
         let options = Request::options("/in/v1/news/2/x")
             .body(Body::empty())

@@ -45,6 +45,15 @@ pub fn live_languages(seconds: u32, config: &str, routes: Vec<DirectResponse>) -
     )
 }
 
+/// [`live`] of a channel with English WebVTT subtitles ([`sidecar::Encoder::start_subtitles`]).
+pub fn live_subtitles(seconds: u32, config: &str, routes: Vec<DirectResponse>) -> Live {
+    with_encoder(
+        |ingest| sidecar::Encoder::start_subtitles(ingest, seconds),
+        config,
+        routes,
+    )
+}
+
 fn with_encoder(
     encoder: impl FnOnce(std::net::SocketAddr) -> sidecar::Encoder,
     config: &str,

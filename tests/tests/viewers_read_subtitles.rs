@@ -1,0 +1,200 @@
+//! User story: a channel with subtitles. ffmpeg pushes one variant (video and audio) and an
+//! English WebVTT rendition in its subtitle group (`sgroup` in `-var_stream_map`), the WebVTT
+//! segments undated and without `X-TIMESTAMP-MAP`, as ffmpeg writes them:
+//! - the store keeps the subtitles as a rendition, dated like the video segments numbered alike
+//!   (so windows and time shifts select the same stretch of both);
+//! - an hls endpoint lists `EXT-X-MEDIA:TYPE=SUBTITLES` with its language, windowed and
+//!   time-shifted as the video; every WebVTT segment states its `X-TIMESTAMP-MAP`; on an AES-128
+//!   endpoint the subtitles stay clear (their playlist has no key); ffmpeg reads every cue of
+//!   the endpoint's subtitle rendition, in order;
+//! - `aws.manifestfilter=subtitle_language:` keeps the rendition or, naming no language there
+//!   is, leaves nothing to play (400);
+//! - cmaf endpoints do not carry subtitles in this version: no subtitle rendition in their
+//!   multivariant playlist, 501 with the reason for the rendition itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+use std::process::Command;
+use std::time::Duration;
+
+use edgepack_host::{HostOptions, start};
+use edgepack_test_support::sidecar;
+use sidecar::get;
+
+const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
+  "channels": { "news": { "endpoints": {
+    "hls": { "format": "hls", "manifest_window_seconds": 30 },
+    "secure": { "format": "hls", "manifest_window_seconds": 30,
+      "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 0,
+                      "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } },
+    "cmaf": { "format": "cmaf", "manifest_window_seconds": 30 } } } } }"#;
+
+/// The cue texts ffmpeg reads from an HLS subtitle playlist, in order.
+fn cues_read_by_ffmpeg(url: &str) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            url,
+            "-f",
+            "webvtt",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("Cue "))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn uris(playlist: &str) -> Vec<&str> {
+    playlist
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
+    sidecar::Encoder::start_subtitles(sc.ingest, 12).wait(Duration::from_secs(60));
+    let mut o = HostOptions::new(
+        edgepack_test_support::artifacts::filter_wasm().unwrap(),
+        CONFIG.as_bytes().to_vec(),
+    );
+    o.clusters = vec![("edgepack_store".into(), sc.internal)];
+    let h = start(o).unwrap();
+    let range = sidecar::whole_history_range(&sc.status());
+
+    // The store: subtitle segments dated as the video segments numbered alike.
+    let dates = |rendition: &str| -> Vec<String> {
+        let t = String::from_utf8(sc.get_ok(&format!("/store/v1/news/{rendition}/index.m3u8")))
+            .unwrap();
+        t.lines()
+            .filter(|l| l.starts_with("#EXT-X-PROGRAM-DATE-TIME:"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let (video_dates, subtitle_dates) = (dates("stream_video"), dates("stream_video_vtt"));
+    assert!(video_dates.len() >= 6, "{video_dates:?}");
+    assert_eq!(subtitle_dates, video_dates);
+
+    // HLS: the subtitle rendition, with its language, seeing the video's window.
+    let r = get(h.addr, &format!("/out/v1/news/hls/index.m3u8?{range}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let multivariant = r.text();
+    let media = multivariant
+        .lines()
+        .find(|l| l.starts_with("#EXT-X-MEDIA:TYPE=SUBTITLES"))
+        .unwrap_or_else(|| panic!("{multivariant}"));
+    assert!(media.contains("LANGUAGE=\"eng\""), "{media}");
+    assert!(
+        media.contains(&format!("URI=\"stream_video_vtt/index.m3u8?{range}\"")),
+        "{media}"
+    );
+    assert!(
+        multivariant.contains("SUBTITLES=\"subs\""),
+        "{multivariant}"
+    );
+    let playlist = |endpoint: &str, rendition: &str| {
+        let r = get(
+            h.addr,
+            &format!("/out/v1/news/{endpoint}/{rendition}/index.m3u8?{range}"),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.text()
+    };
+    let video = playlist("hls", "stream_video");
+    let subtitles = playlist("hls", "stream_video_vtt");
+    let sequences = |p: &str| -> Vec<String> {
+        uris(p)
+            .iter()
+            .map(|u| u.split('.').next().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        sequences(&subtitles),
+        sequences(&video),
+        "{subtitles}\n{video}"
+    );
+    let first = uris(&subtitles)[0];
+    assert!(first.ends_with(".vtt"), "{subtitles}");
+
+    // Each segment states its mapping; the first holds the first cues.
+    let r = get(
+        h.addr,
+        &format!("/out/v1/news/hls/stream_video_vtt/{first}"),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("text/vtt"));
+    let vtt = r.text();
+    assert!(
+        vtt.starts_with("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n"),
+        "{vtt}"
+    );
+    assert!(
+        vtt.contains("\nCue 0\n") && vtt.contains("\nCue 1\n"),
+        "{vtt}"
+    );
+
+    // ffmpeg reads every cue, in order, from the clear and from the encrypted endpoint.
+    let expected: Vec<String> = (0..12).map(|k| format!("Cue {k}")).collect();
+    for endpoint in ["hls", "secure"] {
+        let url = format!(
+            "http://{}/out/v1/news/{endpoint}/stream_video_vtt/index.m3u8?{range}",
+            h.addr
+        );
+        let cues = cues_read_by_ffmpeg(&url);
+        assert!(cues.starts_with(&expected), "{endpoint}: {cues:?}");
+    }
+    let secure = playlist("secure", "stream_video_vtt");
+    assert!(
+        !secure.contains("EXT-X-KEY"),
+        "subtitles stay clear: {secure}"
+    );
+    assert!(
+        playlist("secure", "stream_video").contains("#EXT-X-KEY:METHOD=AES-128"),
+        "the video is encrypted"
+    );
+
+    // The manifest filter's subtitle language.
+    let filtered = |language: &str| {
+        get(
+            h.addr,
+            &format!(
+                "/out/v1/news/hls/index.m3u8?{range}&aws.manifestfilter=subtitle_language:{language}"
+            ),
+        )
+    };
+    let r = filtered("eng");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("TYPE=SUBTITLES"), "{}", r.text());
+    let r = filtered("fra");
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // cmaf: not carried, and said so.
+    let r = get(h.addr, &format!("/out/v1/news/cmaf/index.m3u8?{range}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains("SUBTITLES"), "{}", r.text());
+    let r = get(
+        h.addr,
+        &format!("/out/v1/news/cmaf/stream_video_vtt/index.m3u8?{range}"),
+    );
+    assert_eq!(r.status, 501, "{}", r.text());
+    assert!(r.text().contains("hls endpoints only"), "{}", r.text());
+
+    assert_eq!(h.traps(), 0);
+    sc.stop();
+}
