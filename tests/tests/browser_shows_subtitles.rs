@@ -1,0 +1,102 @@
+//! User story: a viewer turns subtitles on in the browser. ffmpeg pushes one variant and an
+//! English WebVTT rendition live (cue `Cue k` on second `k` of its timeline, from `k.1` s to
+//! `k.9` s); in Debian's headless Chromium:
+//! - hls.js lists the subtitle track (`eng`) of the hls endpoint, loads its cues with their text,
+//!   and places each on the video's timeline: cue `k` starts 0.1 s after second `k` of the
+//!   encoder, i.e. `k − 2n + 0.1` s after the start of video segment `n` (2 s segments,
+//!   numbered as ffmpeg numbers them), within 0.1 s;
+//! - shaka-player lists the same track (`en`), loads the cues in order, one second apart, on the
+//!   grid of its video segments (a cue `k` with `k` even starts 0.1 s after a segment start,
+//!   modulo the 2 s segment length).
+//!
+//! Both keep playing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
+
+mod live;
+
+use edgepack_tests::browser;
+
+const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
+  "channels": { "news": { "endpoints": {
+    "hls": { "format": "hls", "manifest_window_seconds": 30 } } } } }"#;
+
+/// (k, start, end) of each `Cue k` a player reported.
+fn cues(seen: &serde_json::Value, key: &str) -> Vec<(u64, f64, f64)> {
+    seen[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let k = c["text"]
+                .as_str()
+                .unwrap()
+                .strip_prefix("Cue ")
+                .unwrap_or_else(|| panic!("{c}"))
+                .parse()
+                .unwrap();
+            (k, c["start"].as_f64().unwrap(), c["end"].as_f64().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn hls_js_and_shaka_player_show_the_subtitles_in_time() {
+    let live = live::live_subtitles(
+        60,
+        CONFIG,
+        browser::page_with_players(("/subtitles.html", "subtitles.html")).unwrap(),
+    );
+    let h = &live.host;
+    let page = format!(
+        "http://{addr}/subtitles.html?hls=http://{addr}/out/v1/news/hls/index.m3u8",
+        addr = h.addr
+    );
+    let seen = browser::play(&page, 16).unwrap();
+    eprintln!("{seen}");
+    assert!(seen["fatal"].is_null(), "{seen}");
+
+    // hls.js: the track, the cues' text and their place on the video's timeline.
+    assert_eq!(seen["hlsTracks"][0]["lang"], "eng", "{seen}");
+    let hls_cues = cues(&seen, "hlsCues");
+    assert!(hls_cues.len() >= 5, "{seen}");
+    let mut placed = 0;
+    for &(k, start, end) in &hls_cues {
+        assert!((end - start - 0.8).abs() < 0.01, "cue {k}: {start}..{end}");
+        let n = k / 2;
+        let Some(segment_start) = seen["hlsFragments"][n.to_string()].as_f64() else {
+            continue;
+        };
+        let expected = segment_start + (k - 2 * n) as f64 + 0.1;
+        assert!(
+            (start - expected).abs() < 0.1,
+            "cue {k} at {start}, video segment {n} at {segment_start}: expected {expected}"
+        );
+        placed += 1;
+    }
+    assert!(placed >= 4, "cues checked against their video segment: {placed}; {seen}");
+
+    // shaka-player: the track, the cues in order a second apart, on the video's segment grid.
+    assert_eq!(seen["shakaTracks"][0]["language"], "en", "{seen}");
+    let shaka_cues = cues(&seen, "shakaCues");
+    assert!(shaka_cues.len() >= 5, "{seen}");
+    for pair in shaka_cues.windows(2) {
+        let ((k0, s0, _), (k1, s1, _)) = (pair[0], pair[1]);
+        assert_eq!(k1, k0 + 1, "{shaka_cues:?}");
+        assert!((s1 - s0 - 1.0).abs() < 0.01, "{shaka_cues:?}");
+    }
+    let buffer_start = seen["shakaBufferStart"].as_f64().unwrap();
+    let (k, start, _) = shaka_cues[0];
+    // Where second 0 of the encoder's timeline lies, by the cue; video segments start 0.02 s
+    // after even seconds of it.
+    let origin = start - 0.1 - k as f64;
+    let phase = (buffer_start - origin).rem_euclid(2.0);
+    assert!(
+        !(0.15..1.85).contains(&phase),
+        "video segments start {phase:.3} s after an even second of the cues' timeline"
+    );
+
+    assert!(seen["hlsAdvanced"].as_f64().unwrap() >= 5.0, "{seen}");
+    assert!(seen["shakaAdvanced"].as_f64().unwrap() >= 5.0, "{seen}");
+    live.finish();
+}
