@@ -156,6 +156,35 @@ pub struct EndpointConfig {
     /// `PeriodTriggers`): `ads` = at each ad break's start and end.
     #[serde(default)]
     pub period_triggers: Vec<PeriodTrigger>,
+    /// CEA-608 caption channels carried in the video (H.264 SEI), announced to players
+    /// (MediaPackage's caption channel mapping): HLS `CLOSED-CAPTIONS`, DASH `Accessibility`.
+    #[serde(default)]
+    pub captions: Vec<CaptionChannel>,
+}
+
+/// One CEA-608 caption channel the encoder embeds in the video, as the manifests announce it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptionChannel {
+    /// 1..=4: CC1..CC4.
+    pub channel: u8,
+    /// ISO 639 language code (`eng`, `fr`).
+    pub language: String,
+    /// What players show in their captions menu; the language code when omitted.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl CaptionChannel {
+    /// `CC1`..`CC4`: HLS `INSTREAM-ID` and DASH's name of the channel.
+    pub fn instream_id(&self) -> String {
+        format!("CC{}", self.channel)
+    }
+
+    /// The name players list.
+    pub fn display_name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.language)
+    }
 }
 
 /// MediaPackage's DASH `PeriodTriggers` this version offers.
@@ -461,6 +490,8 @@ pub struct Endpoint {
     pub access: AccessRules,
     pub errors: EndpointErrors,
     pub ads: AdSettings,
+    /// CEA-608 caption channels to announce (validated: distinct channels 1..=4).
+    pub captions: Vec<CaptionChannel>,
 }
 
 impl Endpoint {
@@ -655,6 +686,7 @@ fn validate_endpoint(
             "must be 1..=100",
         ));
     }
+    captions(f, cfg.format, &cfg.captions)?;
     let errors = EndpointErrors {
         stale_manifest: cfg
             .endpoint_errors
@@ -683,7 +715,48 @@ fn validate_endpoint(
         start_tag: cfg.start_tag,
         stream_selection: cfg.stream_selection,
         access: access_rules(f, cfg.access)?,
+        captions: cfg.captions,
     })
+}
+
+/// Refuses caption channels players could not be told of: a channel outside CC1..CC4 or named
+/// twice, a language that is no ISO 639 code, a name with a quote (it goes into an HLS
+/// attribute), captions on mss (Smooth Streaming manifests have no caption signal).
+fn captions(f: &str, format: Format, channels: &[CaptionChannel]) -> Result<(), ConfigError> {
+    if !channels.is_empty() && format == Format::Mss {
+        return Err(err(
+            format!("{f}.captions"),
+            "is for hls, cmaf and dash endpoints: Smooth Streaming manifests do not announce CEA-608 captions (players find them in the video)",
+        ));
+    }
+    for (i, c) in channels.iter().enumerate() {
+        let cf = format!("{f}.captions[{i}]");
+        if !(1..=4).contains(&c.channel) {
+            return Err(err(format!("{cf}.channel"), "must be 1..=4 (CC1..CC4)"));
+        }
+        if channels[..i].iter().any(|o| o.channel == c.channel) {
+            return Err(err(
+                format!("{cf}.channel"),
+                "names a channel already mapped",
+            ));
+        }
+        let l = &c.language;
+        if !((2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_lowercase())) {
+            return Err(err(
+                format!("{cf}.language"),
+                "must be an ISO 639 code: 2 or 3 lower-case letters (eng, fr)",
+            ));
+        }
+        if let Some(n) = &c.name
+            && (n.is_empty() || n.len() > 64 || n.chars().any(|ch| ch == '"' || ch.is_control()))
+        {
+            return Err(err(
+                format!("{cf}.name"),
+                "must be 1..=64 characters without quotes or control characters",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The format with its encryption, refusing the pairs that do not fit.
@@ -867,6 +940,54 @@ mod tests {
         Settings::from_json(json.as_bytes())
             .unwrap_err()
             .to_string()
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn caption_channels_are_checked() {
+        let with = |format: &str, captions: &str| {
+            format!(
+                r#"{{ "store": {{ "cluster": "s" }}, "channels": {{ "news": {{ "endpoints": {{
+                  "e": {{ "format": "{format}", "captions": {captions} }} }} }} }} }}"#
+            )
+        };
+        let ok = Settings::from_json(
+            with("hls", r#"[{"channel": 1, "language": "eng", "name": "English"}, {"channel": 4, "language": "fr"}]"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        let c = &ok.channels["news"]["e"].captions;
+        assert_eq!(
+            (c[0].instream_id(), c[1].display_name()),
+            ("CC1".into(), "fr")
+        );
+        for (format, captions, field) in [
+            (
+                "hls",
+                r#"[{"channel": 5, "language": "eng"}]"#,
+                "captions[0].channel",
+            ),
+            (
+                "hls",
+                r#"[{"channel": 1, "language": "eng"}, {"channel": 1, "language": "fr"}]"#,
+                "captions[1].channel",
+            ),
+            (
+                "dash",
+                r#"[{"channel": 1, "language": "English"}]"#,
+                "captions[0].language",
+            ),
+            (
+                "cmaf",
+                r#"[{"channel": 1, "language": "en", "name": "a\"b"}]"#,
+                "captions[0].name",
+            ),
+            ("mss", r#"[{"channel": 1, "language": "en"}]"#, "captions"),
+            ("hls", r#"[{"channel": 1, "lang": "en"}]"#, "lang"),
+        ] {
+            let e = field_of(&with(format, captions));
+            assert!(e.contains(field), "{format} {captions}: {e}");
+        }
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

@@ -383,6 +383,20 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
             }
             out.push_str(">\n");
             out.push_str(&protection);
+            // The endpoint's CEA-608 caption channels (DASH-IF IOP: `CC1=eng;CC3=fra`).
+            if !m.endpoint.captions.is_empty() {
+                let channels: Vec<String> = m
+                    .endpoint
+                    .captions
+                    .iter()
+                    .map(|c| format!("{}={}", c.instream_id(), c.language))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "<Accessibility schemeIdUri=\"urn:scte:dash:cc:cea-608:2015\" value=\"{}\"/>",
+                    channels.join(";")
+                );
+            }
             out.push_str(&template(TrackKind::Video, None));
             out.push('\n');
             for v in &video {

@@ -168,6 +168,42 @@ fn without_attribute(line: &str, name: &str) -> String {
     }
 }
 
+/// The group of the endpoint's caption channels in its multivariant playlists.
+const CAPTIONS_GROUP: &str = "cc";
+
+/// `EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS` lines for the endpoint's caption channels (the first is the
+/// default), each ending with a newline.
+fn caption_media(endpoint: &Endpoint) -> String {
+    endpoint
+        .captions
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            format!(
+                "#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"{CAPTIONS_GROUP}\",LANGUAGE=\"{}\",NAME=\"{}\",DEFAULT={},AUTOSELECT=YES,INSTREAM-ID=\"{}\"\n",
+                c.language,
+                c.display_name(),
+                if i == 0 { "YES" } else { "NO" },
+                c.instream_id()
+            )
+        })
+        .collect()
+}
+
+/// A variant's `EXT-X-STREAM-INF` line naming the endpoint's caption group in place of the
+/// encoder's `CLOSED-CAPTIONS`, when the endpoint maps caption channels and the variant has video.
+fn with_captions(line: &str, v: &VariantStream, endpoint: &Endpoint) -> String {
+    let cs = codecs(v);
+    let video = cs.iter().any(|c| is_video_codec(c)) || (cs.is_empty() && v.resolution.is_some());
+    if endpoint.captions.is_empty() || !video {
+        return line.to_owned();
+    }
+    format!(
+        "{},CLOSED-CAPTIONS=\"{CAPTIONS_GROUP}\"",
+        without_attribute(line, "CLOSED-CAPTIONS")
+    )
+}
+
 fn with_query(uri: &str, carry: &[String]) -> String {
     if carry.is_empty() {
         uri.to_owned()
@@ -204,6 +240,7 @@ pub fn write(
             } else {
                 without_attribute(line, "SUBTITLES")
             };
+            let line = with_captions(&line, &parsed.variants[vi], endpoint);
             lines.push(Line::Variant(
                 vi,
                 format!("{line}\n{}", with_query(uri, carry)),
@@ -297,7 +334,12 @@ pub fn write(
     }
     let mut next = order.into_iter().map(|(_, t)| t.to_owned());
     let mut out = String::with_capacity(text.len() + 256);
+    let mut captions_written = endpoint.captions.is_empty();
     for l in &lines {
+        if !captions_written && matches!(l, Line::Variant(..) | Line::IFrame(..)) {
+            out.push_str(&caption_media(endpoint));
+            captions_written = true;
+        }
         let emitted = match l {
             // The endpoint's EXT-X-START replaces the encoder's, right after the header.
             Line::Other(t) if endpoint.start_tag.is_some() && t.starts_with("#EXT-X-START:") => {
@@ -315,6 +357,14 @@ pub fn write(
                 Some(with_uri(t, &with_query(uri, carry)))
             }
             Line::IFrame(..) => None,
+            // The endpoint's caption channels replace the encoder's.
+            Line::Media(i, _)
+                if !endpoint.captions.is_empty()
+                    && parsed.alternatives[*i].media_type
+                        == AlternativeMediaType::ClosedCaptions =>
+            {
+                None
+            }
             Line::Media(i, t) => {
                 let a = &parsed.alternatives[*i];
                 let ty = a.media_type.to_string();

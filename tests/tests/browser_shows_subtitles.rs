@@ -8,6 +8,11 @@
 //! - shaka-player lists the same track (`en`), loads the cues in order, one second apart, on the
 //!   grid of its video segments (a cue `k` with `k` even starts 0.1 s after a segment start,
 //!   modulo the 2 s segment length).
+//! - CEA-608 caption channels the endpoint maps (`captions`): shaka-player lists the hls
+//!   endpoint's `CLOSED-CAPTIONS` channel and the dash endpoint's `Accessibility` channel as
+//!   CEA-608 text tracks with their language. (The test encoder embeds no CEA-608 data, so no
+//!   caption cue is shown: the SEI NAL units that carry them pass through every repackaging
+//!   unchanged and unencrypted, proven in the filter's unit tests.)
 //!
 //! Both keep playing.
 
@@ -19,7 +24,10 @@ use edgepack_tests::browser;
 
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
-    "hls": { "format": "hls", "manifest_window_seconds": 30 } } } } }"#;
+    "hls": { "format": "hls", "manifest_window_seconds": 30,
+      "captions": [ { "channel": 1, "language": "eng", "name": "English CC" } ] },
+    "dash": { "format": "dash", "manifest_window_seconds": 30,
+      "captions": [ { "channel": 1, "language": "eng" }, { "channel": 3, "language": "fra" } ] } } } } }"#;
 
 /// (k, start, end) of each `Cue k` a player reported.
 fn cues(seen: &serde_json::Value, key: &str) -> Vec<(u64, f64, f64)> {
@@ -49,7 +57,7 @@ fn hls_js_and_shaka_player_show_the_subtitles_in_time() {
     );
     let h = &live.host;
     let page = format!(
-        "http://{addr}/subtitles.html?hls=http://{addr}/out/v1/news/hls/index.m3u8",
+        "http://{addr}/subtitles.html?hls=http://{addr}/out/v1/news/hls/index.m3u8&mpd=http://{addr}/out/v1/news/dash/index.mpd",
         addr = h.addr
     );
     let seen = browser::play(&page, 16).unwrap();
@@ -74,10 +82,27 @@ fn hls_js_and_shaka_player_show_the_subtitles_in_time() {
         );
         placed += 1;
     }
-    assert!(placed >= 4, "cues checked against their video segment: {placed}; {seen}");
+    assert!(
+        placed >= 4,
+        "cues checked against their video segment: {placed}; {seen}"
+    );
 
     // shaka-player: the track, the cues in order a second apart, on the video's segment grid.
-    assert_eq!(seen["shakaTracks"][0]["language"], "en", "{seen}");
+    let tracks = |key: &str, cea608: bool| -> Vec<String> {
+        seen[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| (t["mimeType"] == "application/cea-608") == cea608)
+            .map(|t| t["language"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(tracks("shakaTracks", false), ["en"], "{seen}");
+    // The caption channels the endpoints announce.
+    assert_eq!(tracks("shakaTracks", true), ["en"], "{seen}");
+    let mut dash_captions = tracks("dashTracks", true);
+    dash_captions.sort();
+    assert_eq!(dash_captions, ["en", "fr"], "{seen}");
     let shaka_cues = cues(&seen, "shakaCues");
     assert!(shaka_cues.len() >= 5, "{seen}");
     for pair in shaka_cues.windows(2) {

@@ -176,6 +176,47 @@ mod tests {
     use super::*;
     use aes::cipher::{BlockEncrypt, KeyInit};
 
+    /// CEA-608/708 captions ride in SEI NAL units (ATSC A/53 `GA94` user data): the remux keeps
+    /// them in the sample and encryption leaves them clear, so players that read captions from
+    /// the (still encrypted) samples find them, as CENC requires of non-VCL units.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn caption_sei_is_carried_and_left_clear() {
+        let sei: &[u8] = &[
+            0x06, 0x04, 0x0d, 0xb5, 0x00, 0x31, b'G', b'A', b'9', b'4', 0x03, 0xc1, 0xff, 0xfc,
+            0x94, 0x20, 0x80,
+        ];
+        let slice: Vec<u8> = [&[0x65u8, 0x88][..], &[0xAB; 300]].concat();
+        let (mut sample, idr) = super::super::h264::sample_data(&[&[0x09, 0xf0], sei, &slice]);
+        assert!(idr);
+        let sei_at = 4;
+        assert_eq!(
+            &sample[sei_at..sei_at + sei.len()],
+            sei,
+            "the SEI is in the sample"
+        );
+        let p = Protection {
+            scheme: Scheme::Cenc,
+            key: [7; 16],
+            kid: [1; 16],
+            iv_base: 5,
+            constant_iv: [0; 16],
+        };
+        let size = sample.len() as u32;
+        let aux = encrypt_run(&p, true, &[size], &mut sample).unwrap();
+        assert_eq!(&sample[sei_at..sei_at + sei.len()], sei, "and stays clear");
+        let subsamples = &aux.samples[0].subsamples;
+        assert!(
+            subsamples[0].0 as usize >= 4 + sei.len() + 4,
+            "{subsamples:?}"
+        );
+        assert_ne!(
+            &sample[sample.len() - 16..],
+            &[0xAB; 16],
+            "the slice is encrypted"
+        );
+    }
+
     /// `cbcs`'s pattern CBC as it was written over RustCrypto, one block at a time.
     fn reference_pattern(
         key: &[u8; 16],

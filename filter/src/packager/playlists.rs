@@ -329,6 +329,51 @@ mod tests {
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn caption_channels_are_announced_as_configured() {
+        let (_, t) = groups("/out/v1/news/captioned/index.m3u8");
+        assert!(
+            t.contains(
+                "#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"cc\",LANGUAGE=\"eng\",NAME=\"English\",DEFAULT=YES,AUTOSELECT=YES,INSTREAM-ID=\"CC1\"\n\
+#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"cc\",LANGUAGE=\"fr\",NAME=\"fr\",DEFAULT=NO,AUTOSELECT=YES,INSTREAM-ID=\"CC3\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=5000000,"
+            ),
+            "before the first variant: {t}"
+        );
+        // Every video variant names the group; the audio-only one does not.
+        assert_eq!(t.matches(",CLOSED-CAPTIONS=\"cc\"\n").count(), 4, "{t}");
+        assert!(
+            t.contains("#EXT-X-STREAM-INF:BANDWIDTH=96000,CODECS=\"mp4a.40.2\",AUDIO=\"aac\"\n"),
+            "{t}"
+        );
+        // The encoder's own caption signals give way to the endpoint's.
+        let encoder = GROUPS.replace(
+            "#EXT-X-STREAM-INF:BANDWIDTH=600000,",
+            "#EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS,GROUP-ID=\"enc\",NAME=\"x\",INSTREAM-ID=\"CC2\"\n#EXT-X-STREAM-INF:BANDWIDTH=600000,CLOSED-CAPTIONS=\"enc\",",
+        );
+        let f = fetch("/out/v1/news/captioned/index.m3u8", &[]);
+        let t = text(&answer(&f.next, 200, &[], encoder.as_bytes(), T0));
+        assert!(!t.contains("enc") && !t.contains("CC2"), "{t}");
+        assert_eq!(t.matches("CLOSED-CAPTIONS=\"cc\"").count(), 4, "{t}");
+        // Without a mapping, the encoder's pass through.
+        let f = fetch("/out/v1/news/hls/index.m3u8", &[]);
+        let t = text(&answer(&f.next, 200, &[], encoder.as_bytes(), T0));
+        assert!(
+            t.contains("CLOSED-CAPTIONS=\"enc\"") && t.contains("CC2"),
+            "{t}"
+        );
+        // DASH: the video AdaptationSet's Accessibility.
+        let mpd = mpd_over("/out/v1/news/dash-cc/index.mpd", GROUPS);
+        assert!(
+            mpd.contains(
+                "<Accessibility schemeIdUri=\"urn:scte:dash:cc:cea-608:2015\" value=\"CC1=eng\"/>"
+            ),
+            "{mpd}"
+        );
+        assert_eq!(mpd.matches("<Accessibility").count(), 1, "{mpd}");
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn groups_stay_consistent() {
         let (_, t) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=audio_language:fr");
         // The ac3 group has no French: its only variant goes, and the group with it.

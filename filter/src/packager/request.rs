@@ -297,7 +297,7 @@ mod tests {
         assert_eq!(s, 404);
         assert!(
             body.contains(
-                "configured: cmaf, cmaf-cbcs, dash, dash-cenc, fixed, hls, mss, pdt, secure, sorted"
+                "configured: captioned, cmaf, cmaf-cbcs, dash, dash-cc, dash-cenc, fixed, hls, mss, pdt, secure, sorted"
             ),
             "{body}"
         );
