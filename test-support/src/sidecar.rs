@@ -470,6 +470,63 @@ impl EncoderSpec<'_> {
     }
 }
 
+/// The test encoder's codecs: x264 (one thread, 2 s GOPs at 25 fps, no scene cuts) and AAC.
+const LIVE_CODECS: [&str; 18] = [
+    "-c:v",
+    "libx264",
+    "-preset",
+    "ultrafast",
+    "-threads",
+    "1",
+    "-g",
+    "50",
+    "-keyint_min",
+    "50",
+    "-sc_threshold",
+    "0",
+    "-b:v",
+    "400k",
+    "-c:a",
+    "aac",
+    "-b:a",
+    "64k",
+];
+
+/// ffmpeg's output options to push `seconds` of a multivariant live channel to input 1
+/// (Digest), `maps` (and stream options) first, then [`LIVE_CODECS`], 2 s segments dated, a
+/// 3-segment window, `var_stream_map`, `master.m3u8`.
+fn live_push(ingest: SocketAddr, seconds: u32, maps: &[&str], var_stream_map: &str) -> Vec<String> {
+    let base = format!("http://enc1:{PASSWORD_1}@{ingest}/in/v1/news/1");
+    let seconds = seconds.to_string();
+    let mut a: Vec<String> = maps.iter().map(|x| x.to_string()).collect();
+    a.extend(LIVE_CODECS.map(String::from));
+    a.extend(
+        [
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-t",
+            &seconds,
+            "-hls_list_size",
+            "3",
+            "-hls_flags",
+            "program_date_time+delete_segments",
+            "-method",
+            "PUT",
+            "-var_stream_map",
+            var_stream_map,
+            "-master_pl_name",
+            "master.m3u8",
+            "-hls_segment_filename",
+        ]
+        .map(String::from),
+    );
+    a.push(format!("{base}/stream_%v_%d.ts"));
+    a.push(format!("{base}/stream_%v.m3u8"));
+    a
+}
+
 fn encode_args(spec: &EncoderSpec<'_>, vlabels: (&str, &str), alabel: &str) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |s: &[&str]| a.extend(s.iter().map(|x| x.to_string()));
@@ -477,30 +534,8 @@ fn encode_args(spec: &EncoderSpec<'_>, vlabels: (&str, &str), alabel: &str) -> V
     if spec.two_renditions {
         push(&["-map", &format!("[{}]", vlabels.1), "-map", alabel]);
     }
-    push(&[
-        "-c:v",
-        "libx264",
-        "-preset",
-        "ultrafast",
-        "-threads",
-        "1",
-        "-g",
-        "50",
-        "-keyint_min",
-        "50",
-        "-sc_threshold",
-        "0",
-        "-b:v",
-        "400k",
-        "-c:a",
-        "aac",
-        "-b:a",
-        "64k",
-        "-f",
-        "hls",
-        "-hls_time",
-        "2",
-    ]);
+    push(&LIVE_CODECS);
+    push(&["-f", "hls", "-hls_time", "2"]);
     push(&["-start_number", &spec.start_number.to_string()]);
     if spec.fmp4 {
         push(&["-hls_segment_type", "fmp4"]);
@@ -634,22 +669,12 @@ impl Encoder {
             ]
             .map(String::from),
         );
-        let base = format!("http://enc1:{PASSWORD_1}@{ingest}/in/v1/news/1");
-        let seconds = seconds.to_string();
-        args.extend(
-            [
-                "-map", "0:v", "-map", "1:a", "-map", "2:a", "-c:v", "libx264", "-preset",
-                "ultrafast", "-threads", "1", "-g", "50", "-keyint_min", "50", "-sc_threshold",
-                "0", "-b:v", "400k", "-c:a", "aac", "-b:a", "64k", "-f", "hls", "-hls_time", "2",
-                "-t", &seconds, "-hls_list_size", "3", "-hls_flags",
-                "program_date_time+delete_segments", "-method", "PUT", "-var_stream_map",
-                "v:0,agroup:aud,name:video a:0,agroup:aud,language:eng,name:audio_en,default:yes a:1,agroup:aud,language:fra,name:audio_fr",
-                "-master_pl_name", "master.m3u8", "-hls_segment_filename",
-            ]
-            .map(String::from),
-        );
-        args.push(format!("{base}/stream_%v_%d.ts"));
-        args.push(format!("{base}/stream_%v.m3u8"));
+        args.extend(live_push(
+            ingest,
+            seconds,
+            &["-map", "0:v", "-map", "1:a", "-map", "2:a"],
+            "v:0,agroup:aud,name:video a:0,agroup:aud,language:eng,name:audio_en,default:yes a:1,agroup:aud,language:fra,name:audio_fr",
+        ));
         Encoder::spawn(&args)
     }
 
@@ -683,60 +708,23 @@ impl Encoder {
         std::fs::write(&srt, cues).unwrap();
         let mut args = test_pattern_inputs_with_tone(true, 440);
         args.extend(["-i".to_owned(), srt.display().to_string()]);
-        let base = format!("http://enc1:{PASSWORD_1}@{ingest}/in/v1/news/1");
-        let seconds = seconds.to_string();
-        args.extend(
-            [
+        args.extend(live_push(
+            ingest,
+            seconds,
+            &[
                 "-map",
                 "0:v",
                 "-map",
                 "1:a",
                 "-map",
                 "2:s",
-                "-c:v",
-                "libx264",
-                "-preset",
-                "ultrafast",
-                "-threads",
-                "1",
-                "-g",
-                "50",
-                "-keyint_min",
-                "50",
-                "-sc_threshold",
-                "0",
-                "-b:v",
-                "400k",
-                "-c:a",
-                "aac",
-                "-b:a",
-                "64k",
                 "-c:s",
                 "webvtt",
                 "-muxdelay",
                 "0",
-                "-f",
-                "hls",
-                "-hls_time",
-                "2",
-                "-t",
-                &seconds,
-                "-hls_list_size",
-                "3",
-                "-hls_flags",
-                "program_date_time+delete_segments",
-                "-method",
-                "PUT",
-                "-var_stream_map",
-                "v:0,a:0,s:0,sgroup:subs,language:eng,name:video",
-                "-master_pl_name",
-                "master.m3u8",
-                "-hls_segment_filename",
-            ]
-            .map(String::from),
-        );
-        args.push(format!("{base}/stream_%v_%d.ts"));
-        args.push(format!("{base}/stream_%v.m3u8"));
+            ],
+            "v:0,a:0,s:0,sgroup:subs,language:eng,name:video",
+        ));
         let mut encoder = Encoder::spawn(&args);
         encoder._inputs = Some(inputs);
         encoder

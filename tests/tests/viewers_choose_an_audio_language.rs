@@ -14,7 +14,6 @@
 
 use std::time::Duration;
 
-use edgepack_host::{HostOptions, start};
 use edgepack_test_support::player::{decoded_audio_f32, smooth_played_with_audio};
 use edgepack_test_support::sidecar;
 use edgepack_tests::xml_attr as attr;
@@ -47,12 +46,7 @@ fn each_language_is_its_own_track_in_every_format() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
     sidecar::Encoder::start_languages(sc.ingest, 10).wait(Duration::from_secs(60));
-    let mut o = HostOptions::new(
-        edgepack_test_support::artifacts::filter_wasm().unwrap(),
-        CONFIG.as_bytes().to_vec(),
-    );
-    o.clusters = vec![("edgepack_store".into(), sc.internal)];
-    let h = start(o).unwrap();
+    let h = edgepack_tests::edge(sc.internal, CONFIG.as_bytes(), 1);
     let range = sidecar::whole_history_range(&sc.status());
 
     // The store: each language a rendition, with its measured bit rate.

@@ -17,7 +17,6 @@
 use std::process::Command;
 use std::time::Duration;
 
-use edgepack_host::{HostOptions, start};
 use edgepack_test_support::sidecar;
 use sidecar::get;
 
@@ -70,12 +69,7 @@ fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
     sidecar::Encoder::start_subtitles(sc.ingest, 12).wait(Duration::from_secs(60));
-    let mut o = HostOptions::new(
-        edgepack_test_support::artifacts::filter_wasm().unwrap(),
-        CONFIG.as_bytes().to_vec(),
-    );
-    o.clusters = vec![("edgepack_store".into(), sc.internal)];
-    let h = start(o).unwrap();
+    let h = edgepack_tests::edge(sc.internal, CONFIG.as_bytes(), 1);
     let range = sidecar::whole_history_range(&sc.status());
 
     // The store: subtitle segments dated as the video segments numbered alike.
