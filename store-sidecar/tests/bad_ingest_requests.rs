@@ -171,10 +171,16 @@ fn every_bad_request_gets_its_status_and_nothing_changes() {
 
     // Methods.
     let r = req(&format!(
-        "POST /in/v1/news/1/a.ts HTTP/1.1\r\nAuthorization: {ok}\r\nContent-Length: 0"
+        "PATCH /in/v1/news/1/a.ts HTTP/1.1\r\nAuthorization: {ok}\r\nContent-Length: 0"
     ));
     assert_eq!(r.status, 405);
-    assert!(r.header("allow").unwrap().contains("PUT"));
+    assert_eq!(r.header("allow"), Some("OPTIONS, PUT, POST, DELETE, MKCOL"));
+    assert!(r.text().contains("use PUT (or POST)"), "{}", r.text());
+    // POST uploads as PUT does (ffmpeg POSTs its WebVTT playlists): an empty segment is no media.
+    let r = req(&format!(
+        "POST /in/v1/news/1/a.ts HTTP/1.1\r\nAuthorization: {ok}\r\nContent-Length: 0"
+    ));
+    assert_eq!(r.status, 415, "{}", r.text());
     assert_eq!(req("OPTIONS /in/v1/news/1/a.ts HTTP/1.1").status, 200);
     let r = req("POST /store/v1/news/status HTTP/1.1");
     assert_eq!(
