@@ -240,7 +240,12 @@ pub fn write(
             } else {
                 without_attribute(line, "SUBTITLES")
             };
-            let line = with_captions(&line, &parsed.variants[vi], endpoint);
+            // m3u8-rs may read fewer variants than there are lines (checked after the loop).
+            let variant = parsed
+                .variants
+                .get(vi)
+                .ok_or_else(|| bad("variant or media count differs from m3u8-rs"))?;
+            let line = with_captions(&line, variant, endpoint);
             lines.push(Line::Variant(
                 vi,
                 format!("{line}\n{}", with_query(uri, carry)),

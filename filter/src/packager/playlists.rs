@@ -370,6 +370,17 @@ mod tests {
             "{mpd}"
         );
         assert_eq!(mpd.matches("<Accessibility").count(), 1, "{mpd}");
+        // Found by fuzzing: a STREAM-INF line m3u8-rs reads no variant from (a NUL in it) was
+        // looked up before the counts were compared, a panic; now the store's fault, 502.
+        let f = fetch("/out/v1/news/captioned/index.m3u8", &[]);
+        let r = answer(
+            &f.next,
+            200,
+            &[],
+            b"#EXTM3U\n#EXT-X-STREAM-INF:B\x000\ns93t",
+            T0,
+        );
+        assert_eq!(r.status, 502, "{}", text(&r));
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
