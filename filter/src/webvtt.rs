@@ -4,6 +4,8 @@
 //! RFC 8216 implies for it — cue time 0 is MPEG-2 time 0 — written out, because players do not
 //! agree on what a missing one means.
 
+use edgepack_store_api::api::is_webvtt;
+
 use crate::config::{Endpoint, Format};
 use crate::error::FilterError;
 
@@ -22,16 +24,6 @@ pub fn carried_by(endpoint: &Endpoint) -> Result<(), FilterError> {
 
 /// The mapping RFC 8216 implies for a WebVTT segment without `X-TIMESTAMP-MAP`.
 pub const IMPLIED_TIMESTAMP_MAP: &str = "X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000";
-
-/// Whether `body` is a WebVTT file: UTF-8, an optional byte order mark, then `WEBVTT` alone or
-/// followed by a space, tab or line end (WebVTT §4.1).
-pub fn is_webvtt(body: &[u8]) -> bool {
-    let body = body.strip_prefix("\u{feff}".as_bytes()).unwrap_or(body);
-    match body.strip_prefix(b"WEBVTT") {
-        Some(rest) => matches!(rest.first(), None | Some(b' ' | b'\t' | b'\n' | b'\r')),
-        None => false,
-    }
-}
 
 /// The segment with an `X-TIMESTAMP-MAP`: as it is when its header has one, else with
 /// [`IMPLIED_TIMESTAMP_MAP`] after the `WEBVTT` line. Refuses what is not WebVTT (the reason).

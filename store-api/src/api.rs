@@ -46,6 +46,15 @@ pub const PLAYLIST_CONTENT_TYPE: &str = "application/vnd.apple.mpegurl";
 /// Content type of `status`.
 pub const STATUS_CONTENT_TYPE: &str = "application/json";
 
+/// Whether a file is WebVTT (WebVTT §4.1): an optional UTF-8 byte order mark, then `WEBVTT`
+/// alone or followed by a space, tab or line end. The store's ingest sniffing and the filter's
+/// subtitle answers judge by this one rule.
+pub fn is_webvtt(head: &[u8]) -> bool {
+    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    text.strip_prefix(b"WEBVTT")
+        .is_some_and(|rest| matches!(rest.first(), None | Some(b' ' | b'\t' | b'\n' | b'\r')))
+}
+
 /// Content type of a segment by its extension.
 pub fn content_type(ext: &str) -> &'static str {
     match ext {

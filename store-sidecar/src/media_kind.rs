@@ -43,12 +43,7 @@ pub fn sniff(head: &[u8]) -> MediaKind {
             return MediaKind::Fmp4;
         }
     }
-    let text = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
-    if text.starts_with(b"WEBVTT")
-        && text
-            .get(6)
-            .is_none_or(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-    {
+    if edgepack_store_api::api::is_webvtt(head) {
         return MediaKind::WebVtt;
     }
     if head.starts_with(b"ID3") {
