@@ -87,19 +87,22 @@ pub fn write(
                 .map_or(pl.discontinuity_sequence, |s| s.disc_seq),
         ),
     };
-    // A cmaf endpoint over MPEG-TS ingest: the filter repackages each segment (`{sequence}.mp4`)
-    // and builds the initialization segment of each run — one discontinuity period and, when
-    // encrypted, one key period (the KID is in the init) — from the run's first segment still in
-    // the store (`init-ts{sequence}.mp4`).
-    let repackage = matches!(endpoint.packaging, Packaging::Cmaf { .. });
+    // A cmaf endpoint over MPEG-TS ingest, or an encrypted one over fMP4 ingest: the filter
+    // repackages each segment (`{sequence}.mp4`) and builds the initialization segment of each
+    // run — one discontinuity period and, when encrypted, one key period (the KID is in the
+    // init) — from the run's first segment still in the store (`init-ts{sequence}.mp4`). A clear
+    // cmaf endpoint passes fMP4 ingest through with the encoder's own initialization segments.
+    let cmaf = matches!(endpoint.packaging, Packaging::Cmaf { .. });
     let fmp4_ingest = segs.iter().any(|s| s.map.is_some());
-    if keys.is_some() && fmp4_ingest {
-        return Err(FilterError::NotImplemented(format!(
-            "endpoint '{}' is encrypted, which this version does for MPEG-TS ingest only (AES-128 on hls endpoints, cenc/cbcs on cmaf and dash); this rendition is fMP4 (CMAF). Serve it from an endpoint without encryption",
-            endpoint.name
-        )));
-    }
-    let fmp4 = repackage || fmp4_ingest;
+    let repackage_fmp4 = cmaf && keys.is_some();
+    let repackage =
+        |s: &crate::media_playlist::Segment| cmaf && (s.map.is_none() || repackage_fmp4);
+    // AES-128 of fMP4 ingest encrypts the media segments only: an initialization segment is
+    // declared where no key applies (RFC 8216 4.3.2.5: a key before an EXT-X-MAP would apply
+    // to it too), so after a key tag a new map is preceded by METHOD=NONE and the key follows
+    // it again.
+    let clear_maps = keys.is_some() && !cmaf && endpoint.common_encryption().is_none();
+    let fmp4 = cmaf || fmp4_ingest;
     // EXT-X-MAP in a media playlist needs protocol version 6.
     let version = if fmp4 {
         pl.version.unwrap_or(3).max(6)
@@ -140,17 +143,18 @@ pub fn write(
         }
         // The initialization segment: at the window's first segment and wherever it changes.
         let derived;
-        let map = match s.map.as_deref() {
-            Some(m) => Some(m),
-            None if repackage => {
-                derived = route::ts_init_file(key_periods::run_start(pl, endpoint, s).sequence);
-                Some(derived.as_str())
-            }
-            None => None,
+        let map = if repackage(s) {
+            derived = route::ts_init_file(key_periods::run_start(pl, endpoint, s).sequence);
+            Some(derived.as_str())
+        } else {
+            s.map.as_deref()
         };
         if let Some(map) = map
             && last_map.as_deref() != Some(map)
         {
+            if clear_maps && last_period.take().is_some() {
+                out.push_str("#EXT-X-KEY:METHOD=NONE\n");
+            }
             let _ = writeln!(out, "#EXT-X-MAP:URI=\"{map}\"");
             last_map = Some(map.to_owned());
         }
@@ -194,14 +198,7 @@ pub fn write(
             out.push('\n');
         }
         markers.before_segment(&mut out, s);
-        let file = route::segment_file(
-            s.sequence,
-            if repackage && s.map.is_none() {
-                "mp4"
-            } else {
-                s.ext()
-            },
-        );
+        let file = route::segment_file(s.sequence, if repackage(s) { "mp4" } else { s.ext() });
         let _ = write!(out, "#EXTINF:{},{}\n{file}\n", s.duration_text, s.title);
     }
     for t in pl.trailing_tags.iter().filter(|t| markers.keeps(t)) {

@@ -265,3 +265,134 @@ fn cenc_and_cbcs_tracks_decrypt_to_the_source_frames() {
         }
     }
 }
+
+/// fMP4 ingest leaves the edge as MPEG-TS ingest does: ffmpeg encodes once as MPEG-TS HLS and
+/// copies the same stream into fMP4 HLS (`-hls_segment_type fmp4`, its own timescales and
+/// boxes); every segment read back from fMP4 gives the tracks and runs — codec configuration,
+/// sample sizes, durations, composition offsets, sync samples, data, decode times on the program
+/// date time — that the same segment gives from MPEG-TS, per track as DASH asks and both
+/// together as CMAF HLS asks. A segment cut short or an init without its `moov` is refused with
+/// a reason.
+#[test]
+fn fmp4_ingest_gives_the_tracks_and_samples_of_mpeg_ts_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let ffmpeg = |args: &[&str]| {
+        let status = Command::new("ffmpeg")
+            .args(["-hide_banner", "-loglevel", "error"])
+            .args(args)
+            .current_dir(dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "ffmpeg {args:?}");
+    };
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x180:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "6",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "fast",
+        "-bf",
+        "2",
+        "-g",
+        "50",
+        "-keyint_min",
+        "50",
+        "-sc_threshold",
+        "0",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "96k",
+        "-f",
+        "hls",
+        "-hls_time",
+        "2",
+        "-hls_list_size",
+        "0",
+        "-hls_segment_filename",
+        "s%d.ts",
+        "ts.m3u8",
+    ]);
+    ffmpeg(&[
+        "-i",
+        "ts.m3u8",
+        "-c",
+        "copy",
+        "-bsf:a",
+        "aac_adtstoasc",
+        "-f",
+        "hls",
+        "-hls_time",
+        "2",
+        "-hls_list_size",
+        "0",
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_fmp4_init_filename",
+        "init.mp4",
+        "-hls_segment_filename",
+        "f%d.m4s",
+        "f.m3u8",
+    ]);
+    let init = std::fs::read(dir.path().join("init.mp4")).unwrap();
+    let pdt0 = 1_795_600_000_000i64;
+    for i in 0..3u64 {
+        let ts = std::fs::read(dir.path().join(format!("s{i}.ts"))).unwrap();
+        let m4s = std::fs::read(dir.path().join(format!("f{i}.m4s"))).unwrap();
+        let pdt = Some(pdt0 + i as i64 * 2000);
+        let fmp4 = cmaf::Ingest::Fmp4 {
+            init: &init,
+            segment: &m4s,
+        };
+        for select in [cmaf::Select::Video, cmaf::Select::Audio, cmaf::Select::All] {
+            let from_ts = cmaf::tracks_and_runs(&ts, pdt, None, select).unwrap();
+            let from_fmp4 = cmaf::tracks_and_runs(fmp4, pdt, None, select).unwrap();
+            assert_eq!(from_fmp4.0, from_ts.0, "segment {i} {select:?}: tracks");
+            assert_eq!(from_fmp4.1.len(), from_ts.1.len());
+            for (a, b) in from_fmp4.1.iter().zip(&from_ts.1) {
+                // ffmpeg states the audio's offset from the video in an edit list counted in
+                // milliseconds (its movie timescale): within 1 ms of MPEG-TS's exact offset.
+                // Video is exact: it is what both are anchored on.
+                let tolerance = if a.track_id == 1 && select != cmaf::Select::Audio {
+                    0
+                } else {
+                    48
+                };
+                assert!(
+                    a.base_decode_time.abs_diff(b.base_decode_time) <= tolerance,
+                    "segment {i} {select:?}: {} vs {}",
+                    a.base_decode_time,
+                    b.base_decode_time
+                );
+                assert_eq!(a.samples, b.samples, "segment {i} {select:?}");
+                assert!(a.data == b.data, "segment {i} {select:?}: sample data");
+            }
+        }
+    }
+    // Hostile fMP4: reasons, not panics.
+    let m4s = std::fs::read(dir.path().join("f0.m4s")).unwrap();
+    let cut = cmaf::Ingest::Fmp4 {
+        init: &init,
+        segment: &m4s[..m4s.len() / 2],
+    };
+    let e = cmaf::tracks_and_runs(cut, None, None, cmaf::Select::All).unwrap_err();
+    assert!(matches!(e, cmaf::CmafError::Malformed(_)), "{e}");
+    let no_moov = cmaf::Ingest::Fmp4 {
+        init: &init[..32],
+        segment: &m4s,
+    };
+    let e = cmaf::tracks_and_runs(no_moov, None, None, cmaf::Select::All).unwrap_err();
+    assert!(
+        e.to_string().contains("box") || e.to_string().contains("moov"),
+        "{e}"
+    );
+}

@@ -27,6 +27,13 @@ pub const PROGRAM_DATE_TIME_HEADER: &str = "x-edgepack-program-date-time";
 pub const SEQUENCE_HEADER: &str = "x-edgepack-sequence";
 /// On segments: the segment's duration in seconds, six decimals (`2.000000`).
 pub const DURATION_HEADER: &str = "x-edgepack-duration";
+/// On fMP4 segments: the id of the initialization segment the segment needs
+/// (`{rendition}/init-{id}.mp4`).
+pub const INIT_HEADER: &str = "x-edgepack-init";
+/// The extension that asks for a segment in whatever container it was ingested (`{sequence}.media`,
+/// `at/{epoch-ms}.media`): the answer's content type says which (`video/mp2t`, `video/mp4`). For
+/// a client that repackages either kind of ingest.
+pub const ANY_EXT: &str = "media";
 /// On segments: the input (`1` or `2`) whose copy was served.
 pub const SERVED_INPUT_HEADER: &str = "x-edgepack-served-input";
 /// On every answer about a channel that has an active input: that input (`1` or `2`).

@@ -32,6 +32,41 @@ impl AacConfig {
     }
 }
 
+/// The configuration an MP4 `esds` states (its `AudioSpecificConfig`, ISO/IEC 14496-3 1.6.2.1):
+/// object type, sampling frequency index and channel configuration. What this packager writes
+/// back is those two bytes, so a configuration they cannot say is refused.
+pub fn from_audio_specific_config(asc: &[u8]) -> Result<AacConfig, CmafError> {
+    let [a, b, ..] = *asc else {
+        return Err(CmafError::Malformed(
+            "an AudioSpecificConfig shorter than two bytes".into(),
+        ));
+    };
+    let object_type = a >> 3;
+    let rate_index = ((a & 7) << 1) | (b >> 7);
+    let channels = (b >> 3) & 0x0F;
+    if object_type == 0 || object_type == 31 {
+        return Err(CmafError::Unsupported(format!(
+            "AAC audio object type {object_type} (escape or none) is not supported"
+        )));
+    }
+    let sample_rate = *RATES.get(usize::from(rate_index)).ok_or_else(|| {
+        CmafError::Unsupported(format!(
+            "AAC sampling frequency index {rate_index} (an explicit rate) is not supported"
+        ))
+    })?;
+    if channels == 0 || channels > 7 {
+        return Err(CmafError::Unsupported(format!(
+            "AAC channel configuration {channels} is not supported"
+        )));
+    }
+    Ok(AacConfig {
+        object_type,
+        rate_index,
+        sample_rate,
+        channels,
+    })
+}
+
 /// Splits ADTS data into raw AAC frames; returns the stream's configuration with them.
 pub fn frames(data: &[u8]) -> Result<(AacConfig, Vec<&[u8]>), CmafError> {
     let mut out = Vec::new();

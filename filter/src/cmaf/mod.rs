@@ -1,6 +1,7 @@
 //! MPEG-TS → CMAF (fragmented MP4), one HLS segment at a time, with no state between requests:
 //! H.264 + AAC are demultiplexed ([`ts`]), turned into MP4 samples ([`h264`], [`adts`]) and written
-//! as an initialization segment and a media segment ([`mp4`]).
+//! as an initialization segment and a media segment ([`mp4`]). fMP4 ingest is read back into the
+//! same tracks and samples ([`fmp4`]), so both kinds of ingest leave the edge alike.
 //!
 //! Timing: a segment's first video frame is presented at its program date time, in ticks since
 //! the Unix epoch (90 kHz for video, the sample rate for audio); the other frames and the audio
@@ -13,6 +14,7 @@
 
 pub mod adts;
 pub mod cenc;
+pub mod fmp4;
 pub mod h264;
 pub mod mp4;
 pub mod smooth;
@@ -202,6 +204,27 @@ fn clear_track(
     )
 }
 
+/// What a segment was ingested as.
+#[derive(Debug, Clone, Copy)]
+pub enum Ingest<'a> {
+    /// MPEG-TS.
+    Ts(&'a [u8]),
+    /// fMP4 (CMAF): the media segment and the initialization segment it needs.
+    Fmp4 { init: &'a [u8], segment: &'a [u8] },
+}
+
+impl<'a> From<&'a [u8]> for Ingest<'a> {
+    fn from(ts: &'a [u8]) -> Self {
+        Ingest::Ts(ts)
+    }
+}
+
+impl<'a> From<&'a Vec<u8>> for Ingest<'a> {
+    fn from(ts: &'a Vec<u8>) -> Self {
+        Ingest::Ts(ts)
+    }
+}
+
 /// Repackages one MPEG-TS segment. `sequence` numbers the fragment; `pdt_ms` is the segment's
 /// program date time (see the module's timing rule).
 pub fn remux(segment: &[u8], sequence: u64, pdt_ms: Option<i64>) -> Result<Remuxed, CmafError> {
@@ -229,9 +252,10 @@ pub fn remux_protected(
     remux_select(segment, sequence, pdt_ms, protection, Select::All)
 }
 
-/// The general form of [`remux`]: a track selection and optional encryption.
-pub fn remux_select(
-    segment: &[u8],
+/// The general form of [`remux`]: either kind of ingest, a track selection and optional
+/// encryption.
+pub fn remux_select<'a>(
+    segment: impl Into<Ingest<'a>>,
     sequence: u64,
     pdt_ms: Option<i64>,
     protection: Option<&cenc::Protection>,
@@ -242,13 +266,42 @@ pub fn remux_select(
     Ok(Remuxed { tracks, fragment })
 }
 
-/// The `select`ed tracks of one MPEG-TS segment and their runs (samples and data, encrypted
-/// under `protection` when given), before they are written as a fragment: what other fragment
-/// formats (Smooth Streaming) are written from.
-pub fn tracks_and_runs(
-    segment: &[u8],
+/// The `select`ed tracks of one segment and their runs (samples and data, encrypted under
+/// `protection` when given), before they are written as a fragment: what other fragment formats
+/// (Smooth Streaming) are written from.
+pub fn tracks_and_runs<'a>(
+    segment: impl Into<Ingest<'a>>,
     pdt_ms: Option<i64>,
     protection: Option<&cenc::Protection>,
+    select: Select,
+) -> Result<(Vec<Track>, Vec<Run>), CmafError> {
+    let (mut tracks, mut runs) = match segment.into() {
+        Ingest::Ts(ts) => ts_tracks_and_runs(ts, pdt_ms, select)?,
+        Ingest::Fmp4 { init, segment } => {
+            fmp4::tracks_and_runs(&fmp4::read_init(init)?, segment, pdt_ms, select)?
+        }
+    };
+    if let Some(p) = protection {
+        for (t, r) in tracks.iter_mut().zip(runs.iter_mut()) {
+            let mut track_key = p.clone();
+            let video = matches!(t.codec, Codec::Avc(_));
+            track_key.iv_base = p.iv_base ^ (if video { 1u64 } else { 2 } << 56);
+            let sizes: Vec<u32> = r.samples.iter().map(|s| s.size).collect();
+            r.aux = Some(cenc::encrypt_run(&track_key, video, &sizes, &mut r.data)?);
+            t.protection = Some(TrackProtection {
+                scheme: p.scheme,
+                kid: p.kid,
+                constant_iv: p.constant_iv,
+            });
+        }
+    }
+    Ok((tracks, runs))
+}
+
+/// The `select`ed tracks of one MPEG-TS segment and their runs, clear.
+fn ts_tracks_and_runs(
+    segment: &[u8],
+    pdt_ms: Option<i64>,
     select: Select,
 ) -> Result<(Vec<Track>, Vec<Run>), CmafError> {
     let d = ts::demux(segment)?;
@@ -281,20 +334,6 @@ pub fn tracks_and_runs(
         return Err(CmafError::Malformed(
             "the segment has no H.264 or AAC frames".into(),
         ));
-    }
-    if let Some(p) = protection {
-        for (t, r) in tracks.iter_mut().zip(runs.iter_mut()) {
-            let mut track_key = p.clone();
-            let video = matches!(t.codec, Codec::Avc(_));
-            track_key.iv_base = p.iv_base ^ (if video { 1u64 } else { 2 } << 56);
-            let sizes: Vec<u32> = r.samples.iter().map(|s| s.size).collect();
-            r.aux = Some(cenc::encrypt_run(&track_key, video, &sizes, &mut r.data)?);
-            t.protection = Some(TrackProtection {
-                scheme: p.scheme,
-                kid: p.kid,
-                constant_iv: p.constant_iv,
-            });
-        }
     }
     Ok((tracks, runs))
 }

@@ -28,6 +28,7 @@ pub mod tracks;
 #[cfg(test)]
 mod test_fixtures;
 
+use edgepack_store_api::api as store_api;
 pub use edgepack_store_api::api::{PROGRAM_DATE_TIME_HEADER as PDT_HEADER, SEQUENCE_HEADER};
 pub use keys::MAX_LICENSE_REQUEST;
 
@@ -77,6 +78,7 @@ impl Fetch {
                     | JobKind::SmoothFragment { .. },
                 ..
             }) | Step::SmoothFragmentVariants(_)
+                | Step::WithInit(_)
         )
     }
 
@@ -88,7 +90,7 @@ impl Fetch {
             | Step::SmoothVariants(_)
             | Step::SmoothTimeline(_)
             | Step::SmoothFragmentVariants(_) => true,
-            Step::SmoothCodecs(_) => false,
+            Step::SmoothCodecs(_) | Step::WithInit(_) => false,
             Step::Answer(job) => matches!(
                 job.kind,
                 JobKind::Multivariant { .. } | JobKind::Media { .. } | JobKind::DashManifest { .. }
@@ -121,6 +123,19 @@ pub enum Step {
     /// Smooth Streaming fragment, step 1 of 2: the variants say which rendition the URL's
     /// bitrate names.
     SmoothFragmentVariants(smooth::FragmentStart),
+    /// A segment ingested as fMP4 arrived for repackaging: its initialization segment is asked
+    /// for next, then the job runs on both.
+    WithInit(Box<WithInit>),
+}
+
+/// An fMP4 segment waiting for its initialization segment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WithInit {
+    pub job: Job,
+    /// The headers of the store's segment answer the job reads (program date time, sequence,
+    /// duration, content type).
+    pub headers: Vec<(String, String)>,
+    pub segment: Vec<u8>,
 }
 
 /// The first step of a DASH manifest.
@@ -240,7 +255,34 @@ pub fn on_store_answer(
     now_ms: i64,
 ) -> Plan {
     match step {
-        Step::Answer(job) => Plan::Respond(respond(settings, job, answer, now_ms)),
+        Step::Answer(job) => match init_fetch(job, answer) {
+            Some(fetch) => Plan::Fetch(Box::new(fetch)),
+            None => Plan::Respond(respond(settings, job, answer, now_ms)),
+        },
+        Step::WithInit(w) => {
+            let header = |name: &str| {
+                w.headers
+                    .iter()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            };
+            let segment = StoreAnswer {
+                status: 200,
+                header: &header,
+                body: &w.segment,
+            };
+            Plan::Respond(if answer.status == 200 {
+                respond_with_init(settings, &w.job, &segment, Some(answer.body), now_ms)
+            } else {
+                let e = store_error(answer);
+                cors(
+                    FilterError::BadGateway(format!(
+                        "the store has no initialization segment for this fMP4 segment: {e}"
+                    ))
+                    .to_response(),
+                )
+            })
+        }
         Step::DashVariants(first) => {
             match playlists::dash_timeline_fetch(settings, first, answer, now_ms) {
                 Ok(fetch) => Plan::Fetch(Box::new(fetch)),
@@ -256,9 +298,56 @@ pub fn on_store_answer(
     }
 }
 
+/// The headers of a store segment answer that repackaging reads.
+const KEPT_HEADERS: [&str; 4] = [
+    PDT_HEADER,
+    SEQUENCE_HEADER,
+    store_api::DURATION_HEADER,
+    "content-type",
+];
+
+/// A segment that arrived as fMP4 for a job that repackages it: the fetch of its
+/// initialization segment (named by the store), carrying the segment.
+fn init_fetch(job: &Job, answer: &StoreAnswer<'_>) -> Option<Fetch> {
+    let rendition = match &job.kind {
+        JobKind::Remux { rendition, .. }
+        | JobKind::Track { rendition, .. }
+        | JobKind::SmoothFragment { rendition, .. } => rendition,
+        _ => return None,
+    };
+    if answer.status != 200 || !tracks::is_fmp4(answer) {
+        return None;
+    }
+    // Without the header the job itself says what is wrong.
+    let id = (answer.header)(store_api::INIT_HEADER)?;
+    Some(Fetch {
+        path: store_api::init_path(&job.channel, rendition, id.trim()),
+        next: Step::WithInit(Box::new(WithInit {
+            job: job.clone(),
+            headers: KEPT_HEADERS
+                .iter()
+                .filter_map(|h| Some(((*h).to_owned(), (answer.header)(h)?)))
+                .collect(),
+            segment: answer.body.to_vec(),
+        })),
+    })
+}
+
 /// Builds the viewer's answer from the store's.
 pub fn respond(settings: &Settings, job: &Job, answer: &StoreAnswer<'_>, now_ms: i64) -> Response {
-    cors(match try_respond(settings, job, answer, now_ms) {
+    respond_with_init(settings, job, answer, None, now_ms)
+}
+
+/// [`respond`] for a repackaged fMP4 segment: the store's answer and the segment's
+/// initialization segment.
+pub fn respond_with_init(
+    settings: &Settings,
+    job: &Job,
+    answer: &StoreAnswer<'_>,
+    init: Option<&[u8]>,
+    now_ms: i64,
+) -> Response {
+    cors(match try_respond(settings, job, answer, init, now_ms) {
         Ok(r) => r,
         Err(e) => e.to_response(),
     })
@@ -268,6 +357,7 @@ fn try_respond(
     settings: &Settings,
     job: &Job,
     answer: &StoreAnswer<'_>,
+    init: Option<&[u8]>,
     now_ms: i64,
 ) -> Result<Response, FilterError> {
     if answer.status != 200 {
@@ -290,19 +380,19 @@ fn try_respond(
         JobKind::Remux {
             rendition,
             sequence,
-            init,
-        } => tracks::hls_fragment(ep, answer, rendition, *sequence, *init),
+            init: init_of_segment,
+        } => tracks::hls_fragment(ep, answer, init, rendition, *sequence, *init_of_segment),
         JobKind::Track {
             rendition,
             track,
             time,
-            init,
-        } => tracks::dash_track(ep, answer, rendition, *track, *time, *init),
+            init: init_of_segment,
+        } => tracks::dash_track(ep, answer, init, rendition, *track, *time, *init_of_segment),
         JobKind::SmoothFragment {
             rendition,
             track,
             time,
-        } => tracks::smooth_fragment(ep, answer, rendition, *track, *time),
+        } => tracks::smooth_fragment(ep, answer, init, rendition, *track, *time),
     }
 }
 

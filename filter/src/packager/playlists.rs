@@ -126,12 +126,6 @@ pub(super) fn dash_manifest(
     now_ms: i64,
 ) -> Result<Response, FilterError> {
     let pl = media_playlist::parse(answer.body)?;
-    if pl.segments.iter().any(|s| s.map.is_some()) {
-        return Err(FilterError::NotImplemented(format!(
-            "endpoint '{}' is DASH, which this version builds from MPEG-TS ingest only; this channel is ingested as fMP4",
-            ep.name
-        )));
-    }
     let (range, kind, spec) = window(ep, &pl, time, now_ms)?;
     if let Some(refused) = endpoint_errors::check(&ep.errors, &pl, &range, kind, now_ms) {
         return Ok(refused);
@@ -600,12 +594,25 @@ mod tests {
             ),
             other => panic!("{other:?}"),
         }
-        // fMP4 ingest cannot be encrypted by this version: said, not faked.
+        // fMP4 ingest is repackaged and encrypted like MPEG-TS ingest: `{sequence}.mp4` and an
+        // initialization segment built per run, never the encoder's clear ones.
         let f = fetch("/out/v1/news/cmaf-cbcs/stream_0/index.m3u8", &[]);
-        assert_eq!(
-            answer(&f.next, 200, &[], STORE_FMP4.as_bytes(), T_FMP4 + 8_000).status,
-            501
+        let r = answer(&f.next, 200, &[], STORE_FMP4.as_bytes(), T_FMP4 + 8_000);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        let t = text(&r);
+        assert!(uris(&t).iter().all(|u| u.ends_with(".mp4")), "{t}");
+        assert!(t.contains("#EXT-X-MAP:URI=\"init-ts"), "{t}");
+        assert!(t.contains("#EXT-X-KEY:METHOD=SAMPLE-AES,"), "{t}");
+        // Its clear fMP4 segments are not served from it.
+        let f = fetch("/out/v1/news/cmaf-cbcs/stream_0/3.m4s", &[]);
+        let r = answer(
+            &f.next,
+            200,
+            &[("content-type", "video/mp4")],
+            b"moofmdat",
+            T_FMP4,
         );
+        assert_eq!(r.status, 404, "{}", text(&r));
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
@@ -691,13 +698,13 @@ mod tests {
         // Segments: one track of the store's MPEG-TS segment at that time (renditions may number
         // their segments differently in the store; they share times).
         let f = fetch(&format!("/out/v1/news/dash/stream_1/a{}.mp4", T0 * 90), &[]);
-        assert_eq!(f.path, format!("/store/v1/news/stream_1/at/{T0}.ts"));
+        assert_eq!(f.path, format!("/store/v1/news/stream_1/at/{T0}.media"));
         assert_eq!(answer(&f.next, 200, &[], b"not ts", T0).status, 502);
         let f = fetch(
             &format!("/out/v1/news/dash/stream_0/init-v{}.mp4", T0 * 90),
             &[],
         );
-        assert_eq!(f.path, format!("/store/v1/news/stream_0/at/{T0}.ts"));
+        assert_eq!(f.path, format!("/store/v1/news/stream_0/at/{T0}.media"));
         assert_eq!(status("/out/v1/news/dash/stream_0/v1001.mp4", &[]).0, 404);
     }
 

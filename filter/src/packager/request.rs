@@ -91,7 +91,7 @@ fn plan_asset(
             sequence,
             ext,
         } if ep.format() == Format::Cmaf && ext == "mp4" => fetch(
-            store::segment_path(c, rendition, *sequence, "ts"),
+            store::segment_path(c, rendition, *sequence, store::ANY_EXT),
             JobKind::Remux {
                 rendition: rendition.clone(),
                 sequence: *sequence,
@@ -112,7 +112,7 @@ fn plan_asset(
             rendition,
             sequence,
         } => fetch(
-            store::segment_path(c, rendition, *sequence, "ts"),
+            store::segment_path(c, rendition, *sequence, store::ANY_EXT),
             JobKind::Remux {
                 rendition: rendition.clone(),
                 sequence: *sequence,
@@ -176,7 +176,7 @@ fn dash_track(
     }
     fetch(
         r,
-        store::segment_at_path(&r.channel, rendition, (time / 90) as i64, "ts"),
+        store::segment_at_path(&r.channel, rendition, (time / 90) as i64, store::ANY_EXT),
         JobKind::Track {
             rendition: rendition.to_owned(),
             track,

@@ -1,5 +1,5 @@
-//! Segments as ingested: MPEG-TS (whole-segment AES-128 on such endpoints) and fMP4 with its
-//! initialization segments, passed through.
+//! Segments as ingested: MPEG-TS and fMP4 (whole-segment AES-128 on such endpoints), and fMP4
+//! initialization segments, passed through (clear: playlists declare them before any key).
 
 use super::{PDT_HEADER, StoreAnswer};
 use crate::config::{Endpoint, Format};
@@ -52,9 +52,9 @@ pub(super) fn segment(
             ep.name
         )));
     }
-    if ep.keys().is_some() && ct == "video/mp4" {
-        return Err(FilterError::NotImplemented(format!(
-            "endpoint '{}' is encrypted, which this version does for MPEG-TS ingest only; this segment is fMP4 (CMAF)",
+    if ep.common_encryption().is_some() {
+        return Err(FilterError::NotFound(format!(
+            "endpoint '{}' is encrypted: its segments are {{sequence}}.mp4, repackaged and encrypted, as its playlists list them",
             ep.name
         )));
     }
@@ -137,11 +137,31 @@ mod tests {
         );
         assert_eq!((r.status, r.body.as_slice()), (200, &b"moofmdat"[..]));
 
-        // What this version cannot do is said, not faked: AES-128 of fMP4.
+        // AES-128 of fMP4: the initialization segment is declared before the key (so it stays
+        // clear, RFC 8216 4.3.2.5), the media segments are encrypted whole.
         let f = fetch("/out/v1/news/fixed/stream_0/index.m3u8", &[]);
         let r = answer(&f.next, 200, &[], STORE_FMP4.as_bytes(), now);
-        assert_eq!(r.status, 501, "{}", text(&r));
-        assert!(text(&r).contains("fMP4"), "{}", text(&r));
+        assert_eq!(r.status, 200, "{}", text(&r));
+        let t = text(&r);
+        assert!(
+            t.find("#EXT-X-MAP:").unwrap() < t.find("#EXT-X-KEY:METHOD=AES-128").unwrap(),
+            "{t}"
+        );
+        assert!(uris(&t).iter().all(|u| u.ends_with(".m4s")), "{t}");
+        let f = fetch("/out/v1/news/fixed/stream_0/3.m4s", &[]);
+        let seg = answer(
+            &f.next,
+            200,
+            &[
+                ("content-type", "video/mp4"),
+                (PDT_HEADER, "2026-11-25T17:23:21.749Z"),
+            ],
+            b"moofmdat",
+            now,
+        );
+        assert_eq!(seg.status, 200, "{}", text(&seg));
+        assert_eq!(seg.body.len(), 16, "one padded AES block");
+        assert_ne!(&seg.body[..8], b"moofmdat");
 
         // cmaf over MPEG-TS ingest: repackaged fragments, and one initialization segment per
         // discontinuity period, built from the period's first segment in the store.
@@ -161,9 +181,9 @@ mod tests {
         );
         assert!(uris(&t).iter().all(|u| u.ends_with(".mp4")), "{t}");
         let f = fetch("/out/v1/news/cmaf/stream_0/init-ts0.mp4", &[]);
-        assert_eq!(f.path, "/store/v1/news/stream_0/0.ts");
+        assert_eq!(f.path, "/store/v1/news/stream_0/0.media");
         let f = fetch("/out/v1/news/cmaf/stream_0/3.mp4", &[]);
-        assert_eq!(f.path, "/store/v1/news/stream_0/3.ts");
+        assert_eq!(f.path, "/store/v1/news/stream_0/3.media");
         // Not a TS segment: a clear 502 naming the problem, no panic.
         let r = answer(&f.next, 200, &[], b"not a transport stream", now);
         assert_eq!(r.status, 502, "{}", text(&r));

@@ -44,12 +44,15 @@ pub struct Timeline {
 }
 
 /// A track whose `CodecPrivateData` is read from a segment: the segment's store path (also
-/// the key it is kept under), its rendition and the track.
+/// the key it is kept under), its rendition and the track. For fMP4 ingest the segment names
+/// its initialization segment, which is read instead: `path` is then the init's and `segment`
+/// the segment's path, under which the description is kept too.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CodecSource {
     pub path: String,
     pub rendition: String,
     pub track: TrackKind,
+    pub segment: Option<String>,
 }
 
 /// A track described.
@@ -237,12 +240,6 @@ pub(super) fn on_timeline(
         let ep = endpoint(settings, &tl.channel, &tl.endpoint)?;
         check_codecs(ep, &tl.variants, &tl.audio)?;
         let pl = media_playlist::parse(answer.body)?;
-        if pl.segments.iter().any(|s| s.map.is_some()) {
-            return Err(FilterError::NotImplemented(format!(
-                "endpoint '{}' is Smooth Streaming, which this version builds from MPEG-TS ingest only; this channel is ingested as fMP4",
-                ep.name
-            )));
-        }
         let (range, kind, spec) = window(ep, &pl, &tl.time, now_ms)?;
         let windowed = Windowed {
             range: range.clone(),
@@ -265,7 +262,7 @@ pub(super) fn on_timeline(
         let mut known = Vec::new();
         let mut pending = Vec::new();
         for (rendition, track) in sources {
-            let path = store::segment_at_path(&tl.channel, rendition, at, "ts");
+            let path = store::segment_at_path(&tl.channel, rendition, at, store::ANY_EXT);
             let rendition = rendition.to_owned();
             match kept_track(&path, track) {
                 Some(info) => known.push(Described { rendition, info }),
@@ -273,6 +270,7 @@ pub(super) fn on_timeline(
                     path,
                     rendition,
                     track,
+                    segment: None,
                 }),
             }
         }
@@ -307,8 +305,39 @@ pub(super) fn on_codecs(
             return Err(store_error(answer));
         }
         let (select, _) = super::tracks::one_track(source.track);
-        let (tracks, _) = cmaf::tracks_and_runs(answer.body, None, None, select)
-            .map_err(|e| super::tracks::repackaging_error(&source.path, e))?;
+        let tracks = if source.segment.is_some() {
+            // fMP4: the initialization segment describes the tracks.
+            cmaf::fmp4::described(answer.body, select)
+        } else if super::tracks::is_fmp4(answer) {
+            let id = (answer.header)(store::INIT_HEADER).ok_or_else(|| {
+                FilterError::BadGateway(format!(
+                    "the store's fMP4 segment {} names no initialization segment ({})",
+                    source.path,
+                    store::INIT_HEADER
+                ))
+            })?;
+            let init = CodecSource {
+                path: store::init_path(&c.timeline.channel, &source.rendition, id.trim()),
+                segment: Some(source.path.clone()),
+                ..source.clone()
+            };
+            if let Some(info) = kept_track(&init.path, source.track) {
+                keep_track(&source.path, &info);
+                return next_codec(ep, c, rest, described(c, source, info), now_ms);
+            }
+            let mut pending = vec![init];
+            pending.extend_from_slice(rest);
+            return Ok(Plan::Fetch(Box::new(Fetch {
+                path: pending[0].path.clone(),
+                next: Step::SmoothCodecs(Box::new(Codecs {
+                    pending,
+                    ..(*c).clone()
+                })),
+            })));
+        } else {
+            cmaf::tracks_and_runs(answer.body, None, None, select).map(|(t, _)| t)
+        }
+        .map_err(|e| super::tracks::repackaging_error(&source.path, e))?;
         let info = tracks.first().map(TrackInfo::of).ok_or_else(|| {
             FilterError::BadGateway(format!(
                 "the store's segment {} has no {} track",
@@ -317,24 +346,43 @@ pub(super) fn on_codecs(
             ))
         })?;
         keep_track(&source.path, &info);
-        let mut known = c.known.clone();
-        known.push(Described {
-            rendition: source.rendition.clone(),
-            info,
-        });
-        match rest.first() {
-            None => manifest(ep, &c.timeline, &c.playlist, &known, now_ms).map(Plan::Respond),
-            Some(next) => Ok(Plan::Fetch(Box::new(Fetch {
-                path: next.path.clone(),
-                next: Step::SmoothCodecs(Box::new(Codecs {
-                    timeline: c.timeline.clone(),
-                    playlist: c.playlist.clone(),
-                    pending: rest.to_vec(),
-                    known,
-                })),
-            }))),
+        if let Some(segment) = &source.segment {
+            keep_track(segment, &info);
         }
+        next_codec(ep, c, rest, described(c, source, info), now_ms)
     })())
+}
+
+/// The tracks described so far, and `info` of `source`'s.
+fn described(c: &Codecs, source: &CodecSource, info: TrackInfo) -> Vec<Described> {
+    let mut known = c.known.clone();
+    known.push(Described {
+        rendition: source.rendition.clone(),
+        info,
+    });
+    known
+}
+
+/// The next track's fetch, or the manifest when every track is described.
+fn next_codec(
+    ep: &Endpoint,
+    c: &Codecs,
+    rest: &[CodecSource],
+    known: Vec<Described>,
+    now_ms: i64,
+) -> Result<Plan, FilterError> {
+    match rest.first() {
+        None => manifest(ep, &c.timeline, &c.playlist, &known, now_ms).map(Plan::Respond),
+        Some(next) => Ok(Plan::Fetch(Box::new(Fetch {
+            path: next.path.clone(),
+            next: Step::SmoothCodecs(Box::new(Codecs {
+                timeline: c.timeline.clone(),
+                playlist: c.playlist.clone(),
+                pending: rest.to_vec(),
+                known,
+            })),
+        }))),
+    }
 }
 
 /// Writes the manifest once every track is described.
@@ -508,7 +556,7 @@ pub(super) fn on_fragment_variants(
         };
         let pdt_ms = mss::pdt_of(f.time).unwrap_or_default();
         Ok(Plan::Fetch(Box::new(Fetch {
-            path: store::segment_at_path(&f.channel, &rendition, pdt_ms, "ts"),
+            path: store::segment_at_path(&f.channel, &rendition, pdt_ms, store::ANY_EXT),
             next: Step::Answer(Job {
                 channel: f.channel.clone(),
                 endpoint: f.endpoint.clone(),
@@ -554,7 +602,7 @@ mod tests {
             else {
                 panic!()
             };
-            assert_eq!(codec.path, format!("/store/v1/news/stream_0/at/{T0}.ts"));
+            assert_eq!(codec.path, format!("/store/v1/news/stream_0/at/{T0}.media"));
             assert!(!codec.is_playlist() && !codec.is_segment());
             let Step::SmoothCodecs(c) = &codec.next else {
                 panic!()
@@ -608,7 +656,7 @@ mod tests {
         };
         assert_eq!(
             segment.path,
-            format!("/store/v1/news/stream_1/at/{}.ts", T0 + 2_000)
+            format!("/store/v1/news/stream_1/at/{}.media", T0 + 2_000)
         );
         // Below index.ism/ too; audio is the lowest variant's.
         let f = fetch(
@@ -738,7 +786,7 @@ stream_video/index.m3u8
             };
             assert_eq!(
                 segment.path,
-                format!("/store/v1/news/stream_audio_fr/at/{T0}.ts")
+                format!("/store/v1/news/stream_audio_fr/at/{T0}.media")
             );
         }
         // No such language; and the muxed `audio` stream is not there when groups are.

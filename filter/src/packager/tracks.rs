@@ -1,6 +1,7 @@
-//! CMAF repackaged from the store's MPEG-TS segments: whole fragments and their initialization
-//! segments for CMAF HLS, one track per fragment for DASH; common-encrypted on cenc/cbcs
-//! endpoints under the key of the segment's period.
+//! CMAF repackaged from the store's segments — MPEG-TS, or fMP4 with its initialization segment
+//! ([`cmaf::Ingest`]): whole fragments and their initialization segments for CMAF HLS, one track
+//! per fragment for DASH and Smooth Streaming; common-encrypted on cenc/cbcs endpoints under the
+//! key of the segment's period.
 
 use super::segments::{keyed_pdt, segment_pdt};
 use super::{SEQUENCE_HEADER, StoreAnswer};
@@ -13,7 +14,32 @@ use crate::key_periods;
 use crate::mss;
 use crate::response::Response;
 use crate::route::TrackKind;
-use edgepack_store_api::api::DURATION_HEADER;
+use edgepack_store_api::api::{DURATION_HEADER, INIT_HEADER};
+
+/// Whether the store's segment was ingested as fMP4 (its content type says).
+pub(super) fn is_fmp4(answer: &StoreAnswer<'_>) -> bool {
+    (answer.header)("content-type").is_some_and(|ct| ct.trim() == "video/mp4")
+}
+
+/// The store's segment as the repackager reads it: MPEG-TS, or fMP4 with `init` (fetched after
+/// it, [`super::WithInit`]).
+fn ingest<'a>(
+    answer: &StoreAnswer<'a>,
+    init: Option<&'a [u8]>,
+) -> Result<cmaf::Ingest<'a>, FilterError> {
+    if !is_fmp4(answer) {
+        return Ok(cmaf::Ingest::Ts(answer.body));
+    }
+    match init {
+        Some(init) => Ok(cmaf::Ingest::Fmp4 {
+            init,
+            segment: answer.body,
+        }),
+        None => Err(FilterError::BadGateway(format!(
+            "the store's fMP4 segment names no initialization segment ({INIT_HEADER}); it cannot be repackaged"
+        ))),
+    }
+}
 
 /// CMAF HLS: the segment as one fragment of all its tracks, or (`init`) the initialization
 /// segment built from it. An init is built from the segment the URI names: the same bytes on
@@ -21,11 +47,19 @@ use edgepack_store_api::api::DURATION_HEADER;
 pub(super) fn hls_fragment(
     ep: &Endpoint,
     answer: &StoreAnswer<'_>,
+    ingest_init: Option<&[u8]>,
     rendition: &str,
     sequence: u64,
     init: bool,
 ) -> Result<Response, FilterError> {
-    let r = remux(ep, answer, rendition, sequence, cmaf::Select::All)?;
+    let r = remux(
+        ep,
+        answer,
+        ingest_init,
+        rendition,
+        sequence,
+        cmaf::Select::All,
+    )?;
     let body = if init { r.init_segment() } else { r.fragment };
     Ok(Response::with_body(200, "video/mp4", body).header("cache-control", IMMUTABLE))
 }
@@ -35,6 +69,7 @@ pub(super) fn hls_fragment(
 pub(super) fn dash_track(
     ep: &Endpoint,
     answer: &StoreAnswer<'_>,
+    ingest_init: Option<&[u8]>,
     rendition: &str,
     track: TrackKind,
     time: u64,
@@ -44,7 +79,7 @@ pub(super) fn dash_track(
     // fragment and seeds its IVs.
     let sequence = store_sequence(answer).unwrap_or(time / 90_000);
     let (select, content_type) = one_track(track);
-    let r = remux(ep, answer, rendition, sequence, select)?;
+    let r = remux(ep, answer, ingest_init, rendition, sequence, select)?;
     let body = if init { r.init_segment() } else { r.fragment };
     Ok(Response::with_body(200, content_type, body).header("cache-control", IMMUTABLE))
 }
@@ -68,6 +103,7 @@ pub(super) fn one_track(track: TrackKind) -> (cmaf::Select, &'static str) {
 pub(super) fn smooth_fragment(
     ep: &Endpoint,
     answer: &StoreAnswer<'_>,
+    ingest_init: Option<&[u8]>,
     rendition: &str,
     track: TrackKind,
     time: u64,
@@ -87,7 +123,7 @@ pub(super) fn smooth_fragment(
     let (select, content_type) = one_track(track);
     let protection = protection(ep, answer, rendition, sequence)?;
     let (tracks, runs) = cmaf::tracks_and_runs(
-        answer.body,
+        ingest(answer, ingest_init)?,
         segment_pdt(answer),
         protection.as_ref(),
         select,
@@ -144,17 +180,66 @@ pub(super) fn repackaging_error(
     }
 }
 
-/// Repackages the store's MPEG-TS segment (the `select`ed tracks); a segment that cannot be is
-/// the store's problem (502) or a format this version does not carry (501).
+/// Repackages the store's segment (the `select`ed tracks); a segment that cannot be is the
+/// store's problem (502) or a format this version does not carry (501).
 fn remux(
     ep: &Endpoint,
     answer: &StoreAnswer<'_>,
+    init: Option<&[u8]>,
     rendition: &str,
     sequence: u64,
     select: cmaf::Select,
 ) -> Result<cmaf::Remuxed, FilterError> {
     let protection = protection(ep, answer, rendition, sequence)?;
     let pdt = segment_pdt(answer);
-    cmaf::remux_select(answer.body, sequence, pdt, protection.as_ref(), select)
-        .map_err(|e| repackaging_error(sequence, e))
+    cmaf::remux_select(
+        ingest(answer, init)?,
+        sequence,
+        pdt,
+        protection.as_ref(),
+        select,
+    )
+    .map_err(|e| repackaging_error(sequence, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::packager::test_fixtures::*;
+    use crate::packager::{Plan, Step};
+
+    /// A segment ingested as fMP4 is repackaged with its initialization segment: the store names
+    /// it on the segment, the filter asks for it next and keeps the segment meanwhile. What is
+    /// missing is said.
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn fmp4_segments_are_repackaged_with_the_initialization_segment_the_store_names() {
+        let f = fetch(&format!("/out/v1/news/dash/stream_0/v{}.mp4", T0 * 90), &[]);
+        assert!(f.is_segment());
+        let fmp4 = [
+            ("content-type", "video/mp4"),
+            ("x-edgepack-init", "0123abcd"),
+            (PDT_HEADER, "2026-11-25T14:35:31.666Z"),
+        ];
+        let Plan::Fetch(init) = next_plan(&f.next, 200, &fmp4, b"moofmdat", T0) else {
+            panic!("expected the init's fetch")
+        };
+        assert_eq!(init.path, "/store/v1/news/stream_0/init-0123abcd.mp4");
+        assert!(init.is_segment() && !init.is_playlist());
+        let Step::WithInit(w) = &init.next else {
+            panic!("{:?}", init.next)
+        };
+        assert_eq!(w.segment, b"moofmdat");
+        // The init is gone from the store: 502 naming it.
+        let r = answer(&init.next, 404, &[], b"no such init", T0);
+        assert_eq!(r.status, 502, "{}", text(&r));
+        assert!(text(&r).contains("initialization segment"), "{}", text(&r));
+        // An init that is not one: 502 with the reason, no panic.
+        let r = answer(&init.next, 200, &[], b"\0\0\0\x08free", T0);
+        assert_eq!(r.status, 502, "{}", text(&r));
+        assert!(text(&r).contains("moov"), "{}", text(&r));
+        // An fMP4 segment whose init the store does not name.
+        let r = answer(&f.next, 200, &[("content-type", "video/mp4")], b"moof", T0);
+        assert_eq!(r.status, 502, "{}", text(&r));
+        assert!(text(&r).contains("x-edgepack-init"), "{}", text(&r));
+    }
 }

@@ -50,7 +50,9 @@ impl ChannelState {
             .into_iter()
             .find_map(|input| {
                 let copy = e.copies[input].as_ref()?;
-                (copy.ext == ext).then(|| SegmentFile {
+                // `media` asks for the segment whatever its container (never a subtitle).
+                let any = ext == edgepack_store_api::api::ANY_EXT && copy.ext != "vtt";
+                (any || copy.ext == ext).then(|| SegmentFile {
                     seq,
                     path: self.layout.segment(rid, seq, input, &copy.ext),
                     copy: copy.clone(),

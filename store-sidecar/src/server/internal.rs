@@ -5,7 +5,7 @@
 //! | `GET /store/v1/{channel}/index.m3u8` | multivariant playlist |
 //! | `GET /store/v1/{channel}/status` | JSON status |
 //! | `GET /store/v1/{channel}/{rendition}/index.m3u8` | media playlist, whole window |
-//! | `GET /store/v1/{channel}/{rendition}/{sequence}.{ext}` | segment |
+//! | `GET /store/v1/{channel}/{rendition}/{sequence}.{ext}` | segment (`.media`: whatever its container; fMP4 ones name their init in `x-edgepack-init`) |
 //! | `GET /store/v1/{channel}/{rendition}/at/{epoch-ms}.{ext}` | segment by program date time |
 //! | `GET /store/v1/{channel}/{rendition}/init.mp4`, `init-{id}.mp4` | fMP4 initialization segment |
 //! | `GET /metrics`, `GET /healthz` | Prometheus text, liveness |
@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use edgepack_store_api::api::{
-    self, ACTIVE_INPUT_HEADER, DURATION_HEADER, ETAG_HEADER, PLAYLIST_CONTENT_TYPE,
+    self, ACTIVE_INPUT_HEADER, DURATION_HEADER, ETAG_HEADER, INIT_HEADER, PLAYLIST_CONTENT_TYPE,
     PROGRAM_DATE_TIME_HEADER, PathError, RenditionFile, SEQUENCE_HEADER, SERVED_INPUT_HEADER,
     STATUS_CONTENT_TYPE, content_type, parse_rendition_file, parse_segment_at_file,
 };
@@ -435,6 +435,15 @@ async fn segment(
     }
     h.insert(SERVED_INPUT_HEADER, HeaderValue::from(seg.input as u64 + 1));
     h.insert(SEQUENCE_HEADER, HeaderValue::from(seg.seq));
+    // fMP4: the initialization segment a repackager needs with it.
+    if let Some(v) = seg
+        .copy
+        .init
+        .as_deref()
+        .and_then(|i| HeaderValue::from_str(i).ok())
+    {
+        h.insert(INIT_HEADER, v);
+    }
     about(id, Some(active), Ok(r))
 }
 
