@@ -271,7 +271,8 @@ fn cenc_and_cbcs_tracks_decrypt_to_the_source_frames() {
 /// boxes); every segment read back from fMP4 gives the tracks and runs — codec configuration,
 /// sample sizes, durations, composition offsets, sync samples, data, decode times on the program
 /// date time — that the same segment gives from MPEG-TS, per track as DASH asks and both
-/// together as CMAF HLS asks. A segment cut short or an init without its `moov` is refused with
+/// together as CMAF HLS asks — from either of two encoders' layouts of the same stream (one
+/// failing over to the other changes nothing downstream). A segment cut short or an init without its `moov` is refused with
 /// a reason.
 #[test]
 fn fmp4_ingest_gives_the_tracks_and_samples_of_mpeg_ts_ingest() {
@@ -343,14 +344,43 @@ fn fmp4_ingest_gives_the_tracks_and_samples_of_mpeg_ts_ingest() {
         "f%d.m4s",
         "f.m3u8",
     ]);
-    let init = std::fs::read(dir.path().join("init.mp4")).unwrap();
+    // A second encoder's fMP4 of the same stream, its initialization segment laid out otherwise
+    // (audio as track 1, video as track 2): as after a failover between two encoders.
+    ffmpeg(&[
+        "-i",
+        "ts.m3u8",
+        "-map",
+        "0:a",
+        "-map",
+        "0:v",
+        "-c",
+        "copy",
+        "-bsf:a",
+        "aac_adtstoasc",
+        "-f",
+        "hls",
+        "-hls_time",
+        "2",
+        "-hls_list_size",
+        "0",
+        "-hls_segment_type",
+        "fmp4",
+        "-hls_fmp4_init_filename",
+        "init-b.mp4",
+        "-hls_segment_filename",
+        "b%d.m4s",
+        "b.m3u8",
+    ]);
+    let init_a = std::fs::read(dir.path().join("init.mp4")).unwrap();
+    let init_b = std::fs::read(dir.path().join("init-b.mp4")).unwrap();
+    assert!(init_a != init_b, "two layouts");
     let pdt0 = 1_795_600_000_000i64;
-    for i in 0..3u64 {
+    for (i, (init, name)) in (0..3u64).flat_map(|i| [(i, (&init_a, "f")), (i, (&init_b, "b"))]) {
         let ts = std::fs::read(dir.path().join(format!("s{i}.ts"))).unwrap();
-        let m4s = std::fs::read(dir.path().join(format!("f{i}.m4s"))).unwrap();
+        let m4s = std::fs::read(dir.path().join(format!("{name}{i}.m4s"))).unwrap();
         let pdt = Some(pdt0 + i as i64 * 2000);
         let fmp4 = cmaf::Ingest::Fmp4 {
-            init: &init,
+            init,
             segment: &m4s,
         };
         for select in [cmaf::Select::Video, cmaf::Select::Audio, cmaf::Select::All] {
@@ -381,13 +411,13 @@ fn fmp4_ingest_gives_the_tracks_and_samples_of_mpeg_ts_ingest() {
     // Hostile fMP4: reasons, not panics.
     let m4s = std::fs::read(dir.path().join("f0.m4s")).unwrap();
     let cut = cmaf::Ingest::Fmp4 {
-        init: &init,
+        init: &init_a,
         segment: &m4s[..m4s.len() / 2],
     };
     let e = cmaf::tracks_and_runs(cut, None, None, cmaf::Select::All).unwrap_err();
     assert!(matches!(e, cmaf::CmafError::Malformed(_)), "{e}");
     let no_moov = cmaf::Ingest::Fmp4 {
-        init: &init[..32],
+        init: &init_a[..32],
         segment: &m4s,
     };
     let e = cmaf::tracks_and_runs(no_moov, None, None, cmaf::Select::All).unwrap_err();

@@ -2,7 +2,7 @@
 //! the real `.wasm` in the test host.
 //! - fMP4 ingest (`-hls_segment_type fmp4`): media playlists with `EXT-X-MAP`, initialization
 //!   segments byte-identical to the encoder's, `.m4s` segments; ffmpeg decodes every frame of
-//!   both renditions. An AES-128 endpoint says plainly (501) that it cannot encrypt fMP4.
+//!   both renditions, and the same from an AES-128 endpoint (segments encrypted whole).
 //! - MPEG-TS ingest: the filter repackages each segment at the edge; ffmpeg decodes exactly the
 //!   frames (same MD5s) it decodes from the same channel's plain HLS (TS) endpoint.
 
@@ -98,13 +98,14 @@ fn cmaf_endpoint_plays_every_frame_of_fmp4_ingest() {
         assert_eq!(f.len(), 200, "stream {stream}: 8 s at 25 fps, every frame");
     }
 
-    // AES-128 of fMP4 is not available: a clear 501, not a broken stream.
-    let secure = get(
-        h.addr,
-        &format!("/out/v1/news/secure/stream_0/index.m3u8?{range}"),
-    );
-    assert_eq!(secure.status, 501, "{}", secure.text());
-    assert!(secure.text().contains("fMP4"), "{}", secure.text());
+    // AES-128 of fMP4: the same frames (viewers_play_fmp4_ingest_everywhere covers every
+    // other format).
+    let secure = decoded_frames(&format!(
+        "http://{}/out/v1/news/secure/index.m3u8?{range}",
+        h.addr
+    ))
+    .unwrap();
+    assert_eq!(secure, frames, "AES-128 of fMP4 ingest: every frame");
     assert_eq!(h.traps(), 0);
     sc.stop();
 }
