@@ -42,6 +42,20 @@ seed ts_remux ffmpeg-av < seeds/segment.ts
 seed ts_remux ffmpeg-hls < "$work/ts_0_1.ts"
 ffmpeg -v error -f lavfi -i testsrc2=size=64x36:rate=25 -t 0.2 -c:v libx264 -preset ultrafast -f mpegts - | seed ts_remux ffmpeg-video
 ffmpeg -v error -f lavfi -i sine=frequency=440:sample_rate=48000 -t 0.2 -c:a aac -f mpegts - | seed ts_remux ffmpeg-audio
+# fMP4 as ffmpeg pushes it, for fmp4_remux: a two-byte length, the initialization segment, then
+# the first media segment.
+fmp4_seed() {
+  local name=$1
+  shift
+  ffmpeg -v error -f lavfi -i testsrc2=size=64x36:rate=25 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+    -t 0.4 "$@" -f hls -hls_time 1 -hls_segment_type fmp4 -hls_fmp4_init_filename "$name-init.mp4" \
+    -hls_segment_filename "$work/$name-%d.m4s" "$work/$name.m3u8"
+  python3 -c 'import struct, sys; i = open(sys.argv[1], "rb").read(); s = open(sys.argv[2], "rb").read(); sys.stdout.buffer.write(struct.pack(">H", len(i)) + i + s)' \
+    "$work/$name-init.mp4" "$work/$name-0.m4s" | seed fmp4_remux "$name"
+}
+fmp4_seed ffmpeg-av -c:v libx264 -preset fast -bf 2 -g 10 -c:a aac -b:a 32k
+fmp4_seed ffmpeg-video -an -c:v libx264 -preset ultrafast -g 10
+fmp4_seed ffmpeg-audio -vn -c:a aac -b:a 32k
 ffmpeg -v error -f lavfi -i testsrc2=size=64x36:rate=25 -t 0.2 -c:v libx264 -preset ultrafast -f h264 - | seed h264_parameter_sets ffmpeg-baseline
 ffmpeg -v error -f lavfi -i testsrc2=size=64x36:rate=25 -t 0.2 -c:v libx264 -profile:v high -pix_fmt yuv420p -f h264 - | seed h264_parameter_sets ffmpeg-high
 ffmpeg -v error -f lavfi -i sine=frequency=440:sample_rate=48000 -t 0.1 -c:a aac -f adts - | seed adts_frames ffmpeg-stereo

@@ -495,7 +495,13 @@ const LIVE_CODECS: [&str; 18] = [
 /// ffmpeg's output options to push `seconds` of a multivariant live channel to input 1
 /// (Digest), `maps` (and stream options) first, then [`LIVE_CODECS`], 2 s segments dated, a
 /// 3-segment window, `var_stream_map`, `master.m3u8`.
-fn live_push(ingest: SocketAddr, seconds: u32, maps: &[&str], var_stream_map: &str) -> Vec<String> {
+fn live_push(
+    ingest: SocketAddr,
+    seconds: u32,
+    maps: &[&str],
+    var_stream_map: &str,
+    fmp4: bool,
+) -> Vec<String> {
     let base = format!("http://enc1:{PASSWORD_1}@{ingest}/in/v1/news/1");
     let seconds = seconds.to_string();
     let mut a: Vec<String> = maps.iter().map(|x| x.to_string()).collect();
@@ -522,7 +528,12 @@ fn live_push(ingest: SocketAddr, seconds: u32, maps: &[&str], var_stream_map: &s
         ]
         .map(String::from),
     );
-    a.push(format!("{base}/stream_%v_%d.ts"));
+    if fmp4 {
+        a.push(format!("{base}/stream_%v_%d.m4s"));
+        a.extend(["-hls_segment_type", "fmp4"].map(String::from));
+    } else {
+        a.push(format!("{base}/stream_%v_%d.ts"));
+    }
     a.push(format!("{base}/stream_%v.m3u8"));
     a
 }
@@ -658,6 +669,12 @@ impl Encoder {
     /// ffmpeg's HLS muxer writes them with `agroup` in `-var_stream_map`: `EXT-X-MEDIA` entries
     /// and a variant whose `AUDIO` names the group.
     pub fn start_languages(ingest: SocketAddr, seconds: u32) -> Encoder {
+        Self::start_languages_as(ingest, seconds, false)
+    }
+
+    /// [`Encoder::start_languages`], as MPEG-TS or (`fmp4`) fMP4 segments (`-hls_segment_type
+    /// fmp4`: each rendition's `EXT-X-MAP` initialization segment and `.m4s` segments).
+    pub fn start_languages_as(ingest: SocketAddr, seconds: u32, fmp4: bool) -> Encoder {
         let mut args = test_pattern_inputs_with_tone(true, 440);
         args.extend(
             [
@@ -674,6 +691,7 @@ impl Encoder {
             seconds,
             &["-map", "0:v", "-map", "1:a", "-map", "2:a"],
             "v:0,agroup:aud,name:video a:0,agroup:aud,language:eng,name:audio_en,default:yes a:1,agroup:aud,language:fra,name:audio_fr",
+            fmp4,
         ));
         Encoder::spawn(&args)
     }
@@ -724,6 +742,7 @@ impl Encoder {
                 "0",
             ],
             "v:0,a:0,s:0,sgroup:subs,language:eng,name:video",
+            false,
         ));
         let mut encoder = Encoder::spawn(&args);
         encoder._inputs = Some(inputs);

@@ -9,6 +9,9 @@
 //!   decodes that language's HLS rendition;
 //! - Smooth Streaming: an audio StreamIndex per language (`Language`); GStreamer's `mssdemux`
 //!   decodes both, each frame for frame the HLS rendition's.
+//!
+//! The same from an encoder that pushes fMP4 (`-hls_segment_type fmp4`): audio renditions of
+//! their own initialization segments, repackaged for DASH and Smooth Streaming.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -43,9 +46,18 @@ fn same_frames(played: &[Vec<String>], hls: &[Vec<String>]) {
 
 #[test]
 fn each_language_is_its_own_track_in_every_format() {
+    languages(false);
+}
+
+#[test]
+fn each_language_of_fmp4_ingest_is_its_own_track_in_every_format() {
+    languages(true);
+}
+
+fn languages(fmp4: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
-    sidecar::Encoder::start_languages(sc.ingest, 10).wait(Duration::from_secs(60));
+    sidecar::Encoder::start_languages_as(sc.ingest, 10, fmp4).wait(Duration::from_secs(60));
     let h = edgepack_tests::edge(sc.internal, CONFIG.as_bytes(), 1);
     let range = sidecar::whole_history_range(&sc.status());
 
@@ -68,7 +80,7 @@ fn each_language_is_its_own_track_in_every_format() {
     let (en_bw, fr_bw) = (measured("stream_audio_en"), measured("stream_audio_fr"));
     assert!(
         (40_000..200_000).contains(&en_bw),
-        "64 kb/s AAC in TS: {en_bw}"
+        "64 kb/s AAC in TS or fMP4: {en_bw}"
     );
 
     // HLS: the group as the encoder wrote it; the filter narrows it.
