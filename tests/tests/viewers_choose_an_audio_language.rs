@@ -3,10 +3,11 @@
 //! `-var_stream_map` — reaches viewers in every format, each language its own track:
 //! - the store keeps each language as a rendition and states its measured bit rate on its
 //!   `EXT-X-MEDIA`; HLS viewers get the group as the encoder wrote it (without that attribute),
-//!   `aws.manifestfilter=audio_language:` narrows it;
+//!   `aws.manifestfilter=audio_language:` narrows it; CMAF HLS and AES-128 HLS give each
+//!   language's frames as the plain HLS rendition does;
 //! - DASH: an audio AdaptationSet per language with `lang`, `Role` (main, alternate), `Label` and
 //!   the measured bandwidth; ffmpeg's DASH demuxer decodes each language's frames exactly as ffmpeg
-//!   decodes that language's HLS rendition;
+//!   decodes that language's HLS rendition; a `cenc` endpoint decrypts to the same;
 //! - Smooth Streaming: an audio StreamIndex per language (`Language`); GStreamer's `mssdemux`
 //!   decodes both, each frame for frame the HLS rendition's.
 //!
@@ -17,7 +18,9 @@
 
 use std::time::Duration;
 
-use edgepack_test_support::player::{decoded_audio_f32, smooth_played_with_audio};
+use edgepack_test_support::player::{
+    decoded, decoded_audio_f32, decoded_with, smooth_played_with_audio,
+};
 use edgepack_test_support::sidecar;
 use edgepack_tests::xml_attr as attr;
 use sidecar::get;
@@ -25,7 +28,15 @@ use sidecar::get;
 const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
     "hls": { "format": "hls", "manifest_window_seconds": 30 },
+    "hls-aes": { "format": "hls", "manifest_window_seconds": 30,
+      "encryption": { "method": "aes-128", "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } },
+    "cmaf": { "format": "cmaf", "manifest_window_seconds": 30 },
     "dash": { "format": "dash", "manifest_window_seconds": 30 },
+    "dash-cenc": { "format": "dash", "manifest_window_seconds": 30,
+      "encryption": { "method": "cenc", "key_rotation_interval_seconds": 0,
+                      "key": { "static": { "key_hex": "2b7e151628aed2a6abf7158809cf4f3c" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } },
     "mss": { "format": "mss", "manifest_window_seconds": 30 } } } } }"#;
 
 /// Each language's frames are the HLS rendition's, from the first: all of them but what lies
@@ -101,9 +112,9 @@ fn languages(fmp4: bool) {
         r.text()
     );
     assert!(!r.text().contains("LANGUAGE=\"eng\""), "{}", r.text());
-    let language = |rendition: &str| {
+    let language_of = |endpoint: &str, rendition: &str| {
         decoded_audio_f32(&format!(
-            "http://{}/out/v1/news/hls/{rendition}/index.m3u8?{range}",
+            "http://{}/out/v1/news/{endpoint}/{rendition}/index.m3u8?{range}",
             h.addr
         ))
         .unwrap()
@@ -111,9 +122,15 @@ fn languages(fmp4: bool) {
         .next()
         .unwrap()
     };
+    let language = |rendition: &str| language_of("hls", rendition);
     let (en, fr) = (language("stream_audio_en"), language("stream_audio_fr"));
     assert!(en.len() > 10 * 46, "10 s of 48 kHz AAC: {}", en.len());
     assert_ne!(en, fr, "two tones");
+    // Each language from CMAF HLS (repackaged, or fMP4 passed through) and AES-128 HLS.
+    for endpoint in ["cmaf", "hls-aes"] {
+        assert_eq!(language_of(endpoint, "stream_audio_en"), en, "{endpoint}");
+        assert_eq!(language_of(endpoint, "stream_audio_fr"), fr, "{endpoint}");
+    }
 
     // DASH: a set per language, and each decodes to its HLS rendition's frames.
     let mpd_url = format!("http://{}/out/v1/news/dash/index.mpd?{range}", h.addr);
@@ -155,6 +172,17 @@ fn languages(fmp4: bool) {
         en.starts_with(&first) && !first.is_empty(),
         "the eng set is the English rendition"
     );
+
+    // cenc DASH: each language decrypts to the clear DASH endpoint's frames.
+    let cenc_url = format!("http://{}/out/v1/news/dash-cenc/index.mpd?{range}", h.addr);
+    let key = ["-cenc_decryption_key", "2b7e151628aed2a6abf7158809cf4f3c"];
+    let clear: Vec<Vec<String>> = decoded(&mpd_url, "0:a").unwrap().into_values().collect();
+    let sealed: Vec<Vec<String>> = decoded_with(&key, &cenc_url, "0:a")
+        .unwrap()
+        .into_values()
+        .collect();
+    assert_eq!(clear.len(), 2);
+    assert_eq!(sealed, clear, "cenc: both languages decrypted");
 
     // Smooth Streaming: a stream per language, each decoded frame for frame.
     let r = get(h.addr, &format!("/out/v1/news/mss/Manifest?{range}"));
