@@ -15,9 +15,11 @@
 //! AudioSpecificConfig).
 //!
 //! Live (a sliding window, or a time shift still growing): `IsLive="TRUE"`, `Duration="0"`,
-//! `DVRWindowLength` the window, and the newest segment is left out: every fragment listed
-//! announces its successor (`tfrf`, `LookAheadFragmentCount="1"`), which must exist when the
-//! player asks for it — Smooth Streaming players grow their timeline from those announcements.
+//! `DVRWindowLength` the window, every segment listed. A fragment announces its successor
+//! (`tfrf`, `LookAheadFragmentCount="1"`) only once the store has it: the store's newest
+//! segment announces none, so a player never asks for a fragment that is not there yet, and a
+//! manifest it reloads lists every fragment it was told of (GStreamer's `mssdemux` re-seeks to
+//! its position in the reloaded list: a fragment missing from it sends the player back).
 
 use std::fmt::Write as _;
 
@@ -190,17 +192,12 @@ fn chunks(segments: &[Segment]) -> Result<(String, usize), FilterError> {
 
 /// Writes the client manifest.
 pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
-    // Live: the newest segment is announced by the one before it, not listed.
-    let listed = match m.segments.len() {
-        0 => {
-            return Err(FilterError::NotFound(
-                "the channel has no segments in this window yet; retry shortly".into(),
-            ));
-        }
-        n if m.live && n > 1 => &m.segments[..n - 1],
-        _ => m.segments,
-    };
-    let (c, count) = chunks(listed)?;
+    if m.segments.is_empty() {
+        return Err(FilterError::NotFound(
+            "the channel has no segments in this window yet; retry shortly".into(),
+        ));
+    }
+    let (c, count) = chunks(m.segments)?;
     let mut out = String::with_capacity(1024 + c.len() * 2);
     out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     let _ = write!(
@@ -214,7 +211,7 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
             (m.window_ms.max(0) as u64).saturating_mul(TICKS_PER_MS as u64)
         );
     } else {
-        let total: u64 = listed.iter().map(|s| ticks(s.duration)).sum();
+        let total: u64 = m.segments.iter().map(|s| ticks(s.duration)).sum();
         let _ = writeln!(out, " Duration=\"{total}\">");
     }
     if !m.video.is_empty() {
@@ -401,7 +398,7 @@ mod tests {
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-    fn live_manifests_leave_the_newest_fragment_to_its_announcement() {
+    fn live_manifests_list_every_fragment() {
         let t0 = 1_795_600_000_000;
         let segs: Vec<Segment> = (0..4)
             .map(|i| segment(i, t0 + 2000 * i as i64, 2.0))
@@ -440,12 +437,12 @@ mod tests {
         let text = m(true, &segs);
         let t = time_of(t0).unwrap();
         assert!(
-            text.contains(&format!("<c t=\"{t}\" d=\"20000000\" r=\"3\"/>")),
+            text.contains(&format!("<c t=\"{t}\" d=\"20000000\" r=\"4\"/>")),
             "{text}"
         );
         assert!(text.contains("IsLive=\"TRUE\""), "{text}");
         assert!(text.contains("DVRWindowLength=\"300000000\""), "{text}");
-        assert!(text.contains("Chunks=\"3\""), "{text}");
+        assert!(text.contains("Chunks=\"4\""), "{text}");
         assert!(text.contains("CodecPrivateData=\"1190\""), "{text}");
         assert!(text.contains("Url=\"QualityLevels({bitrate})/Fragments(video={start time})\""));
         // Past time range: every segment, and the total duration.

@@ -17,6 +17,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
 
 use crate::access_log;
+use crate::http_policy::IMMUTABLE;
 use crate::packager::{self, Fetch, LicenseRequest, Plan, Request, Step, StoreAnswer};
 use crate::route;
 use crate::segment_cache::{self, RING_KEY, Ring};
@@ -285,7 +286,8 @@ impl Http {
     /// compare-and-set (another worker may be adding too), then what it evicted is cleared.
     fn keep_segment(&self, key: &str, r: &Response) {
         let budget = self.settings.cache.megabytes.saturating_mul(1 << 20);
-        if budget == 0 || r.status != 200 {
+        // Only what never changes (a live stream's newest Smooth Streaming fragment will).
+        if budget == 0 || r.status != 200 || r.get("cache-control") != Some(IMMUTABLE) {
             return;
         }
         let content_type = r.get("content-type").unwrap_or("application/octet-stream");

@@ -223,9 +223,15 @@ pub fn whole_history_range(status: &serde_json::Value) -> String {
     let start = chrono::DateTime::parse_from_rfc3339(first)
         .expect("RFC 3339")
         .timestamp();
-    let end = std::time::SystemTime::now()
+    // `end` is in whole seconds: wait for the next one, so the range reaches past the newest
+    // segment the store holds now (ending in the second now truncated to would leave it out).
+    let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+        .unwrap_or_default();
+    std::thread::sleep(std::time::Duration::from_nanos(
+        1_000_000_000 - u64::from(now.subsec_nanos()),
+    ));
+    let end = now.as_secs() + 1;
     format!("start={start}&end={end}")
 }
 

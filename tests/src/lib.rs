@@ -2,9 +2,11 @@
 //! real `edgepack_filter.wasm` in the test host (crate `edgepack-host`) with the real sidecar and
 //! ffmpeg (crate `edgepack-test-support`). This library holds only what is theirs alone: the
 //! browser driver for the pages and scripts in `browser/`, [`edge`], the test host a story
-//! runs its viewers against, and [`xml_attr`], for reading manifests.
+//! runs its viewers against, [`xml_attr`], for reading manifests, and [`piff`], for reading
+//! Smooth Streaming fragments.
 
 pub mod browser;
+pub mod piff;
 
 /// The value of the attribute `name` of the first element `<{tag} …>` in `xml` at or after byte
 /// `from` (manifests edgepack writes: one element per tag, attributes in double quotes).

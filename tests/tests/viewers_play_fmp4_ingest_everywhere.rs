@@ -9,7 +9,8 @@
 //!   without it, not).
 //! - CMAF HLS `cbcs`: the playlist's initialization segment and fragments, joined as a player
 //!   appends them, decrypt (ffmpeg `-decryption_key`) to the reference's frames.
-//! - Smooth Streaming: GStreamer's `mssdemux` decodes both QualityLevels' frames and the sound.
+//! - Smooth Streaming: GStreamer's `mssdemux` decodes both QualityLevels' frames and the sound;
+//!   the PIFF `cenc` endpoint's fragments decrypt with the key to the clear endpoint's samples.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -19,6 +20,8 @@ use std::time::Duration;
 use edgepack_host::{HostOptions, start};
 use edgepack_test_support::player::{decoded, decoded_audio_f32, decoded_with, smooth_played};
 use edgepack_test_support::{artifacts, sidecar};
+use edgepack_tests::piff::{fragment_samples, piff_decrypt};
+use edgepack_tests::xml_attr;
 use sidecar::get;
 
 const KEY: &str = "2b7e151628aed2a6abf7158809cf4f3c";
@@ -38,7 +41,11 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
       "encryption": { "method": "cenc", "key_rotation_interval_seconds": 0,
                       "key": { "static": { "key_hex": "2b7e151628aed2a6abf7158809cf4f3c" } },
                       "key_token": { "secret": "tok-0123456789abcdef" } } },
-    "mss": { "format": "mss", "manifest_window_seconds": 30 } } } } }"#;
+    "mss": { "format": "mss", "manifest_window_seconds": 30 },
+    "mss-cenc": { "format": "mss", "manifest_window_seconds": 30,
+      "encryption": { "method": "cenc", "key_rotation_interval_seconds": 0,
+                      "key": { "static": { "key_hex": "2b7e151628aed2a6abf7158809cf4f3c" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
 
 /// Per-stream frame MD5 lists, sorted: players number streams differently.
 fn streams(frames: BTreeMap<u32, Vec<String>>) -> Vec<Vec<String>> {
@@ -209,6 +216,32 @@ fn every_endpoint_format_serves_fmp4_ingest_clear_and_encrypted() {
         played[0], played[1],
         "each QualityLevel is its own rendition"
     );
+    // PIFF cenc (no PlayReady client here): each fragment decrypts with the key to the clear
+    // endpoint's samples.
+    let manifest = get(h.addr, &format!("/out/v1/news/mss/Manifest?{range}")).text();
+    let bitrate = xml_attr(&manifest, "QualityLevel", "Bitrate", 0).unwrap();
+    let first_t = xml_attr(&manifest, "c", "t", 0).unwrap();
+    let mut key = [0u8; 16];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&KEY[2 * i..2 * i + 2], 16).unwrap();
+    }
+    for (stream, bitrate) in [("video", bitrate), ("audio", "128000")] {
+        let file = format!("QualityLevels({bitrate})/Fragments({stream}={first_t})");
+        let clear = get(h.addr, &format!("/out/v1/news/mss/{file}"));
+        let sealed = get(h.addr, &format!("/out/v1/news/mss-cenc/{file}"));
+        assert_eq!((clear.status, sealed.status), (200, 200), "{file}");
+        let (_, clear_samples) = fragment_samples(&clear.body);
+        assert_ne!(
+            fragment_samples(&sealed.body).1,
+            clear_samples,
+            "{stream}: encrypted"
+        );
+        assert_eq!(
+            piff_decrypt(&sealed.body, &key),
+            clear_samples,
+            "{stream}: the key gives back the clear samples"
+        );
+    }
     assert_eq!(h.traps(), 0);
     sc.stop();
 }

@@ -9,12 +9,12 @@ use crate::cmaf::{self, smooth};
 use crate::config::Endpoint;
 use crate::crypto;
 use crate::error::FilterError;
-use crate::http_policy::IMMUTABLE;
+use crate::http_policy::{IMMUTABLE, NEWEST_FRAGMENT};
 use crate::key_periods;
 use crate::mss;
 use crate::response::Response;
 use crate::route::TrackKind;
-use edgepack_store_api::api::{DURATION_HEADER, INIT_HEADER};
+use edgepack_store_api::api::{DURATION_HEADER, INIT_HEADER, NEWEST_HEADER};
 
 /// Whether the store's segment was ingested as fMP4 (its content type says).
 pub(super) fn is_fmp4(answer: &StoreAnswer<'_>) -> bool {
@@ -135,6 +135,10 @@ pub(super) fn smooth_fragment(
             track.smooth_name()
         )));
     };
+    // The store's newest segment: its successor does not exist yet, so the fragment announces
+    // none (a player that asked for it would be refused and jump back to the live edge); the
+    // player learns the next one from the manifest. Such a fragment is kept only a moment.
+    let newest = (answer.header)(NEWEST_HEADER).is_some_and(|v| v.trim() == "1");
     let body = smooth::fragment(
         (sequence as u32).wrapping_add(1),
         run,
@@ -142,10 +146,11 @@ pub(super) fn smooth_fragment(
         smooth::FragmentTime {
             time: at,
             duration: mss::ticks(duration),
-            announce_next: true,
+            announce_next: !newest,
         },
     );
-    Ok(Response::with_body(200, content_type, body).header("cache-control", IMMUTABLE))
+    let cache = if newest { NEWEST_FRAGMENT } else { IMMUTABLE };
+    Ok(Response::with_body(200, content_type, body).header("cache-control", cache))
 }
 
 /// The common encryption of a segment of an encrypted endpoint: its key period's key.

@@ -25,9 +25,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use edgepack_store_api::api::{
-    self, ACTIVE_INPUT_HEADER, DURATION_HEADER, ETAG_HEADER, INIT_HEADER, PLAYLIST_CONTENT_TYPE,
-    PROGRAM_DATE_TIME_HEADER, PathError, RenditionFile, SEQUENCE_HEADER, SERVED_INPUT_HEADER,
-    STATUS_CONTENT_TYPE, content_type, parse_rendition_file, parse_segment_at_file,
+    self, ACTIVE_INPUT_HEADER, DURATION_HEADER, ETAG_HEADER, INIT_HEADER, NEWEST_HEADER,
+    PLAYLIST_CONTENT_TYPE, PROGRAM_DATE_TIME_HEADER, PathError, RenditionFile, SEQUENCE_HEADER,
+    SERVED_INPUT_HEADER, STATUS_CONTENT_TYPE, content_type, parse_rendition_file,
+    parse_segment_at_file,
 };
 use edgepack_store_api::format_pdt;
 use edgepack_store_api::window::ViewQuery;
@@ -393,6 +394,7 @@ async fn segment(
     };
     // Before a restart's first upload no input is active yet: name the served one.
     let active = st.active().unwrap_or(seg.input);
+    let newest = st.is_newest(rid, seg.seq);
     // The file is read without holding the channel.
     drop(st);
     let etag = format!("\"{}\"", seg.copy.etag);
@@ -435,6 +437,10 @@ async fn segment(
     }
     h.insert(SERVED_INPUT_HEADER, HeaderValue::from(seg.input as u64 + 1));
     h.insert(SEQUENCE_HEADER, HeaderValue::from(seg.seq));
+    // Nothing follows it yet: a Smooth Streaming fragment made from it announces no successor.
+    if newest {
+        h.insert(NEWEST_HEADER, HeaderValue::from_static("1"));
+    }
     // fMP4: the initialization segment a repackager needs with it.
     if let Some(v) = seg
         .copy
