@@ -56,12 +56,20 @@ fn segment_ext(uri: &str) -> String {
 /// and time shifts select by date. A rendition counts as dated when its encoder dates segments of
 /// its latest playlist.
 fn sibling_date(st: &ChannelState, input: usize, rid: &str, msn: u64) -> SiblingDate {
+    // A WebVTT rendition never comes alone: until the input's dated video rendition has been
+    // seen (its playlist may arrive after the subtitles' under load), its date is coming.
+    let subtitles = st.inputs[input]
+        .renditions
+        .get(rid)
+        .is_some_and(|ir| ir.source.segments.iter().any(|s| s.ext() == "vtt"));
     let mut coming = false;
+    let mut seen = false;
     let dated = st.inputs[input]
         .renditions
         .iter()
         .filter(|(r, ir)| r.as_str() != rid && ir.source.segments.iter().any(|s| s.pdt_tagged));
     for (r, _) in dated {
+        seen = true;
         let Some(timeline) = st.renditions.get(r).map(|r| &r.timeline) else {
             coming = true;
             continue;
@@ -74,7 +82,7 @@ fn sibling_date(st: &ChannelState, input: usize, rid: &str, msn: u64) -> Sibling
         }
         coming |= timeline.tail.is_none_or(|t| t.msn < msn);
     }
-    if coming {
+    if coming || (subtitles && !seen) {
         SiblingDate::Coming
     } else {
         SiblingDate::Unknown

@@ -657,6 +657,16 @@ mod tests {
         // (ffmpeg PUTs the video playlist, then the segment, then POSTs the WebVTT playlist): it
         // waits for the video's date.
         upload(&mut st, 0, "s5.vtt");
+        // Under load the subtitles' playlist may even come before the video's first one: a
+        // WebVTT rendition never comes alone, so it waits for its dated sibling to appear.
+        st.accept_playlist(0, "subs.m3u8", undated(5, 1).as_bytes())
+            .unwrap();
+        assert!(
+            st.renditions
+                .get("subs")
+                .is_none_or(|r| r.timeline.entries.is_empty()),
+            "waiting for the video's playlist"
+        );
         st.accept_playlist(0, "hd.m3u8", dated(5, 1).as_bytes())
             .unwrap();
         st.accept_playlist(0, "subs.m3u8", undated(5, 1).as_bytes())
