@@ -323,55 +323,42 @@ fn fmp4_ingest_gives_the_tracks_and_samples_of_mpeg_ts_ingest() {
         "s%d.ts",
         "ts.m3u8",
     ]);
-    ffmpeg(&[
-        "-i",
-        "ts.m3u8",
-        "-c",
-        "copy",
-        "-bsf:a",
-        "aac_adtstoasc",
-        "-f",
-        "hls",
-        "-hls_time",
-        "2",
-        "-hls_list_size",
-        "0",
-        "-hls_segment_type",
-        "fmp4",
-        "-hls_fmp4_init_filename",
-        "init.mp4",
-        "-hls_segment_filename",
-        "f%d.m4s",
-        "f.m3u8",
-    ]);
+    // The same stream copied into fMP4 HLS (`name`: its init `init-{name}.mp4`, segments
+    // `{name}{n}.m4s`), the tracks in the order `maps` gives.
+    let fmp4_copy = |name: &str, maps: &[&str]| {
+        let (init, segments, playlist) = (
+            format!("init-{name}.mp4"),
+            format!("{name}%d.m4s"),
+            format!("{name}.m3u8"),
+        );
+        let mut args = vec!["-i", "ts.m3u8"];
+        args.extend_from_slice(maps);
+        args.extend([
+            "-c",
+            "copy",
+            "-bsf:a",
+            "aac_adtstoasc",
+            "-f",
+            "hls",
+            "-hls_time",
+            "2",
+            "-hls_list_size",
+            "0",
+            "-hls_segment_type",
+            "fmp4",
+            "-hls_fmp4_init_filename",
+            &init,
+            "-hls_segment_filename",
+            &segments,
+            &playlist,
+        ]);
+        ffmpeg(&args);
+    };
+    fmp4_copy("f", &[]);
     // A second encoder's fMP4 of the same stream, its initialization segment laid out otherwise
     // (audio as track 1, video as track 2): as after a failover between two encoders.
-    ffmpeg(&[
-        "-i",
-        "ts.m3u8",
-        "-map",
-        "0:a",
-        "-map",
-        "0:v",
-        "-c",
-        "copy",
-        "-bsf:a",
-        "aac_adtstoasc",
-        "-f",
-        "hls",
-        "-hls_time",
-        "2",
-        "-hls_list_size",
-        "0",
-        "-hls_segment_type",
-        "fmp4",
-        "-hls_fmp4_init_filename",
-        "init-b.mp4",
-        "-hls_segment_filename",
-        "b%d.m4s",
-        "b.m3u8",
-    ]);
-    let init_a = std::fs::read(dir.path().join("init.mp4")).unwrap();
+    fmp4_copy("b", &["-map", "0:a", "-map", "0:v"]);
+    let init_a = std::fs::read(dir.path().join("init-f.mp4")).unwrap();
     let init_b = std::fs::read(dir.path().join("init-b.mp4")).unwrap();
     assert!(init_a != init_b, "two layouts");
     let pdt0 = 1_795_600_000_000i64;

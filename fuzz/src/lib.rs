@@ -471,3 +471,36 @@ impl StoreReply {
         h
     }
 }
+
+/// The remux properties both ingest targets check, for one selection: when the clear remux is
+/// taken, its fragment and init re-parse, and `cenc` and `cbcs` take it too, keeping the sample
+/// count. Returns the clear remux's sample count (`None`: refused).
+pub fn check_remuxes(
+    ingest: edgepack_filter::cmaf::Ingest<'_>,
+    select: edgepack_filter::cmaf::Select,
+) -> Option<usize> {
+    use edgepack_filter::cmaf::cenc::{Protection, Scheme};
+    use edgepack_filter::cmaf::remux_select;
+    let clear = remux_select(ingest, 7, Some(T0), None, select).ok()?;
+    let samples = check_fragment(&clear.fragment).unwrap_or_else(|e| panic!("fragment: {e}"));
+    let tracks = check_init(&clear.init_segment()).unwrap_or_else(|e| panic!("init: {e}"));
+    assert_eq!(tracks, clear.tracks.len());
+    for scheme in [Scheme::Cenc, Scheme::Cbcs] {
+        let p = Protection {
+            scheme,
+            key: [7; 16],
+            kid: [9; 16],
+            iv_base: u64::MAX - 3,
+            constant_iv: [1; 16],
+        };
+        let sealed = match remux_select(ingest, 7, Some(T0), Some(&p), select) {
+            Ok(s) => s,
+            Err(e) => panic!("{scheme:?} refused what clear took: {e}"),
+        };
+        let n = check_fragment(&sealed.fragment)
+            .unwrap_or_else(|e| panic!("{scheme:?} fragment: {e}"));
+        assert_eq!(n, samples, "{scheme:?} changed the sample count");
+        check_init(&sealed.init_segment()).unwrap_or_else(|e| panic!("{scheme:?} init: {e}"));
+    }
+    Some(samples)
+}

@@ -5,7 +5,7 @@
 //! | `GET /store/v1/{channel}/index.m3u8` | multivariant playlist |
 //! | `GET /store/v1/{channel}/status` | JSON status |
 //! | `GET /store/v1/{channel}/{rendition}/index.m3u8` | media playlist, whole window |
-//! | `GET /store/v1/{channel}/{rendition}/{sequence}.{ext}` | segment (`.media`: whatever its container; fMP4 ones name their init in `x-edgepack-init`) |
+//! | `GET /store/v1/{channel}/{rendition}/{sequence}.{ext}` | segment (`.media`: whatever its container; fMP4 ones name their init in `x-edgepack-init`; the newest is marked `x-edgepack-newest`) |
 //! | `GET /store/v1/{channel}/{rendition}/at/{epoch-ms}.{ext}` | segment by program date time |
 //! | `GET /store/v1/{channel}/{rendition}/init.mp4`, `init-{id}.mp4` | fMP4 initialization segment |
 //! | `GET /metrics`, `GET /healthz` | Prometheus text, liveness |
@@ -593,6 +593,16 @@ mod tests {
         assert_eq!(header(&r, SEQUENCE_HEADER), "5");
         assert_eq!(header(&r, SERVED_INPUT_HEADER), "1");
         assert_eq!(header(&r, ACTIVE_INPUT_HEADER), "1");
+        assert_eq!(header(&r, NEWEST_HEADER), "1", "nothing follows it yet");
+        assert!(
+            r.headers().get(INIT_HEADER).is_none(),
+            "MPEG-TS needs no init"
+        );
+        // `.media`: the segment whatever its container, its content type saying which.
+        let (r, body) = send(&router, get("/store/v1/news/hd/5.media")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(body.as_bytes(), SEGMENT);
+        assert_eq!(header(&r, "content-type"), "video/mp2t");
         let etag = format!("\"{}\"", etag_of(&Sha256::digest(SEGMENT)));
         assert_eq!(header(&r, ETAG_HEADER), etag);
 
