@@ -497,8 +497,8 @@ pub fn check_remuxes(
             Ok(s) => s,
             Err(e) => panic!("{scheme:?} refused what clear took: {e}"),
         };
-        let n = check_fragment(&sealed.fragment)
-            .unwrap_or_else(|e| panic!("{scheme:?} fragment: {e}"));
+        let n =
+            check_fragment(&sealed.fragment).unwrap_or_else(|e| panic!("{scheme:?} fragment: {e}"));
         assert_eq!(n, samples, "{scheme:?} changed the sample count");
         check_init(&sealed.init_segment()).unwrap_or_else(|e| panic!("{scheme:?} init: {e}"));
     }
