@@ -47,34 +47,42 @@ impl Conn {
         }
     }
 
-    /// One keep-alive PUT; returns the status.
+    /// One keep-alive PUT; returns the status (0: the connection broke).
     async fn put(&mut self, path: &str, auth: &str, body: &[u8]) -> u16 {
+        self.try_put(path, auth, body).await.unwrap_or(0)
+    }
+
+    async fn try_put(&mut self, path: &str, auth: &str, body: &[u8]) -> std::io::Result<u16> {
         let head = format!(
             "PUT {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {auth}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         );
         let s = self.reader.get_mut();
-        s.write_all(head.as_bytes()).await.unwrap();
-        s.write_all(body).await.unwrap();
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(body).await?;
         let mut line = String::new();
-        self.reader.read_line(&mut line).await.unwrap();
-        let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
+        self.reader.read_line(&mut line).await?;
+        let Some(status) = line.split(' ').nth(1).and_then(|s| s.parse().ok()) else {
+            return Ok(0);
+        };
         let mut len = 0usize;
         loop {
             line.clear();
-            self.reader.read_line(&mut line).await.unwrap();
+            if self.reader.read_line(&mut line).await? == 0 {
+                return Ok(status);
+            }
             if line == "\r\n" {
                 break;
             }
             if let Some((k, v)) = line.split_once(':')
                 && k.eq_ignore_ascii_case("content-length")
             {
-                len = v.trim().parse().unwrap();
+                len = v.trim().parse().unwrap_or(0);
             }
         }
         let mut sink = vec![0u8; len];
-        self.reader.read_exact(&mut sink).await.unwrap();
-        status
+        self.reader.read_exact(&mut sink).await?;
+        Ok(status)
     }
 }
 
@@ -207,7 +215,14 @@ async fn sustained(addr: SocketAddr, seconds: u64) -> (f64, f64, Vec<f64>) {
                 let msn = n;
                 let path = format!("/in/v1/news/1/c{c}_{msn}.ts");
                 let sent = Instant::now();
-                assert!((200..300).contains(&conn.put(&path, &auth, &segment).await));
+                let status = conn.put(&path, &auth, &segment).await;
+                if !(200..300).contains(&status) {
+                    // A refusal is a figure, not a crash (seen once under make test's load):
+                    // said, and the step retried on a new connection.
+                    println!("  connection {c}: segment {msn} refused with {status}");
+                    conn = Conn::open(addr).await;
+                    continue;
+                }
                 ms.push(sent.elapsed().as_secs_f64() * 1000.0);
                 let pl = String::from_utf8(playlist(msn))
                     .unwrap()
