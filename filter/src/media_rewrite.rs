@@ -101,7 +101,7 @@ pub fn write(
     // declared where no key applies (RFC 8216 4.3.2.5: a key before an EXT-X-MAP would apply
     // to it too), so after a key tag a new map is preceded by METHOD=NONE and the key follows
     // it again.
-    let clear_maps = keys.is_some() && !cmaf && endpoint.common_encryption().is_none();
+    let clear_maps = keys.is_some() && !cmaf;
     let fmp4 = cmaf || fmp4_ingest;
     // EXT-X-MAP in a media playlist needs protocol version 6.
     let version = if fmp4 {

@@ -224,6 +224,7 @@ mod tests {
             ("content-type", "video/mp4"),
             ("x-edgepack-init", "0123abcd"),
             (PDT_HEADER, "2026-11-25T14:35:31.666Z"),
+            ("x-edgepack-newest", "1"),
         ];
         let Plan::Fetch(init) = next_plan(&f.next, 200, &fmp4, b"moofmdat", T0) else {
             panic!("expected the init's fetch")
@@ -234,6 +235,15 @@ mod tests {
             panic!("{:?}", init.next)
         };
         assert_eq!(w.segment, b"moofmdat");
+        // What the job reads of the segment's answer travels with it (a Smooth Streaming
+        // fragment of the newest segment announces no successor).
+        for h in [PDT_HEADER, "content-type", "x-edgepack-newest"] {
+            assert!(
+                w.headers.iter().any(|(k, _)| k == h),
+                "{h}: {:?}",
+                w.headers
+            );
+        }
         // The init is gone from the store: 502 naming it.
         let r = answer(&init.next, 404, &[], b"no such init", T0);
         assert_eq!(r.status, 502, "{}", text(&r));
