@@ -102,9 +102,9 @@ impl TrackInfo {
         }
     }
 
-    /// What the manifest needs of a repackaged track.
-    pub fn of(track: &Track) -> Self {
-        match &track.codec {
+    /// What the manifest needs of a repackaged video or audio track (none for text).
+    pub fn of(track: &Track) -> Option<Self> {
+        Some(match &track.codec {
             Codec::Avc(c) => {
                 let mut annex_b = Vec::with_capacity(c.sps.len() + c.pps.len() + 8);
                 for nal in [&c.sps, &c.pps] {
@@ -122,7 +122,8 @@ impl TrackInfo {
                 sample_rate: c.sample_rate,
                 channels: c.channels,
             },
-        }
+            Codec::WebVtt => return None,
+        })
     }
 }
 

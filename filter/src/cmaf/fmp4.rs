@@ -582,6 +582,42 @@ fn rescale(a: i128, num: i128, den: i128) -> i128 {
     (a * num).div_euclid(den)
 }
 
+/// The run a segment's timing is anchored on: the first video frame's, else the first audio
+/// sample's.
+fn anchor_run<'r>(init: &Init, present: &[&'r InRun]) -> Result<&'r InRun, CmafError> {
+    present
+        .iter()
+        .find(|r| matches!(init.tracks[r.track].carried, Carried::Video(_)))
+        .or(present.first())
+        .copied()
+        .ok_or_else(|| malformed("the segment has no video or audio samples"))
+}
+
+/// A run's first presentation time in flicks (1/705,600,000 s, a multiple of every common media
+/// timescale): the edit list's empty edit plus the sample's time from where the media starts.
+/// i128 holds any 64-bit decode time so scaled.
+fn first_pts(init: &Init, run: &InRun) -> i128 {
+    let t = &init.tracks[run.track];
+    let media = i128::from(run.base) + i128::from(run.samples[0].composition_offset)
+        - i128::from(t.media_time);
+    rescale(media, FLICKS, i128::from(t.timescale))
+        + rescale(
+            i128::from(t.empty),
+            FLICKS,
+            i128::from(init.movie_timescale),
+        )
+}
+
+/// The presentation time of the segment's first video frame (else first audio sample) in
+/// 90 kHz ticks, modulo 2^33: what an `X-TIMESTAMP-MAP` `MPEGTS` value of fMP4 ingest counts
+/// in ([`super::wvtt`]).
+pub fn anchor_90k(init: &Init, segment: &[u8]) -> Result<u64, CmafError> {
+    let runs = read_fragments(segment, init)?;
+    let present: Vec<&InRun> = runs.iter().filter(|r| !r.samples.is_empty()).collect();
+    let at = rescale(first_pts(init, anchor_run(init, &present)?), 90_000, FLICKS);
+    Ok(at.rem_euclid(super::WRAP) as u64)
+}
+
 /// The `select`ed tracks of an fMP4 media segment and their runs, clear, on the module's
 /// timeline (first video frame at `pdt_ms`).
 pub fn tracks_and_runs(
@@ -593,27 +629,8 @@ pub fn tracks_and_runs(
     let runs = read_fragments(segment, init)?;
     let is_video = |r: &InRun| matches!(init.tracks[r.track].carried, Carried::Video(_));
     let present: Vec<&InRun> = runs.iter().filter(|r| !r.samples.is_empty()).collect();
-    // The anchor: the first video frame's presentation time, else the first audio sample's.
-    let anchor_run = present
-        .iter()
-        .find(|r| is_video(r))
-        .or(present.first())
-        .ok_or_else(|| malformed("the segment has no video or audio samples"))?;
-    // First presentation times in flicks (1/705,600,000 s, a multiple of every common media
-    // timescale): the edit list's empty edit plus the sample's time from where the media
-    // starts. i128 holds any 64-bit decode time so scaled.
-    let first_pts = |run: &InRun| -> i128 {
-        let t = &init.tracks[run.track];
-        let media = i128::from(run.base) + i128::from(run.samples[0].composition_offset)
-            - i128::from(t.media_time);
-        rescale(media, FLICKS, i128::from(t.timescale))
-            + rescale(
-                i128::from(t.empty),
-                FLICKS,
-                i128::from(init.movie_timescale),
-            )
-    };
-    let anchor = first_pts(anchor_run);
+    let first_pts = |run: &InRun| first_pts(init, run);
+    let anchor = first_pts(anchor_run(init, &present)?);
     let at_90k = match pdt_ms {
         Some(ms) => i128::from(ms) * 90,
         None => rescale(anchor, 90_000, FLICKS),

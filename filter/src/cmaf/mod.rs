@@ -19,6 +19,7 @@ pub mod h264;
 pub mod mp4;
 pub mod smooth;
 pub mod ts;
+pub mod wvtt;
 
 use mp4::{Codec, Run, Sample, Track, TrackProtection};
 
@@ -53,6 +54,7 @@ impl Remuxed {
             .map(|t| match &t.codec {
                 Codec::Avc(c) => c.codec(),
                 Codec::Aac(c) => c.codec(),
+                Codec::WebVtt => "wvtt".to_owned(),
             })
             .collect()
     }
@@ -296,6 +298,32 @@ pub fn tracks_and_runs<'a>(
         }
     }
     Ok((tracks, runs))
+}
+
+/// Where a video segment's presentation starts on the output timeline (its first frame at
+/// `pdt_ms`) and its own MPEG-2 time there: what places the cues of the WebVTT segment dated
+/// alike ([`wvtt`]).
+pub fn video_anchor<'a>(
+    segment: impl Into<Ingest<'a>>,
+    pdt_ms: i64,
+) -> Result<wvtt::VideoAnchor, CmafError> {
+    let pts33 = match segment.into() {
+        Ingest::Ts(ts) => {
+            let d = ts::demux(ts)?;
+            d.video
+                .first()
+                .or(d.audio.first())
+                .map(|p| p.pts)
+                .ok_or_else(|| {
+                    CmafError::Malformed("the segment has no H.264 or AAC frames".into())
+                })?
+        }
+        Ingest::Fmp4 { init, segment } => fmp4::anchor_90k(&fmp4::read_init(init)?, segment)?,
+    };
+    Ok(wvtt::VideoAnchor {
+        at_90k: i128::from(pdt_ms) * 90,
+        pts33,
+    })
 }
 
 /// The `select`ed tracks of one MPEG-TS segment and their runs, clear.

@@ -46,6 +46,8 @@ const MATRIX: [u32; 9] = [0x0001_0000, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_000
 pub enum Codec {
     Avc(AvcConfig),
     Aac(AacConfig),
+    /// WebVTT cues (ISO/IEC 14496-30 `wvtt`, [`super::wvtt`]).
+    WebVtt,
 }
 
 /// One track of the init segment.
@@ -188,13 +190,24 @@ fn sample_entry(o: &mut Vec<u8>, t: &Track) {
                 }
             },
         ),
+        // Text stays clear, as players expect of it.
+        Codec::WebVtt => boxed(o, b"wvtt", |o| {
+            o.extend_from_slice(&[0; 6]);
+            u16be(o, 1);
+            boxed(o, b"vttC", |o| o.extend_from_slice(b"WEBVTT"));
+        }),
     }
 }
 
 fn trak(o: &mut Vec<u8>, t: &Track) {
-    let (video, width, height) = match &t.codec {
-        Codec::Avc(c) => (true, u32::from(c.width), u32::from(c.height)),
-        Codec::Aac(_) => (false, 0, 0),
+    let (width, height) = match &t.codec {
+        Codec::Avc(c) => (u32::from(c.width), u32::from(c.height)),
+        Codec::Aac(_) | Codec::WebVtt => (0, 0),
+    };
+    let (handler, name, volume): (&[u8; 4], &[u8], u16) = match &t.codec {
+        Codec::Avc(_) => (b"vide", b"edgepack video\0", 0),
+        Codec::Aac(_) => (b"soun", b"edgepack audio\0", 0x0100),
+        Codec::WebVtt => (b"text", b"edgepack subtitles\0", 0),
     };
     boxed(o, b"trak", |o| {
         full(o, b"tkhd", 0, 3, |o| {
@@ -206,7 +219,7 @@ fn trak(o: &mut Vec<u8>, t: &Track) {
             o.extend_from_slice(&[0; 8]);
             u16be(o, 0); // layer
             u16be(o, 0); // alternate group
-            u16be(o, if video { 0 } else { 0x0100 });
+            u16be(o, volume);
             u16be(o, 0);
             MATRIX.iter().for_each(|m| u32be(o, *m));
             u32be(o, width << 16);
@@ -223,19 +236,15 @@ fn trak(o: &mut Vec<u8>, t: &Track) {
             });
             full(o, b"hdlr", 0, 0, |o| {
                 u32be(o, 0);
-                o.extend_from_slice(if video { b"vide" } else { b"soun" });
+                o.extend_from_slice(handler);
                 o.extend_from_slice(&[0; 12]);
-                o.extend_from_slice(if video {
-                    b"edgepack video\0"
-                } else {
-                    b"edgepack audio\0"
-                });
+                o.extend_from_slice(name);
             });
             boxed(o, b"minf", |o| {
-                if video {
-                    full(o, b"vmhd", 0, 1, |o| o.extend_from_slice(&[0; 8]));
-                } else {
-                    full(o, b"smhd", 0, 0, |o| o.extend_from_slice(&[0; 4]));
+                match &t.codec {
+                    Codec::Avc(_) => full(o, b"vmhd", 0, 1, |o| o.extend_from_slice(&[0; 8])),
+                    Codec::Aac(_) => full(o, b"smhd", 0, 0, |o| o.extend_from_slice(&[0; 4])),
+                    Codec::WebVtt => full(o, b"nmhd", 0, 0, |_| {}),
                 }
                 boxed(o, b"dinf", |o| {
                     full(o, b"dref", 0, 0, |o| {

@@ -338,7 +338,7 @@ pub(super) fn on_codecs(
             cmaf::tracks_and_runs(answer.body, None, None, select).map(|(t, _)| t)
         }
         .map_err(|e| super::tracks::repackaging_error(&source.path, e))?;
-        let info = tracks.first().map(TrackInfo::of).ok_or_else(|| {
+        let info = tracks.first().and_then(TrackInfo::of).ok_or_else(|| {
             FilterError::BadGateway(format!(
                 "the store's segment {} has no {} track",
                 source.path,
