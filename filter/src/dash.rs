@@ -34,7 +34,9 @@ use crate::crypto;
 use crate::error::FilterError;
 use crate::key_periods;
 use crate::media_playlist::{MediaPlaylist, Segment};
-use crate::multivariant::{AudioRendition, AudioSource, Variant, audio_sources};
+use crate::multivariant::{
+    AudioRendition, AudioSource, SubtitleRendition, Variant, audio_sources,
+};
 use crate::playlist_window::PlaylistType;
 use crate::route::{self, TrackKind};
 use edgepack_store_api::RunStart;
@@ -49,6 +51,8 @@ pub struct Manifest<'a> {
     /// Their alternative audio renditions: an audio AdaptationSet each (none: the muxed audio
     /// of the lowest-bandwidth variant is the one audio AdaptationSet).
     pub audio_renditions: &'a [AudioRendition],
+    /// The subtitle renditions: a text AdaptationSet each (WebVTT in fMP4, `wvtt`).
+    pub subtitles: &'a [SubtitleRendition],
     /// The media playlist of the first variant: the timeline all variants share (renditions of
     /// a channel are segment-aligned, as for MediaPackage).
     pub playlist: &'a MediaPlaylist<'a>,
@@ -180,6 +184,10 @@ struct AudioSet<'a> {
     bandwidth: u64,
     codec: String,
 }
+
+/// The nominal bit rate of a subtitle track (DASH requires one; text is a few hundred bytes a
+/// second).
+const TEXT_BANDWIDTH: u64 = 1_000;
 
 /// The nominal bit rate of a stereo AAC track, where no measured one is known.
 const NOMINAL_AUDIO_BANDWIDTH: u64 = 128_000;
@@ -445,6 +453,27 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
                 xml_escape(&a.id),
                 a.bandwidth,
                 xml_escape(&a.codec)
+            );
+            out.push_str("</AdaptationSet>\n");
+        }
+        // Subtitles: clear (players expect text so), on the video's timeline; their segments
+        // are dated as the video's numbered alike, so they share its SegmentTimeline.
+        for (i, t) in m.subtitles.iter().enumerate() {
+            let _ = write!(
+                out,
+                "<AdaptationSet id=\"{}\" contentType=\"text\" mimeType=\"application/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\"",
+                audio.len() + 1 + i
+            );
+            if let Some(lang) = &t.language {
+                let _ = write!(out, " lang=\"{}\"", xml_escape(lang));
+            }
+            let _ = writeln!(out, ">\n<Label>{}</Label>", xml_escape(&t.name));
+            out.push_str("<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>\n");
+            out.push_str(&template(TrackKind::Text, Some(&t.rendition)));
+            let _ = writeln!(
+                out,
+                "\n<Representation id=\"{}\" bandwidth=\"{TEXT_BANDWIDTH}\" codecs=\"wvtt\"/>",
+                xml_escape(&t.rendition)
             );
             out.push_str("</AdaptationSet>\n");
         }

@@ -422,6 +422,80 @@ pub struct AudioRendition {
     pub bandwidth: Option<u64>,
 }
 
+/// A subtitle rendition of the offered variants' `SUBTITLES` groups: a text AdaptationSet of a
+/// DASH manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubtitleRendition {
+    /// The store's rendition directory.
+    pub rendition: String,
+    pub language: Option<String>,
+    pub name: String,
+    /// `DEFAULT=YES`.
+    pub default: bool,
+}
+
+/// The subtitle renditions of `variants`' groups that `filter` keeps (`subtitle_language`), in
+/// the store's order, each once.
+pub fn subtitle_renditions(
+    bytes: &[u8],
+    variants: &[Variant],
+    filter: Option<&ManifestFilter>,
+) -> Result<Vec<SubtitleRendition>, FilterError> {
+    let parsed =
+        m3u8_rs::parse_master_playlist_res(bytes).map_err(|_| bad("m3u8-rs cannot parse it"))?;
+    let groups: Vec<&str> = parsed
+        .variants
+        .iter()
+        .filter(|v| {
+            v.uri
+                .strip_suffix("/index.m3u8")
+                .is_some_and(|r| variants.iter().any(|o| o.rendition == r))
+        })
+        .filter_map(|v| v.subtitles.as_deref())
+        .collect();
+    let mut out: Vec<SubtitleRendition> = Vec::new();
+    for a in &parsed.alternatives {
+        let Some(rendition) = a.uri.as_deref().and_then(|u| u.strip_suffix("/index.m3u8")) else {
+            continue;
+        };
+        if a.media_type != AlternativeMediaType::Subtitles
+            || !groups.contains(&a.group_id.as_str())
+            || !alternative_passes(a, filter)
+            || out.iter().any(|o| o.rendition == rendition)
+        {
+            continue;
+        }
+        out.push(SubtitleRendition {
+            rendition: rendition.to_owned(),
+            language: a.language.clone(),
+            name: a.name.clone(),
+            default: a.default,
+        });
+    }
+    Ok(out)
+}
+
+/// The video rendition dated like subtitle rendition `subtitles` (its segments numbered alike
+/// cover the same time): the first variant whose `SUBTITLES` group holds it, else the first
+/// variant.
+pub fn video_for_subtitles(bytes: &[u8], subtitles: &str) -> Option<String> {
+    let parsed = m3u8_rs::parse_master_playlist_res(bytes).ok()?;
+    let uri = format!("{subtitles}/index.m3u8");
+    let group = parsed
+        .alternatives
+        .iter()
+        .find(|a| {
+            a.media_type == AlternativeMediaType::Subtitles && a.uri.as_deref() == Some(&uri)
+        })
+        .map(|a| a.group_id.as_str());
+    let streams = || parsed.variants.iter().filter(|v| !v.is_i_frame);
+    streams()
+        .find(|v| group.is_some() && v.subtitles.as_deref() == group)
+        .or_else(|| streams().next())
+        .and_then(|v| v.uri.strip_suffix("/index.m3u8"))
+        .map(str::to_owned)
+}
+
 /// Where a DASH or Smooth Streaming manifest's audio comes from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum AudioSource<'a> {

@@ -60,6 +60,8 @@ pub enum Asset {
 pub enum TrackKind {
     Video,
     Audio,
+    /// Subtitles: a WebVTT rendition's segments as WebVTT in fMP4 (`wvtt`).
+    Text,
 }
 
 impl TrackKind {
@@ -68,6 +70,7 @@ impl TrackKind {
         match self {
             TrackKind::Video => "video",
             TrackKind::Audio => "audio",
+            TrackKind::Text => "text",
         }
     }
 
@@ -76,6 +79,7 @@ impl TrackKind {
         match self {
             TrackKind::Video => 'v',
             TrackKind::Audio => 'a',
+            TrackKind::Text => 't',
         }
     }
 
@@ -291,12 +295,13 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
                 sequence,
             }
         }
-        [r, file] if safe(r) && (file.starts_with('v') || file.starts_with('a')) => {
-            let (track, rest) = if let Some(rest) = file.strip_prefix('v') {
-                (TrackKind::Video, rest)
-            } else {
-                (TrackKind::Audio, &file[1..])
-            };
+        [r, file]
+            if safe(r)
+                && let Some(track) = [TrackKind::Video, TrackKind::Audio, TrackKind::Text]
+                    .into_iter()
+                    .find(|t| file.starts_with(t.letter())) =>
+        {
+            let rest = &file[1..];
             Asset::Track {
                 rendition: (*r).to_owned(),
                 track,
@@ -307,7 +312,8 @@ pub fn route(path: &str) -> Result<Option<Route>, FilterError> {
             if safe(r)
                 && let Some((track, time)) = numbered(file, "init-v")
                     .map(|n| (TrackKind::Video, n))
-                    .or_else(|| numbered(file, "init-a").map(|n| (TrackKind::Audio, n))) =>
+                    .or_else(|| numbered(file, "init-a").map(|n| (TrackKind::Audio, n)))
+                    .or_else(|| numbered(file, "init-t").map(|n| (TrackKind::Text, n))) =>
         {
             Asset::TrackInit {
                 rendition: (*r).to_owned(),
@@ -454,7 +460,7 @@ mod tests {
         }
 
         fn track() -> impl Strategy<Value = TrackKind> {
-            prop_oneof![Just(TrackKind::Video), Just(TrackKind::Audio)]
+            prop_oneof![Just(TrackKind::Video), Just(TrackKind::Audio), Just(TrackKind::Text)]
         }
 
         fn asset() -> impl Strategy<Value = Asset> {

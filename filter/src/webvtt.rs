@@ -9,15 +9,15 @@ use edgepack_store_api::api::is_webvtt;
 use crate::config::{Endpoint, Format};
 use crate::error::FilterError;
 
-/// Whether the endpoint carries WebVTT subtitles: hls endpoints do; this version does not write
-/// them into fMP4 (`wvtt`) for cmaf and dash, nor as TTML for mss.
+/// Whether the endpoint carries WebVTT subtitles: hls endpoints as WebVTT, cmaf and dash as
+/// WebVTT in fMP4 (`wvtt`, [`crate::cmaf::wvtt`]); this version does not write them as TTML for
+/// mss.
 pub fn carried_by(endpoint: &Endpoint) -> Result<(), FilterError> {
     match endpoint.format() {
-        Format::Hls => Ok(()),
-        other => Err(FilterError::NotImplemented(format!(
-            "endpoint '{}' is {}: this version carries WebVTT subtitles on hls endpoints only",
-            endpoint.name,
-            format!("{other:?}").to_lowercase()
+        Format::Hls | Format::Cmaf | Format::Dash => Ok(()),
+        Format::Mss => Err(FilterError::NotImplemented(format!(
+            "endpoint '{}' is mss: this version carries WebVTT subtitles on hls (WebVTT), cmaf and dash (WebVTT in fMP4) endpoints, not as TTML on mss",
+            endpoint.name
         ))),
     }
 }

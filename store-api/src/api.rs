@@ -34,8 +34,8 @@ pub const INIT_HEADER: &str = "x-edgepack-init";
 /// cacheable knowledge: the next upload changes it.
 pub const NEWEST_HEADER: &str = "x-edgepack-newest";
 /// The extension that asks for a segment in whatever container it was ingested (`{sequence}.media`,
-/// `at/{epoch-ms}.media`): the answer's content type says which (`video/mp2t`, `video/mp4`). For
-/// a client that repackages either kind of ingest.
+/// `at/{epoch-ms}.media`): the answer's content type says which (`video/mp2t`, `video/mp4`,
+/// `text/vtt`). For a client that repackages either kind of ingest.
 pub const ANY_EXT: &str = "media";
 /// On segments: the input (`1` or `2`) whose copy was served.
 pub const SERVED_INPUT_HEADER: &str = "x-edgepack-served-input";

@@ -23,6 +23,7 @@ pub mod playlists;
 pub mod request;
 pub mod segments;
 pub mod smooth;
+pub mod text;
 pub mod tracks;
 
 #[cfg(test)]
@@ -79,6 +80,7 @@ impl Fetch {
                 ..
             }) | Step::SmoothFragmentVariants(_)
                 | Step::WithInit(_)
+                | Step::Text(_)
         )
     }
 
@@ -90,6 +92,8 @@ impl Fetch {
             | Step::SmoothVariants(_)
             | Step::SmoothTimeline(_)
             | Step::SmoothFragmentVariants(_) => true,
+            // The multivariant playlist that names the subtitles' video.
+            Step::Text(t) => t.stage == text::Stage::Variants,
             Step::SmoothCodecs(_) | Step::WithInit(_) => false,
             Step::Answer(job) => matches!(
                 job.kind,
@@ -126,6 +130,8 @@ pub enum Step {
     /// A segment ingested as fMP4 arrived for repackaging: its initialization segment is asked
     /// for next, then the job runs on both.
     WithInit(Box<WithInit>),
+    /// A subtitle segment on its way to a text fragment ([`text`]).
+    Text(Box<text::TextFragment>),
 }
 
 /// An fMP4 segment waiting for its initialization segment.
@@ -183,6 +189,8 @@ pub enum JobKind {
         variants: Vec<multivariant::Variant>,
         /// The variants' alternative audio renditions (none: their muxed audio).
         audio: Vec<multivariant::AudioRendition>,
+        /// Their subtitle renditions.
+        subtitles: Vec<multivariant::SubtitleRendition>,
         time: TimeShift,
         base_url: String,
     },
@@ -255,10 +263,16 @@ pub fn on_store_answer(
     now_ms: i64,
 ) -> Plan {
     match step {
-        Step::Answer(job) => match init_fetch(job, answer) {
-            Some(fetch) => Plan::Fetch(Box::new(fetch)),
-            None => Plan::Respond(respond(settings, job, answer, now_ms)),
-        },
+        Step::Answer(job) => {
+            if let Some(plan) = text::start(settings, job, answer) {
+                return plan;
+            }
+            match init_fetch(job, answer) {
+                Some(fetch) => Plan::Fetch(Box::new(fetch)),
+                None => Plan::Respond(respond(settings, job, answer, now_ms)),
+            }
+        }
+        Step::Text(t) => text::on_answer(t, answer),
         Step::WithInit(w) => {
             let header = |name: &str| {
                 w.headers
@@ -373,9 +387,17 @@ fn try_respond(
         JobKind::DashManifest {
             variants,
             audio,
+            subtitles,
             time,
             base_url,
-        } => playlists::dash_manifest(ep, answer, variants, audio, time, base_url, now_ms),
+        } => playlists::dash_manifest(
+            ep,
+            answer,
+            (variants, audio, subtitles),
+            time,
+            base_url,
+            now_ms,
+        ),
         JobKind::Segment { sequence } => segments::segment(ep, answer, *sequence),
         JobKind::Init => Ok(segments::init(answer)),
         JobKind::Remux {

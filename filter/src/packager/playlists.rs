@@ -16,7 +16,7 @@ use crate::error::FilterError;
 use crate::http_policy::{self, MULTIVARIANT};
 use crate::media_playlist::{self, MediaPlaylist};
 use crate::media_rewrite;
-use crate::multivariant::{self, AudioRendition, Variant};
+use crate::multivariant::{self, AudioRendition, SubtitleRendition, Variant};
 use crate::playlist_window::{self, PlaylistType, WindowSpec};
 use crate::query::{ManifestFilter, TimeShift};
 use crate::response::Response;
@@ -59,6 +59,8 @@ pub(super) fn media(
 pub(super) struct Offer {
     pub variants: Vec<Variant>,
     pub audio: Vec<AudioRendition>,
+    /// Subtitle renditions (DASH text AdaptationSets; Smooth Streaming carries none).
+    pub subtitles: Vec<SubtitleRendition>,
     pub timeline_path: String,
 }
 
@@ -75,6 +77,12 @@ pub(super) fn offer(
     let ep = endpoint(settings, &first.channel, &first.endpoint)?;
     let variants = multivariant::variants(answer.body, ep, first.filter.as_ref())?;
     let audio = multivariant::audio_renditions(answer.body, &variants, first.filter.as_ref())?;
+    let subtitles = match crate::webvtt::carried_by(ep) {
+        Ok(()) => {
+            multivariant::subtitle_renditions(answer.body, &variants, first.filter.as_ref())?
+        }
+        Err(_) => Vec::new(),
+    };
     // `variants` is never empty: an empty selection is an error above.
     let timeline = variants
         .first()
@@ -84,6 +92,7 @@ pub(super) fn offer(
     Ok(Offer {
         variants,
         audio,
+        subtitles,
         timeline_path,
     })
 }
@@ -98,6 +107,7 @@ pub(super) fn dash_timeline_fetch(
     let Offer {
         variants,
         audio,
+        subtitles,
         timeline_path,
     } = offer(settings, first, answer, now_ms)?;
     Ok(Fetch {
@@ -108,6 +118,7 @@ pub(super) fn dash_timeline_fetch(
             kind: JobKind::DashManifest {
                 variants,
                 audio,
+                subtitles,
                 time: first.time.clone(),
                 base_url: first.base_url.clone(),
             },
@@ -119,8 +130,7 @@ pub(super) fn dash_timeline_fetch(
 pub(super) fn dash_manifest(
     ep: &Endpoint,
     answer: &StoreAnswer<'_>,
-    variants: &[Variant],
-    audio: &[AudioRendition],
+    (variants, audio, subtitles): (&[Variant], &[AudioRendition], &[SubtitleRendition]),
     time: &TimeShift,
     base_url: &str,
     now_ms: i64,
@@ -133,6 +143,7 @@ pub(super) fn dash_manifest(
     let text = dash::write(&dash::Manifest {
         variants,
         audio_renditions: audio,
+        subtitles,
         playlist: &pl,
         range,
         kind,
@@ -301,19 +312,16 @@ mod tests {
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-    fn subtitles_are_carried_on_hls_endpoints_only() {
+    fn subtitles_are_carried_on_hls_cmaf_and_dash_endpoints() {
         let (_, t) = groups("/out/v1/news/hls/index.m3u8");
         assert_eq!(t.matches("TYPE=SUBTITLES").count(), 2, "{t}");
         assert_eq!(t.matches(",SUBTITLES=\"subs\"").count(), 3, "{t}");
-        // cmaf: no subtitle rendition, no variant naming one, and no variant lost for them.
-        let (_, t) = groups("/out/v1/news/cmaf/index.m3u8");
-        assert!(!t.contains("SUBTITLES"), "{t}");
-        assert!(
-            t.contains("FRAME-RATE=25.000,AUDIO=\"aac\"\nv1080/index.m3u8"),
-            "{t}"
-        );
-        let (s, t) = groups("/out/v1/news/cmaf/index.m3u8?aws.manifestfilter=subtitle_language:de");
-        assert_eq!(s, 200, "no subtitles to judge by on cmaf: {t}");
+        // cmaf: the same renditions (WebVTT in fMP4 there).
+        let (_, c) = groups("/out/v1/news/cmaf/index.m3u8");
+        assert_eq!(c.matches("TYPE=SUBTITLES").count(), 2, "{c}");
+        let (s, c) = groups("/out/v1/news/cmaf/index.m3u8?aws.manifestfilter=subtitle_language:es");
+        assert_eq!(s, 200, "{c}");
+        assert!(c.contains("URI=\"subs_es/index.m3u8\"") && !c.contains("subs_en"), "{c}");
         // On hls, a subtitle language naming nothing leaves only the variant without subtitles.
         let (_, t) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=subtitle_language:de");
         assert!(!t.contains("TYPE=SUBTITLES"), "{t}");
@@ -887,5 +895,34 @@ mod tests {
             ),
             "{hls}"
         );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn dash_gives_each_subtitle_rendition_a_text_adaptation_set() {
+        let stored = groups_as_stored();
+        let t = mpd_over("/out/v1/news/dash/index.mpd", &stored);
+        assert_eq!(t.matches("contentType=\"text\"").count(), 2, "{t}");
+        assert!(t.contains("contentType=\"text\" mimeType=\"application/mp4\" segmentAlignment=\"true\" startWithSAP=\"1\" lang=\"en\">\n<Label>English</Label>\n<Role schemeIdUri=\"urn:mpeg:dash:role:2011\" value=\"subtitle\"/>"), "{t}");
+        assert!(t.contains("media=\"subs_es/t$Time$.mp4\""), "{t}");
+        assert!(
+            t.contains("<Representation id=\"subs_es\" bandwidth=\"1000\" codecs=\"wvtt\"/>"),
+            "{t}"
+        );
+        // The text sets share the video's timeline.
+        let timeline = |set: &str| {
+            let at = t.find(set).unwrap();
+            let tl = &t[at..];
+            tl[tl.find("<SegmentTimeline>").unwrap()..tl.find("</SegmentTimeline>").unwrap()]
+                .to_owned()
+        };
+        assert_eq!(timeline("contentType=\"video\""), timeline("lang=\"es\""));
+        // subtitle_language narrows them.
+        let t = mpd_over(
+            "/out/v1/news/dash/index.mpd?aws.manifestfilter=subtitle_language:es",
+            &stored,
+        );
+        assert_eq!(t.matches("contentType=\"text\"").count(), 1, "{t}");
+        assert!(t.contains("subs_es/t$Time$.mp4"), "{t}");
     }
 }

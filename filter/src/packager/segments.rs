@@ -74,6 +74,12 @@ pub(super) fn segment(
 /// every endpoint — subtitle playlists carry no `EXT-X-KEY`, as players expect of text.
 fn subtitles(ep: &Endpoint, answer: &StoreAnswer<'_>) -> Result<Response, FilterError> {
     webvtt::carried_by(ep)?;
+    if ep.format() != Format::Hls {
+        return Err(FilterError::NotFound(format!(
+            "endpoint '{}' carries subtitles as WebVTT in fMP4: its subtitle segments are {{sequence}}.mp4 (dash: t{{time}}.mp4), as its manifests list them",
+            ep.name
+        )));
+    }
     let body = webvtt::with_timestamp_map(answer.body).map_err(|why| {
         FilterError::BadGateway(format!("the store's subtitle segment is not WebVTT: {why}"))
     })?;
@@ -338,21 +344,171 @@ mod subtitle_tests {
         assert!(text(&r).contains("not WebVTT"), "{}", text(&r));
     }
 
+    /// A minimal MPEG-TS segment: PAT, PMT (one H.264 stream) and one video PES with `pts`.
+    fn ts_with_video_pts(pts: u64) -> Vec<u8> {
+        fn packet(pid: u16, payload: &[u8]) -> Vec<u8> {
+            let mut p = vec![0x47, 0x40 | (pid >> 8) as u8, pid as u8, 0x10];
+            p.extend_from_slice(payload);
+            p.resize(188, 0xFF);
+            p
+        }
+        let pat = [0, 0, 0xB0, 13, 0, 1, 0xC1, 0, 0, 0, 1, 0xF0, 0, 0, 0, 0, 0];
+        let pmt = [
+            0, 2, 0xB0, 18, 0, 1, 0xC1, 0, 0, 0xE1, 0x01, 0xF0, 0, 0x1B, 0xE1, 0x01, 0xF0, 0, 0, 0,
+            0, 0,
+        ];
+        let pes = [
+            0,
+            0,
+            1,
+            0xE0,
+            0,
+            0,
+            0x80,
+            0x80,
+            5,
+            0x21 | ((pts >> 29) & 0x0E) as u8,
+            (pts >> 22) as u8,
+            0x01 | ((pts >> 14) & 0xFE) as u8,
+            (pts >> 7) as u8,
+            0x01 | ((pts << 1) & 0xFE) as u8,
+            0,
+            0,
+            0,
+            1,
+            0x09,
+            0xF0,
+        ];
+        [packet(0, &pat), packet(0x1000, &pmt), packet(0x101, &pes)].concat()
+    }
+
+    /// `(type, body)` of each box in `d`.
+    fn boxes(mut d: &[u8]) -> Vec<(String, &[u8])> {
+        let mut out = Vec::new();
+        while d.len() >= 8 {
+            let n = u32::from_be_bytes(d[..4].try_into().unwrap()) as usize;
+            out.push((String::from_utf8_lossy(&d[4..8]).into_owned(), &d[8..n]));
+            d = &d[n..];
+        }
+        out
+    }
+
+    fn find<'a>(d: &'a [u8], path: &[&str]) -> &'a [u8] {
+        let (first, rest) = path.split_first().unwrap();
+        let (_, body) = boxes(d)
+            .into_iter()
+            .find(|(k, _)| k == first)
+            .unwrap_or_else(|| panic!("no {first}"));
+        if rest.is_empty() { body } else { find(body, rest) }
+    }
+
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-    fn other_formats_refuse_subtitle_renditions_with_the_reason() {
+    fn cmaf_and_dash_carry_subtitles_as_webvtt_in_fmp4_on_the_videos_timeline() {
+        // cmaf: the rendition's playlist names fragments and a text initialization segment.
         let f = fetch("/out/v1/news/cmaf/subs/index.m3u8", &[]);
-        let r = answer(&f.next, 200, &[], STORE_VTT.as_bytes(), T0 + 4_000);
-        assert_eq!(r.status, 501, "{}", text(&r));
-        assert!(text(&r).contains("hls endpoints only"), "{}", text(&r));
-        let f = fetch("/out/v1/news/cmaf/subs/1.vtt", &[]);
+        let t = text(&answer(&f.next, 200, &[], STORE_VTT.as_bytes(), T0 + 4_000));
+        assert_eq!(uris(&t), ["0.mp4", "1.mp4"], "{t}");
+        assert!(t.contains("#EXT-X-MAP:URI=\"init-ts0.mp4\""), "{t}");
+        // Segment 1: the store's WebVTT (dated 14:35:33.666, 2 s) …
+        let pdt = "2026-11-25T14:35:33.666Z";
+        let pdt_ms = edgepack_store_api::parse_pdt(pdt).unwrap();
+        let vtt_headers = [
+            ("content-type", "text/vtt"),
+            (PDT_HEADER, pdt),
+            ("x-edgepack-duration", "2.000000"),
+            ("x-edgepack-sequence", "1"),
+        ];
+        let f = fetch("/out/v1/news/cmaf/subs/1.mp4", &[]);
+        assert_eq!(f.path, "/store/v1/news/subs/1.media");
+        assert!(f.is_segment());
+        let Plan::Fetch(variants) = next_plan(&f.next, 200, &vtt_headers, CUE, T0 + 4_000) else {
+            panic!("the multivariant playlist comes next")
+        };
+        // … the multivariant playlist names the video dated alike …
+        assert_eq!(variants.path, "/store/v1/news/index.m3u8");
+        assert!(variants.is_playlist() && variants.is_segment());
+        let groups = "#EXTM3U\n#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID=\"s\",NAME=\"en\",URI=\"subs/index.m3u8\"\n\
+#EXT-X-STREAM-INF:BANDWIDTH=1,CODECS=\"avc1.64001f\"\nother/index.m3u8\n\
+#EXT-X-STREAM-INF:BANDWIDTH=2,CODECS=\"avc1.64001f\",SUBTITLES=\"s\"\nvideo/index.m3u8\n";
+        let Plan::Fetch(video) = next_plan(&variants.next, 200, &[], groups.as_bytes(), T0) else {
+            panic!("the video segment comes next")
+        };
+        assert_eq!(
+            video.path,
+            format!("/store/v1/news/video/at/{pdt_ms}.media")
+        );
+        // … whose first frame is MPEG-2 time 2.02 s (ffmpeg's): cue "Cue 2" (2.122 s local,
+        // no map) starts 0.102 s into the fragment, for 0.8 s.
+        let ts = ts_with_video_pts(181_800);
+        let r = answer(
+            &video.next,
+            200,
+            &[("content-type", "video/mp2t")],
+            &ts,
+            T0,
+        );
+        assert_eq!(r.status, 200, "{}", text(&r));
+        assert_eq!(r.get("content-type"), Some("application/mp4"));
+        assert_eq!(r.get("cache-control"), Some("max-age=1209600, immutable"));
+        let tfdt = find(&r.body, &["moof", "traf", "tfdt"]);
+        assert_eq!(
+            u64::from_be_bytes(tfdt[4..12].try_into().unwrap()),
+            pdt_ms as u64 * 90
+        );
+        let trun = find(&r.body, &["moof", "traf", "trun"]);
+        let n = u32::from_be_bytes(trun[4..8].try_into().unwrap()) as usize;
+        let durations: Vec<u32> = (0..n)
+            .map(|i| u32::from_be_bytes(trun[12 + 16 * i..16 + 16 * i].try_into().unwrap()))
+            .collect();
+        assert_eq!(durations, [102 * 90, 800 * 90, 1098 * 90]);
+        let mdat = find(&r.body, &["mdat"]);
+        assert!(mdat.windows(9).any(|w| w == b"paylCue 2"), "the cue's payload");
+        assert_eq!(
+            boxes(mdat).iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            ["vtte", "vttc", "vtte"]
+        );
+
+        // The text initialization segment: wvtt, 90 kHz, straight from the WebVTT answer.
+        let f = fetch("/out/v1/news/cmaf/subs/init-ts0.mp4", &[]);
+        let r = answer(&f.next, 200, &vtt_headers, CUE, T0);
+        assert_eq!(r.status, 200, "{}", text(&r));
+        let stsd = find(
+            &r.body,
+            &["moov", "trak", "mdia", "minf", "stbl", "stsd"],
+        );
+        assert_eq!(&stsd[12..16], b"wvtt");
+        assert_eq!(
+            &find(&r.body, &["moov", "trak", "mdia", "hdlr"])[8..12],
+            b"text"
+        );
+
+        // dash: the same fragment by time.
+        let f = fetch(&format!("/out/v1/news/dash/subs/t{}.mp4", pdt_ms * 90), &[]);
+        assert_eq!(f.path, format!("/store/v1/news/subs/at/{pdt_ms}.media"));
+        assert!(matches!(
+            next_plan(&f.next, 200, &vtt_headers, CUE, T0),
+            Plan::Fetch(_)
+        ));
+        // A text track of a rendition that is not subtitles; WebVTT that is not.
         let r = answer(
             &f.next,
             200,
-            &[("content-type", "text/vtt")],
-            CUE,
-            T0 + 4_000,
+            &[("content-type", "video/mp2t")],
+            &ts,
+            T0,
         );
-        assert_eq!(r.status, 501, "{}", text(&r));
+        assert_eq!(r.status, 404, "{}", text(&r));
+        let r = answer(&f.next, 200, &vtt_headers, b"WEBVTT\n\n1 --> 2\n", T0);
+        assert_eq!(r.status, 502, "{}", text(&r));
+        assert!(text(&r).contains("cue timing"), "{}", text(&r));
+        // The video dated alike missing: the reason names it.
+        let r = answer(&video.next, 404, &[], b"no segment at that time", T0);
+        assert_eq!(r.status, 502);
+        assert!(text(&r).contains("video"), "{}", text(&r));
+        // Raw WebVTT is for hls endpoints.
+        let f = fetch("/out/v1/news/cmaf/subs/1.vtt", &[]);
+        let r = answer(&f.next, 200, &vtt_headers, CUE, T0);
+        assert_eq!(r.status, 404, "{}", text(&r));
     }
 }

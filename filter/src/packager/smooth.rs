@@ -130,6 +130,7 @@ pub(super) fn on_variants(
             variants,
             audio,
             timeline_path,
+            ..
         } = offer(settings, first, answer, now_ms)?;
         Ok(Plan::Fetch(Box::new(Fetch {
             path: timeline_path,
@@ -532,6 +533,12 @@ pub(super) fn on_fragment_variants(
                                 .join(", ")
                         ))
                     })?
+            }
+            // Routes never name one: Smooth Streaming manifests carry no text stream here.
+            (None, TrackKind::Text) => {
+                return Err(FilterError::NotFound(
+                    "no text stream: this version writes no TTML for Smooth Streaming".into(),
+                ));
             }
             (None, TrackKind::Audio) => match audio.first() {
                 Some(a) if !a.alternative && f.bitrate == mss::AUDIO_BITRATE => {

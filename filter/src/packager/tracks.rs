@@ -94,6 +94,8 @@ pub(super) fn one_track(track: TrackKind) -> (cmaf::Select, &'static str) {
     match track {
         TrackKind::Video => (cmaf::Select::Video, "video/mp4"),
         TrackKind::Audio => (cmaf::Select::Audio, "audio/mp4"),
+        // Text tracks are written from WebVTT ([`super::text`]), never from media segments.
+        TrackKind::Text => (cmaf::Select::All, super::text::CONTENT_TYPE),
     }
 }
 

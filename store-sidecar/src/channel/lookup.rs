@@ -50,8 +50,8 @@ impl ChannelState {
             .into_iter()
             .find_map(|input| {
                 let copy = e.copies[input].as_ref()?;
-                // `media` asks for the segment whatever its container (never a subtitle).
-                let any = ext == edgepack_store_api::api::ANY_EXT && copy.ext != "vtt";
+                // `media` asks for the segment whatever its container (WebVTT included).
+                let any = ext == edgepack_store_api::api::ANY_EXT;
                 (any || copy.ext == ext).then(|| SegmentFile {
                     seq,
                     path: self.layout.segment(rid, seq, input, &copy.ext),
