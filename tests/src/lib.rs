@@ -6,6 +6,7 @@
 //! Smooth Streaming fragments.
 
 pub mod browser;
+pub mod cmaf_box;
 pub mod piff;
 
 /// The value of the attribute `name` of the first element `<{tag} …>` in `xml` at or after byte

@@ -9,8 +9,10 @@
 //!   the endpoint's subtitle rendition, in order;
 //! - `aws.manifestfilter=subtitle_language:` keeps the rendition or, naming no language there
 //!   is, leaves nothing to play (400);
-//! - cmaf endpoints do not carry subtitles in this version: no subtitle rendition in their
-//!   multivariant playlist, 501 with the reason for the rendition itself.
+//! - cmaf endpoints carry the same rendition as WebVTT in fMP4 (`wvtt`): each cue starts on the
+//!   video's timeline exactly where the MPEG-2 time the WebVTT maps it to is shown (the
+//!   fragments' decode times checked against the video fragment and its TS segment's first
+//!   frame).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -178,17 +180,59 @@ fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
     let r = filtered("fra");
     assert_eq!(r.status, 400, "{}", r.text());
 
-    // cmaf: not carried, and said so.
+    // cmaf: the same subtitles as WebVTT in fMP4, each cue on the video's timeline: a cue at
+    // local time t (no map: MPEG-2 time t) starts (t − the first frame's MPEG-2 time) after the
+    // program date time of the video segment numbered alike, which the video's own fragment
+    // starts at.
     let r = get(h.addr, &format!("/out/v1/news/cmaf/index.m3u8?{range}"));
     assert_eq!(r.status, 200, "{}", r.text());
-    assert!(!r.text().contains("SUBTITLES"), "{}", r.text());
-    let r = get(
-        h.addr,
-        &format!("/out/v1/news/cmaf/stream_video_vtt/index.m3u8?{range}"),
-    );
-    assert_eq!(r.status, 501, "{}", r.text());
-    assert!(r.text().contains("hls endpoints only"), "{}", r.text());
-
+    assert!(r.text().contains("TYPE=SUBTITLES"), "{}", r.text());
+    let cmaf_subs = playlist("cmaf", "stream_video_vtt");
+    let init = cmaf_subs
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-MAP:URI=\""))
+        .and_then(|l| l.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("{cmaf_subs}"));
+    let body = |path: &str| {
+        let r = get(h.addr, &format!("/out/v1/news/cmaf/stream_video_vtt/{path}"));
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        r.body
+    };
+    let init = body(init);
+    assert!(init.windows(4).any(|w| w == b"wvtt"), "a wvtt sample entry");
+    let mut placed = 0;
+    for file in uris(&cmaf_subs).iter().take(6) {
+        let seq: u64 = file.strip_suffix(".mp4").unwrap().parse().unwrap();
+        let fragment = body(file);
+        let video = get(
+            h.addr,
+            &format!("/out/v1/news/cmaf/stream_video/{seq}.mp4"),
+        );
+        assert_eq!(video.status, 200);
+        let video_start = edgepack_tests::cmaf_box::tfdt(&video.body);
+        let ts = get(h.addr, &format!("/out/v1/news/hls/stream_video/{seq}.ts"));
+        let first_pts = edgepack_tests::cmaf_box::first_video_pts(&ts.body);
+        // The cue times ffmpeg wrote (no map: MPEG-2 time = local time), from the hls endpoint.
+        let vtt = get(
+            h.addr,
+            &format!("/out/v1/news/hls/stream_video_vtt/{seq}.vtt"),
+        )
+        .text();
+        let local_ms = |text: &str| -> i64 {
+            let lines: Vec<&str> = vtt.lines().collect();
+            let i = lines.iter().position(|l| *l == text).unwrap();
+            let (m, s) = lines[i - 1].split(" --> ").next().unwrap().split_once(':').unwrap();
+            m.parse::<i64>().unwrap() * 60_000 + (s.parse::<f64>().unwrap() * 1000.0).round() as i64
+        };
+        for (start, text) in edgepack_tests::cmaf_box::wvtt_cues(&fragment) {
+            // A cue that began in the segment before starts at this one's start.
+            let expected =
+                (video_start as i64 + local_ms(&text) * 90 - first_pts as i64).max(video_start as i64);
+            assert_eq!(start as i64, expected, "segment {seq}, {text}");
+            placed += 1;
+        }
+    }
+    assert!(placed >= 6, "cues checked: {placed}");
     assert_eq!(h.traps(), 0);
     sc.stop();
 }
