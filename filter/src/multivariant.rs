@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use m3u8_rs::{AlternativeMedia, AlternativeMediaType, VariantStream};
 
-use crate::config::{Endpoint, StreamOrder};
+use crate::config::{Endpoint, Format, StreamOrder};
 use crate::error::FilterError;
 use crate::query::{AUDIO_CODECS, ManifestFilter, Range, VIDEO_CODECS};
 use edgepack_store_api::api::MEDIA_BANDWIDTH_ATTRIBUTE;
@@ -190,6 +190,25 @@ fn caption_media(endpoint: &Endpoint) -> String {
         .collect()
 }
 
+/// A variant's `EXT-X-STREAM-INF` line on a cmaf endpoint, whose subtitles are WebVTT in fMP4:
+/// `wvtt` among its `CODECS`, as RFC 8216bis asks of every format a variant holds (shaka-player
+/// reads the subtitles' segments as plain WebVTT without it).
+fn with_text_codec(line: &str, v: &VariantStream, endpoint: &Endpoint) -> String {
+    let cs = codecs(v);
+    if endpoint.format() != Format::Cmaf
+        || v.subtitles.is_none()
+        || cs.is_empty()
+        || cs.iter().any(|c| c == "wvtt")
+    {
+        return line.to_owned();
+    }
+    format!(
+        "{},CODECS=\"{},wvtt\"",
+        without_attribute(line, "CODECS"),
+        v.codecs.as_deref().unwrap_or_default().trim()
+    )
+}
+
 /// A variant's `EXT-X-STREAM-INF` line naming the endpoint's caption group in place of the
 /// encoder's `CLOSED-CAPTIONS`, when the endpoint maps caption channels and the variant has video.
 fn with_captions(line: &str, v: &VariantStream, endpoint: &Endpoint) -> String {
@@ -245,7 +264,7 @@ pub fn write(
                 .variants
                 .get(vi)
                 .ok_or_else(|| bad("variant or media count differs from m3u8-rs"))?;
-            let line = with_captions(&line, variant, endpoint);
+            let line = with_text_codec(&with_captions(&line, variant, endpoint), variant, endpoint);
             lines.push(Line::Variant(
                 vi,
                 format!("{line}\n{}", with_query(uri, carry)),

@@ -7,7 +7,10 @@
 //!   numbered as ffmpeg numbers them), within 0.1 s;
 //! - shaka-player lists the same track (`en`), loads the cues in order, one second apart, on the
 //!   grid of its video segments (a cue `k` with `k` even starts 0.1 s after a segment start,
-//!   modulo the 2 s segment length).
+//!   modulo the 2 s segment length);
+//! - the same subtitles as WebVTT in fMP4 (`wvtt`): shaka-player on the cmaf endpoint and on
+//!   the dash endpoint (a text AdaptationSet) loads the cues the same way, on the grid of its
+//!   video segments. (hls.js reads no WebVTT in fMP4: video-dev/hls.js#6273.)
 //! - CEA-608 caption channels the endpoint maps (`captions`): shaka-player lists the hls
 //!   endpoint's `CLOSED-CAPTIONS` channel and the dash endpoint's `Accessibility` channel as
 //!   CEA-608 text tracks with their language. (The test encoder embeds no CEA-608 data, so no
@@ -26,6 +29,7 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
   "channels": { "news": { "endpoints": {
     "hls": { "format": "hls", "manifest_window_seconds": 30,
       "captions": [ { "channel": 1, "language": "eng", "name": "English CC" } ] },
+    "cmaf": { "format": "cmaf", "manifest_window_seconds": 30 },
     "dash": { "format": "dash", "manifest_window_seconds": 30,
       "captions": [ { "channel": 1, "language": "eng" }, { "channel": 3, "language": "fra" } ] } } } } }"#;
 
@@ -57,7 +61,7 @@ fn hls_js_and_shaka_player_show_the_subtitles_in_time() {
     );
     let h = &live.host;
     let page = format!(
-        "http://{addr}/subtitles.html?hls=http://{addr}/out/v1/news/hls/index.m3u8&mpd=http://{addr}/out/v1/news/dash/index.mpd",
+        "http://{addr}/subtitles.html?hls=http://{addr}/out/v1/news/hls/index.m3u8&mpd=http://{addr}/out/v1/news/dash/index.mpd&cmaf=http://{addr}/out/v1/news/cmaf/index.m3u8",
         addr = h.addr
     );
     let seen = browser::play(&page, 16).unwrap();
@@ -65,27 +69,29 @@ fn hls_js_and_shaka_player_show_the_subtitles_in_time() {
     assert!(seen["fatal"].is_null(), "{seen}");
 
     // hls.js: the track, the cues' text and their place on the video's timeline.
-    assert_eq!(seen["hlsTracks"][0]["lang"], "eng", "{seen}");
-    let hls_cues = cues(&seen, "hlsCues");
-    assert!(hls_cues.len() >= 5, "{seen}");
-    let mut placed = 0;
-    for &(k, start, end) in &hls_cues {
-        assert!((end - start - 0.8).abs() < 0.01, "cue {k}: {start}..{end}");
-        let n = k / 2;
-        let Some(segment_start) = seen["hlsFragments"][n.to_string()].as_f64() else {
-            continue;
-        };
-        let expected = segment_start + (k - 2 * n) as f64 + 0.1;
+    for (tracks, cues_key, fragments) in [("hlsTracks", "hlsCues", "hlsFragments")] {
+        assert_eq!(seen[tracks][0]["lang"], "eng", "{tracks}: {seen}");
+        let player_cues = cues(&seen, cues_key);
+        assert!(player_cues.len() >= 5, "{cues_key}: {seen}");
+        let mut placed = 0;
+        for &(k, start, end) in &player_cues {
+            assert!((end - start - 0.8).abs() < 0.01, "{cues_key} {k}: {start}..{end}");
+            let n = k / 2;
+            let Some(segment_start) = seen[fragments][n.to_string()].as_f64() else {
+                continue;
+            };
+            let expected = segment_start + (k - 2 * n) as f64 + 0.1;
+            assert!(
+                (start - expected).abs() < 0.1,
+                "{cues_key} {k} at {start}, video segment {n} at {segment_start}: expected {expected}"
+            );
+            placed += 1;
+        }
         assert!(
-            (start - expected).abs() < 0.1,
-            "cue {k} at {start}, video segment {n} at {segment_start}: expected {expected}"
+            placed >= 4,
+            "{cues_key} checked against their video segment: {placed}; {seen}"
         );
-        placed += 1;
     }
-    assert!(
-        placed >= 4,
-        "cues checked against their video segment: {placed}; {seen}"
-    );
 
     // shaka-player: the track, the cues in order a second apart, on the video's segment grid.
     let tracks = |key: &str, cea608: bool| -> Vec<String> {
@@ -103,23 +109,32 @@ fn hls_js_and_shaka_player_show_the_subtitles_in_time() {
     let mut dash_captions = tracks("dashTracks", true);
     dash_captions.sort();
     assert_eq!(dash_captions, ["en", "fr"], "{seen}");
-    let shaka_cues = cues(&seen, "shakaCues");
-    assert!(shaka_cues.len() >= 5, "{seen}");
-    for pair in shaka_cues.windows(2) {
-        let ((k0, s0, _), (k1, s1, _)) = (pair[0], pair[1]);
-        assert_eq!(k1, k0 + 1, "{shaka_cues:?}");
-        assert!((s1 - s0 - 1.0).abs() < 0.01, "{shaka_cues:?}");
+    // shaka-player, on the hls endpoint (WebVTT) and on the cmaf and dash endpoints (WebVTT in
+    // fMP4): the cues in order a second apart, on the grid of the video's segments.
+    assert_eq!(seen["cmafTracks"][0]["language"], "en", "{seen}");
+    for (cues_key, buffer) in [
+        ("shakaCues", "shakaBufferStart"),
+        ("cmafCues", "cmafBufferStart"),
+        ("dashCues", "dashBufferStart"),
+    ] {
+        let player_cues = cues(&seen, cues_key);
+        assert!(player_cues.len() >= 5, "{cues_key}: {seen}");
+        for pair in player_cues.windows(2) {
+            let ((k0, s0, _), (k1, s1, _)) = (pair[0], pair[1]);
+            assert_eq!(k1, k0 + 1, "{cues_key}: {player_cues:?}");
+            assert!((s1 - s0 - 1.0).abs() < 0.01, "{cues_key}: {player_cues:?}");
+        }
+        let buffer_start = seen[buffer].as_f64().unwrap();
+        let (k, start, _) = player_cues[0];
+        // Where second 0 of the encoder's timeline lies, by the cue; video segments start 0.02 s
+        // after even seconds of it.
+        let origin = start - 0.1 - k as f64;
+        let phase = (buffer_start - origin).rem_euclid(2.0);
+        assert!(
+            !(0.15..1.85).contains(&phase),
+            "{cues_key}: video segments start {phase:.3} s after an even second of the cues' timeline"
+        );
     }
-    let buffer_start = seen["shakaBufferStart"].as_f64().unwrap();
-    let (k, start, _) = shaka_cues[0];
-    // Where second 0 of the encoder's timeline lies, by the cue; video segments start 0.02 s
-    // after even seconds of it.
-    let origin = start - 0.1 - k as f64;
-    let phase = (buffer_start - origin).rem_euclid(2.0);
-    assert!(
-        !(0.15..1.85).contains(&phase),
-        "video segments start {phase:.3} s after an even second of the cues' timeline"
-    );
 
     assert!(seen["hlsAdvanced"].as_f64().unwrap() >= 5.0, "{seen}");
     assert!(seen["shakaAdvanced"].as_f64().unwrap() >= 5.0, "{seen}");

@@ -319,6 +319,12 @@ mod tests {
         // cmaf: the same renditions (WebVTT in fMP4 there).
         let (_, c) = groups("/out/v1/news/cmaf/index.m3u8");
         assert_eq!(c.matches("TYPE=SUBTITLES").count(), 2, "{c}");
+        // Their format among the variants' codecs (RFC 8216bis: every format a variant holds).
+        assert!(
+            c.contains("SUBTITLES=\"subs\",CODECS=\"avc1.640028,mp4a.40.2,wvtt\"\nv1080/index.m3u8"),
+            "{c}"
+        );
+        assert!(!t.contains("wvtt"), "{t}");
         let (s, c) = groups("/out/v1/news/cmaf/index.m3u8?aws.manifestfilter=subtitle_language:es");
         assert_eq!(s, 200, "{c}");
         assert!(c.contains("URI=\"subs_es/index.m3u8\"") && !c.contains("subs_en"), "{c}");
