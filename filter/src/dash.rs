@@ -34,9 +34,7 @@ use crate::crypto;
 use crate::error::FilterError;
 use crate::key_periods;
 use crate::media_playlist::{MediaPlaylist, Segment};
-use crate::multivariant::{
-    AudioRendition, AudioSource, SubtitleRendition, Variant, audio_sources,
-};
+use crate::multivariant::{AudioRendition, AudioSource, SubtitleRendition, Variant, audio_sources};
 use crate::playlist_window::PlaylistType;
 use crate::route::{self, TrackKind};
 use edgepack_store_api::RunStart;

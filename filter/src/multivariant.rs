@@ -503,9 +503,7 @@ pub fn video_for_subtitles(bytes: &[u8], subtitles: &str) -> Option<String> {
     let group = parsed
         .alternatives
         .iter()
-        .find(|a| {
-            a.media_type == AlternativeMediaType::Subtitles && a.uri.as_deref() == Some(&uri)
-        })
+        .find(|a| a.media_type == AlternativeMediaType::Subtitles && a.uri.as_deref() == Some(&uri))
         .map(|a| a.group_id.as_str());
     let streams = || parsed.variants.iter().filter(|v| !v.is_i_frame);
     streams()

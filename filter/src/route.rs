@@ -460,7 +460,11 @@ mod tests {
         }
 
         fn track() -> impl Strategy<Value = TrackKind> {
-            prop_oneof![Just(TrackKind::Video), Just(TrackKind::Audio), Just(TrackKind::Text)]
+            prop_oneof![
+                Just(TrackKind::Video),
+                Just(TrackKind::Audio),
+                Just(TrackKind::Text)
+            ]
         }
 
         fn asset() -> impl Strategy<Value = Asset> {

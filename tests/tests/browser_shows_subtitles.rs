@@ -75,7 +75,10 @@ fn hls_js_and_shaka_player_show_the_subtitles_in_time() {
         assert!(player_cues.len() >= 5, "{cues_key}: {seen}");
         let mut placed = 0;
         for &(k, start, end) in &player_cues {
-            assert!((end - start - 0.8).abs() < 0.01, "{cues_key} {k}: {start}..{end}");
+            assert!(
+                (end - start - 0.8).abs() < 0.01,
+                "{cues_key} {k}: {start}..{end}"
+            );
             let n = k / 2;
             let Some(segment_start) = seen[fragments][n.to_string()].as_f64() else {
                 continue;

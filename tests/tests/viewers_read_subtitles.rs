@@ -194,7 +194,10 @@ fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
         .and_then(|l| l.strip_suffix('"'))
         .unwrap_or_else(|| panic!("{cmaf_subs}"));
     let body = |path: &str| {
-        let r = get(h.addr, &format!("/out/v1/news/cmaf/stream_video_vtt/{path}"));
+        let r = get(
+            h.addr,
+            &format!("/out/v1/news/cmaf/stream_video_vtt/{path}"),
+        );
         assert_eq!(r.status, 200, "{path}: {}", r.text());
         r.body
     };
@@ -204,10 +207,7 @@ fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
     for file in uris(&cmaf_subs).iter().take(6) {
         let seq: u64 = file.strip_suffix(".mp4").unwrap().parse().unwrap();
         let fragment = body(file);
-        let video = get(
-            h.addr,
-            &format!("/out/v1/news/cmaf/stream_video/{seq}.mp4"),
-        );
+        let video = get(h.addr, &format!("/out/v1/news/cmaf/stream_video/{seq}.mp4"));
         assert_eq!(video.status, 200);
         let video_start = edgepack_tests::cmaf_box::tfdt(&video.body);
         let ts = get(h.addr, &format!("/out/v1/news/hls/stream_video/{seq}.ts"));
@@ -221,13 +221,18 @@ fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
         let local_ms = |text: &str| -> i64 {
             let lines: Vec<&str> = vtt.lines().collect();
             let i = lines.iter().position(|l| *l == text).unwrap();
-            let (m, s) = lines[i - 1].split(" --> ").next().unwrap().split_once(':').unwrap();
+            let (m, s) = lines[i - 1]
+                .split(" --> ")
+                .next()
+                .unwrap()
+                .split_once(':')
+                .unwrap();
             m.parse::<i64>().unwrap() * 60_000 + (s.parse::<f64>().unwrap() * 1000.0).round() as i64
         };
         for (start, text) in edgepack_tests::cmaf_box::wvtt_cues(&fragment) {
             // A cue that began in the segment before starts at this one's start.
-            let expected =
-                (video_start as i64 + local_ms(&text) * 90 - first_pts as i64).max(video_start as i64);
+            let expected = (video_start as i64 + local_ms(&text) * 90 - first_pts as i64)
+                .max(video_start as i64);
             assert_eq!(start as i64, expected, "segment {seq}, {text}");
             placed += 1;
         }

@@ -81,7 +81,9 @@ fn timestamp_map(value: &str) -> Option<(u64, i64)> {
 pub fn parse(body: &[u8]) -> Result<Segment, String> {
     if !edgepack_store_api::api::is_webvtt(body) {
         let head = String::from_utf8_lossy(&body[..body.len().min(16)]).into_owned();
-        return Err(format!("it does not begin with WEBVTT (it begins {head:?})"));
+        return Err(format!(
+            "it does not begin with WEBVTT (it begins {head:?})"
+        ));
     }
     let text = std::str::from_utf8(body).map_err(|_| "it is not UTF-8".to_owned())?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -90,7 +92,8 @@ pub fn parse(body: &[u8]) -> Result<Segment, String> {
     let mut map = (0, 0);
     for line in blocks.next().unwrap_or_default().lines().skip(1) {
         if let Some(v) = line.trim().strip_prefix("X-TIMESTAMP-MAP=") {
-            map = timestamp_map(v).ok_or_else(|| format!("its X-TIMESTAMP-MAP {v:?} is malformed"))?;
+            map = timestamp_map(v)
+                .ok_or_else(|| format!("its X-TIMESTAMP-MAP {v:?} is malformed"))?;
         }
     }
     let mut cues = Vec::new();
@@ -101,10 +104,11 @@ pub fn parse(body: &[u8]) -> Result<Segment, String> {
         let (id, timing) = if first.contains("-->") {
             ("", first)
         } else {
-            if ["NOTE", "STYLE", "REGION"]
-                .iter()
-                .any(|k| first == *k || first.starts_with(&format!("{k} ")) || first.starts_with(&format!("{k}\t")))
-            {
+            if ["NOTE", "STYLE", "REGION"].iter().any(|k| {
+                first == *k
+                    || first.starts_with(&format!("{k} "))
+                    || first.starts_with(&format!("{k}\t"))
+            }) {
                 continue;
             }
             match lines.next() {
@@ -289,7 +293,10 @@ mod tests {
         let mut out = Vec::new();
         while d.len() >= 8 {
             let n = u32::from_be_bytes(d[..4].try_into().unwrap()) as usize;
-            out.push((String::from_utf8(d[4..8].to_vec()).unwrap(), d[8..n].to_vec()));
+            out.push((
+                String::from_utf8(d[4..8].to_vec()).unwrap(),
+                d[8..n].to_vec(),
+            ));
             d = &d[n..];
         }
         out
@@ -317,7 +324,15 @@ mod tests {
         // the end of the span).
         assert_eq!(
             durations,
-            [80 * 90, 200 * 90, 200 * 90, 400 * 90, 100 * 90, 100 * 90, 920 * 90]
+            [
+                80 * 90,
+                200 * 90,
+                200 * 90,
+                400 * 90,
+                100 * 90,
+                100 * 90,
+                920 * 90
+            ]
         );
         assert_eq!(durations.iter().sum::<u32>(), 180_000);
         let mut at = 0;
@@ -347,7 +362,15 @@ mod tests {
         }
         assert_eq!(
             texts,
-            ["Early", "Early+Cue 2", "Cue 2", "Cue 2+Over", "Over", "-", "Long"]
+            [
+                "Early",
+                "Early+Cue 2",
+                "Cue 2",
+                "Cue 2+Over",
+                "Over",
+                "-",
+                "Long"
+            ]
         );
         assert_eq!(at, run.data.len());
         // No cue at all: one empty sample over the whole span.

@@ -78,9 +78,7 @@ pub(super) fn offer(
     let variants = multivariant::variants(answer.body, ep, first.filter.as_ref())?;
     let audio = multivariant::audio_renditions(answer.body, &variants, first.filter.as_ref())?;
     let subtitles = match crate::webvtt::carried_by(ep) {
-        Ok(()) => {
-            multivariant::subtitle_renditions(answer.body, &variants, first.filter.as_ref())?
-        }
+        Ok(()) => multivariant::subtitle_renditions(answer.body, &variants, first.filter.as_ref())?,
         Err(_) => Vec::new(),
     };
     // `variants` is never empty: an empty selection is an error above.
@@ -321,13 +319,18 @@ mod tests {
         assert_eq!(c.matches("TYPE=SUBTITLES").count(), 2, "{c}");
         // Their format among the variants' codecs (RFC 8216bis: every format a variant holds).
         assert!(
-            c.contains("SUBTITLES=\"subs\",CODECS=\"avc1.640028,mp4a.40.2,wvtt\"\nv1080/index.m3u8"),
+            c.contains(
+                "SUBTITLES=\"subs\",CODECS=\"avc1.640028,mp4a.40.2,wvtt\"\nv1080/index.m3u8"
+            ),
             "{c}"
         );
         assert!(!t.contains("wvtt"), "{t}");
         let (s, c) = groups("/out/v1/news/cmaf/index.m3u8?aws.manifestfilter=subtitle_language:es");
         assert_eq!(s, 200, "{c}");
-        assert!(c.contains("URI=\"subs_es/index.m3u8\"") && !c.contains("subs_en"), "{c}");
+        assert!(
+            c.contains("URI=\"subs_es/index.m3u8\"") && !c.contains("subs_en"),
+            "{c}"
+        );
         // On hls, a subtitle language naming nothing leaves only the variant without subtitles.
         let (_, t) = groups("/out/v1/news/hls/index.m3u8?aws.manifestfilter=subtitle_language:de");
         assert!(!t.contains("TYPE=SUBTITLES"), "{t}");

@@ -399,7 +399,11 @@ mod subtitle_tests {
             .into_iter()
             .find(|(k, _)| k == first)
             .unwrap_or_else(|| panic!("no {first}"));
-        if rest.is_empty() { body } else { find(body, rest) }
+        if rest.is_empty() {
+            body
+        } else {
+            find(body, rest)
+        }
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
@@ -441,13 +445,7 @@ mod subtitle_tests {
         // … whose first frame is MPEG-2 time 2.02 s (ffmpeg's): cue "Cue 2" (2.122 s local,
         // no map) starts 0.102 s into the fragment, for 0.8 s.
         let ts = ts_with_video_pts(181_800);
-        let r = answer(
-            &video.next,
-            200,
-            &[("content-type", "video/mp2t")],
-            &ts,
-            T0,
-        );
+        let r = answer(&video.next, 200, &[("content-type", "video/mp2t")], &ts, T0);
         assert_eq!(r.status, 200, "{}", text(&r));
         assert_eq!(r.get("content-type"), Some("application/mp4"));
         assert_eq!(r.get("cache-control"), Some("max-age=1209600, immutable"));
@@ -463,9 +461,15 @@ mod subtitle_tests {
             .collect();
         assert_eq!(durations, [102 * 90, 800 * 90, 1098 * 90]);
         let mdat = find(&r.body, &["mdat"]);
-        assert!(mdat.windows(9).any(|w| w == b"paylCue 2"), "the cue's payload");
+        assert!(
+            mdat.windows(9).any(|w| w == b"paylCue 2"),
+            "the cue's payload"
+        );
         assert_eq!(
-            boxes(mdat).iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+            boxes(mdat)
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .collect::<Vec<_>>(),
             ["vtte", "vttc", "vtte"]
         );
 
@@ -473,10 +477,7 @@ mod subtitle_tests {
         let f = fetch("/out/v1/news/cmaf/subs/init-ts0.mp4", &[]);
         let r = answer(&f.next, 200, &vtt_headers, CUE, T0);
         assert_eq!(r.status, 200, "{}", text(&r));
-        let stsd = find(
-            &r.body,
-            &["moov", "trak", "mdia", "minf", "stbl", "stsd"],
-        );
+        let stsd = find(&r.body, &["moov", "trak", "mdia", "minf", "stbl", "stsd"]);
         assert_eq!(&stsd[12..16], b"wvtt");
         assert_eq!(
             &find(&r.body, &["moov", "trak", "mdia", "hdlr"])[8..12],
@@ -491,13 +492,7 @@ mod subtitle_tests {
             Plan::Fetch(_)
         ));
         // A text track of a rendition that is not subtitles; WebVTT that is not.
-        let r = answer(
-            &f.next,
-            200,
-            &[("content-type", "video/mp2t")],
-            &ts,
-            T0,
-        );
+        let r = answer(&f.next, 200, &[("content-type", "video/mp2t")], &ts, T0);
         assert_eq!(r.status, 404, "{}", text(&r));
         let r = answer(&f.next, 200, &vtt_headers, b"WEBVTT\n\n1 --> 2\n", T0);
         assert_eq!(r.status, 502, "{}", text(&r));

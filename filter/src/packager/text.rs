@@ -13,12 +13,12 @@ use edgepack_store_api::api as store;
 use super::segments::segment_pdt;
 use super::{Fetch, Job, JobKind, Plan, SEQUENCE_HEADER, Step, StoreAnswer, endpoint, store_error};
 use crate::cmaf::{self, mp4, wvtt};
+use crate::config::Settings;
 use crate::error::FilterError;
 use crate::http_policy::{IMMUTABLE, cors};
 use crate::multivariant;
 use crate::response::Response;
 use crate::route::TrackKind;
-use crate::config::Settings;
 use crate::webvtt;
 
 /// The content type of text fragments and their initialization segment.
@@ -104,7 +104,8 @@ fn try_start(
     })?;
     if init {
         return Ok(Plan::Respond(cors(
-            Response::with_body(200, CONTENT_TYPE, init_segment()).header("cache-control", IMMUTABLE),
+            Response::with_body(200, CONTENT_TYPE, init_segment())
+                .header("cache-control", IMMUTABLE),
         )));
     }
     let pdt_ms = segment_pdt(answer).ok_or_else(|| {
@@ -174,10 +175,7 @@ fn try_on_answer(t: &TextFragment, answer: &StoreAnswer<'_>) -> Result<Plan, Fil
     let next = |path: String, stage: Stage| {
         Ok(Plan::Fetch(Box::new(Fetch {
             path,
-            next: Step::Text(Box::new(TextFragment {
-                stage,
-                ..t.clone()
-            })),
+            next: Step::Text(Box::new(TextFragment { stage, ..t.clone() })),
         })))
     };
     match &t.stage {
