@@ -131,3 +131,14 @@ printf '#EXT-X-SCTE35:CUE="%s",ID="7",CUE-OUT=YES\n' "$placement" | seed ad_cues
     printf '#EXTINF:2.000,\n%s.ts\n' $i
   done
 } | seed ad_cues store-view
+
+# WebVTT segments (8 bytes of the video's first MPEG-2 time first): ffmpeg's, and one with a map,
+# ids, settings, a NOTE and overlapping cues.
+printf '1\n00:00:00,100 --> 00:00:00,900\nCue 0\n\n2\n00:00:01,100 --> 00:00:02,500\nCue 1\n\n' > "$work/cues.srt"
+ffmpeg -v error -i "$work/cues.srt" -c:s webvtt -f webvtt "$work/cues.vtt"
+{ printf '\0\0\0\0\0\0\x1c\x20'; cat "$work/cues.vtt"; } | seed webvtt_wvtt ffmpeg
+{
+  printf '\0\0\0\1\xff\xff\0\0WEBVTT - news\r\nX-TIMESTAMP-MAP=LOCAL:00:00:01.000,MPEGTS:8589924592\r\n\r\n'
+  printf 'NOTE a note\r\n\r\nid1\r\n00:00:01.500 --> 00:00:02.300 line:0 align:start\r\n<b>One</b>\r\ntwo\r\n\r\n'
+  printf '00:02.000 --> 00:03.900\r\nOverlap\r\n'
+} | seed webvtt_wvtt mapped

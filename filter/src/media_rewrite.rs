@@ -61,11 +61,9 @@ pub fn write(
     now_ms: i64,
 ) -> Result<String, FilterError> {
     let segs = pl.segments.get(range.clone()).unwrap_or(&[]);
-    // A WebVTT subtitle rendition: on hls endpoints only, and in the clear (no EXT-X-KEY).
+    // A WebVTT subtitle rendition: in the clear (no EXT-X-KEY); cmaf endpoints list its
+    // segments as WebVTT in fMP4 (`{sequence}.mp4`, [`crate::cmaf::wvtt`]).
     let subtitles = !pl.segments.is_empty() && pl.segments.iter().all(|s| s.ext() == "vtt");
-    if subtitles {
-        crate::webvtt::carried_by(endpoint)?;
-    }
     let keys = endpoint.keys().filter(|_| !subtitles);
     let td = segs
         .iter()

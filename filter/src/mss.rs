@@ -143,10 +143,21 @@ pub struct AudioStream<'a> {
     pub info: &'a TrackInfo,
 }
 
+/// A text stream: a subtitle rendition as TTML (`text_{rendition}`, with its language).
+pub struct TextStream<'a> {
+    pub name: String,
+    pub language: Option<&'a str>,
+}
+
+/// The bitrate of a text stream's one QualityLevel (nominal: text is a few hundred bytes a
+/// second; fragment URLs of text streams are not checked against it).
+pub const TEXT_BITRATE: u64 = 1_000;
+
 /// Everything a manifest is written from.
 pub struct Manifest<'a> {
     pub video: Vec<VideoLevel<'a>>,
     pub audio: Vec<AudioStream<'a>>,
+    pub text: Vec<TextStream<'a>>,
     /// The window's segments (of the first variant: renditions are segment-aligned).
     pub segments: &'a [Segment<'a>],
     pub live: bool,
@@ -260,6 +271,24 @@ pub fn write(m: &Manifest<'_>) -> Result<String, FilterError> {
             out,
             "<QualityLevel Index=\"0\" Bitrate=\"{}\" FourCC=\"AACL\" SamplingRate=\"{sample_rate}\" Channels=\"{channels}\" BitsPerSample=\"16\" PacketSize=\"4\" AudioTag=\"255\" CodecPrivateData=\"{private_data}\"/>",
             a.bitrate
+        );
+        out.push_str(&c);
+        out.push_str("\n</StreamIndex>\n");
+    }
+    // Subtitles: TTML documents (`SUBT`: subtitles, as dash.js maps it to an alternate role),
+    // never encrypted.
+    for t in &m.text {
+        let name = xml_escape(&t.name);
+        let _ = write!(
+            out,
+            "<StreamIndex Type=\"text\" Name=\"{name}\" Subtype=\"SUBT\" Chunks=\"{count}\" QualityLevels=\"1\" Url=\"QualityLevels({{bitrate}})/Fragments({name}={{start time}})\""
+        );
+        if let Some(lang) = t.language {
+            let _ = write!(out, " Language=\"{}\"", xml_escape(lang));
+        }
+        let _ = writeln!(
+            out,
+            ">\n<QualityLevel Index=\"0\" Bitrate=\"{TEXT_BITRATE}\" FourCC=\"TTML\" CodecPrivateData=\"\"/>"
         );
         out.push_str(&c);
         out.push_str("\n</StreamIndex>\n");
@@ -428,6 +457,10 @@ mod tests {
                     bitrate: AUDIO_BITRATE,
                     info: &audio,
                 }],
+                text: vec![TextStream {
+                    name: "text_subs".into(),
+                    language: Some("eng"),
+                }],
                 segments,
                 live,
                 window_ms: 30_000,
@@ -444,6 +477,12 @@ mod tests {
         assert!(text.contains("IsLive=\"TRUE\""), "{text}");
         assert!(text.contains("DVRWindowLength=\"300000000\""), "{text}");
         assert!(text.contains("Chunks=\"4\""), "{text}");
+        // The subtitles: a TTML text stream on the same timeline.
+        assert!(
+            text.contains("<StreamIndex Type=\"text\" Name=\"text_subs\" Subtype=\"SUBT\" Chunks=\"4\" QualityLevels=\"1\" Url=\"QualityLevels({bitrate})/Fragments(text_subs={start time})\" Language=\"eng\">\n<QualityLevel Index=\"0\" Bitrate=\"1000\" FourCC=\"TTML\" CodecPrivateData=\"\"/>\n<c t="),
+            "{text}"
+        );
+        assert_eq!(text.matches(&format!("<c t=\"{t}\" d=\"20000000\" r=\"4\"/>")).count(), 3);
         assert!(text.contains("CodecPrivateData=\"1190\""), "{text}");
         assert!(text.contains("Url=\"QualityLevels({bitrate})/Fragments(video={start time})\""));
         // Past time range: every segment, and the total duration.
@@ -458,7 +497,7 @@ mod tests {
         let text = m(false, &gap);
         assert_eq!(
             text.matches("<c t=").count(),
-            2 * 2,
+            2 * 3,
             "two runs in each stream: {text}"
         );
         assert!(

@@ -202,11 +202,14 @@ fn with_text_codec(line: &str, v: &VariantStream, endpoint: &Endpoint) -> String
     {
         return line.to_owned();
     }
-    format!(
-        "{},CODECS=\"{},wvtt\"",
-        without_attribute(line, "CODECS"),
-        v.codecs.as_deref().unwrap_or_default().trim()
-    )
+    // In place: the value's closing quote is the first after `CODECS="`.
+    let Some(value) = line.find(",CODECS=\"").map(|i| i + ",CODECS=\"".len()) else {
+        return line.to_owned();
+    };
+    match line[value..].find('"') {
+        Some(end) => format!("{},wvtt{}", &line[..value + end], &line[value + end..]),
+        None => line.to_owned(),
+    }
 }
 
 /// A variant's `EXT-X-STREAM-INF` line naming the endpoint's caption group in place of the
@@ -245,26 +248,18 @@ pub fn write(
     let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
     let parsed =
         m3u8_rs::parse_master_playlist_res(bytes).map_err(|_| bad("m3u8-rs cannot parse it"))?;
-    // Subtitles are carried on hls endpoints only ([`crate::webvtt::carried_by`]): elsewhere the
-    // renditions and the variants' SUBTITLES attribute go, and no variant is judged by them.
-    let subtitles = crate::webvtt::carried_by(endpoint).is_ok();
     let mut lines = Vec::new();
     let (mut vi, mut ai) = (0usize, 0usize);
     let mut iter = text.lines().map(str::trim).filter(|l| !l.is_empty());
     while let Some(line) = iter.next() {
         if line.starts_with("#EXT-X-STREAM-INF") {
             let uri = iter.next().ok_or_else(|| bad("STREAM-INF without URI"))?;
-            let line = if subtitles {
-                line.to_owned()
-            } else {
-                without_attribute(line, "SUBTITLES")
-            };
             // m3u8-rs may read fewer variants than there are lines (checked after the loop).
             let variant = parsed
                 .variants
                 .get(vi)
                 .ok_or_else(|| bad("variant or media count differs from m3u8-rs"))?;
-            let line = with_text_codec(&with_captions(&line, variant, endpoint), variant, endpoint);
+            let line = with_text_codec(&with_captions(line, variant, endpoint), variant, endpoint);
             lines.push(Line::Variant(
                 vi,
                 format!("{line}\n{}", with_query(uri, carry)),
@@ -288,8 +283,7 @@ pub fn write(
         .alternatives
         .iter()
         .map(|a| {
-            (subtitles || a.media_type != AlternativeMediaType::Subtitles)
-                && alternative_passes(a, filter)
+alternative_passes(a, filter)
         })
         .collect();
     let group_alive = |ty: AlternativeMediaType, group: &str| {
@@ -307,10 +301,9 @@ pub fn write(
                 && v.audio
                     .as_deref()
                     .is_none_or(|g| group_alive(AlternativeMediaType::Audio, g))
-                && (!subtitles
-                    || v.subtitles
-                        .as_deref()
-                        .is_none_or(|g| group_alive(AlternativeMediaType::Subtitles, g)))
+                && v.subtitles
+                    .as_deref()
+                    .is_none_or(|g| group_alive(AlternativeMediaType::Subtitles, g))
         })
         .collect();
     let stream_variants = parsed

@@ -185,10 +185,11 @@ fn numbered(file: &str, prefix: &str) -> Option<u64> {
 }
 
 /// The name of a Smooth Streaming stream (`StreamIndex@Name`, and in its fragment URLs):
-/// `video`, `audio`, or `audio_{rendition}` for an alternative audio rendition.
+/// `video`, `audio`, `audio_{rendition}` for an alternative audio rendition, or
+/// `text_{rendition}` for a subtitle rendition.
 pub fn smooth_stream_name(track: TrackKind, rendition: Option<&str>) -> String {
     match rendition {
-        Some(r) => format!("audio_{r}"),
+        Some(r) => format!("{}_{r}", track.smooth_name()),
         None => track.smooth_name().to_owned(),
     }
 }
@@ -209,8 +210,11 @@ fn smooth_fragment(levels: &str, fragments: &str) -> Option<Asset> {
         "video" => (TrackKind::Video, None),
         "audio" => (TrackKind::Audio, None),
         other => {
-            let r = other.strip_prefix("audio_").filter(|r| safe(r))?;
-            (TrackKind::Audio, Some(r.to_owned()))
+            let (track, r) = match other.strip_prefix("audio_") {
+                Some(r) => (TrackKind::Audio, r),
+                None => (TrackKind::Text, other.strip_prefix("text_")?),
+            };
+            (track, Some(r).filter(|r| safe(r))?.to_owned().into())
         }
     };
     Some(Asset::SmoothFragment {

@@ -1,4 +1,5 @@
-//! WebVTT subtitle segments on HLS endpoints (RFC 8216 §3.5). Every segment a viewer gets states
+//! WebVTT subtitle segments on HLS endpoints (RFC 8216 §3.5); other formats carry the same cues
+//! as WebVTT in fMP4 ([`crate::cmaf::wvtt`]) or TTML ([`crate::cmaf::ttml`]). Every segment a viewer gets states
 //! how its cue times map onto the media timeline (`X-TIMESTAMP-MAP` in its header): the
 //! encoder's own mapping is kept; a segment without one (ffmpeg writes none) gets the mapping
 //! RFC 8216 implies for it — cue time 0 is MPEG-2 time 0 — written out, because players do not
@@ -6,21 +7,6 @@
 
 use edgepack_store_api::api::is_webvtt;
 
-use crate::config::{Endpoint, Format};
-use crate::error::FilterError;
-
-/// Whether the endpoint carries WebVTT subtitles: hls endpoints as WebVTT, cmaf and dash as
-/// WebVTT in fMP4 (`wvtt`, [`crate::cmaf::wvtt`]); this version does not write them as TTML for
-/// mss.
-pub fn carried_by(endpoint: &Endpoint) -> Result<(), FilterError> {
-    match endpoint.format() {
-        Format::Hls | Format::Cmaf | Format::Dash => Ok(()),
-        Format::Mss => Err(FilterError::NotImplemented(format!(
-            "endpoint '{}' is mss: this version carries WebVTT subtitles on hls (WebVTT), cmaf and dash (WebVTT in fMP4) endpoints, not as TTML on mss",
-            endpoint.name
-        ))),
-    }
-}
 
 /// The mapping RFC 8216 implies for a WebVTT segment without `X-TIMESTAMP-MAP`.
 pub const IMPLIED_TIMESTAMP_MAP: &str = "X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000";

@@ -19,6 +19,7 @@ pub mod h264;
 pub mod mp4;
 pub mod smooth;
 pub mod ts;
+pub mod ttml;
 pub mod wvtt;
 
 use mp4::{Codec, Run, Sample, Track, TrackProtection};

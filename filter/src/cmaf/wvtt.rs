@@ -159,12 +159,11 @@ impl Segment {
         anchor.at_90k + delta(pts, anchor.pts33)
     }
 
-    /// The text track's run for the fragment spanning `[start, start + duration)` (90 kHz
-    /// ticks since the epoch): see the module's sample rule. Track id 1.
-    pub fn run(&self, start: u64, duration: u32, anchor: VideoAnchor) -> Run {
+    /// The cues shown in `[start, start + duration)` (90 kHz ticks since the epoch), placed
+    /// and clipped to it: `(start, end, cue)`, in the segment's order.
+    pub fn placed(&self, start: u64, duration: u32, anchor: VideoAnchor) -> Vec<(i128, i128, &Cue)> {
         let (s, e) = (i128::from(start), i128::from(start) + i128::from(duration));
-        let placed: Vec<(i128, i128, &Cue)> = self
-            .cues
+        self.cues
             .iter()
             .map(|c| {
                 (
@@ -174,7 +173,14 @@ impl Segment {
                 )
             })
             .filter(|(a, b, _)| b > a)
-            .collect();
+            .collect()
+    }
+
+    /// The text track's run for the fragment spanning `[start, start + duration)` (90 kHz
+    /// ticks since the epoch): see the module's sample rule. Track id 1.
+    pub fn run(&self, start: u64, duration: u32, anchor: VideoAnchor) -> Run {
+        let (s, e) = (i128::from(start), i128::from(start) + i128::from(duration));
+        let placed = self.placed(start, duration, anchor);
         let mut cuts: Vec<i128> = vec![s, e];
         cuts.extend(placed.iter().flat_map(|(a, b, _)| [*a, *b]));
         cuts.sort_unstable();

@@ -77,10 +77,8 @@ pub(super) fn offer(
     let ep = endpoint(settings, &first.channel, &first.endpoint)?;
     let variants = multivariant::variants(answer.body, ep, first.filter.as_ref())?;
     let audio = multivariant::audio_renditions(answer.body, &variants, first.filter.as_ref())?;
-    let subtitles = match crate::webvtt::carried_by(ep) {
-        Ok(()) => multivariant::subtitle_renditions(answer.body, &variants, first.filter.as_ref())?,
-        Err(_) => Vec::new(),
-    };
+    let subtitles =
+        multivariant::subtitle_renditions(answer.body, &variants, first.filter.as_ref())?;
     // `variants` is never empty: an empty selection is an error above.
     let timeline = variants
         .first()
@@ -319,9 +317,7 @@ mod tests {
         assert_eq!(c.matches("TYPE=SUBTITLES").count(), 2, "{c}");
         // Their format among the variants' codecs (RFC 8216bis: every format a variant holds).
         assert!(
-            c.contains(
-                "SUBTITLES=\"subs\",CODECS=\"avc1.640028,mp4a.40.2,wvtt\"\nv1080/index.m3u8"
-            ),
+            c.contains("CODECS=\"avc1.640028,mp4a.40.2,wvtt\",RESOLUTION=1920x1080"),
             "{c}"
         );
         assert!(!t.contains("wvtt"), "{t}");

@@ -73,7 +73,6 @@ pub(super) fn segment(
 /// A WebVTT subtitle segment: with its `X-TIMESTAMP-MAP` ([`webvtt`]), and in the clear on
 /// every endpoint — subtitle playlists carry no `EXT-X-KEY`, as players expect of text.
 fn subtitles(ep: &Endpoint, answer: &StoreAnswer<'_>) -> Result<Response, FilterError> {
-    webvtt::carried_by(ep)?;
     if ep.format() != Format::Hls {
         return Err(FilterError::NotFound(format!(
             "endpoint '{}' carries subtitles as WebVTT in fMP4: its subtitle segments are {{sequence}}.mp4 (dash: t{{time}}.mp4), as its manifests list them",
@@ -408,7 +407,7 @@ mod subtitle_tests {
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-    fn cmaf_and_dash_carry_subtitles_as_webvtt_in_fmp4_on_the_videos_timeline() {
+    fn cmaf_dash_and_mss_carry_subtitles_on_the_videos_timeline() {
         // cmaf: the rendition's playlist names fragments and a text initialization segment.
         let f = fetch("/out/v1/news/cmaf/subs/index.m3u8", &[]);
         let t = text(&answer(&f.next, 200, &[], STORE_VTT.as_bytes(), T0 + 4_000));
@@ -501,6 +500,44 @@ mod subtitle_tests {
         let r = answer(&video.next, 404, &[], b"no segment at that time", T0);
         assert_eq!(r.status, 502);
         assert!(text(&r).contains("video"), "{}", text(&r));
+        // mss: the same cues as a TTML document in a Smooth Streaming fragment, its times from
+        // the fragment's start.
+        let t = crate::mss::time_of(pdt_ms).unwrap();
+        let f = fetch(
+            &format!("/out/v1/news/mss/QualityLevels(1000)/Fragments(text_subs={t})"),
+            &[],
+        );
+        let Plan::Fetch(segment) = next_plan(&f.next, 200, &[], groups.as_bytes(), T0) else {
+            panic!("the subtitle segment comes next")
+        };
+        assert_eq!(segment.path, format!("/store/v1/news/subs/at/{pdt_ms}.media"));
+        let Plan::Fetch(variants) = next_plan(&segment.next, 200, &vtt_headers, CUE, T0) else {
+            panic!("the multivariant playlist comes next")
+        };
+        let Plan::Fetch(video) = next_plan(&variants.next, 200, &[], groups.as_bytes(), T0) else {
+            panic!("the video segment comes next")
+        };
+        let r = answer(
+            &video.next,
+            200,
+            &[("content-type", "video/mp2t")],
+            &ts,
+            T0,
+        );
+        assert_eq!(r.status, 200, "{}", text(&r));
+        assert_eq!(r.get("cache-control"), Some("max-age=1209600, immutable"));
+        let mdat = String::from_utf8(find(&r.body, &["mdat"]).to_vec()).unwrap();
+        assert!(
+            mdat.contains("<p begin=\"00:00:00.102\" end=\"00:00:00.902\">Cue 2</p>"),
+            "{mdat}"
+        );
+        let f = fetch(
+            &format!("/out/v1/news/mss/QualityLevels(1000)/Fragments(text_nothere={t})"),
+            &[],
+        );
+        let r = answer(&f.next, 200, &[], groups.as_bytes(), T0);
+        assert_eq!(r.status, 404, "{}", text(&r));
+        assert!(text(&r).contains("text_subs"), "{}", text(&r));
         // Raw WebVTT is for hls endpoints.
         let f = fetch("/out/v1/news/cmaf/subs/1.vtt", &[]);
         let r = answer(&f.next, 200, &vtt_headers, CUE, T0);

@@ -26,7 +26,7 @@ use crate::http_policy::cors;
 use crate::key_periods;
 use crate::media_playlist;
 use crate::mss::{self, TrackInfo};
-use crate::multivariant::{self, AudioRendition, AudioSource, Variant, audio_sources};
+use crate::multivariant::{SubtitleRendition, self, AudioRendition, AudioSource, Variant, audio_sources};
 use crate::playlist_window::PlaylistType;
 use crate::query::TimeShift;
 use crate::response::Response;
@@ -40,6 +40,8 @@ pub struct Timeline {
     pub variants: Vec<Variant>,
     /// The variants' alternative audio renditions (none: their muxed audio).
     pub audio: Vec<AudioRendition>,
+    /// Their subtitle renditions: a TTML text stream each.
+    pub subtitles: Vec<SubtitleRendition>,
     pub time: TimeShift,
 }
 
@@ -129,8 +131,8 @@ pub(super) fn on_variants(
         let Offer {
             variants,
             audio,
+            subtitles,
             timeline_path,
-            ..
         } = offer(settings, first, answer, now_ms)?;
         Ok(Plan::Fetch(Box::new(Fetch {
             path: timeline_path,
@@ -139,6 +141,7 @@ pub(super) fn on_variants(
                 endpoint: first.endpoint.clone(),
                 variants,
                 audio,
+                subtitles,
                 time: first.time.clone(),
             })),
         })))
@@ -450,6 +453,14 @@ fn write_manifest(
                 })
             })
             .collect(),
+        text: tl
+            .subtitles
+            .iter()
+            .map(|t| mss::TextStream {
+                name: crate::route::smooth_stream_name(TrackKind::Text, Some(&t.rendition)),
+                language: t.language.as_deref(),
+            })
+            .collect(),
         segments,
         live: kind != PlaylistType::Vod,
         window_ms: time_shift_buffer_ms(kind, &spec, now_ms),
@@ -505,6 +516,27 @@ pub(super) fn on_fragment_variants(
         let rendition = match (&f.rendition, f.track) {
             // An alternative audio rendition is named by its stream; its measured bit rate may
             // have moved since the manifest was written, so the URL's is not checked.
+            (Some(r), TrackKind::Text) => {
+                let subtitles = multivariant::subtitle_renditions(answer.body, &variants, None)?;
+                subtitles
+                    .iter()
+                    .find(|t| &t.rendition == r)
+                    .map(|t| t.rendition.clone())
+                    .ok_or_else(|| {
+                        FilterError::NotFound(format!(
+                            "no text stream 'text_{r}'; the manifest lists {}",
+                            if subtitles.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                subtitles
+                                    .iter()
+                                    .map(|t| format!("text_{}", t.rendition))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            }
+                        ))
+                    })?
+            }
             (Some(r), _) => alternatives
                 .iter()
                 .find(|a| &a.rendition == r)

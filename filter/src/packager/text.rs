@@ -1,5 +1,6 @@
-//! Subtitles on cmaf and dash endpoints: a WebVTT segment of the store as a CMAF text fragment
-//! (`wvtt`, [`cmaf::wvtt`]) on the video's timeline, or the text track's initialization segment.
+//! Subtitles on cmaf, dash and mss endpoints: a WebVTT segment of the store as a CMAF text
+//! fragment (`wvtt`, [`cmaf::wvtt`]) on the video's timeline, the text track's initialization
+//! segment, or a Smooth Streaming text fragment holding a TTML document ([`cmaf::ttml`]).
 //!
 //! A fragment takes up to four store answers, each a step: the WebVTT segment (its program date
 //! time and duration in the headers); the multivariant playlist (cached per VM), naming the
@@ -11,15 +12,14 @@
 use edgepack_store_api::api as store;
 
 use super::segments::segment_pdt;
-use super::{Fetch, Job, JobKind, Plan, SEQUENCE_HEADER, Step, StoreAnswer, endpoint, store_error};
-use crate::cmaf::{self, mp4, wvtt};
-use crate::config::Settings;
+use super::{Fetch, Job, JobKind, Plan, SEQUENCE_HEADER, Step, StoreAnswer, store_error};
+use crate::cmaf::{self, mp4, smooth, ttml, wvtt};
 use crate::error::FilterError;
-use crate::http_policy::{IMMUTABLE, cors};
+use crate::http_policy::{IMMUTABLE, NEWEST_FRAGMENT, cors};
+use crate::mss;
 use crate::multivariant;
 use crate::response::Response;
 use crate::route::TrackKind;
-use crate::webvtt;
 
 /// The content type of text fragments and their initialization segment.
 pub const CONTENT_TYPE: &str = "application/mp4";
@@ -38,8 +38,22 @@ pub struct TextFragment {
     pub pdt_ms: i64,
     /// 90 kHz ticks.
     pub duration: u32,
+    /// Seconds, as the store states it (Smooth Streaming fragments state it in 10 MHz ticks,
+    /// exactly as the manifest does).
+    pub duration_s: f64,
     pub vtt: Vec<u8>,
+    pub output: Output,
     pub stage: Stage,
+}
+
+/// What the fragment is written as.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// WebVTT in fMP4 (cmaf, dash).
+    Wvtt,
+    /// A Smooth Streaming fragment holding a TTML document; `newest`: the store's newest
+    /// segment (no `tfrf` announcement, kept a moment only).
+    Ttml { newest: bool },
 }
 
 /// What the next store answer is.
@@ -69,34 +83,31 @@ fn text_job(job: &Job, answer: &StoreAnswer<'_>) -> Option<bool> {
         JobKind::Remux { init, .. } | JobKind::Track { init, .. } if is_webvtt(answer) => {
             Some(*init)
         }
+        JobKind::SmoothFragment {
+            track: TrackKind::Text,
+            ..
+        } => Some(false),
         _ => None,
     }
 }
 
 /// After the first store answer of a repackaging job: `None` when it is not about subtitles;
 /// otherwise the text track's initialization segment, the fetch of the next step, or an error.
-pub(super) fn start(settings: &Settings, job: &Job, answer: &StoreAnswer<'_>) -> Option<Plan> {
+pub(super) fn start(job: &Job, answer: &StoreAnswer<'_>) -> Option<Plan> {
     let init = text_job(job, answer)?;
-    Some(match try_start(settings, job, answer, init) {
+    Some(match try_start(job, answer, init) {
         Ok(plan) => plan,
         Err(e) => Plan::Respond(cors(e.to_response())),
     })
 }
 
-fn try_start(
-    settings: &Settings,
-    job: &Job,
-    answer: &StoreAnswer<'_>,
-    init: bool,
-) -> Result<Plan, FilterError> {
+fn try_start(job: &Job, answer: &StoreAnswer<'_>, init: bool) -> Result<Plan, FilterError> {
     if answer.status != 200 {
         return Err(store_error(answer));
     }
-    let ep = endpoint(settings, &job.channel, &job.endpoint)?;
-    webvtt::carried_by(ep)?;
     if !is_webvtt(answer) {
         return Err(FilterError::NotFound(
-            "this rendition is not subtitles: its text track (t{time}.mp4) does not exist".into(),
+            "this rendition is not subtitles: it has no text track".into(),
         ));
     }
     let segment = wvtt::parse(answer.body).map_err(|why| {
@@ -124,9 +135,17 @@ fn try_start(
             ))
         })?;
     drop(segment);
-    let rendition = match &job.kind {
-        JobKind::Remux { rendition, .. } | JobKind::Track { rendition, .. } => rendition.clone(),
-        _ => String::new(),
+    let (rendition, output) = match &job.kind {
+        JobKind::SmoothFragment { rendition, .. } => (
+            rendition.clone(),
+            Output::Ttml {
+                newest: (answer.header)(store::NEWEST_HEADER).is_some_and(|v| v.trim() == "1"),
+            },
+        ),
+        JobKind::Remux { rendition, .. } | JobKind::Track { rendition, .. } => {
+            (rendition.clone(), Output::Wvtt)
+        }
+        _ => (String::new(), Output::Wvtt),
     };
     let t = TextFragment {
         channel: job.channel.clone(),
@@ -138,7 +157,9 @@ fn try_start(
             .unwrap_or(0),
         pdt_ms,
         duration: (duration * 90_000.0).round() as u32,
+        duration_s: duration,
         vtt: answer.body.to_vec(),
+        output,
         stage: Stage::Variants,
     };
     Ok(Plan::Fetch(Box::new(Fetch {
@@ -241,9 +262,37 @@ fn respond(t: &TextFragment, video: cmaf::Ingest<'_>) -> Result<Plan, FilterErro
         FilterError::BadGateway(format!("the store's subtitle segment is not WebVTT: {why}"))
     })?;
     let start = u64::try_from(t.pdt_ms).unwrap_or(0) * 90;
-    let run = segment.run(start, t.duration, anchor);
-    let body = mp4::media_segment((t.sequence as u32).wrapping_add(1), &[run]);
+    let sequence = (t.sequence as u32).wrapping_add(1);
+    let (body, cache) = match t.output {
+        Output::Wvtt => (
+            mp4::media_segment(sequence, &[segment.run(start, t.duration, anchor)]),
+            IMMUTABLE,
+        ),
+        Output::Ttml { newest } => {
+            let doc = ttml::document(&segment, start, t.duration, anchor, None).into_bytes();
+            let at = smooth::FragmentTime {
+                time: mss::time_of(t.pdt_ms).unwrap_or_default(),
+                duration: mss::ticks(t.duration_s),
+                announce_next: !newest,
+            };
+            // One sample: the document, for the whole fragment.
+            let run = mp4::Run {
+                track_id: 1,
+                base_decode_time: at.time,
+                samples: vec![mp4::Sample {
+                    duration: u32::try_from(at.duration).unwrap_or(u32::MAX),
+                    size: doc.len() as u32,
+                    sync: true,
+                    composition_offset: 0,
+                }],
+                data: doc,
+                aux: None,
+            };
+            let body = smooth::fragment(sequence, &run, smooth::TIMESCALE as u32, at);
+            (body, if newest { NEWEST_FRAGMENT } else { IMMUTABLE })
+        }
+    };
     Ok(Plan::Respond(cors(
-        Response::with_body(200, CONTENT_TYPE, body).header("cache-control", IMMUTABLE),
+        Response::with_body(200, CONTENT_TYPE, body).header("cache-control", cache),
     )))
 }
