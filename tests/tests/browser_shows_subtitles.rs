@@ -10,14 +10,16 @@
 //!   modulo the 2 s segment length);
 //! - the same subtitles as WebVTT in fMP4 (`wvtt`): shaka-player on the cmaf endpoint and on
 //!   the dash endpoint (a text AdaptationSet) loads the cues the same way, on the grid of its
-//!   video segments. (hls.js reads no WebVTT in fMP4: video-dev/hls.js#6273.)
+//!   video segments (hls.js reads no WebVTT in fMP4: video-dev/hls.js#6273);
+//! - the same subtitles as TTML on the mss endpoint (a text StreamIndex): dash.js with its
+//!   Smooth Streaming handler lists the track (`eng`) and loads the cues the same way;
 //! - CEA-608 caption channels the endpoint maps (`captions`): shaka-player lists the hls
 //!   endpoint's `CLOSED-CAPTIONS` channel and the dash endpoint's `Accessibility` channel as
 //!   CEA-608 text tracks with their language. (The test encoder embeds no CEA-608 data, so no
 //!   caption cue is shown: the SEI NAL units that carry them pass through every repackaging
 //!   unchanged and unencrypted, proven in the filter's unit tests.)
 //!
-//! Both keep playing.
+//! hls.js and shaka-player keep playing on the hls endpoint.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -30,6 +32,7 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
     "hls": { "format": "hls", "manifest_window_seconds": 30,
       "captions": [ { "channel": 1, "language": "eng", "name": "English CC" } ] },
     "cmaf": { "format": "cmaf", "manifest_window_seconds": 30 },
+    "mss": { "format": "mss", "manifest_window_seconds": 30 },
     "dash": { "format": "dash", "manifest_window_seconds": 30,
       "captions": [ { "channel": 1, "language": "eng" }, { "channel": 3, "language": "fra" } ] } } } } }"#;
 
@@ -53,15 +56,34 @@ fn cues(seen: &serde_json::Value, key: &str) -> Vec<(u64, f64, f64)> {
 }
 
 #[test]
-fn hls_js_and_shaka_player_show_the_subtitles_in_time() {
+fn hls_js_shaka_player_and_dash_js_show_the_subtitles_in_time() {
     let live = live::live_subtitles(
         60,
         CONFIG,
-        browser::page_with_players(("/subtitles.html", "subtitles.html")).unwrap(),
+        {
+            let mut routes =
+                browser::page_with_players(("/subtitles.html", "subtitles.html")).unwrap();
+            for (path, file) in [
+                (
+                    "/dash.all.min.js",
+                    "node_modules/dashjs/dist/modern/umd/dash.all.min.js",
+                ),
+                (
+                    "/dash.mss.min.js",
+                    "node_modules/dashjs/dist/modern/umd/dash.mss.min.js",
+                ),
+            ] {
+                routes.push(
+                    browser::file_route(path, std::path::Path::new(file), "application/javascript")
+                        .unwrap(),
+                );
+            }
+            routes
+        },
     );
     let h = &live.host;
     let page = format!(
-        "http://{addr}/subtitles.html?hls=http://{addr}/out/v1/news/hls/index.m3u8&mpd=http://{addr}/out/v1/news/dash/index.mpd&cmaf=http://{addr}/out/v1/news/cmaf/index.m3u8",
+        "http://{addr}/subtitles.html?hls=http://{addr}/out/v1/news/hls/index.m3u8&mpd=http://{addr}/out/v1/news/dash/index.mpd&cmaf=http://{addr}/out/v1/news/cmaf/index.m3u8&mss=http://{addr}/out/v1/news/mss/Manifest",
         addr = h.addr
     );
     let seen = browser::play(&page, 16).unwrap();
@@ -114,11 +136,14 @@ fn hls_js_and_shaka_player_show_the_subtitles_in_time() {
     assert_eq!(dash_captions, ["en", "fr"], "{seen}");
     // shaka-player, on the hls endpoint (WebVTT) and on the cmaf and dash endpoints (WebVTT in
     // fMP4): the cues in order a second apart, on the grid of the video's segments.
+    // dash.js on the mss endpoint (TTML): the same.
     assert_eq!(seen["cmafTracks"][0]["language"], "en", "{seen}");
+    assert_eq!(seen["mssTracks"][0]["lang"], "eng", "{seen}");
     for (cues_key, buffer) in [
         ("shakaCues", "shakaBufferStart"),
         ("cmafCues", "cmafBufferStart"),
         ("dashCues", "dashBufferStart"),
+        ("mssCues", "mssBufferStart"),
     ] {
         let player_cues = cues(&seen, cues_key);
         assert!(player_cues.len() >= 5, "{cues_key}: {seen}");
