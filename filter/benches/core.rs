@@ -1,7 +1,9 @@
 //! Filter core benchmarks (criterion, native): media playlist rewrite over 1 min / 1 h / 24 h of
 //! 2 s segments, the multivariant with 10 variants + a filter, and AES-128-CBC over 1 MB and 5 MB
 //! segments compared in the same run with `openssl speed -evp aes-128-cbc` (this machine's
-//! hardware limit). `make bench` runs it.
+//! hardware limit). Subtitles: a WebVTT segment converted to WebVTT in fMP4 (`wvtt`, cmaf and
+//! dash) and to a Smooth Streaming TTML document, against the hls endpoint's passthrough (its
+//! `X-TIMESTAMP-MAP` written out). `make bench` runs it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // benchmark harness
 
@@ -227,7 +229,62 @@ fn openssl_mb_s() -> Option<f64> {
     Some(k * 1000.0 / 1e6)
 }
 
-criterion_group!(benches, playlists, aes);
+/// A 6 s WebVTT segment as ffmpeg writes it: six cues, one with an id and settings.
+fn webvtt_segment() -> Vec<u8> {
+    let mut s =
+        String::from("WEBVTT\n\nintro\n00:00:10.122 --> 00:00:10.922 line:0 align:start\nCue 10\n");
+    for k in 11..16 {
+        s.push_str(&format!(
+            "\n00:00:{k}.122 --> 00:00:{k}.922\nCue {k}, a line of subtitle text\nand a second line\n"
+        ));
+    }
+    s.into_bytes()
+}
+
+/// The video's first frame: MPEG-2 time 10.02 s, shown at the segment's start.
+const VIDEO: edgepack_filter::cmaf::wvtt::VideoAnchor = edgepack_filter::cmaf::wvtt::VideoAnchor {
+    at_90k: T0 as i128 * 90,
+    pts33: 901_800,
+};
+
+/// WebVTT → `wvtt` fragment (parse, place, cut into samples, write the boxes).
+fn to_wvtt(vtt: &[u8]) -> Vec<u8> {
+    use edgepack_filter::cmaf::{mp4, wvtt};
+    let segment = wvtt::parse(vtt).unwrap();
+    mp4::media_segment(1, &[segment.run(T0 as u64 * 90, 540_000, VIDEO)])
+}
+
+/// WebVTT → TTML document (the Smooth Streaming text fragment's payload).
+fn to_ttml(vtt: &[u8]) -> String {
+    use edgepack_filter::cmaf::{ttml, wvtt};
+    let segment = wvtt::parse(vtt).unwrap();
+    ttml::document(&segment, T0 as u64 * 90, 540_000, VIDEO, Some("eng"))
+}
+
+fn subtitles(c: &mut Criterion) {
+    let vtt = webvtt_segment();
+    let mut g = c.benchmark_group("webvtt_segment");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("to_wvtt", |b| b.iter(|| to_wvtt(black_box(&vtt))));
+    g.bench_function("to_ttml", |b| b.iter(|| to_ttml(black_box(&vtt))));
+    g.bench_function("hls_passthrough", |b| {
+        b.iter(|| edgepack_filter::webvtt::with_timestamp_map(black_box(&vtt)))
+    });
+    g.finish();
+}
+
+/// Segments per second through `f`, timed directly for the summary.
+fn per_second<T>(f: impl Fn() -> T) -> f64 {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_secs(1) {
+        black_box(f());
+        n += 1;
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+criterion_group!(benches, playlists, aes, subtitles);
 
 fn main() {
     benches();
@@ -262,6 +319,19 @@ fn main() {
         Some(&format!("{plain:.2} ms")),
         Some(breaks / plain),
     );
+    let vtt = webvtt_segment();
+    let passthrough = per_second(|| edgepack_filter::webvtt::with_timestamp_map(&vtt));
+    for (name, rate) in [
+        ("wvtt fragment", per_second(|| to_wvtt(&vtt))),
+        ("TTML document", per_second(|| to_ttml(&vtt))),
+    ] {
+        summary::row(
+            &format!("WebVTT segment (6 s, 6 cues) -> {name}, native (vs hls passthrough)"),
+            &format!("{:.0} segments/s", rate),
+            Some(&format!("{passthrough:.0} segments/s")),
+            Some(rate / passthrough),
+        );
+    }
     speed_in_v8();
 }
 

@@ -482,7 +482,11 @@ mod tests {
             text.contains("<StreamIndex Type=\"text\" Name=\"text_subs\" Subtype=\"SUBT\" Chunks=\"4\" QualityLevels=\"1\" Url=\"QualityLevels({bitrate})/Fragments(text_subs={start time})\" Language=\"eng\">\n<QualityLevel Index=\"0\" Bitrate=\"1000\" FourCC=\"TTML\" CodecPrivateData=\"\"/>\n<c t="),
             "{text}"
         );
-        assert_eq!(text.matches(&format!("<c t=\"{t}\" d=\"20000000\" r=\"4\"/>")).count(), 3);
+        assert_eq!(
+            text.matches(&format!("<c t=\"{t}\" d=\"20000000\" r=\"4\"/>"))
+                .count(),
+            3
+        );
         assert!(text.contains("CodecPrivateData=\"1190\""), "{text}");
         assert!(text.contains("Url=\"QualityLevels({bitrate})/Fragments(video={start time})\""));
         // Past time range: every segment, and the total duration.

@@ -282,9 +282,7 @@ pub fn write(
     let alt_ok: Vec<bool> = parsed
         .alternatives
         .iter()
-        .map(|a| {
-alternative_passes(a, filter)
-        })
+        .map(|a| alternative_passes(a, filter))
         .collect();
     let group_alive = |ty: AlternativeMediaType, group: &str| {
         parsed

@@ -7,7 +7,6 @@
 
 use edgepack_store_api::api::is_webvtt;
 
-
 /// The mapping RFC 8216 implies for a WebVTT segment without `X-TIMESTAMP-MAP`.
 pub const IMPLIED_TIMESTAMP_MAP: &str = "X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000";
 

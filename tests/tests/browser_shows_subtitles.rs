@@ -57,30 +57,25 @@ fn cues(seen: &serde_json::Value, key: &str) -> Vec<(u64, f64, f64)> {
 
 #[test]
 fn hls_js_shaka_player_and_dash_js_show_the_subtitles_in_time() {
-    let live = live::live_subtitles(
-        60,
-        CONFIG,
-        {
-            let mut routes =
-                browser::page_with_players(("/subtitles.html", "subtitles.html")).unwrap();
-            for (path, file) in [
-                (
-                    "/dash.all.min.js",
-                    "node_modules/dashjs/dist/modern/umd/dash.all.min.js",
-                ),
-                (
-                    "/dash.mss.min.js",
-                    "node_modules/dashjs/dist/modern/umd/dash.mss.min.js",
-                ),
-            ] {
-                routes.push(
-                    browser::file_route(path, std::path::Path::new(file), "application/javascript")
-                        .unwrap(),
-                );
-            }
-            routes
-        },
-    );
+    let live = live::live_subtitles(60, CONFIG, {
+        let mut routes = browser::page_with_players(("/subtitles.html", "subtitles.html")).unwrap();
+        for (path, file) in [
+            (
+                "/dash.all.min.js",
+                "node_modules/dashjs/dist/modern/umd/dash.all.min.js",
+            ),
+            (
+                "/dash.mss.min.js",
+                "node_modules/dashjs/dist/modern/umd/dash.mss.min.js",
+            ),
+        ] {
+            routes.push(
+                browser::file_route(path, std::path::Path::new(file), "application/javascript")
+                    .unwrap(),
+            );
+        }
+        routes
+    });
     let h = &live.host;
     let page = format!(
         "http://{addr}/subtitles.html?hls=http://{addr}/out/v1/news/hls/index.m3u8&mpd=http://{addr}/out/v1/news/dash/index.mpd&cmaf=http://{addr}/out/v1/news/cmaf/index.m3u8&mss=http://{addr}/out/v1/news/mss/Manifest",

@@ -119,7 +119,17 @@ mod tests {
              <p begin=\"00:00:00.102\" end=\"00:00:00.902\">Cue &amp; 2<br/>line &amp; two&#160;</p></div></body></tt>\n"
         );
         // Nothing shown: an empty body.
-        let doc = document(&parse(b"WEBVTT\n").unwrap(), at as u64, 180_000, anchor, None);
-        assert!(doc.ends_with("<tt xmlns=\"http://www.w3.org/ns/ttml\"><body><div></div></body></tt>\n"));
+        let doc = document(
+            &parse(b"WEBVTT\n").unwrap(),
+            at as u64,
+            180_000,
+            anchor,
+            None,
+        );
+        assert!(
+            doc.ends_with(
+                "<tt xmlns=\"http://www.w3.org/ns/ttml\"><body><div></div></body></tt>\n"
+            )
+        );
     }
 }

@@ -161,7 +161,12 @@ impl Segment {
 
     /// The cues shown in `[start, start + duration)` (90 kHz ticks since the epoch), placed
     /// and clipped to it: `(start, end, cue)`, in the segment's order.
-    pub fn placed(&self, start: u64, duration: u32, anchor: VideoAnchor) -> Vec<(i128, i128, &Cue)> {
+    pub fn placed(
+        &self,
+        start: u64,
+        duration: u32,
+        anchor: VideoAnchor,
+    ) -> Vec<(i128, i128, &Cue)> {
         let (s, e) = (i128::from(start), i128::from(start) + i128::from(duration));
         self.cues
             .iter()

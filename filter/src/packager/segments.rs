@@ -510,20 +510,17 @@ mod subtitle_tests {
         let Plan::Fetch(segment) = next_plan(&f.next, 200, &[], groups.as_bytes(), T0) else {
             panic!("the subtitle segment comes next")
         };
-        assert_eq!(segment.path, format!("/store/v1/news/subs/at/{pdt_ms}.media"));
+        assert_eq!(
+            segment.path,
+            format!("/store/v1/news/subs/at/{pdt_ms}.media")
+        );
         let Plan::Fetch(variants) = next_plan(&segment.next, 200, &vtt_headers, CUE, T0) else {
             panic!("the multivariant playlist comes next")
         };
         let Plan::Fetch(video) = next_plan(&variants.next, 200, &[], groups.as_bytes(), T0) else {
             panic!("the video segment comes next")
         };
-        let r = answer(
-            &video.next,
-            200,
-            &[("content-type", "video/mp2t")],
-            &ts,
-            T0,
-        );
+        let r = answer(&video.next, 200, &[("content-type", "video/mp2t")], &ts, T0);
         assert_eq!(r.status, 200, "{}", text(&r));
         assert_eq!(r.get("cache-control"), Some("max-age=1209600, immutable"));
         let mdat = String::from_utf8(find(&r.body, &["mdat"]).to_vec()).unwrap();

@@ -26,7 +26,9 @@ use crate::http_policy::cors;
 use crate::key_periods;
 use crate::media_playlist;
 use crate::mss::{self, TrackInfo};
-use crate::multivariant::{SubtitleRendition, self, AudioRendition, AudioSource, Variant, audio_sources};
+use crate::multivariant::{
+    self, AudioRendition, AudioSource, SubtitleRendition, Variant, audio_sources,
+};
 use crate::playlist_window::PlaylistType;
 use crate::query::TimeShift;
 use crate::response::Response;
