@@ -2,9 +2,11 @@
 //! endpoints. Input: 8 bytes of the video's first-frame MPEG-2 time (33 bits used), then the
 //! segment. Properties: a segment that parses becomes samples that tile the 2 s span exactly
 //! (durations add up, none empty), each sample is `vttc` or `vtte` boxes filling its bytes, and
-//! every `payl` is the payload of a cue of the segment.
+//! every `payl` is the payload of a cue of the segment. The same cues as a TTML document (mss):
+//! one `<p>` per cue shown, whose content holds no markup but line breaks.
 #![no_main]
 
+use edgepack_filter::cmaf::ttml;
 use edgepack_filter::cmaf::wvtt::{VideoAnchor, parse};
 use libfuzzer_sys::fuzz_target;
 
@@ -70,4 +72,20 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     assert_eq!(at, run.data.len(), "the samples fill the data");
+
+    let doc = ttml::document(&segment, AT, SPAN, anchor, None);
+    let shown = segment.placed(AT, SPAN, anchor).len();
+    let body = doc
+        .split_once("<body><div>")
+        .and_then(|(_, b)| b.strip_suffix("</div></body></tt>\n"))
+        .expect("one body");
+    let paragraphs: Vec<&str> = body.split("</p>").filter(|p| !p.is_empty()).collect();
+    assert_eq!(paragraphs.len(), shown, "one paragraph per cue shown");
+    for p in paragraphs {
+        let content = p.split_once("\">").map(|(_, c)| c).expect("a paragraph's content");
+        assert!(
+            !content.replace("<br/>", "").contains(['<', '>']),
+            "markup in a paragraph: {content:?}"
+        );
+    }
 });

@@ -712,6 +712,12 @@ impl Encoder {
     /// without `X-TIMESTAMP-MAP` (ffmpeg writes none; its default mux delay would put the video
     /// 1.4 s later than the cues).
     pub fn start_subtitles(ingest: SocketAddr, seconds: u32) -> Encoder {
+        Self::start_subtitles_as(ingest, seconds, false)
+    }
+
+    /// [`Encoder::start_subtitles`], the video as MPEG-TS or (`fmp4`) fMP4 segments (the
+    /// WebVTT segments are the same).
+    pub fn start_subtitles_as(ingest: SocketAddr, seconds: u32, fmp4: bool) -> Encoder {
         let inputs = tempfile::tempdir().unwrap();
         let srt = inputs.path().join("cues.srt");
         let cues: String = (0..seconds + 2)
@@ -748,7 +754,7 @@ impl Encoder {
                 "0",
             ],
             "v:0,a:0,s:0,sgroup:subs,language:eng,name:video",
-            false,
+            fmp4,
         ));
         let mut encoder = Encoder::spawn(&args);
         encoder._inputs = Some(inputs);

@@ -57,7 +57,18 @@ fn cues(seen: &serde_json::Value, key: &str) -> Vec<(u64, f64, f64)> {
 
 #[test]
 fn hls_js_shaka_player_and_dash_js_show_the_subtitles_in_time() {
-    let live = live::live_subtitles(60, CONFIG, {
+    show_subtitles(false);
+}
+
+/// The same with fMP4 video: the clear cmaf endpoint passes the video through on the encoder's
+/// own timeline, and places the cues on it; the other formats repackage it.
+#[test]
+fn the_same_with_fmp4_video() {
+    show_subtitles(true);
+}
+
+fn show_subtitles(fmp4: bool) {
+    let live = live::live_subtitles(60, fmp4, CONFIG, {
         let mut routes = browser::page_with_players(("/subtitles.html", "subtitles.html")).unwrap();
         for (path, file) in [
             (

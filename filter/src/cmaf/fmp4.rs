@@ -608,14 +608,18 @@ fn first_pts(init: &Init, run: &InRun) -> i128 {
         )
 }
 
-/// The presentation time of the segment's first video frame (else first audio sample) in
-/// 90 kHz ticks, modulo 2^33: what an `X-TIMESTAMP-MAP` `MPEGTS` value of fMP4 ingest counts
-/// in ([`super::wvtt`]).
-pub fn anchor_90k(init: &Init, segment: &[u8]) -> Result<u64, CmafError> {
+/// The segment's first video frame (else first audio sample) in 90 kHz ticks: when it is
+/// presented on the file's own timeline (edit lists applied), and its media time (`tfdt` plus
+/// the composition offset, no edit list) modulo 2^33 — what an `X-TIMESTAMP-MAP` `MPEGTS` value
+/// of fMP4 ingest counts in, as ffmpeg writes it and hls.js reads it ([`super::wvtt`]).
+pub fn first_frame_90k(init: &Init, segment: &[u8]) -> Result<(i128, u64), CmafError> {
     let runs = read_fragments(segment, init)?;
     let present: Vec<&InRun> = runs.iter().filter(|r| !r.samples.is_empty()).collect();
-    let at = rescale(first_pts(init, anchor_run(init, &present)?), 90_000, FLICKS);
-    Ok(at.rem_euclid(super::WRAP) as u64)
+    let run = anchor_run(init, &present)?;
+    let presented = rescale(first_pts(init, run), 90_000, FLICKS);
+    let media = i128::from(run.base) + i128::from(run.samples[0].composition_offset);
+    let media_90k = rescale(media, 90_000, i128::from(init.tracks[run.track].timescale.max(1)));
+    Ok((presented, media_90k.rem_euclid(super::WRAP) as u64))
 }
 
 /// The `select`ed tracks of an fMP4 media segment and their runs, clear, on the module's

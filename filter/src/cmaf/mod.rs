@@ -319,12 +319,19 @@ pub fn video_anchor<'a>(
                     CmafError::Malformed("the segment has no H.264 or AAC frames".into())
                 })?
         }
-        Ingest::Fmp4 { init, segment } => fmp4::anchor_90k(&fmp4::read_init(init)?, segment)?,
+        Ingest::Fmp4 { init, segment } => fmp4::first_frame_90k(&fmp4::read_init(init)?, segment)?.1,
     };
     Ok(wvtt::VideoAnchor {
         at_90k: i128::from(pdt_ms) * 90,
         pts33,
     })
+}
+
+/// [`video_anchor`] for fMP4 video passed through as ingested (clear cmaf endpoints): its
+/// first frame where the file itself presents it, so subtitles share the encoder's timeline.
+pub fn own_video_anchor(init: &[u8], segment: &[u8]) -> Result<wvtt::VideoAnchor, CmafError> {
+    let (at_90k, pts33) = fmp4::first_frame_90k(&fmp4::read_init(init)?, segment)?;
+    Ok(wvtt::VideoAnchor { at_90k, pts33 })
 }
 
 /// The `select`ed tracks of one MPEG-TS segment and their runs, clear.

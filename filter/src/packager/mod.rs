@@ -264,7 +264,7 @@ pub fn on_store_answer(
 ) -> Plan {
     match step {
         Step::Answer(job) => {
-            if let Some(plan) = text::start(job, answer) {
+            if let Some(plan) = text::start(settings, job, answer) {
                 return plan;
             }
             match init_fetch(job, answer) {

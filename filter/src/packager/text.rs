@@ -12,7 +12,10 @@
 use edgepack_store_api::api as store;
 
 use super::segments::segment_pdt;
-use super::{Fetch, Job, JobKind, Plan, SEQUENCE_HEADER, Step, StoreAnswer, store_error};
+use super::{
+    Fetch, Job, JobKind, Plan, SEQUENCE_HEADER, Step, StoreAnswer, endpoint, store_error,
+};
+use crate::config::Settings;
 use crate::cmaf::{self, mp4, smooth, ttml, wvtt};
 use crate::error::FilterError;
 use crate::http_policy::{IMMUTABLE, NEWEST_FRAGMENT, cors};
@@ -43,6 +46,9 @@ pub struct TextFragment {
     pub duration_s: f64,
     pub vtt: Vec<u8>,
     pub output: Output,
+    /// A clear cmaf endpoint: fMP4 video passes through on the encoder's own timeline, and so
+    /// must its subtitles (repackaged video is on the program-date-time timeline).
+    pub own_timeline: bool,
     pub stage: Stage,
 }
 
@@ -93,15 +99,22 @@ fn text_job(job: &Job, answer: &StoreAnswer<'_>) -> Option<bool> {
 
 /// After the first store answer of a repackaging job: `None` when it is not about subtitles;
 /// otherwise the text track's initialization segment, the fetch of the next step, or an error.
-pub(super) fn start(job: &Job, answer: &StoreAnswer<'_>) -> Option<Plan> {
+pub(super) fn start(settings: &Settings, job: &Job, answer: &StoreAnswer<'_>) -> Option<Plan> {
     let init = text_job(job, answer)?;
-    Some(match try_start(job, answer, init) {
+    let clear_cmaf = matches!(job.kind, JobKind::Remux { .. })
+        && endpoint(settings, &job.channel, &job.endpoint).is_ok_and(|ep| ep.keys().is_none());
+    Some(match try_start(job, answer, init, clear_cmaf) {
         Ok(plan) => plan,
         Err(e) => Plan::Respond(cors(e.to_response())),
     })
 }
 
-fn try_start(job: &Job, answer: &StoreAnswer<'_>, init: bool) -> Result<Plan, FilterError> {
+fn try_start(
+    job: &Job,
+    answer: &StoreAnswer<'_>,
+    init: bool,
+    own_timeline: bool,
+) -> Result<Plan, FilterError> {
     if answer.status != 200 {
         return Err(store_error(answer));
     }
@@ -160,6 +173,7 @@ fn try_start(job: &Job, answer: &StoreAnswer<'_>, init: bool) -> Result<Plan, Fi
         duration_s: duration,
         vtt: answer.body.to_vec(),
         output,
+        own_timeline,
         stage: Stage::Variants,
     };
     Ok(Plan::Fetch(Box::new(Fetch {
@@ -253,7 +267,13 @@ fn try_on_answer(t: &TextFragment, answer: &StoreAnswer<'_>) -> Result<Plan, Fil
 }
 
 fn respond(t: &TextFragment, video: cmaf::Ingest<'_>) -> Result<Plan, FilterError> {
-    let anchor = cmaf::video_anchor(video, t.pdt_ms).map_err(|e| {
+    let anchor = match video {
+        cmaf::Ingest::Fmp4 { init, segment } if t.own_timeline => {
+            cmaf::own_video_anchor(init, segment)
+        }
+        video => cmaf::video_anchor(video, t.pdt_ms),
+    }
+    .map_err(|e| {
         FilterError::BadGateway(format!(
             "the video segment dated like the subtitles cannot be read to place their cues: {e}"
         ))
@@ -261,7 +281,8 @@ fn respond(t: &TextFragment, video: cmaf::Ingest<'_>) -> Result<Plan, FilterErro
     let segment = wvtt::parse(&t.vtt).map_err(|why| {
         FilterError::BadGateway(format!("the store's subtitle segment is not WebVTT: {why}"))
     })?;
-    let start = u64::try_from(t.pdt_ms).unwrap_or(0) * 90;
+    // The fragment starts with the video segment dated alike.
+    let start = u64::try_from(anchor.at_90k).unwrap_or(0);
     let sequence = (t.sequence as u32).wrapping_add(1);
     let (body, cache) = match t.output {
         Output::Wvtt => (
