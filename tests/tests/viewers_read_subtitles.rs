@@ -12,7 +12,9 @@
 //! - cmaf endpoints carry the same rendition as WebVTT in fMP4 (`wvtt`): each cue starts on the
 //!   video's timeline exactly where the MPEG-2 time the WebVTT maps it to is shown (the
 //!   fragments' decode times checked against the video fragment and its TS segment's first
-//!   frame).
+//!   frame); dash as the same `wvtt` fragments by time, mss as TTML; on encrypted endpoints
+//!   (cmaf `cbcs`, dash and mss `cenc`) the text fragments are byte for byte the clear
+//!   endpoint's, with no key or protection signalled for them.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -29,7 +31,21 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
       "encryption": { "method": "aes-128", "key_rotation_interval_seconds": 0,
                       "key": { "derived": { "secret": "0123456789abcdef0123" } },
                       "key_token": { "secret": "tok-0123456789abcdef" } } },
-    "cmaf": { "format": "cmaf", "manifest_window_seconds": 30 } } } } }"#;
+    "cmaf": { "format": "cmaf", "manifest_window_seconds": 30 },
+    "cmaf-cbcs": { "format": "cmaf", "manifest_window_seconds": 30,
+      "encryption": { "method": "cbcs", "key_rotation_interval_seconds": 0,
+                      "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } },
+    "dash": { "format": "dash", "manifest_window_seconds": 30 },
+    "dash-cenc": { "format": "dash", "manifest_window_seconds": 30,
+      "encryption": { "method": "cenc", "key_rotation_interval_seconds": 0,
+                      "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } },
+    "mss": { "format": "mss", "manifest_window_seconds": 30 },
+    "mss-cenc": { "format": "mss", "manifest_window_seconds": 30,
+      "encryption": { "method": "cenc", "key_rotation_interval_seconds": 0,
+                      "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
 
 /// The cue texts ffmpeg reads from an HLS subtitle playlist, in order.
 fn cues_read_by_ffmpeg(url: &str) -> Vec<String> {
@@ -238,6 +254,49 @@ fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
         }
     }
     assert!(placed >= 6, "cues checked: {placed}");
+
+    // Encrypted endpoints: the subtitles stay clear — the same text fragments as the clear
+    // endpoint's, no key in their playlist, no protection on their AdaptationSet.
+    let cbcs_subs = playlist("cmaf-cbcs", "stream_video_vtt");
+    assert!(!cbcs_subs.contains("EXT-X-KEY"), "{cbcs_subs}");
+    assert!(
+        playlist("cmaf-cbcs", "stream_video").contains("METHOD=SAMPLE-AES"),
+        "the video is encrypted"
+    );
+    let fetch = |endpoint: &str, path: &str| {
+        let r = get(h.addr, &format!("/out/v1/news/{endpoint}/{path}"));
+        assert_eq!(r.status, 200, "{endpoint}/{path}: {}", r.text());
+        r.body
+    };
+    for file in uris(&cmaf_subs).iter().take(3) {
+        let path = format!("stream_video_vtt/{file}");
+        assert_eq!(fetch("cmaf-cbcs", &path), fetch("cmaf", &path), "{path}");
+    }
+    let mpd = String::from_utf8(fetch("dash-cenc", &format!("index.mpd?{range}"))).unwrap();
+    let text_set = &mpd[mpd.find("contentType=\"text\"").unwrap_or_else(|| panic!("{mpd}"))..];
+    let text_set = &text_set[..text_set.find("</AdaptationSet>").unwrap()];
+    assert!(text_set.contains("codecs=\"wvtt\""), "{text_set}");
+    assert!(!text_set.contains("ContentProtection"), "{text_set}");
+    assert!(mpd.contains("ContentProtection"), "the video is protected: {mpd}");
+    let t = edgepack_tests::xml_attr(text_set, "S", "t", 0).unwrap();
+    let path = format!("stream_video_vtt/t{t}.mp4");
+    let dash_text = fetch("dash", &path);
+    assert_eq!(fetch("dash-cenc", &path), dash_text);
+    assert!(!edgepack_tests::cmaf_box::wvtt_cues(&dash_text).is_empty(), "cues");
+    let manifest = String::from_utf8(fetch("mss-cenc", &format!("Manifest?{range}"))).unwrap();
+    assert!(
+        manifest.contains("<StreamIndex Type=\"text\" Name=\"text_stream_video_vtt\""),
+        "{manifest}"
+    );
+    let c = &manifest[manifest.find("Name=\"text_stream_video_vtt\"").unwrap()..];
+    let ten_mhz = edgepack_tests::xml_attr(c, "c", "t", 0).unwrap();
+    let path = format!("QualityLevels(1000)/Fragments(text_stream_video_vtt={ten_mhz})");
+    let mss_text = fetch("mss", &path);
+    assert_eq!(fetch("mss-cenc", &path), mss_text);
+    assert!(
+        String::from_utf8_lossy(&mss_text).contains("<p begin=\""),
+        "a TTML document with cues"
+    );
     assert_eq!(h.traps(), 0);
     sc.stop();
 }
