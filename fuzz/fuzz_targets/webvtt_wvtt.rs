@@ -39,11 +39,17 @@ fuzz_target!(|data: &[u8]| {
     let run = segment.run(AT, SPAN, anchor);
     assert_eq!(run.base_decode_time, AT);
     assert_eq!(
-        run.samples.iter().map(|s| u64::from(s.duration)).sum::<u64>(),
+        run.samples
+            .iter()
+            .map(|s| u64::from(s.duration))
+            .sum::<u64>(),
         u64::from(SPAN),
         "the samples tile the span"
     );
-    assert!(run.samples.iter().all(|s| s.duration > 0), "an empty sample");
+    assert!(
+        run.samples.iter().all(|s| s.duration > 0),
+        "an empty sample"
+    );
     let mut at = 0;
     for s in &run.samples {
         let sample = &run.data[at..at + s.size as usize];
@@ -82,7 +88,10 @@ fuzz_target!(|data: &[u8]| {
     let paragraphs: Vec<&str> = body.split("</p>").filter(|p| !p.is_empty()).collect();
     assert_eq!(paragraphs.len(), shown, "one paragraph per cue shown");
     for p in paragraphs {
-        let content = p.split_once("\">").map(|(_, c)| c).expect("a paragraph's content");
+        let content = p
+            .split_once("\">")
+            .map(|(_, c)| c)
+            .expect("a paragraph's content");
         assert!(
             !content.replace("<br/>", "").contains(['<', '>']),
             "markup in a paragraph: {content:?}"

@@ -273,16 +273,24 @@ fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
         assert_eq!(fetch("cmaf-cbcs", &path), fetch("cmaf", &path), "{path}");
     }
     let mpd = String::from_utf8(fetch("dash-cenc", &format!("index.mpd?{range}"))).unwrap();
-    let text_set = &mpd[mpd.find("contentType=\"text\"").unwrap_or_else(|| panic!("{mpd}"))..];
+    let text_set = &mpd[mpd
+        .find("contentType=\"text\"")
+        .unwrap_or_else(|| panic!("{mpd}"))..];
     let text_set = &text_set[..text_set.find("</AdaptationSet>").unwrap()];
     assert!(text_set.contains("codecs=\"wvtt\""), "{text_set}");
     assert!(!text_set.contains("ContentProtection"), "{text_set}");
-    assert!(mpd.contains("ContentProtection"), "the video is protected: {mpd}");
+    assert!(
+        mpd.contains("ContentProtection"),
+        "the video is protected: {mpd}"
+    );
     let t = edgepack_tests::xml_attr(text_set, "S", "t", 0).unwrap();
     let path = format!("stream_video_vtt/t{t}.mp4");
     let dash_text = fetch("dash", &path);
     assert_eq!(fetch("dash-cenc", &path), dash_text);
-    assert!(!edgepack_tests::cmaf_box::wvtt_cues(&dash_text).is_empty(), "cues");
+    assert!(
+        !edgepack_tests::cmaf_box::wvtt_cues(&dash_text).is_empty(),
+        "cues"
+    );
     let manifest = String::from_utf8(fetch("mss-cenc", &format!("Manifest?{range}"))).unwrap();
     assert!(
         manifest.contains("<StreamIndex Type=\"text\" Name=\"text_stream_video_vtt\""),

@@ -618,7 +618,11 @@ pub fn first_frame_90k(init: &Init, segment: &[u8]) -> Result<(i128, u64), CmafE
     let run = anchor_run(init, &present)?;
     let presented = rescale(first_pts(init, run), 90_000, FLICKS);
     let media = i128::from(run.base) + i128::from(run.samples[0].composition_offset);
-    let media_90k = rescale(media, 90_000, i128::from(init.tracks[run.track].timescale.max(1)));
+    let media_90k = rescale(
+        media,
+        90_000,
+        i128::from(init.tracks[run.track].timescale.max(1)),
+    );
     Ok((presented, media_90k.rem_euclid(super::WRAP) as u64))
 }
 

@@ -319,7 +319,9 @@ pub fn video_anchor<'a>(
                     CmafError::Malformed("the segment has no H.264 or AAC frames".into())
                 })?
         }
-        Ingest::Fmp4 { init, segment } => fmp4::first_frame_90k(&fmp4::read_init(init)?, segment)?.1,
+        Ingest::Fmp4 { init, segment } => {
+            fmp4::first_frame_90k(&fmp4::read_init(init)?, segment)?.1
+        }
     };
     Ok(wvtt::VideoAnchor {
         at_90k: i128::from(pdt_ms) * 90,

@@ -12,11 +12,9 @@
 use edgepack_store_api::api as store;
 
 use super::segments::segment_pdt;
-use super::{
-    Fetch, Job, JobKind, Plan, SEQUENCE_HEADER, Step, StoreAnswer, endpoint, store_error,
-};
-use crate::config::Settings;
+use super::{Fetch, Job, JobKind, Plan, SEQUENCE_HEADER, Step, StoreAnswer, endpoint, store_error};
 use crate::cmaf::{self, mp4, smooth, ttml, wvtt};
+use crate::config::Settings;
 use crate::error::FilterError;
 use crate::http_policy::{IMMUTABLE, NEWEST_FRAGMENT, cors};
 use crate::mss;

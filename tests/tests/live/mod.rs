@@ -47,12 +47,7 @@ pub fn live_languages(seconds: u32, config: &str, routes: Vec<DirectResponse>) -
 
 /// [`live`] of a channel with English WebVTT subtitles ([`sidecar::Encoder::start_subtitles`]).
 /// The video as MPEG-TS or (`fmp4`) fMP4 segments.
-pub fn live_subtitles(
-    seconds: u32,
-    fmp4: bool,
-    config: &str,
-    routes: Vec<DirectResponse>,
-) -> Live {
+pub fn live_subtitles(seconds: u32, fmp4: bool, config: &str, routes: Vec<DirectResponse>) -> Live {
     with_encoder(
         |ingest| sidecar::Encoder::start_subtitles_as(ingest, seconds, fmp4),
         config,
