@@ -9,7 +9,11 @@
 //!   the measured bandwidth; ffmpeg's DASH demuxer decodes each language's frames exactly as ffmpeg
 //!   decodes that language's HLS rendition; a `cenc` endpoint decrypts to the same;
 //! - Smooth Streaming: an audio StreamIndex per language (`Language`); GStreamer's `mssdemux`
-//!   decodes both, each frame for frame the HLS rendition's.
+//!   decodes both, each frame for frame the HLS rendition's;
+//! - encrypted: each language of a `cbcs` CMAF HLS endpoint decrypts (ffmpeg, the playlist's
+//!   init and fragments) to the clear cmaf endpoint's frames, and not without the key; each
+//!   language's PIFF `cenc` Smooth Streaming fragment decrypts with the key to the clear
+//!   endpoint's samples.
 //!
 //! The same from an encoder that pushes fMP4 (`-hls_segment_type fmp4`): audio renditions of
 //! their own initialization segments, repackaged for DASH and Smooth Streaming.
@@ -37,7 +41,42 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
       "encryption": { "method": "cenc", "key_rotation_interval_seconds": 0,
                       "key": { "static": { "key_hex": "2b7e151628aed2a6abf7158809cf4f3c" } },
                       "key_token": { "secret": "tok-0123456789abcdef" } } },
-    "mss": { "format": "mss", "manifest_window_seconds": 30 } } } } }"#;
+    "cmaf-cbcs": { "format": "cmaf", "manifest_window_seconds": 30,
+      "encryption": { "method": "cbcs", "key_rotation_interval_seconds": 0,
+                      "key": { "static": { "key_hex": "2b7e151628aed2a6abf7158809cf4f3c" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } },
+    "mss": { "format": "mss", "manifest_window_seconds": 30 },
+    "mss-cenc": { "format": "mss", "manifest_window_seconds": 30,
+      "encryption": { "method": "cenc", "key_rotation_interval_seconds": 0,
+                      "key": { "static": { "key_hex": "2b7e151628aed2a6abf7158809cf4f3c" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
+
+const KEY: &str = "2b7e151628aed2a6abf7158809cf4f3c";
+
+/// The audio frames (framemd5) ffmpeg decodes from `file` (an fMP4 initialization segment and
+/// its fragments, joined as a player appends them), decrypting with `key`.
+fn piped_audio_frames(file: &[u8], key: &str) -> Vec<String> {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "quiet", "-decryption_key", key])
+        .args(["-i", "pipe:0", "-map", "0:a", "-f", "framemd5", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let body = file.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&body);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.rsplit(',').next().unwrap().trim().to_owned())
+        .collect()
+}
 
 /// Each language's frames are the HLS rendition's, from the first: all of them but what lies
 /// past the channel's (video) timeline — ffmpeg ends an audio rendition with a sliver of a
@@ -211,6 +250,77 @@ fn languages(fmp4: bool) {
         en.starts_with(&played.audio[0]),
         "the eng stream (the first) is English"
     );
+
+    // Encrypted alternative audio. CMAF HLS cbcs: each language's playlist (its init and
+    // fragments, as a player appends them) decrypts to the clear cmaf endpoint's frames.
+    let joined = |endpoint: &str, rendition: &str| {
+        let text = get(
+            h.addr,
+            &format!("/out/v1/news/{endpoint}/{rendition}/index.m3u8?{range}"),
+        )
+        .text();
+        let init = sidecar::tag_value(&text, "#EXT-X-MAP")
+            .and_then(|v| v.strip_prefix("URI=\""))
+            .and_then(|v| v.split('"').next())
+            .unwrap_or_else(|| panic!("{text}"))
+            .to_owned();
+        let mut file = get(
+            h.addr,
+            &format!("/out/v1/news/{endpoint}/{rendition}/{init}"),
+        )
+        .body;
+        for uri in sidecar::segment_uris(&text) {
+            let f = get(
+                h.addr,
+                &format!("/out/v1/news/{endpoint}/{rendition}/{uri}"),
+            );
+            assert_eq!(f.status, 200, "{endpoint} {uri}: {}", f.text());
+            file.extend_from_slice(&f.body);
+        }
+        (text, file)
+    };
+    for rendition in ["stream_audio_en", "stream_audio_fr"] {
+        let (text, sealed) = joined("cmaf-cbcs", rendition);
+        assert!(text.contains("#EXT-X-KEY:METHOD=SAMPLE-AES,"), "{text}");
+        let (_, clear) = joined("cmaf", rendition);
+        let frames = piped_audio_frames(&clear, KEY);
+        assert!(frames.len() > 10 * 46, "{rendition}: {}", frames.len());
+        assert_eq!(
+            piped_audio_frames(&sealed, KEY),
+            frames,
+            "{rendition}: cbcs"
+        );
+        assert_ne!(
+            piped_audio_frames(&sealed, "00000000000000000000000000000000"),
+            frames,
+            "{rendition}: really encrypted"
+        );
+    }
+    // Smooth Streaming PIFF cenc (no PlayReady client here): each language's fragment decrypts
+    // with the key to the clear endpoint's samples.
+    let mut key = [0u8; 16];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&KEY[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let first_t = attr(&m, "c", "t", 0).unwrap();
+    for stream in ["audio_stream_audio_en", "audio_stream_audio_fr"] {
+        let file = format!("QualityLevels(1)/Fragments({stream}={first_t})");
+        let clear = get(h.addr, &format!("/out/v1/news/mss/{file}"));
+        let sealed = get(h.addr, &format!("/out/v1/news/mss-cenc/{file}"));
+        assert_eq!((clear.status, sealed.status), (200, 200), "{file}");
+        let (_, clear_samples) = edgepack_tests::piff::fragment_samples(&clear.body);
+        assert!(!clear_samples.is_empty());
+        assert_ne!(
+            edgepack_tests::piff::fragment_samples(&sealed.body).1,
+            clear_samples,
+            "{stream}: encrypted"
+        );
+        assert_eq!(
+            edgepack_tests::piff::piff_decrypt(&sealed.body, &key),
+            clear_samples,
+            "{stream}: the key gives back the clear samples"
+        );
+    }
     assert_eq!(h.traps(), 0);
     sc.stop();
 }
