@@ -289,6 +289,11 @@ const PATHS: &[&str] = &[
     "/out/v1/news/mss/QualityLevels(730400)/Fragments(video=2177805316660000)",
     "/out/v1/news/mss/index.ism/QualityLevels(128000)/Fragments(audio=2177805316660000)",
     "/out/v1/news/mss/QualityLevels(70312)/Fragments(audio_stream_1=2177805316660000)",
+    "/out/v1/news/mss/QualityLevels(1000)/Fragments(text_subs=2177805316660000)",
+    "/out/v1/news/cmaf/subs/3.mp4",
+    "/out/v1/news/cmaf/subs/init-ts3.mp4",
+    "/out/v1/news/dash/subs/t161605559849940.mp4",
+    "/out/v1/news/dash/subs/init-t161605559849940.mp4",
     "/out/v1/other/hls/index.m3u8",
     "/in/v1/news/1/stream_0.m3u8",
     "/healthz",
@@ -426,7 +431,12 @@ pub struct StoreReply {
     bytes: Vec<u8>,
     at: u16,
     headers: Vec<(bool, String)>,
+    /// The content type the store states: none, MPEG-TS, fMP4, WebVTT.
+    content_type: u8,
 }
+
+/// A WebVTT subtitle segment as ffmpeg writes it.
+const WEBVTT_SEGMENT: &str = "WEBVTT\n\n00:00:02.122 --> 00:00:02.922\nCue 2\n\nid\n00:00:03.122 --> 00:00:03.922 line:0\nCue <b>3</b>\n";
 
 impl StoreReply {
     pub fn status(&self) -> u16 {
@@ -437,11 +447,12 @@ impl StoreReply {
     }
 
     pub fn body(&self) -> Vec<u8> {
-        let picked: &[u8] = match self.body % 5 {
+        let picked: &[u8] = match self.body % 6 {
             0 => STORE_MULTIVARIANT.as_bytes(),
             1 => STORE_MEDIA.as_bytes(),
             2 => STORE_FMP4.as_bytes(),
             3 => TS_SEGMENT,
+            4 => WEBVTT_SEGMENT.as_bytes(),
             _ => return self.bytes.clone(),
         };
         let mut out = picked.to_vec();
@@ -461,8 +472,17 @@ impl StoreReply {
         use edgepack_filter::packager::{PDT_HEADER, SEQUENCE_HEADER};
         let mut h = vec![
             (SEQUENCE_HEADER.to_owned(), "10".to_owned()),
-            (PDT_HEADER.to_owned(), T0.to_string()),
+            (PDT_HEADER.to_owned(), edgepack_store_api::format_pdt(T0)),
+            (
+                edgepack_store_api::api::DURATION_HEADER.to_owned(),
+                "2.000000".to_owned(),
+            ),
         ];
+        if let Some(ct) = [None, Some("video/mp2t"), Some("video/mp4"), Some("text/vtt")]
+            [usize::from(self.content_type) % 4]
+        {
+            h.push(("content-type".to_owned(), ct.to_owned()));
+        }
         for (seq, v) in &self.headers {
             let name = if *seq { SEQUENCE_HEADER } else { PDT_HEADER };
             h.retain(|(k, _)| k != name);

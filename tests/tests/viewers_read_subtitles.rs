@@ -1,6 +1,7 @@
-//! User story: a channel with subtitles. ffmpeg pushes one variant (video and audio) and an
-//! English WebVTT rendition in its subtitle group (`sgroup` in `-var_stream_map`), the WebVTT
-//! segments undated and without `X-TIMESTAMP-MAP`, as ffmpeg writes them:
+//! User story: a channel with subtitles. ffmpeg pushes one variant (video and audio, as MPEG-TS
+//! and again as fMP4) and an English WebVTT rendition in its subtitle group (`sgroup` in
+//! `-var_stream_map`), the WebVTT segments undated and without `X-TIMESTAMP-MAP`, as ffmpeg
+//! writes them:
 //! - the store keeps the subtitles as a rendition, dated like the video segments numbered alike
 //!   (so windows and time shifts select the same stretch of both);
 //! - an hls endpoint lists `EXT-X-MEDIA:TYPE=SUBTITLES` with its language, windowed and
@@ -83,10 +84,20 @@ fn uris(playlist: &str) -> Vec<&str> {
 }
 
 #[test]
-fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
+fn subtitles_reach_viewers_of_every_format_on_the_videos_timeline() {
+    subtitles(false);
+}
+
+/// The same with the video pushed as fMP4 (the WebVTT segments are the same).
+#[test]
+fn subtitles_over_fmp4_video() {
+    subtitles(true);
+}
+
+fn subtitles(fmp4: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
-    sidecar::Encoder::start_subtitles(sc.ingest, 12).wait(Duration::from_secs(60));
+    sidecar::Encoder::start_subtitles_as(sc.ingest, 12, fmp4).wait(Duration::from_secs(60));
     let h = edgepack_tests::edge(sc.internal, CONFIG.as_bytes(), 1);
     let range = sidecar::whole_history_range(&sc.status());
 
@@ -220,7 +231,9 @@ fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
     let init = body(init);
     assert!(init.windows(4).any(|w| w == b"wvtt"), "a wvtt sample entry");
     let mut placed = 0;
-    for file in uris(&cmaf_subs).iter().take(6) {
+    // (MPEG-TS video: the first frame's MPEG-2 time read from the TS segment.)
+    let checked = if fmp4 { 0 } else { 6 };
+    for file in uris(&cmaf_subs).iter().take(checked) {
         let seq: u64 = file.strip_suffix(".mp4").unwrap().parse().unwrap();
         let fragment = body(file);
         let video = get(h.addr, &format!("/out/v1/news/cmaf/stream_video/{seq}.mp4"));
@@ -253,7 +266,7 @@ fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
             placed += 1;
         }
     }
-    assert!(placed >= 6, "cues checked: {placed}");
+    assert!(placed >= checked, "cues checked: {placed}");
 
     // Encrypted endpoints: the subtitles stay clear — the same text fragments as the clear
     // endpoint's, no key in their playlist, no protection on their AdaptationSet.
@@ -268,7 +281,9 @@ fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
         assert_eq!(r.status, 200, "{endpoint}/{path}: {}", r.text());
         r.body
     };
-    for file in uris(&cmaf_subs).iter().take(3) {
+    // (Over fMP4 video the clear cmaf endpoint passes the video through on the encoder's own
+    // timeline, and its text with it; the encrypted one repackages both, as dash does.)
+    for file in uris(&cmaf_subs).iter().take(if fmp4 { 0 } else { 3 }) {
         let path = format!("stream_video_vtt/{file}");
         assert_eq!(fetch("cmaf-cbcs", &path), fetch("cmaf", &path), "{path}");
     }
@@ -287,6 +302,13 @@ fn subtitles_reach_hls_viewers_on_the_videos_timeline() {
     let path = format!("stream_video_vtt/t{t}.mp4");
     let dash_text = fetch("dash", &path);
     assert_eq!(fetch("dash-cenc", &path), dash_text);
+    // The window's first segment: the same fragment on the encrypted cmaf endpoint.
+    let first = uris(&cbcs_subs)[0];
+    assert_eq!(
+        fetch("cmaf-cbcs", &format!("stream_video_vtt/{first}")),
+        dash_text,
+        "{first} = t{t}.mp4"
+    );
     assert!(
         !edgepack_tests::cmaf_box::wvtt_cues(&dash_text).is_empty(),
         "cues"
