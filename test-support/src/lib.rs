@@ -4,6 +4,7 @@
 
 pub mod artifacts;
 pub mod bucket;
+pub mod cea608;
 pub mod clearkey;
 pub mod fixtures;
 pub mod history;

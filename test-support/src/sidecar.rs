@@ -761,6 +761,90 @@ impl Encoder {
         encoder
     }
 
+    /// Starts ffmpeg pushing one variant (video and a 440 Hz tone, MPEG-TS) whose H.264
+    /// carries CEA-608 captions on channel 1 ([`crate::cea608`]): `Cue k` shown from 0.28 s after
+    /// second `k` of the stream to 0.8 s after it. A captioned source is made first (x264, no
+    /// B-frames, an access unit delimiter per picture, the captions added), then encoded live
+    /// as a broadcast encoder does, its captions passed through.
+    pub fn start_captions(ingest: SocketAddr, seconds: u32) -> Encoder {
+        let inputs = tempfile::tempdir().unwrap();
+        let raw = inputs.path().join("video.h264");
+        let frames = (seconds + 2) * 25;
+        let status = Command::new("ffmpeg")
+            .args(test_pattern_inputs(false).iter().take(9))
+            .args([
+                "-frames:v",
+                &frames.to_string(),
+                "-map",
+                "0:v",
+                "-c:v",
+                "libx264",
+            ])
+            .args([
+                "-preset",
+                "ultrafast",
+                "-bf",
+                "0",
+                "-g",
+                "50",
+                "-keyint_min",
+                "50",
+            ])
+            .args([
+                "-sc_threshold",
+                "0",
+                "-b:v",
+                "400k",
+                "-x264-params",
+                "aud=1",
+                "-f",
+                "h264",
+            ])
+            .arg(&raw)
+            .status()
+            .expect("ffmpeg must be installed (apt-get install ffmpeg)");
+        assert!(
+            status.success(),
+            "ffmpeg could not encode the captioned video"
+        );
+        let cues: Vec<(u32, u32, String)> = (0..seconds + 2)
+            .map(|k| (k * 25, k * 25 + 20, format!("Cue {k}")))
+            .collect();
+        let captioned = inputs.path().join("captioned.h264");
+        std::fs::write(
+            &captioned,
+            crate::cea608::with_captions(&std::fs::read(&raw).unwrap(), &cues),
+        )
+        .unwrap();
+        // The live encoder reads that source and passes its captions through (x264 writes the
+        // decoder's A/53 caption data as SEI again: ffmpeg's `-a53cc`, on by default).
+        let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+            .map(String::from)
+            .to_vec();
+        args.extend(["-re", "-r", "25", "-i"].map(String::from));
+        args.push(captioned.display().to_string());
+        args.extend(
+            [
+                "-re",
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:sample_rate=48000",
+            ]
+            .map(String::from),
+        );
+        args.extend(live_push(
+            ingest,
+            seconds,
+            &["-map", "0:v", "-map", "1:a", "-a53cc", "1"],
+            "v:0,a:0,name:video",
+            false,
+        ));
+        let mut encoder = Encoder::spawn(&args);
+        encoder._inputs = Some(inputs);
+        encoder
+    }
+
     fn spawn(args: &[String]) -> Encoder {
         let child = Command::new("ffmpeg")
             .args(args)
