@@ -55,7 +55,7 @@ pub fn live_subtitles(seconds: u32, fmp4: bool, config: &str, routes: Vec<Direct
     )
 }
 
-fn with_encoder(
+pub fn with_encoder(
     encoder: impl FnOnce(std::net::SocketAddr) -> sidecar::Encoder,
     config: &str,
     routes: Vec<DirectResponse>,
