@@ -478,8 +478,12 @@ impl StoreReply {
                 "2.000000".to_owned(),
             ),
         ];
-        if let Some(ct) = [None, Some("video/mp2t"), Some("video/mp4"), Some("text/vtt")]
-            [usize::from(self.content_type) % 4]
+        if let Some(ct) = [
+            None,
+            Some("video/mp2t"),
+            Some("video/mp4"),
+            Some("text/vtt"),
+        ][usize::from(self.content_type) % 4]
         {
             h.push(("content-type".to_owned(), ct.to_owned()));
         }

@@ -6,7 +6,11 @@
 
 /// Odd parity in bit 7, as every CEA-608 byte carries.
 fn parity(b: u8) -> u8 {
-    if b.count_ones() % 2 == 0 { b | 0x80 } else { b }
+    if b.count_ones().is_multiple_of(2) {
+        b | 0x80
+    } else {
+        b
+    }
 }
 
 const RCL: (u8, u8) = (0x94, 0x20);

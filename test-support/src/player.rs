@@ -190,3 +190,30 @@ pub fn smooth_played_with_audio(
         ended: !stopped,
     })
 }
+
+/// The framemd5 hashes of stream `map` (`0:v`, `0:a`) that ffmpeg decodes from `file` (an fMP4
+/// initialization segment and its fragments, joined as a player appends them), decrypting
+/// common encryption with `key` (hex).
+pub fn piped_frames(file: &[u8], key: &str, map: &str) -> Vec<String> {
+    use std::io::Write as _;
+    let mut child = Command::new("ffmpeg")
+        .args(["-hide_banner", "-v", "quiet", "-decryption_key", key])
+        .args(["-i", "pipe:0", "-map", map, "-f", "framemd5", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("ffmpeg must be installed (apt-get install ffmpeg)");
+    let mut stdin = child.stdin.take().expect("a piped stdin");
+    let body = file.to_vec();
+    let writer = std::thread::spawn(move || {
+        // ffmpeg may stop reading early (an undecodable stream): a broken pipe is its answer.
+        let _ = stdin.write_all(&body);
+    });
+    let out = child.wait_with_output().expect("ffmpeg runs");
+    let _ = writer.join();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_owned()))
+        .collect()
+}

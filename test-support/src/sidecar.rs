@@ -581,19 +581,32 @@ pub fn test_pattern_inputs(realtime: bool) -> Vec<String> {
 
 /// [`test_pattern_inputs`] with the tone at `tone_hz`.
 pub fn test_pattern_inputs_with_tone(realtime: bool, tone_hz: u32) -> Vec<String> {
-    let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-        .map(String::from)
-        .to_vec();
-    for input in [
-        "testsrc2=size=320x240:rate=25".to_owned(),
-        format!("sine=frequency={tone_hz}:sample_rate=48000"),
-    ] {
-        if realtime {
-            args.push("-re".into());
-        }
-        args.extend(["-f", "lavfi", "-i", &input].map(String::from));
-    }
+    let mut args = quiet_ffmpeg();
+    args.extend(lavfi_input(realtime, "testsrc2=size=320x240:rate=25"));
+    args.extend(tone_input(realtime, tone_hz));
     args
+}
+
+/// ffmpeg's options before any input: errors only, no prompt, overwrite.
+fn quiet_ffmpeg() -> Vec<String> {
+    ["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// A lavfi source as an input, read at its own pace when `realtime`.
+fn lavfi_input(realtime: bool, source: &str) -> Vec<String> {
+    let mut args = Vec::with_capacity(5);
+    if realtime {
+        args.push("-re".to_owned());
+    }
+    args.extend(["-f", "lavfi", "-i", source].map(String::from));
+    args
+}
+
+/// A 48 kHz sine tone at `hz` as an input.
+fn tone_input(realtime: bool, hz: u32) -> Vec<String> {
+    lavfi_input(realtime, &format!("sine=frequency={hz}:sample_rate=48000"))
 }
 
 impl Encoder {
@@ -682,16 +695,7 @@ impl Encoder {
     /// fmp4`: each rendition's `EXT-X-MAP` initialization segment and `.m4s` segments).
     pub fn start_languages_as(ingest: SocketAddr, seconds: u32, fmp4: bool) -> Encoder {
         let mut args = test_pattern_inputs_with_tone(true, 440);
-        args.extend(
-            [
-                "-re",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=880:sample_rate=48000",
-            ]
-            .map(String::from),
-        );
+        args.extend(tone_input(true, 880));
         args.extend(live_push(
             ingest,
             seconds,
@@ -818,21 +822,10 @@ impl Encoder {
         .unwrap();
         // The live encoder reads that source and passes its captions through (x264 writes the
         // decoder's A/53 caption data as SEI again: ffmpeg's `-a53cc`, on by default).
-        let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-            .map(String::from)
-            .to_vec();
+        let mut args = quiet_ffmpeg();
         args.extend(["-re", "-r", "25", "-i"].map(String::from));
         args.push(captioned.display().to_string());
-        args.extend(
-            [
-                "-re",
-                "-f",
-                "lavfi",
-                "-i",
-                "sine=frequency=440:sample_rate=48000",
-            ]
-            .map(String::from),
-        );
+        args.extend(tone_input(true, 440));
         args.extend(live_push(
             ingest,
             seconds,

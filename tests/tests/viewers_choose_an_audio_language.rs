@@ -23,7 +23,7 @@
 use std::time::Duration;
 
 use edgepack_test_support::player::{
-    decoded, decoded_audio_f32, decoded_with, smooth_played_with_audio,
+    decoded, decoded_audio_f32, decoded_with, piped_frames, smooth_played_with_audio,
 };
 use edgepack_test_support::sidecar;
 use edgepack_tests::xml_attr as attr;
@@ -52,31 +52,6 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
                       "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
 
 const KEY: &str = "2b7e151628aed2a6abf7158809cf4f3c";
-
-/// The audio frames (framemd5) ffmpeg decodes from `file` (an fMP4 initialization segment and
-/// its fragments, joined as a player appends them), decrypting with `key`.
-fn piped_audio_frames(file: &[u8], key: &str) -> Vec<String> {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "quiet", "-decryption_key", key])
-        .args(["-i", "pipe:0", "-map", "0:a", "-f", "framemd5", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let body = file.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&body);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.rsplit(',').next().unwrap().trim().to_owned())
-        .collect()
-}
 
 /// Each language's frames are the HLS rendition's, from the first: all of them but what lies
 /// past the channel's (video) timeline — ffmpeg ends an audio rendition with a sliver of a
@@ -283,15 +258,15 @@ fn languages(fmp4: bool) {
         let (text, sealed) = joined("cmaf-cbcs", rendition);
         assert!(text.contains("#EXT-X-KEY:METHOD=SAMPLE-AES,"), "{text}");
         let (_, clear) = joined("cmaf", rendition);
-        let frames = piped_audio_frames(&clear, KEY);
+        let frames = piped_frames(&clear, KEY, "0:a");
         assert!(frames.len() > 10 * 46, "{rendition}: {}", frames.len());
         assert_eq!(
-            piped_audio_frames(&sealed, KEY),
+            piped_frames(&sealed, KEY, "0:a"),
             frames,
             "{rendition}: cbcs"
         );
         assert_ne!(
-            piped_audio_frames(&sealed, "00000000000000000000000000000000"),
+            piped_frames(&sealed, "00000000000000000000000000000000", "0:a"),
             frames,
             "{rendition}: really encrypted"
         );

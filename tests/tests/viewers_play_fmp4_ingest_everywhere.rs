@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use edgepack_host::{HostOptions, start};
-use edgepack_test_support::player::{decoded, decoded_audio_f32, decoded_with, smooth_played};
+use edgepack_test_support::player::{
+    decoded, decoded_audio_f32, decoded_with, piped_frames, smooth_played,
+};
 use edgepack_test_support::{artifacts, sidecar};
 use edgepack_tests::piff::{fragment_samples, piff_decrypt};
 use edgepack_tests::xml_attr;
@@ -52,32 +54,6 @@ fn streams(frames: BTreeMap<u32, Vec<String>>) -> Vec<Vec<String>> {
     let mut v: Vec<Vec<String>> = frames.into_values().collect();
     v.sort();
     v
-}
-
-/// The video frames ffmpeg decrypts (`-decryption_key`) from a fragmented MP4 read as a stream,
-/// as players read fragments (given a seekable multi-fragment file without `sidx`, ffmpeg 5.1
-/// applies the last fragment's sample encryption to all of them).
-fn piped_frames(file: &[u8], key: &str) -> Vec<String> {
-    use std::io::Write as _;
-    let mut child = std::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "quiet", "-decryption_key", key])
-        .args(["-i", "pipe:0", "-map", "0:v", "-f", "framemd5", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let body = file.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&body);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .map(|l| l.rsplit(',').next().unwrap().trim().to_owned())
-        .collect()
 }
 
 #[test]
@@ -185,13 +161,17 @@ fn every_endpoint_format_serves_fmp4_ingest_clear_and_encrypted() {
         assert_eq!(f.status, 200, "{uri}: {}", f.text());
         file.extend_from_slice(&f.body);
     }
-    let cbcs = piped_frames(&file, KEY);
+    let cbcs = piped_frames(&file, KEY, "0:v");
     assert!(
         reference_video.contains(&cbcs),
         "cbcs of fMP4 ingest: one rendition's every frame"
     );
     assert!(
-        !reference_video.contains(&piped_frames(&file, "00000000000000000000000000000000")),
+        !reference_video.contains(&piped_frames(
+            &file,
+            "00000000000000000000000000000000",
+            "0:v"
+        )),
         "really encrypted"
     );
 
