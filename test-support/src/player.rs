@@ -194,7 +194,7 @@ pub fn smooth_played_with_audio(
 /// The framemd5 hashes of stream `map` (`0:v`, `0:a`) that ffmpeg decodes from `file` (an fMP4
 /// initialization segment and its fragments, joined as a player appends them), decrypting
 /// common encryption with `key` (hex).
-pub fn piped_frames(file: &[u8], key: &str, map: &str) -> Vec<String> {
+pub fn piped_frames(file: &[u8], key: &str, map: &str) -> Result<Vec<String>, String> {
     use std::io::Write as _;
     let mut child = Command::new("ffmpeg")
         .args(["-hide_banner", "-v", "quiet", "-decryption_key", key])
@@ -202,18 +202,20 @@ pub fn piped_frames(file: &[u8], key: &str, map: &str) -> Vec<String> {
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .expect("ffmpeg must be installed (apt-get install ffmpeg)");
-    let mut stdin = child.stdin.take().expect("a piped stdin");
+        .map_err(|e| format!("cannot run ffmpeg (apt-get install ffmpeg): {e}"))?;
+    let mut stdin = child.stdin.take().ok_or("ffmpeg has no stdin")?;
     let body = file.to_vec();
     let writer = std::thread::spawn(move || {
         // ffmpeg may stop reading early (an undecodable stream): a broken pipe is its answer.
         let _ = stdin.write_all(&body);
     });
-    let out = child.wait_with_output().expect("ffmpeg runs");
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("ffmpeg: {e}"))?;
     let _ = writer.join();
-    String::from_utf8_lossy(&out.stdout)
+    Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.starts_with('#'))
         .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_owned()))
-        .collect()
+        .collect())
 }

@@ -258,15 +258,15 @@ fn languages(fmp4: bool) {
         let (text, sealed) = joined("cmaf-cbcs", rendition);
         assert!(text.contains("#EXT-X-KEY:METHOD=SAMPLE-AES,"), "{text}");
         let (_, clear) = joined("cmaf", rendition);
-        let frames = piped_frames(&clear, KEY, "0:a");
+        let frames = piped_frames(&clear, KEY, "0:a").unwrap();
         assert!(frames.len() > 10 * 46, "{rendition}: {}", frames.len());
         assert_eq!(
-            piped_frames(&sealed, KEY, "0:a"),
+            piped_frames(&sealed, KEY, "0:a").unwrap(),
             frames,
             "{rendition}: cbcs"
         );
         assert_ne!(
-            piped_frames(&sealed, "00000000000000000000000000000000", "0:a"),
+            piped_frames(&sealed, "00000000000000000000000000000000", "0:a").unwrap(),
             frames,
             "{rendition}: really encrypted"
         );
