@@ -17,9 +17,10 @@
 //! Live (a sliding window, or a time shift still growing): `IsLive="TRUE"`, `Duration="0"`,
 //! `DVRWindowLength` the window, every segment listed. A fragment announces its successor
 //! (`tfrf`, `LookAheadFragmentCount="1"`) only once the store has it: the store's newest
-//! segment announces none, so a player never asks for a fragment that is not there yet, and a
-//! manifest it reloads lists every fragment it was told of (GStreamer's `mssdemux` re-seeks to
-//! its position in the reloaded list: a fragment missing from it sends the player back).
+//! segment's `tfrf` announces none (the box is still there: dash.js requires it in every live
+//! fragment), so a player never asks for a fragment that is not there yet, and a manifest it
+//! reloads lists every fragment it was told of (GStreamer's `mssdemux` re-seeks to its
+//! position in the reloaded list: a fragment missing from it sends the player back).
 
 use std::fmt::Write as _;
 

@@ -9,7 +9,7 @@
 //! - It plays the live endpoint while the encoder pushes: every frame it decodes is a frame of
 //!   the channel, in order, without a gap (it replays a few after a manifest reload: its bug).
 //! - Fragments carry `tfxd` (their time) and `tfrf` (the next one's), and are cached per edge;
-//!   the store's newest segment's fragment announces nothing (no successor exists yet) and is
+//!   the store's newest segment's fragment announces nothing in its `tfrf` (no successor exists yet) and is
 //!   kept a second.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
@@ -222,13 +222,34 @@ fn smooth_streaming_plays_live_and_time_shifted_frame_for_frame() {
         0xD4, 0x80, 0x7E, 0xF2, 0xCA, 0x39, 0x46, 0x95, 0x8E, 0x54, 0x26, 0xCB, 0x9E, 0x46, 0xA7,
         0x9F,
     ];
-    assert!(f.body.windows(16).any(|w| w == tfrf), "announces the next");
+    // tfrf: version 1, one entry — the next fragment at this one's end, as long.
+    let announced = |body: &[u8]| {
+        let at = body
+            .windows(16)
+            .position(|w| w == tfrf)
+            .expect("a tfrf box")
+            + 20;
+        let count = body[at];
+        let next = (count > 0).then(|| {
+            (
+                u64::from_be_bytes(body[at + 1..at + 9].try_into().unwrap()),
+                u64::from_be_bytes(body[at + 9..at + 17].try_into().unwrap()),
+            )
+        });
+        (count, next)
+    };
+    assert_eq!(
+        announced(&f.body),
+        (1, Some((first_t as u64 + 20_000_000, 20_000_000))),
+        "announces the next"
+    );
     assert_eq!(
         f.header("cache-control"),
         Some("max-age=1209600, immutable")
     );
-    // The store's newest segment (the encoder stopped after 12): its fragment announces no
-    // successor — none exists to ask for — and is kept only a moment.
+    // The store's newest segment (the encoder stopped after 12): its fragment's tfrf announces
+    // no successor — none exists to ask for — and is kept only a moment. The box is there:
+    // live clients (dash.js) stop on a live fragment without one.
     let newest = get(
         h.addr,
         &format!(
@@ -238,10 +259,7 @@ fn smooth_streaming_plays_live_and_time_shifted_frame_for_frame() {
         ),
     );
     assert_eq!(newest.status, 200, "{}", newest.text());
-    assert!(
-        !newest.body.windows(16).any(|w| w == tfrf),
-        "no announcement"
-    );
+    assert_eq!(announced(&newest.body), (0, None), "no announcement");
     assert_eq!(newest.header("cache-control"), Some("max-age=1"));
     // What does not exist: a clear 404.
     let missing = get(

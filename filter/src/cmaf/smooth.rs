@@ -30,7 +30,10 @@ pub struct FragmentTime {
     pub time: u64,
     /// The fragment's `d` in the manifest.
     pub duration: u64,
-    /// Live: announce the next fragment (`tfrf`) at `time + duration`, as long as this one.
+    /// Announce the next fragment in the `tfrf` at `time + duration`, as long as this one;
+    /// `false` (the store's newest segment, whose successor does not exist yet): a `tfrf` that
+    /// announces none. Every fragment carries the box: live Smooth Streaming clients require it
+    /// (dash.js stops with "Missing tfrf in live media segment", MSS error 200).
     pub announce_next: bool,
 }
 
@@ -106,13 +109,15 @@ pub fn fragment(sequence: u32, run: &Run, timescale: u32, at: FragmentTime) -> V
                 u64be(o, at.time);
                 u64be(o, at.duration);
             });
-            if at.announce_next {
-                uuid_box(o, &TFRF, 1, 0, |o| {
+            uuid_box(o, &TFRF, 1, 0, |o| {
+                if at.announce_next {
                     o.push(1);
                     u64be(o, at.time.saturating_add(at.duration));
                     u64be(o, at.duration);
-                });
-            }
+                } else {
+                    o.push(0);
+                }
+            });
         });
     });
     let data_offset = (o.len() - moof_start + 8) as u32;
@@ -225,8 +230,8 @@ mod tests {
             u64::from_be_bytes(tfrf[29..37].try_into().unwrap()),
             21_001_000
         );
-        // Not live: no tfrf.
-        let vod = fragment(
+        // The newest fragment: a tfrf that announces nothing yet.
+        let newest = fragment(
             7,
             &run,
             90_000,
@@ -235,7 +240,14 @@ mod tests {
                 ..at
             },
         );
-        assert_eq!(vod.len(), f.len() - 45);
+        assert_eq!(newest.len(), f.len() - 16);
+        let moof = &newest[8..boxes(&newest)[0].2];
+        let traf = &moof[boxes(moof)[1].1 + 8..boxes(moof)[1].2];
+        let parts = boxes(traf);
+        let tfrf = &traf[parts[3].1..parts[3].2];
+        assert_eq!(&tfrf[8..24], &TFRF);
+        assert_eq!(tfrf[28], 0, "no fragment announced");
+        assert_eq!(tfrf.len(), 29);
         assert_eq!(hex(&[0x00, 0x1f, 0xab]), "001FAB");
     }
 }

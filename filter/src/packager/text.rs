@@ -56,7 +56,7 @@ pub enum Output {
     /// WebVTT in fMP4 (cmaf, dash).
     Wvtt,
     /// A Smooth Streaming fragment holding a TTML document; `newest`: the store's newest
-    /// segment (no `tfrf` announcement, kept a moment only).
+    /// segment (its `tfrf` announces nothing, kept a moment only).
     Ttml { newest: bool },
 }
 

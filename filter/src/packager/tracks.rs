@@ -137,8 +137,8 @@ pub(super) fn smooth_fragment(
             track.smooth_name()
         )));
     };
-    // The store's newest segment: its successor does not exist yet, so the fragment announces
-    // none (a player that asked for it would be refused and jump back to the live edge); the
+    // The store's newest segment: its successor does not exist yet, so the fragment's `tfrf`
+    // announces none (a player that asked for it would be refused and jump back to the live edge); the
     // player learns the next one from the manifest. Such a fragment is kept only a moment.
     let newest = (answer.header)(NEWEST_HEADER).is_some_and(|v| v.trim() == "1");
     let body = smooth::fragment(
@@ -238,7 +238,7 @@ mod tests {
         };
         assert_eq!(w.segment, b"moofmdat");
         // What the job reads of the segment's answer travels with it (a Smooth Streaming
-        // fragment of the newest segment announces no successor).
+        // fragment of the newest segment announces no successor in its `tfrf`).
         for h in [PDT_HEADER, "content-type", "x-edgepack-newest"] {
             assert!(
                 w.headers.iter().any(|(k, _)| k == h),
