@@ -7,10 +7,6 @@ use crate::response::Response;
 /// Envoy's cache and the CDN may keep them for the longest startover window (14 days).
 pub const IMMUTABLE: &str = "max-age=1209600, immutable";
 
-/// The newest Smooth Streaming fragment of a live stream, which announces no successor yet: a
-/// moment, so players arriving later get the one that announces the next.
-pub const NEWEST_FRAGMENT: &str = "max-age=1";
-
 /// Keys, licenses and errors: never cached.
 pub const NO_STORE: &str = "no-store";
 

@@ -15,12 +15,11 @@
 //! AudioSpecificConfig).
 //!
 //! Live (a sliding window, or a time shift still growing): `IsLive="TRUE"`, `Duration="0"`,
-//! `DVRWindowLength` the window, every segment listed. A fragment announces its successor
-//! (`tfrf`, `LookAheadFragmentCount="1"`) only once the store has it: the store's newest
-//! segment's `tfrf` announces none (the box is still there: dash.js requires it in every live
-//! fragment), so a player never asks for a fragment that is not there yet, and a manifest it
-//! reloads lists every fragment it was told of (GStreamer's `mssdemux` re-seeks to its
-//! position in the reloaded list: a fragment missing from it sends the player back).
+//! `DVRWindowLength` the window, every segment listed. Every fragment announces its successor
+//! (`tfrf`, `LookAheadFragmentCount="1"`) at its own end, as long as itself — the store's newest
+//! segment's too: live clients learn the edge from it alone (dash.js never reloads a live Smooth
+//! manifest and stops on a live fragment without `tfrf`). The announced fragment answers 404
+//! (not kept) until the encoder pushes it; players retry (dash.js, GStreamer's `mssdemux`).
 
 use std::fmt::Write as _;
 

@@ -286,7 +286,7 @@ impl Http {
     /// compare-and-set (another worker may be adding too), then what it evicted is cleared.
     fn keep_segment(&self, key: &str, r: &Response) {
         let budget = self.settings.cache.megabytes.saturating_mul(1 << 20);
-        // Only what never changes (a live stream's newest Smooth Streaming fragment will).
+        // Only what never changes.
         if budget == 0 || r.status != 200 || r.get("cache-control") != Some(IMMUTABLE) {
             return;
         }

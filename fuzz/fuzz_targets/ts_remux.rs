@@ -25,7 +25,6 @@ fuzz_target!(|data: &[u8]| {
         let at = FragmentTime {
             time: u64::MAX - 5,
             duration: 20_000_000,
-            announce_next: true,
         };
         let cenc = Protection {
             scheme: Scheme::Cenc,

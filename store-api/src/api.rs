@@ -30,9 +30,6 @@ pub const DURATION_HEADER: &str = "x-edgepack-duration";
 /// On fMP4 segments: the id of the initialization segment the segment needs
 /// (`{rendition}/init-{id}.mp4`).
 pub const INIT_HEADER: &str = "x-edgepack-init";
-/// On segments: `1` when the segment is its rendition's newest (none follows it yet). Not
-/// cacheable knowledge: the next upload changes it.
-pub const NEWEST_HEADER: &str = "x-edgepack-newest";
 /// The extension that asks for a segment in whatever container it was ingested (`{sequence}.media`,
 /// `at/{epoch-ms}.media`): the answer's content type says which (`video/mp2t`, `video/mp4`,
 /// `text/vtt`). For a client that repackages either kind of ingest.

@@ -1,8 +1,10 @@
 //! User story: a viewer's browser plays the live Smooth Streaming endpoint — dash.js with its
 //! Smooth Streaming handler (`dash.mss.min.js`), in Debian's headless Chromium, while ffmpeg
 //! pushes MPEG-TS: the manifest's `CodecPrivateData` makes its initialization segments, the
-//! fragments' `tfxd`/`tfrf` boxes carry the timeline forward. Playback advances at least 5 s in
-//! 14 s with no error, video and audio.
+//! fragments' `tfxd`/`tfrf` boxes carry the timeline forward (dash.js never reloads a live
+//! Smooth manifest: every fragment, the store's newest segment's too, must announce the next).
+//! Playback advances at least 5 s in 14 s with no error, video and audio, 4 s (two segments)
+//! behind the live edge.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -43,11 +45,19 @@ fn dash_js_plays_live_smooth_streaming() {
     let live = live::live(60, false, CONFIG, player_routes());
     let h = &live.host;
     let page = format!(
-        "http://{addr}/eme.html?player=dashjs-mss&mpd=http://{addr}/out/v1/news/mss/Manifest",
+        "http://{addr}/eme.html?player=dashjs-mss&liveDelay=4&mpd=http://{addr}/out/v1/news/mss/Manifest",
         addr = h.addr
     );
     let played = browser::play(&page, 14).unwrap();
     eprintln!("dash.js Smooth Streaming: {played}");
+    // The store's answers to the edge by class (4xx: fragments asked for before they were
+    // pushed), for the log.
+    let metrics = live.store.get("/metrics").text();
+    for l in metrics.lines() {
+        if l.starts_with("edgepack_store_internal_requests_total") {
+            eprintln!("{l}");
+        }
+    }
     assert!(played["fatal"].is_null(), "{played}");
     assert!(
         played["advanced"].as_f64().unwrap() >= 5.0,

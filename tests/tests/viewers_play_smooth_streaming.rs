@@ -8,9 +8,8 @@
 //!   exactly its audio frames.
 //! - It plays the live endpoint while the encoder pushes: every frame it decodes is a frame of
 //!   the channel, in order, without a gap (it replays a few after a manifest reload: its bug).
-//! - Fragments carry `tfxd` (their time) and `tfrf` (the next one's), and are cached per edge;
-//!   the store's newest segment's fragment announces nothing in its `tfrf` (no successor exists yet) and is
-//!   kept a second.
+//! - Fragments carry `tfxd` (their time) and `tfrf` (the next one's, the store's newest segment's
+//!   too), and are cached per edge; the fragment the newest announces is a 404 until pushed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -247,20 +246,37 @@ fn smooth_streaming_plays_live_and_time_shifted_frame_for_frame() {
         f.header("cache-control"),
         Some("max-age=1209600, immutable")
     );
-    // The store's newest segment (the encoder stopped after 12): its fragment's tfrf announces
-    // no successor — none exists to ask for — and is kept only a moment. The box is there:
-    // live clients (dash.js) stop on a live fragment without one.
+    // The store's newest segment (the encoder stopped after 12): its fragment announces the
+    // next all the same, at its end, as long — live clients learn the edge only from `tfrf`
+    // (dash.js never reloads a live Smooth manifest) — and is as immutable as any. The fragment
+    // it announces is not there yet: 404, not kept, so the player's retry finds it once pushed.
+    let newest_t = first_t + 11 * 20_000_000;
     let newest = get(
+        h.addr,
+        &format!(
+            "/out/v1/news/mss/QualityLevels({})/Fragments(video={newest_t})",
+            bitrates[0]
+        ),
+    );
+    assert_eq!(newest.status, 200, "{}", newest.text());
+    assert_eq!(
+        announced(&newest.body),
+        (1, Some((newest_t as u64 + 20_000_000, 20_000_000)))
+    );
+    assert_eq!(
+        newest.header("cache-control"),
+        Some("max-age=1209600, immutable")
+    );
+    let next = get(
         h.addr,
         &format!(
             "/out/v1/news/mss/QualityLevels({})/Fragments(video={})",
             bitrates[0],
-            first_t + 11 * 20_000_000
+            newest_t + 20_000_000
         ),
     );
-    assert_eq!(newest.status, 200, "{}", newest.text());
-    assert_eq!(announced(&newest.body), (0, None), "no announcement");
-    assert_eq!(newest.header("cache-control"), Some("max-age=1"));
+    assert_eq!(next.status, 404, "{}", next.text());
+    assert_eq!(next.header("cache-control"), Some("no-store"));
     // What does not exist: a clear 404.
     let missing = get(
         h.addr,

@@ -1,7 +1,7 @@
 //! Smooth Streaming fragments (MS-SSTR 2.2.4): one track's run as `moof` + `mdat`, its times in
 //! the manifest's 10 MHz timescale, with the `tfxd` box (the fragment's absolute time and
-//! duration) and, live, the `tfrf` box (the fragments that follow) that Smooth Streaming clients
-//! read in place of a `tfdt`. Encrypted runs carry PIFF's sample encryption box
+//! duration) and the `tfrf` box (the fragment that follows) that Smooth Streaming clients read
+//! in place of a `tfdt`. Encrypted runs carry PIFF's sample encryption box
 //! (`uuid` A2394F52-…, the `senc` layout) for common encryption (`cenc`, AES-CTR).
 
 use super::cenc::RunAux;
@@ -23,18 +23,17 @@ const PIFF_SENC: [u8; 16] = [
     0xA2, 0x39, 0x4F, 0x52, 0x5A, 0x9B, 0x4F, 0x14, 0xA2, 0x44, 0x6C, 0x42, 0x7C, 0x64, 0x8D, 0xF4,
 ];
 
-/// Where a fragment sits on the manifest's timeline (10 MHz ticks), and what follows it.
+/// Where a fragment sits on the manifest's timeline (10 MHz ticks). Its `tfrf` announces the
+/// next fragment at its end, as long as itself: deterministic (every edge writes the same bytes,
+/// so a fragment is cached forever), and present in every fragment — live Smooth Streaming
+/// clients require it (dash.js stops with "Missing tfrf in live media segment", MSS error 200)
+/// and learn the live edge only from it (dash.js never reloads a live Smooth manifest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragmentTime {
     /// The fragment's `t` in the manifest.
     pub time: u64,
     /// The fragment's `d` in the manifest.
     pub duration: u64,
-    /// Announce the next fragment in the `tfrf` at `time + duration`, as long as this one;
-    /// `false` (the store's newest segment, whose successor does not exist yet): a `tfrf` that
-    /// announces none. Every fragment carries the box: live Smooth Streaming clients require it
-    /// (dash.js stops with "Missing tfrf in live media segment", MSS error 200).
-    pub announce_next: bool,
 }
 
 fn uuid_box(
@@ -110,13 +109,9 @@ pub fn fragment(sequence: u32, run: &Run, timescale: u32, at: FragmentTime) -> V
                 u64be(o, at.duration);
             });
             uuid_box(o, &TFRF, 1, 0, |o| {
-                if at.announce_next {
-                    o.push(1);
-                    u64be(o, at.time.saturating_add(at.duration));
-                    u64be(o, at.duration);
-                } else {
-                    o.push(0);
-                }
+                o.push(1);
+                u64be(o, at.time.saturating_add(at.duration));
+                u64be(o, at.duration);
             });
         });
     });
@@ -185,7 +180,6 @@ mod tests {
         let at = FragmentTime {
             time: 20_000_000,
             duration: 1_001_000,
-            announce_next: true,
         };
         let f = fragment(7, &run, 90_000, at);
         let top = boxes(&f);
@@ -230,24 +224,6 @@ mod tests {
             u64::from_be_bytes(tfrf[29..37].try_into().unwrap()),
             21_001_000
         );
-        // The newest fragment: a tfrf that announces nothing yet.
-        let newest = fragment(
-            7,
-            &run,
-            90_000,
-            FragmentTime {
-                announce_next: false,
-                ..at
-            },
-        );
-        assert_eq!(newest.len(), f.len() - 16);
-        let moof = &newest[8..boxes(&newest)[0].2];
-        let traf = &moof[boxes(moof)[1].1 + 8..boxes(moof)[1].2];
-        let parts = boxes(traf);
-        let tfrf = &traf[parts[3].1..parts[3].2];
-        assert_eq!(&tfrf[8..24], &TFRF);
-        assert_eq!(tfrf[28], 0, "no fragment announced");
-        assert_eq!(tfrf.len(), 29);
         assert_eq!(hex(&[0x00, 0x1f, 0xab]), "001FAB");
     }
 }

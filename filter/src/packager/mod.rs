@@ -313,11 +313,10 @@ pub fn on_store_answer(
 }
 
 /// The headers of a store segment answer that repackaging reads.
-const KEPT_HEADERS: [&str; 5] = [
+const KEPT_HEADERS: [&str; 4] = [
     PDT_HEADER,
     SEQUENCE_HEADER,
     store_api::DURATION_HEADER,
-    store_api::NEWEST_HEADER,
     "content-type",
 ];
 

@@ -16,7 +16,7 @@ use super::{Fetch, Job, JobKind, Plan, SEQUENCE_HEADER, Step, StoreAnswer, endpo
 use crate::cmaf::{self, mp4, smooth, ttml, wvtt};
 use crate::config::Settings;
 use crate::error::FilterError;
-use crate::http_policy::{IMMUTABLE, NEWEST_FRAGMENT, cors};
+use crate::http_policy::{IMMUTABLE, cors};
 use crate::mss;
 use crate::multivariant;
 use crate::response::Response;
@@ -55,9 +55,8 @@ pub struct TextFragment {
 pub enum Output {
     /// WebVTT in fMP4 (cmaf, dash).
     Wvtt,
-    /// A Smooth Streaming fragment holding a TTML document; `newest`: the store's newest
-    /// segment (its `tfrf` announces nothing, kept a moment only).
-    Ttml { newest: bool },
+    /// A Smooth Streaming fragment holding a TTML document.
+    Ttml,
 }
 
 /// What the next store answer is.
@@ -147,12 +146,7 @@ fn try_start(
         })?;
     drop(segment);
     let (rendition, output) = match &job.kind {
-        JobKind::SmoothFragment { rendition, .. } => (
-            rendition.clone(),
-            Output::Ttml {
-                newest: (answer.header)(store::NEWEST_HEADER).is_some_and(|v| v.trim() == "1"),
-            },
-        ),
+        JobKind::SmoothFragment { rendition, .. } => (rendition.clone(), Output::Ttml),
         JobKind::Remux { rendition, .. } | JobKind::Track { rendition, .. } => {
             (rendition.clone(), Output::Wvtt)
         }
@@ -287,12 +281,11 @@ fn respond(t: &TextFragment, video: cmaf::Ingest<'_>) -> Result<Plan, FilterErro
             mp4::media_segment(sequence, &[segment.run(start, t.duration, anchor)]),
             IMMUTABLE,
         ),
-        Output::Ttml { newest } => {
+        Output::Ttml => {
             let doc = ttml::document(&segment, start, t.duration, anchor, None).into_bytes();
             let at = smooth::FragmentTime {
                 time: mss::time_of(t.pdt_ms).unwrap_or_default(),
                 duration: mss::ticks(t.duration_s),
-                announce_next: !newest,
             };
             // One sample: the document, for the whole fragment.
             let run = mp4::Run {
@@ -308,7 +301,7 @@ fn respond(t: &TextFragment, video: cmaf::Ingest<'_>) -> Result<Plan, FilterErro
                 aux: None,
             };
             let body = smooth::fragment(sequence, &run, smooth::TIMESCALE as u32, at);
-            (body, if newest { NEWEST_FRAGMENT } else { IMMUTABLE })
+            (body, IMMUTABLE)
         }
     };
     Ok(Plan::Respond(cors(

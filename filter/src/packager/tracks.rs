@@ -9,12 +9,12 @@ use crate::cmaf::{self, smooth};
 use crate::config::Endpoint;
 use crate::crypto;
 use crate::error::FilterError;
-use crate::http_policy::{IMMUTABLE, NEWEST_FRAGMENT};
+use crate::http_policy::IMMUTABLE;
 use crate::key_periods;
 use crate::mss;
 use crate::response::Response;
 use crate::route::TrackKind;
-use edgepack_store_api::api::{DURATION_HEADER, INIT_HEADER, NEWEST_HEADER};
+use edgepack_store_api::api::{DURATION_HEADER, INIT_HEADER};
 
 /// Whether the store's segment was ingested as fMP4 (its content type says).
 pub(super) fn is_fmp4(answer: &StoreAnswer<'_>) -> bool {
@@ -137,10 +137,6 @@ pub(super) fn smooth_fragment(
             track.smooth_name()
         )));
     };
-    // The store's newest segment: its successor does not exist yet, so the fragment's `tfrf`
-    // announces none (a player that asked for it would be refused and jump back to the live edge); the
-    // player learns the next one from the manifest. Such a fragment is kept only a moment.
-    let newest = (answer.header)(NEWEST_HEADER).is_some_and(|v| v.trim() == "1");
     let body = smooth::fragment(
         (sequence as u32).wrapping_add(1),
         run,
@@ -148,11 +144,9 @@ pub(super) fn smooth_fragment(
         smooth::FragmentTime {
             time: at,
             duration: mss::ticks(duration),
-            announce_next: !newest,
         },
     );
-    let cache = if newest { NEWEST_FRAGMENT } else { IMMUTABLE };
-    Ok(Response::with_body(200, content_type, body).header("cache-control", cache))
+    Ok(Response::with_body(200, content_type, body).header("cache-control", IMMUTABLE))
 }
 
 /// The common encryption of a segment of an encrypted endpoint: its key period's key.
@@ -226,7 +220,6 @@ mod tests {
             ("content-type", "video/mp4"),
             ("x-edgepack-init", "0123abcd"),
             (PDT_HEADER, "2026-11-25T14:35:31.666Z"),
-            ("x-edgepack-newest", "1"),
         ];
         let Plan::Fetch(init) = next_plan(&f.next, 200, &fmp4, b"moofmdat", T0) else {
             panic!("expected the init's fetch")
@@ -237,9 +230,8 @@ mod tests {
             panic!("{:?}", init.next)
         };
         assert_eq!(w.segment, b"moofmdat");
-        // What the job reads of the segment's answer travels with it (a Smooth Streaming
-        // fragment of the newest segment announces no successor in its `tfrf`).
-        for h in [PDT_HEADER, "content-type", "x-edgepack-newest"] {
+        // What the job reads of the segment's answer travels with it.
+        for h in [PDT_HEADER, "content-type"] {
             assert!(
                 w.headers.iter().any(|(k, _)| k == h),
                 "{h}: {:?}",

@@ -89,14 +89,6 @@ impl ChannelState {
         (ok && self.renditions.contains_key(rid) && stored).then_some(path)
     }
 
-    /// Whether `seq` is the newest segment of `rid` (nothing follows it yet).
-    pub fn is_newest(&self, rid: &str, seq: u64) -> bool {
-        self.renditions
-            .get(rid)
-            .and_then(|r| r.timeline.entries.back())
-            .is_some_and(|e| e.seq == seq)
-    }
-
     /// The id of the initialization segment of the newest segment, as served now.
     pub fn latest_init(&self, rid: &str) -> Option<String> {
         let e = self.renditions.get(rid)?.timeline.entries.back()?;

@@ -5,7 +5,7 @@
 //! | `GET /store/v1/{channel}/index.m3u8` | multivariant playlist |
 //! | `GET /store/v1/{channel}/status` | JSON status |
 //! | `GET /store/v1/{channel}/{rendition}/index.m3u8` | media playlist, whole window |
-//! | `GET /store/v1/{channel}/{rendition}/{sequence}.{ext}` | segment (`.media`: whatever its container; fMP4 ones name their init in `x-edgepack-init`; the newest is marked `x-edgepack-newest`) |
+//! | `GET /store/v1/{channel}/{rendition}/{sequence}.{ext}` | segment (`.media`: whatever its container; fMP4 ones name their init in `x-edgepack-init`) |
 //! | `GET /store/v1/{channel}/{rendition}/at/{epoch-ms}.{ext}` | segment by program date time |
 //! | `GET /store/v1/{channel}/{rendition}/init.mp4`, `init-{id}.mp4` | fMP4 initialization segment |
 //! | `GET /metrics`, `GET /healthz` | Prometheus text, liveness |
@@ -25,10 +25,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use edgepack_store_api::api::{
-    self, ACTIVE_INPUT_HEADER, DURATION_HEADER, ETAG_HEADER, INIT_HEADER, NEWEST_HEADER,
-    PLAYLIST_CONTENT_TYPE, PROGRAM_DATE_TIME_HEADER, PathError, RenditionFile, SEQUENCE_HEADER,
-    SERVED_INPUT_HEADER, STATUS_CONTENT_TYPE, content_type, parse_rendition_file,
-    parse_segment_at_file,
+    self, ACTIVE_INPUT_HEADER, DURATION_HEADER, ETAG_HEADER, INIT_HEADER, PLAYLIST_CONTENT_TYPE,
+    PROGRAM_DATE_TIME_HEADER, PathError, RenditionFile, SEQUENCE_HEADER, SERVED_INPUT_HEADER,
+    STATUS_CONTENT_TYPE, content_type, parse_rendition_file, parse_segment_at_file,
 };
 use edgepack_store_api::format_pdt;
 use edgepack_store_api::window::ViewQuery;
@@ -394,7 +393,6 @@ async fn segment(
     };
     // Before a restart's first upload no input is active yet: name the served one.
     let active = st.active().unwrap_or(seg.input);
-    let newest = st.is_newest(rid, seg.seq);
     // The file is read without holding the channel.
     drop(st);
     let etag = format!("\"{}\"", seg.copy.etag);
@@ -437,10 +435,6 @@ async fn segment(
     }
     h.insert(SERVED_INPUT_HEADER, HeaderValue::from(seg.input as u64 + 1));
     h.insert(SEQUENCE_HEADER, HeaderValue::from(seg.seq));
-    // Nothing follows it yet: a Smooth Streaming fragment made from it announces no successor.
-    if newest {
-        h.insert(NEWEST_HEADER, HeaderValue::from_static("1"));
-    }
     // fMP4: the initialization segment a repackager needs with it.
     if let Some(v) = seg
         .copy
@@ -593,7 +587,6 @@ mod tests {
         assert_eq!(header(&r, SEQUENCE_HEADER), "5");
         assert_eq!(header(&r, SERVED_INPUT_HEADER), "1");
         assert_eq!(header(&r, ACTIVE_INPUT_HEADER), "1");
-        assert_eq!(header(&r, NEWEST_HEADER), "1", "nothing follows it yet");
         assert!(
             r.headers().get(INIT_HEADER).is_none(),
             "MPEG-TS needs no init"
