@@ -771,6 +771,12 @@ impl Encoder {
     /// B-frames, an access unit delimiter per picture, the captions added), then encoded live
     /// as a broadcast encoder does, its captions passed through.
     pub fn start_captions(ingest: SocketAddr, seconds: u32) -> Encoder {
+        Self::start_captions_as(ingest, seconds, false)
+    }
+
+    /// [`Encoder::start_captions`], as MPEG-TS or (`fmp4`) fMP4 segments (the captions in the
+    /// H.264 samples' SEI either way).
+    pub fn start_captions_as(ingest: SocketAddr, seconds: u32, fmp4: bool) -> Encoder {
         let inputs = tempfile::tempdir().unwrap();
         let raw = inputs.path().join("video.h264");
         let frames = (seconds + 2) * 25;
@@ -831,7 +837,7 @@ impl Encoder {
             seconds,
             &["-map", "0:v", "-map", "1:a", "-a53cc", "1"],
             "v:0,a:0,name:video",
-            false,
+            fmp4,
         ));
         let mut encoder = Encoder::spawn(&args);
         encoder._inputs = Some(inputs);

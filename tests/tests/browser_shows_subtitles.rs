@@ -13,11 +13,12 @@
 //!   video segments (hls.js reads no WebVTT in fMP4: video-dev/hls.js#6273);
 //! - the same subtitles as TTML on the mss endpoint (a text StreamIndex): dash.js with its
 //!   Smooth Streaming handler lists the track (`eng`) and loads the cues the same way;
+//! - on the encrypted endpoints — CMAF HLS `cbcs` and DASH `cenc`, the video's keys through EME
+//!   ClearKey — shaka-player loads the (clear) subtitles the same way while it plays;
 //! - CEA-608 caption channels the endpoint maps (`captions`): shaka-player lists the hls
 //!   endpoint's `CLOSED-CAPTIONS` channel and the dash endpoint's `Accessibility` channel as
-//!   CEA-608 text tracks with their language. (The test encoder embeds no CEA-608 data, so no
-//!   caption cue is shown: the SEI NAL units that carry them pass through every repackaging
-//!   unchanged and unencrypted, proven in the filter's unit tests.)
+//!   CEA-608 text tracks with their language. (This encoder embeds no CEA-608 data, so no
+//!   caption cue is shown: `browser_shows_captions` shows them.)
 //!
 //! hls.js and shaka-player keep playing on the hls endpoint.
 
@@ -34,7 +35,13 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
     "cmaf": { "format": "cmaf", "manifest_window_seconds": 30 },
     "mss": { "format": "mss", "manifest_window_seconds": 30 },
     "dash": { "format": "dash", "manifest_window_seconds": 30,
-      "captions": [ { "channel": 1, "language": "eng" }, { "channel": 3, "language": "fra" } ] } } } } }"#;
+      "captions": [ { "channel": 1, "language": "eng" }, { "channel": 3, "language": "fra" } ] },
+    "cmaf-cbcs": { "format": "cmaf", "manifest_window_seconds": 30,
+      "encryption": { "method": "cbcs", "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } },
+    "dash-cenc": { "format": "dash", "manifest_window_seconds": 30,
+      "encryption": { "method": "cenc", "key": { "derived": { "secret": "0123456789abcdef0123" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
 
 /// (k, start, end) of each `Cue k` a player reported.
 fn cues(seen: &serde_json::Value, key: &str) -> Vec<(u64, f64, f64)> {
@@ -65,6 +72,29 @@ fn hls_js_shaka_player_and_dash_js_show_the_subtitles_in_time() {
 #[test]
 fn the_same_with_fmp4_video() {
     show_subtitles(true);
+}
+
+/// A player's cues (`{key}Cues`): `Cue k` in order a second apart, on the grid of the video's
+/// segments (`{key}BufferStart`).
+fn on_the_video_grid(seen: &serde_json::Value, key: &str) {
+    let cues_key = format!("{key}Cues");
+    let player_cues = cues(seen, &cues_key);
+    assert!(player_cues.len() >= 5, "{cues_key}: {seen}");
+    for pair in player_cues.windows(2) {
+        let ((k0, s0, _), (k1, s1, _)) = (pair[0], pair[1]);
+        assert_eq!(k1, k0 + 1, "{cues_key}: {player_cues:?}");
+        assert!((s1 - s0 - 1.0).abs() < 0.01, "{cues_key}: {player_cues:?}");
+    }
+    let buffer_start = seen[format!("{key}BufferStart")].as_f64().unwrap();
+    let (k, start, _) = player_cues[0];
+    // Where second 0 of the encoder's timeline lies, by the cue; video segments start 0.02 s
+    // after even seconds of it.
+    let origin = start - 0.1 - k as f64;
+    let phase = (buffer_start - origin).rem_euclid(2.0);
+    assert!(
+        !(0.15..1.85).contains(&phase),
+        "{cues_key}: video segments start {phase:.3} s after an even second of the cues' timeline"
+    );
 }
 
 fn show_subtitles(fmp4: bool) {
@@ -145,29 +175,24 @@ fn show_subtitles(fmp4: bool) {
     // dash.js on the mss endpoint (TTML): the same.
     assert_eq!(seen["cmafTracks"][0]["language"], "en", "{seen}");
     assert_eq!(seen["mssTracks"][0]["lang"], "eng", "{seen}");
-    for (cues_key, buffer) in [
-        ("shakaCues", "shakaBufferStart"),
-        ("cmafCues", "cmafBufferStart"),
-        ("dashCues", "dashBufferStart"),
-        ("mssCues", "mssBufferStart"),
-    ] {
-        let player_cues = cues(&seen, cues_key);
-        assert!(player_cues.len() >= 5, "{cues_key}: {seen}");
-        for pair in player_cues.windows(2) {
-            let ((k0, s0, _), (k1, s1, _)) = (pair[0], pair[1]);
-            assert_eq!(k1, k0 + 1, "{cues_key}: {player_cues:?}");
-            assert!((s1 - s0 - 1.0).abs() < 0.01, "{cues_key}: {player_cues:?}");
-        }
-        let buffer_start = seen[buffer].as_f64().unwrap();
-        let (k, start, _) = player_cues[0];
-        // Where second 0 of the encoder's timeline lies, by the cue; video segments start 0.02 s
-        // after even seconds of it.
-        let origin = start - 0.1 - k as f64;
-        let phase = (buffer_start - origin).rem_euclid(2.0);
-        assert!(
-            !(0.15..1.85).contains(&phase),
-            "{cues_key}: video segments start {phase:.3} s after an even second of the cues' timeline"
-        );
+    for key in ["shaka", "cmaf", "dash", "mss"] {
+        on_the_video_grid(&seen, key);
+    }
+
+    // The encrypted endpoints: the same subtitles, clear, while the video plays through
+    // ClearKey.
+    let page = format!(
+        "http://{addr}/subtitles.html?cmaf=http://{addr}/out/v1/news/cmaf-cbcs/index.m3u8&mpd=http://{addr}/out/v1/news/dash-cenc/index.mpd",
+        addr = h.addr
+    );
+    let encrypted = browser::play(&page, 16).unwrap();
+    eprintln!("encrypted: {encrypted}");
+    assert!(encrypted["fatal"].is_null(), "{encrypted}");
+    assert_eq!(encrypted["cmafTracks"][0]["language"], "en", "{encrypted}");
+    for key in ["cmaf", "dash"] {
+        on_the_video_grid(&encrypted, key);
+        let advanced = encrypted[format!("{key}Advanced")].as_f64().unwrap();
+        assert!(advanced >= 5.0, "{key}: {encrypted}");
     }
 
     assert!(seen["hlsAdvanced"].as_f64().unwrap() >= 5.0, "{seen}");

@@ -1,5 +1,6 @@
 //! User story: a channel whose video carries CEA-608 captions (as a broadcast encoder embeds
-//! them: ATSC A/53 SEI in the H.264, channel 1, `Cue k` shown each second). The endpoints map
+//! them: ATSC A/53 SEI in the H.264, channel 1, `Cue k` shown each second), pushed as MPEG-TS
+//! or as fMP4. The endpoints map
 //! that channel (`captions`) and carry the SEI through every repackaging unchanged:
 //! - the hls endpoint announces it (`CLOSED-CAPTIONS` + `EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS`,
 //!   `INSTREAM-ID="CC1"`), the dash endpoint in `Accessibility` (`CC1=eng`);
@@ -79,9 +80,19 @@ fn captions_read_by_ffmpeg(url: &str) -> Vec<(f64, String)> {
 
 #[test]
 fn every_format_carries_the_encoders_captions() {
+    ffmpeg_reads_the_captions(false);
+}
+
+#[test]
+fn every_format_carries_the_captions_of_fmp4_ingest() {
+    ffmpeg_reads_the_captions(true);
+}
+
+fn ffmpeg_reads_the_captions(fmp4: bool) {
     let dir = tempfile::tempdir().unwrap();
     let mut sc = sidecar::Sidecar::start(&sidecar::write_config(dir.path(), "", ""));
-    sidecar::Encoder::start_captions(sc.ingest, 10).wait(Duration::from_secs(60));
+    sidecar::Encoder::start_captions_as(sc.ingest, 10, fmp4).wait(Duration::from_secs(60));
+    let ingest = if fmp4 { "fMP4" } else { "MPEG-TS" };
     let h = edgepack_tests::edge(sc.internal, CONFIG.as_bytes(), 1);
     let range = sidecar::whole_history_range(&sc.status());
 
@@ -108,14 +119,14 @@ fn every_format_carries_the_encoders_captions() {
         )
     };
     let source = captions_read_by_ffmpeg(&url("hls", "index.m3u8"));
-    eprintln!("hls: {source:?}");
-    assert!(source.len() >= 8, "{source:?}");
+    eprintln!("{ingest} ingest, hls: {source:?}");
+    assert!(source.len() >= 8, "{ingest}: {source:?}");
     for pair in source.windows(2) {
         let ((s0, t0), (s1, t1)) = (&pair[0], &pair[1]);
         let k0: u32 = t0.strip_prefix("Cue ").unwrap().parse().unwrap();
         let k1: u32 = t1.strip_prefix("Cue ").unwrap().parse().unwrap();
-        assert_eq!(k1, k0 + 1, "{source:?}");
-        assert!((s1 - s0 - 1.0).abs() < 0.05, "{source:?}");
+        assert_eq!(k1, k0 + 1, "{ingest}: {source:?}");
+        assert!((s1 - s0 - 1.0).abs() < 0.05, "{ingest}: {source:?}");
     }
     for (endpoint, manifest) in [
         ("hls-aes", "index.m3u8"),
@@ -123,12 +134,15 @@ fn every_format_carries_the_encoders_captions() {
         ("dash", "index.mpd"),
     ] {
         let read = captions_read_by_ffmpeg(&url(endpoint, manifest));
-        eprintln!("{endpoint}: {read:?}");
+        eprintln!("{ingest} ingest, {endpoint}: {read:?}");
         let texts = |c: &[(f64, String)]| c.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>();
-        assert_eq!(texts(&read), texts(&source), "{endpoint}");
+        assert_eq!(texts(&read), texts(&source), "{ingest} {endpoint}");
         let offset = read[0].0 - source[0].0;
         for ((a, _), (b, _)) in read.iter().zip(&source) {
-            assert!((a - b - offset).abs() < 0.05, "{endpoint}: {read:?}");
+            assert!(
+                (a - b - offset).abs() < 0.05,
+                "{ingest} {endpoint}: {read:?}"
+            );
         }
     }
     assert_eq!(h.traps(), 0);
