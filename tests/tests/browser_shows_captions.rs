@@ -3,12 +3,20 @@
 //! passes a source's captions through) as MPEG-TS or as fMP4; the endpoints map channel 1
 //! (`captions`). In Debian's headless Chromium, with the caption text read from the cues the
 //! players make:
-//! - hls.js on the hls endpoint shows the captions (its CEA-608 track);
-//! - shaka-player selects the hls endpoint's `CLOSED-CAPTIONS` channel and the dash endpoint's
-//!   `Accessibility` channel (`en`) and shows the same cues, in order, a second apart;
-//! - shaka-player does the same on the encrypted endpoints — CMAF HLS `cbcs` and DASH `cenc`,
-//!   keys through EME ClearKey: it reads the captions from the encrypted fragments themselves
-//!   (before the CDM decrypts them), so the SEI must stay clear.
+//! - hls.js on the hls endpoint shows the captions (its CEA-608 track; MPEG-TS ingest);
+//! - shaka-player selects the hls endpoint's `CLOSED-CAPTIONS` channel (MPEG-TS ingest) and the
+//!   dash endpoint's `Accessibility` channel (`en`, either ingest) and shows the same cues, in
+//!   order, a second apart;
+//! - shaka-player does the same on the `cenc` DASH endpoint, keys through EME ClearKey: it reads
+//!   the captions from the encrypted fragments themselves (before the CDM decrypts them), so the
+//!   SEI must stay clear.
+//!
+//! shaka-player's CEA-608 parser takes a whole `mdat` for one track's H.264 NAL units, so it
+//! fails (error 3000) on fragments that carry video and audio together: the hls endpoint of
+//! fMP4 ingest (the encoder's muxed fragments, passed through) and the cmaf endpoints of a
+//! channel with muxed audio. hls.js 1.7.4 showed no caption cue from the encoder's fMP4 (the
+//! hls endpoint of fMP4 ingest) in our runs. Those endpoints' captions are read by ffmpeg in
+//! `viewers_read_captions` (the `cbcs` one decrypted).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -23,10 +31,6 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
       "captions": [ { "channel": 1, "language": "eng", "name": "English CC" } ] },
     "dash": { "format": "dash", "manifest_window_seconds": 30,
       "captions": [ { "channel": 1, "language": "eng" } ] },
-    "cmaf-cbcs": { "format": "cmaf", "manifest_window_seconds": 30,
-      "captions": [ { "channel": 1, "language": "eng" } ],
-      "encryption": { "method": "cbcs", "key": { "derived": { "secret": "0123456789abcdef0123" } },
-                      "key_token": { "secret": "tok-0123456789abcdef" } } },
     "dash-cenc": { "format": "dash", "manifest_window_seconds": 30,
       "captions": [ { "channel": 1, "language": "eng" } ],
       "encryption": { "method": "cenc", "key": { "derived": { "secret": "0123456789abcdef0123" } },
@@ -91,7 +95,7 @@ fn players_show_the_cues(
 }
 
 /// A live captioned channel pushed as MPEG-TS or (`fmp4`) fMP4: the clear endpoints with
-/// hls.js and shaka-player, then the encrypted ones with shaka-player.
+/// hls.js and shaka-player, then the encrypted DASH endpoint with shaka-player.
 fn players_show_the_captions(fmp4: bool) {
     let live = live::with_encoder(
         |ingest| sidecar::Encoder::start_captions_as(ingest, 60, fmp4),
@@ -105,22 +109,26 @@ fn players_show_the_captions(fmp4: bool) {
     players_show_the_cues(
         a,
         ingest,
-        &format!(
-            "hls={}&mpd={}",
-            url("hls", "index.m3u8"),
-            url("dash", "index.mpd")
-        ),
-        &[("hls", false), ("shaka", true), ("dash", true)],
+        &if fmp4 {
+            format!("mpd={}", url("dash", "index.mpd"))
+        } else {
+            format!(
+                "hls={}&mpd={}",
+                url("hls", "index.m3u8"),
+                url("dash", "index.mpd")
+            )
+        },
+        if fmp4 {
+            &[("dash", true)]
+        } else {
+            &[("hls", false), ("shaka", true), ("dash", true)]
+        },
     );
     players_show_the_cues(
         a,
         ingest,
-        &format!(
-            "cmaf={}&mpd={}",
-            url("cmaf-cbcs", "index.m3u8"),
-            url("dash-cenc", "index.mpd")
-        ),
-        &[("cmaf", true), ("dash", true)],
+        &format!("mpd={}", url("dash-cenc", "index.mpd")),
+        &[("dash", true)],
     );
     live.finish();
 }

@@ -6,7 +6,12 @@
 //!   `INSTREAM-ID="CC1"`), the dash endpoint in `Accessibility` (`CC1=eng`);
 //! - ffmpeg's caption decoder reads every cue, in order and a second apart, from the hls
 //!   endpoint, the AES-128 one (decrypting), the cmaf endpoint (repackaged into fMP4) and the dash
-//!   endpoint (one track per representation) — the same cues the encoder sent.
+//!   endpoint (one track per representation) — the same cues the encoder sent;
+//! - the `cbcs` cmaf endpoint's initialization segment and fragments, joined as a player appends
+//!   them and decrypted by ffmpeg with the key (`-decryption_key`, the samples copied out
+//!   untouched), give ffmpeg the same cues: the SEI went through the encryption clear and whole.
+//!   (ffmpeg's caption reader takes no key of its own; shaka-player reads the `cenc` DASH
+//!   endpoint's captions in `browser_shows_captions`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code: fail loudly
 
@@ -27,7 +32,15 @@ const CONFIG: &str = r#"{ "store": { "cluster": "edgepack_store" },
     "cmaf": { "format": "cmaf", "manifest_window_seconds": 30,
       "captions": [ { "channel": 1, "language": "eng" } ] },
     "dash": { "format": "dash", "manifest_window_seconds": 30,
-      "captions": [ { "channel": 1, "language": "eng" } ] } } } } }"#;
+      "captions": [ { "channel": 1, "language": "eng" } ] },
+    "cmaf-cbcs": { "format": "cmaf", "manifest_window_seconds": 30,
+      "captions": [ { "channel": 1, "language": "eng" } ],
+      "encryption": { "method": "cbcs", "key_rotation_interval_seconds": 0,
+                      "key": { "static": { "key_hex": "2b7e151628aed2a6abf7158809cf4f3c" } },
+                      "key_token": { "secret": "tok-0123456789abcdef" } } } } } } }"#;
+
+/// The `cmaf-cbcs` endpoint's key.
+const KEY: &str = "2b7e151628aed2a6abf7158809cf4f3c";
 
 /// `(start seconds, text)` of each caption ffmpeg's CEA-608 decoder reads from `url`.
 fn captions_read_by_ffmpeg(url: &str) -> Vec<(f64, String)> {
@@ -76,6 +89,56 @@ fn captions_read_by_ffmpeg(url: &str) -> Vec<(f64, String)> {
             (seconds(w[0].split(" --> ").next().unwrap()), text)
         })
         .collect()
+}
+
+/// The `cbcs` cmaf endpoint's variant over `range`: its initialization segment and
+/// fragments joined as a player appends them, decrypted by ffmpeg with [`KEY`] and its video
+/// samples copied out into `dir/clear.mp4`, whose path is returned.
+fn decrypted_cbcs_video(
+    h: &edgepack_host::RunningHost,
+    range: &str,
+    dir: &std::path::Path,
+) -> String {
+    use std::io::Write as _;
+    let pl = get(
+        h.addr,
+        &format!("/out/v1/news/cmaf-cbcs/stream_video/index.m3u8?{range}"),
+    );
+    assert_eq!(pl.status, 200, "{}", pl.text());
+    let text = pl.text();
+    assert!(text.contains("#EXT-X-KEY:METHOD=SAMPLE-AES,"), "{text}");
+    let init = sidecar::tag_value(&text, "#EXT-X-MAP")
+        .and_then(|v| v.strip_prefix("URI=\""))
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap()
+        .to_owned();
+    let mut joined = get(
+        h.addr,
+        &format!("/out/v1/news/cmaf-cbcs/stream_video/{init}"),
+    )
+    .body;
+    for uri in sidecar::segment_uris(&text) {
+        let f = get(
+            h.addr,
+            &format!("/out/v1/news/cmaf-cbcs/stream_video/{uri}"),
+        );
+        assert_eq!(f.status, 200, "{uri}: {}", f.text());
+        joined.extend_from_slice(&f.body);
+    }
+    let clear = dir.join("clear.mp4");
+    let mut ffmpeg = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-decryption_key", KEY])
+        .args(["-i", "pipe:0", "-map", "0:v", "-c", "copy", "-y"])
+        .arg(&clear)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    ffmpeg.stdin.take().unwrap().write_all(&joined).unwrap();
+    assert!(
+        ffmpeg.wait().unwrap().success(),
+        "ffmpeg decrypts the fragments"
+    );
+    clear.display().to_string()
 }
 
 #[test]
@@ -128,12 +191,14 @@ fn ffmpeg_reads_the_captions(fmp4: bool) {
         assert_eq!(k1, k0 + 1, "{ingest}: {source:?}");
         assert!((s1 - s0 - 1.0).abs() < 0.05, "{ingest}: {source:?}");
     }
-    for (endpoint, manifest) in [
-        ("hls-aes", "index.m3u8"),
-        ("cmaf", "index.m3u8"),
-        ("dash", "index.mpd"),
+    let decrypted = decrypted_cbcs_video(&h, &range, dir.path());
+    for (endpoint, input) in [
+        ("hls-aes", url("hls-aes", "index.m3u8")),
+        ("cmaf", url("cmaf", "index.m3u8")),
+        ("dash", url("dash", "index.mpd")),
+        ("cmaf-cbcs", decrypted),
     ] {
-        let read = captions_read_by_ffmpeg(&url(endpoint, manifest));
+        let read = captions_read_by_ffmpeg(&input);
         eprintln!("{ingest} ingest, {endpoint}: {read:?}");
         let texts = |c: &[(f64, String)]| c.iter().map(|(_, t)| t.clone()).collect::<Vec<_>>();
         assert_eq!(texts(&read), texts(&source), "{ingest} {endpoint}");
