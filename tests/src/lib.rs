@@ -3,7 +3,8 @@
 //! ffmpeg (crate `edgepack-test-support`). This library holds only what is theirs alone: the
 //! browser driver for the pages and scripts in `browser/`, [`edge`], the test host a story
 //! runs its viewers against, [`xml_attr`], for reading manifests, and [`piff`], for reading
-//! Smooth Streaming fragments.
+//! Smooth Streaming fragments, [`joined_fragments`], for reading an fMP4 media playlist as a
+//! player appends it.
 
 pub mod browser;
 pub mod cmaf_box;
@@ -18,6 +19,34 @@ pub fn xml_attr<'a>(xml: &'a str, tag: &str, name: &str, from: usize) -> Option<
     let key = format!(" {name}=\"");
     let v = element.find(&key)? + key.len();
     Some(&element[v..v + element[v..].find('"')?])
+}
+
+/// The media playlist `{dir}/index.m3u8?{query}` of the edge at `addr` (`dir` such as
+/// `/out/v1/news/cmaf-cbcs/stream_0`) and its initialization segment (`EXT-X-MAP`) and
+/// fragments joined as a player appends them.
+#[allow(clippy::panic)] // test code: a story without its fragments fails loudly
+pub fn joined_fragments(addr: std::net::SocketAddr, dir: &str, query: &str) -> (String, Vec<u8>) {
+    use edgepack_test_support::sidecar::{get, segment_uris, tag_value};
+    let pl = get(addr, &format!("{dir}/index.m3u8?{query}"));
+    let text = pl.text();
+    if pl.status != 200 {
+        panic!("{dir}: {} {text}", pl.status);
+    }
+    let Some(init) = tag_value(&text, "#EXT-X-MAP")
+        .and_then(|v| v.strip_prefix("URI=\""))
+        .and_then(|v| v.split('"').next())
+    else {
+        panic!("{dir}: no EXT-X-MAP in {text}")
+    };
+    let mut joined = get(addr, &format!("{dir}/{init}")).body;
+    for uri in segment_uris(&text) {
+        let f = get(addr, &format!("{dir}/{uri}"));
+        if f.status != 200 {
+            panic!("{dir}/{uri}: {} {}", f.status, f.text());
+        }
+        joined.extend_from_slice(&f.body);
+    }
+    (text, joined)
 }
 
 /// An edge for a story: the test host running the real `.wasm` with `config` as its plugin

@@ -229,30 +229,11 @@ fn languages(fmp4: bool) {
     // Encrypted alternative audio. CMAF HLS cbcs: each language's playlist (its init and
     // fragments, as a player appends them) decrypts to the clear cmaf endpoint's frames.
     let joined = |endpoint: &str, rendition: &str| {
-        let text = get(
+        edgepack_tests::joined_fragments(
             h.addr,
-            &format!("/out/v1/news/{endpoint}/{rendition}/index.m3u8?{range}"),
+            &format!("/out/v1/news/{endpoint}/{rendition}"),
+            &range,
         )
-        .text();
-        let init = sidecar::tag_value(&text, "#EXT-X-MAP")
-            .and_then(|v| v.strip_prefix("URI=\""))
-            .and_then(|v| v.split('"').next())
-            .unwrap_or_else(|| panic!("{text}"))
-            .to_owned();
-        let mut file = get(
-            h.addr,
-            &format!("/out/v1/news/{endpoint}/{rendition}/{init}"),
-        )
-        .body;
-        for uri in sidecar::segment_uris(&text) {
-            let f = get(
-                h.addr,
-                &format!("/out/v1/news/{endpoint}/{rendition}/{uri}"),
-            );
-            assert_eq!(f.status, 200, "{endpoint} {uri}: {}", f.text());
-            file.extend_from_slice(&f.body);
-        }
-        (text, file)
     };
     for rendition in ["stream_audio_en", "stream_audio_fr"] {
         let (text, sealed) = joined("cmaf-cbcs", rendition);

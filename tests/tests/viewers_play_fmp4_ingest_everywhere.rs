@@ -142,25 +142,10 @@ fn every_endpoint_format_serves_fmp4_ingest_clear_and_encrypted() {
     );
 
     // CMAF HLS cbcs: the playlist's init and fragments as a player appends them.
-    let pl = get(
-        h.addr,
-        &format!("/out/v1/news/cmaf-cbcs/stream_0/index.m3u8?{range}"),
-    );
-    assert_eq!(pl.status, 200, "{}", pl.text());
-    let text = pl.text();
+    let (text, file) =
+        edgepack_tests::joined_fragments(h.addr, "/out/v1/news/cmaf-cbcs/stream_0", &range);
     assert!(text.contains("#EXT-X-KEY:METHOD=SAMPLE-AES,"), "{text}");
-    let init = sidecar::tag_value(&text, "#EXT-X-MAP")
-        .and_then(|v| v.strip_prefix("URI=\""))
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap()
-        .to_owned();
-    let mut file = get(h.addr, &format!("/out/v1/news/cmaf-cbcs/stream_0/{init}")).body;
     assert_eq!(&file[4..8], b"ftyp");
-    for uri in sidecar::segment_uris(&text) {
-        let f = get(h.addr, &format!("/out/v1/news/cmaf-cbcs/stream_0/{uri}"));
-        assert_eq!(f.status, 200, "{uri}: {}", f.text());
-        file.extend_from_slice(&f.body);
-    }
     let cbcs = piped_frames(&file, KEY, "0:v").unwrap();
     assert!(
         reference_video.contains(&cbcs),

@@ -100,31 +100,9 @@ fn decrypted_cbcs_video(
     dir: &std::path::Path,
 ) -> String {
     use std::io::Write as _;
-    let pl = get(
-        h.addr,
-        &format!("/out/v1/news/cmaf-cbcs/stream_video/index.m3u8?{range}"),
-    );
-    assert_eq!(pl.status, 200, "{}", pl.text());
-    let text = pl.text();
+    let (text, joined) =
+        edgepack_tests::joined_fragments(h.addr, "/out/v1/news/cmaf-cbcs/stream_video", range);
     assert!(text.contains("#EXT-X-KEY:METHOD=SAMPLE-AES,"), "{text}");
-    let init = sidecar::tag_value(&text, "#EXT-X-MAP")
-        .and_then(|v| v.strip_prefix("URI=\""))
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap()
-        .to_owned();
-    let mut joined = get(
-        h.addr,
-        &format!("/out/v1/news/cmaf-cbcs/stream_video/{init}"),
-    )
-    .body;
-    for uri in sidecar::segment_uris(&text) {
-        let f = get(
-            h.addr,
-            &format!("/out/v1/news/cmaf-cbcs/stream_video/{uri}"),
-        );
-        assert_eq!(f.status, 200, "{uri}: {}", f.text());
-        joined.extend_from_slice(&f.body);
-    }
     let clear = dir.join("clear.mp4");
     let mut ffmpeg = Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-decryption_key", KEY])
