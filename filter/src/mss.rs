@@ -19,7 +19,8 @@
 //! (`tfrf`, `LookAheadFragmentCount="1"`) at its own end, as long as itself — the store's newest
 //! segment's too: live clients learn the edge from it alone (dash.js never reloads a live Smooth
 //! manifest and stops on a live fragment without `tfrf`). The announced fragment answers 404
-//! (not kept) until the encoder pushes it; players retry (dash.js, GStreamer's `mssdemux`).
+//! (not kept) until the encoder pushes it (dash.js retries a failed fragment, by default three
+//! times a second apart).
 
 use std::fmt::Write as _;
 

@@ -195,16 +195,40 @@ pub fn smooth_played_with_audio(
 /// initialization segment and its fragments, joined as a player appends them), decrypting
 /// common encryption with `key` (hex).
 pub fn piped_frames(file: &[u8], key: &str, map: &str) -> Result<Vec<String>, String> {
+    let out = piped_ffmpeg(
+        file,
+        &[
+            "-decryption_key",
+            key,
+            "-i",
+            "pipe:0",
+            "-map",
+            map,
+            "-f",
+            "framemd5",
+            "-",
+        ],
+    )?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_owned()))
+        .collect())
+}
+
+/// ffmpeg run with `args` (quiet; `-i pipe:0` among them) reading `input` on its standard input,
+/// its standard output captured.
+pub fn piped_ffmpeg(input: &[u8], args: &[&str]) -> Result<std::process::Output, String> {
     use std::io::Write as _;
     let mut child = Command::new("ffmpeg")
-        .args(["-hide_banner", "-v", "quiet", "-decryption_key", key])
-        .args(["-i", "pipe:0", "-map", map, "-f", "framemd5", "-"])
+        .args(["-hide_banner", "-v", "quiet"])
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| format!("cannot run ffmpeg (apt-get install ffmpeg): {e}"))?;
     let mut stdin = child.stdin.take().ok_or("ffmpeg has no stdin")?;
-    let body = file.to_vec();
+    let body = input.to_vec();
     let writer = std::thread::spawn(move || {
         // ffmpeg may stop reading early (an undecodable stream): a broken pipe is its answer.
         let _ = stdin.write_all(&body);
@@ -213,9 +237,5 @@ pub fn piped_frames(file: &[u8], key: &str, map: &str) -> Result<Vec<String>, St
         .wait_with_output()
         .map_err(|e| format!("ffmpeg: {e}"))?;
     let _ = writer.join();
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_owned()))
-        .collect())
+    Ok(out)
 }

@@ -50,14 +50,6 @@ fn dash_js_plays_live_smooth_streaming() {
     );
     let played = browser::play(&page, 14).unwrap();
     eprintln!("dash.js Smooth Streaming: {played}");
-    // The store's answers to the edge by class (4xx: fragments asked for before they were
-    // pushed), for the log.
-    let metrics = live.store.get("/metrics").text();
-    for l in metrics.lines() {
-        if l.starts_with("edgepack_store_internal_requests_total") {
-            eprintln!("{l}");
-        }
-    }
     assert!(played["fatal"].is_null(), "{played}");
     assert!(
         played["advanced"].as_f64().unwrap() >= 5.0,

@@ -221,25 +221,19 @@ fn smooth_streaming_plays_live_and_time_shifted_frame_for_frame() {
         0xD4, 0x80, 0x7E, 0xF2, 0xCA, 0x39, 0x46, 0x95, 0x8E, 0x54, 0x26, 0xCB, 0x9E, 0x46, 0xA7,
         0x9F,
     ];
-    // tfrf: version 1, one entry — the next fragment at this one's end, as long.
+    // tfrf (version 1): its entry count, then the next fragment's time and duration.
     let announced = |body: &[u8]| {
         let at = body
             .windows(16)
             .position(|w| w == tfrf)
             .expect("a tfrf box")
             + 20;
-        let count = body[at];
-        let next = (count > 0).then(|| {
-            (
-                u64::from_be_bytes(body[at + 1..at + 9].try_into().unwrap()),
-                u64::from_be_bytes(body[at + 9..at + 17].try_into().unwrap()),
-            )
-        });
-        (count, next)
+        let u64_at = |i: usize| u64::from_be_bytes(body[i..i + 8].try_into().unwrap());
+        (body[at], u64_at(at + 1), u64_at(at + 9))
     };
     assert_eq!(
         announced(&f.body),
-        (1, Some((first_t as u64 + 20_000_000, 20_000_000))),
+        (1, first_t as u64 + 20_000_000, 20_000_000),
         "announces the next"
     );
     assert_eq!(
@@ -261,7 +255,7 @@ fn smooth_streaming_plays_live_and_time_shifted_frame_for_frame() {
     assert_eq!(newest.status, 200, "{}", newest.text());
     assert_eq!(
         announced(&newest.body),
-        (1, Some((newest_t as u64 + 20_000_000, 20_000_000)))
+        (1, newest_t as u64 + 20_000_000, 20_000_000)
     );
     assert_eq!(
         newest.header("cache-control"),

@@ -1,7 +1,7 @@
 //! User story: a channel whose video carries CEA-608 captions (as a broadcast encoder embeds
 //! them: ATSC A/53 SEI in the H.264, channel 1, `Cue k` shown each second), pushed as MPEG-TS
-//! or as fMP4. The endpoints map
-//! that channel (`captions`) and carry the SEI through every repackaging unchanged:
+//! or as fMP4. The endpoints map that channel (`captions`) and carry the SEI through every
+//! repackaging unchanged:
 //! - the hls endpoint announces it (`CLOSED-CAPTIONS` + `EXT-X-MEDIA:TYPE=CLOSED-CAPTIONS`,
 //!   `INSTREAM-ID="CC1"`), the dash endpoint in `Accessibility` (`CC1=eng`);
 //! - ffmpeg's caption decoder reads every cue, in order and a second apart, from the hls
@@ -18,6 +18,7 @@
 use std::process::Command;
 use std::time::Duration;
 
+use edgepack_test_support::player::piped_ffmpeg;
 use edgepack_test_support::sidecar;
 use sidecar::get;
 
@@ -99,24 +100,28 @@ fn decrypted_cbcs_video(
     range: &str,
     dir: &std::path::Path,
 ) -> String {
-    use std::io::Write as _;
     let (text, joined) =
         edgepack_tests::joined_fragments(h.addr, "/out/v1/news/cmaf-cbcs/stream_video", range);
     assert!(text.contains("#EXT-X-KEY:METHOD=SAMPLE-AES,"), "{text}");
-    let clear = dir.join("clear.mp4");
-    let mut ffmpeg = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-decryption_key", KEY])
-        .args(["-i", "pipe:0", "-map", "0:v", "-c", "copy", "-y"])
-        .arg(&clear)
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    ffmpeg.stdin.take().unwrap().write_all(&joined).unwrap();
-    assert!(
-        ffmpeg.wait().unwrap().success(),
-        "ffmpeg decrypts the fragments"
-    );
-    clear.display().to_string()
+    let clear = dir.join("clear.mp4").display().to_string();
+    let out = piped_ffmpeg(
+        &joined,
+        &[
+            "-decryption_key",
+            KEY,
+            "-i",
+            "pipe:0",
+            "-map",
+            "0:v",
+            "-c",
+            "copy",
+            "-y",
+            &clear,
+        ],
+    )
+    .unwrap();
+    assert!(out.status.success(), "ffmpeg decrypts the fragments");
+    clear
 }
 
 #[test]
